@@ -59,9 +59,11 @@ def test_both_averaging_conventions_reproduce_table_iv_rt1():
 
 
 def test_published_open_close_pairs_average_to_drawer_column():
+    # Known inconsistency in the source: RT-1-X prints O29.6/C89.1 (mean 59.35) but drawer 59.7 (SIMPLER Tab. IV;
+    # SimplerEnv's SIMPLER_PERF has the same 0.296/0.891). Kept as printed; every other row must agree.
     for row in em.PUBLISHED:
         cells = row.vm_cells
-        if em.OPEN_DRAWER in cells and row.vm[em.DRAWER] is not None:
+        if em.OPEN_DRAWER in cells and row.vm[em.DRAWER] is not None and row.policy != "RT-1-X":
             mean = (cells[em.OPEN_DRAWER] + cells[em.CLOSE_DRAWER]) / 2
             assert mean == pytest.approx(row.vm[em.DRAWER], abs=0.1), row.policy  # parts are printed rounded
 
