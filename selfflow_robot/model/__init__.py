@@ -1,0 +1,8 @@
+"""Backbone (per-token-timestep DiT), frame codecs, size presets, checkpoint import."""
+from selfflow_robot.model.build import build_model, model_config
+from selfflow_robot.model.codecs import FrameCodec, PixelCodec, VAECodec, build_codec
+from selfflow_robot.model.dit import DiTConfig, DiTOutput, SelfFlowDiT
+from selfflow_robot.model.sizes import SIZES, dit_config
+
+__all__ = ["DiTConfig", "DiTOutput", "SelfFlowDiT", "SIZES", "dit_config", "FrameCodec", "PixelCodec",
+           "VAECodec", "build_codec", "build_model", "model_config"]

@@ -1,0 +1,24 @@
+"""`build_model(cfg) -> (SelfFlowDiT, FrameCodec)`: the one constructor the trainer and loaders use."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from omegaconf import DictConfig
+
+from selfflow_robot.config import structured
+from selfflow_robot.model.codecs import FrameCodec, build_codec
+from selfflow_robot.model.dit import DiTConfig, SelfFlowDiT
+
+
+def model_config(cfg: DiTConfig | DictConfig | Mapping[str, Any]) -> DiTConfig:
+    """Validate a `model` config (DictConfig or dict) into a `DiTConfig`."""
+    return cfg if isinstance(cfg, DiTConfig) else structured(DiTConfig, cfg)
+
+
+def build_model(cfg: DiTConfig | DictConfig | Mapping[str, Any], *, with_codec: bool = True
+                ) -> tuple[SelfFlowDiT, FrameCodec | None]:
+    """Build the backbone (fresh init) and its frame codec (None when `with_codec=False`, e.g. on the meta device)."""
+    cfg = model_config(cfg)
+    model = SelfFlowDiT(cfg)
+    codec = build_codec(cfg) if with_codec else None
+    return model, codec

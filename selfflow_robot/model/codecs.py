@@ -1,0 +1,148 @@
+"""Frame codecs: uint8 frames <-> frame tokens (B, T*h*w, d).
+
+`pixel` patchifies normalised pixels (CPU default, no weights); `vae` encodes each frame with a frozen
+diffusers `AutoencoderKL` and patchifies the latents. Both use (c p q) order inside a token, the order
+of the released checkpoint's `x_embedder.proj`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from selfflow_robot.errors import ConfigError, UserError, require
+from selfflow_robot.model.dit import DiTConfig
+
+
+def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, T, C, H, W) -> (B, T*h*w, C*p*p), tokens in (frame, row, col) order, channels in (c p q) order."""
+    B, T, C, H, W = x.shape
+    h, w = H // p, W // p
+    x = x.reshape(B, T, C, h, p, w, p).permute(0, 1, 3, 5, 2, 4, 6)          # (B, T, h, w, C, p, p)
+    return x.reshape(B, T * h * w, C * p * p)
+
+
+def unpatchify(tokens: torch.Tensor, T: int, grid: tuple[int, int], p: int) -> torch.Tensor:
+    """Inverse of `patchify`: (B, T*h*w, C*p*p) -> (B, T, C, h*p, w*p)."""
+    B, N, d = tokens.shape
+    h, w = grid
+    if N != T * h * w:
+        raise ValueError(f"{N} tokens do not make {T} frames of {h}x{w} patches")
+    C = d // (p * p)
+    x = tokens.reshape(B, T, h, w, C, p, p).permute(0, 1, 4, 2, 5, 3, 6)     # (B, T, C, h, p, w, p)
+    return x.reshape(B, T, C, h * p, w * p)
+
+
+def frames_to_unit(frames: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) (or float in [0, 1]) -> float (B, T, 3, H, W) in [-1, 1], with a shape check."""
+    if frames.dim() != 5 or frames.shape[-1] != 3 or tuple(frames.shape[2:4]) != tuple(image_size):
+        raise ValueError(f"frames must be (B, T, {image_size[0]}, {image_size[1]}, 3), got {tuple(frames.shape)}; "
+                         f"resize them to the model's image_size first")
+    x = frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
+    return (x * 2 - 1).permute(0, 1, 4, 2, 3)
+
+
+def unit_to_frames(x: torch.Tensor) -> torch.Tensor:
+    """float (B, T, 3, H, W) in [-1, 1] -> float (B, T, H, W, 3) in [0, 1]."""
+    return ((x.float() + 1) / 2).clamp(0, 1).permute(0, 1, 3, 4, 2)
+
+
+class FrameCodec(nn.Module):
+    """Interface: `encode(uint8 (B,T,H,W,3)) -> (B, T*h*w, d)`, `decode(tokens, T) -> (B,T,H,W,3) in [0,1]`."""
+
+    token_dim: int
+    grid: tuple[int, int]
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def decode(self, tokens: torch.Tensor, T: int) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class PixelCodec(FrameCodec):
+    """Pixel patches: values scaled to [-1, 1], p x p x 3 per token."""
+
+    def __init__(self, image_size: tuple[int, int], patch_size: int):
+        super().__init__()
+        self.image_size = tuple(image_size)
+        self.patch_size = patch_size
+        self.grid = (image_size[0] // patch_size, image_size[1] // patch_size)
+        self.token_dim = 3 * patch_size ** 2
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        return patchify(frames_to_unit(frames, self.image_size), self.patch_size)      # (B, T*h*w, 3p²)
+
+    def decode(self, tokens: torch.Tensor, T: int) -> torch.Tensor:
+        return unit_to_frames(unpatchify(tokens, T, self.grid, self.patch_size))       # (B, T, H, W, 3)
+
+
+class VAECodec(FrameCodec):
+    """Frozen diffusers AutoencoderKL (e.g. SD-VAE): latents (x scaling_factor) patchified p x p.
+
+    `source` is a local directory (as written by `save_pretrained`) or a hub id (downloads when online).
+    Encoding uses the posterior mean, so it is deterministic.
+    """
+
+    def __init__(self, source: str, image_size: tuple[int, int], patch_size: int, *, subfolder: str = "",
+                 expect_channels: int | None = None, expect_downsample: int | None = None, chunk: int = 16):
+        super().__init__()
+        diffusers = require("diffusers", "vae")
+        kwargs = {"subfolder": subfolder} if subfolder else {}
+        try:
+            vae = diffusers.AutoencoderKL.from_pretrained(source, **kwargs)
+        except (OSError, ValueError, EnvironmentError) as e:
+            where = "local directory" if Path(source).exists() else "hub id (needs network access)"
+            raise UserError(f"could not load the VAE from {source!r} ({where}): {str(e).splitlines()[0]}; "
+                            f"set model.vae to a diffusers AutoencoderKL directory or hub id") from e
+        vae.requires_grad_(False).eval()
+        self.vae = vae
+        self.image_size = tuple(image_size)
+        self.patch_size = patch_size
+        self.chunk = chunk
+        self.channels = int(vae.config.latent_channels)
+        self.downsample = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.scaling_factor = float(getattr(vae.config, "scaling_factor", None) or 1.0)
+        self.shift_factor = float(getattr(vae.config, "shift_factor", None) or 0.0)
+        if expect_channels is not None and expect_channels != self.channels:
+            raise ConfigError(f"the VAE at {source!r} has {self.channels} latent channels but "
+                              f"model.latent_channels={expect_channels}; set model.latent_channels={self.channels}")
+        if expect_downsample is not None and expect_downsample != self.downsample:
+            raise ConfigError(f"the VAE at {source!r} downsamples by {self.downsample} but "
+                              f"model.vae_downsample={expect_downsample}; set model.vae_downsample={self.downsample}")
+        cell = self.downsample * patch_size
+        self.grid = (image_size[0] // cell, image_size[1] // cell)
+        self.token_dim = self.channels * patch_size ** 2
+
+    def train(self, mode: bool = True) -> "VAECodec":
+        super().train(mode)
+        self.vae.eval()  # frozen: never in train mode
+        return self
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames_to_unit(frames, self.image_size)                          # (B, T, 3, H, W)
+        B, T = x.shape[:2]
+        dtype = next(self.vae.parameters()).dtype
+        flat = x.reshape(B * T, *x.shape[2:]).to(dtype)
+        z = torch.cat([self.vae.encode(part).latent_dist.mean for part in flat.split(self.chunk)])
+        z = (z.float() - self.shift_factor) * self.scaling_factor             # (B*T, C, h*p, w*p)
+        return patchify(z.reshape(B, T, *z.shape[1:]), self.patch_size)       # (B, T*h*w, C*p²)
+
+    @torch.no_grad()
+    def decode(self, tokens: torch.Tensor, T: int) -> torch.Tensor:
+        z = unpatchify(tokens.float(), T, self.grid, self.patch_size)         # (B, T, C, h*p, w*p)
+        B = z.shape[0]
+        z = z.reshape(B * T, *z.shape[2:]) / self.scaling_factor + self.shift_factor
+        dtype = next(self.vae.parameters()).dtype
+        x = torch.cat([self.vae.decode(part.to(dtype)).sample for part in z.split(self.chunk)])
+        return unit_to_frames(x.reshape(B, T, *x.shape[1:]))                  # (B, T, H, W, 3)
+
+
+def build_codec(cfg: DiTConfig) -> FrameCodec:
+    """The codec named by `cfg.codec`."""
+    if cfg.codec == "pixel":
+        return PixelCodec(cfg.image_size, cfg.patch_size)
+    return VAECodec(cfg.vae, cfg.image_size, cfg.patch_size, subfolder=cfg.vae_subfolder,
+                    expect_channels=cfg.latent_channels, expect_downsample=cfg.vae_downsample)

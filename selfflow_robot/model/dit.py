@@ -1,0 +1,445 @@
+"""SelfFlowDiT: a per-token-timestep adaLN-Zero transformer over context frames, future frames and actions.
+
+The block is the released `SelfFlowPerTokenDiT` block (DiT/SiT geometry and tensor names, so the
+ImageNet checkpoint loads): every token carries its own condition vector
+`c = t_emb(tau) + text_emb + type_emb[group]`, and the block's adaLN-Zero modulation
+(shift/scale/gate for attention and MLP) is computed per token. t=1 is noise.
+
+Token layout of one window (groups in `constants.GROUPS` order, any group may be absent):
+
+    context  k frames x (h x w) patches      frame index 0 .. k-1
+    future   H frames x (h x w) patches      frame index k .. k+H-1
+    actions  H action tokens (8-D)            frame index k .. k+H-1 (the frame each action leads to)
+
+Position encoding: fixed sin-cos over (frame, row, col); action tokens use the frame part only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, NamedTuple, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from selfflow_robot.config import check_choice
+from selfflow_robot.constants import ACTION_DIM, ACTIONS, CONTEXT, FUTURE, GROUPS, TEXT_DIM
+from selfflow_robot.errors import ConfigError
+
+CODECS = ("pixel", "vae")
+
+
+#################################################################################
+#                                    Config                                     #
+#################################################################################
+
+@dataclass
+class DiTConfig:
+    """Backbone geometry, token window and frame codec (the `model` config group).
+
+    Args:
+        depth: number of transformer blocks.
+        hidden_size: width D.
+        num_heads: attention heads (must divide `hidden_size`).
+        mlp_ratio: MLP hidden width / D.
+        context_frames: k, clean past frames in a window.
+        horizon: H, future frames and action tokens in a window.
+        image_size: (H_img, W_img) of the frames the codec sees.
+        codec: `pixel` (normalised pixel patches) or `vae` (frozen diffusers AutoencoderKL).
+        patch_size: patch side, in pixels (`pixel`) or latent cells (`vae`).
+        vae: local dir or hub id of the diffusers AutoencoderKL (codec `vae` only).
+        vae_subfolder: subfolder of `vae` holding the autoencoder ("" = none, e.g. "vae" for a pipeline repo).
+        latent_channels: latent channels of the VAE (checked against the loaded VAE).
+        vae_downsample: spatial downsampling of the VAE (checked against the loaded VAE).
+        action_dim: size of one action token (7-D RT-1 action + terminate).
+        text_dim: size of the instruction embedding.
+        projector_dim: hidden width of the representation projector (0 = 2 * hidden_size, as released).
+        timestep_scale: tau is multiplied by this before the sinusoidal embedding (1.0 = SiT/Self-Flow, needed
+            to import the released weights; 1000 = DiT, finer resolution when training from scratch).
+    """
+
+    depth: int = 4
+    hidden_size: int = 128
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    context_frames: int = 2
+    horizon: int = 4
+    image_size: Tuple[int, int] = (64, 80)
+    codec: str = "pixel"
+    patch_size: int = 8
+    vae: str = ""
+    vae_subfolder: str = ""
+    latent_channels: int = 4
+    vae_downsample: int = 8
+    action_dim: int = ACTION_DIM
+    text_dim: int = TEXT_DIM
+    projector_dim: int = 0
+    timestep_scale: float = 1000.0
+
+    def __post_init__(self) -> None:
+        check_choice("model.codec", self.codec, CODECS)
+        self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"model.hidden_size={self.hidden_size} must be divisible by "
+                              f"model.num_heads={self.num_heads}")
+        if self.hidden_size % 2:
+            raise ConfigError(f"model.hidden_size must be even, got {self.hidden_size}")
+        for name in ("depth", "context_frames", "patch_size", "action_dim", "text_dim"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.horizon < 0:
+            raise ConfigError(f"model.horizon must be >= 0, got {self.horizon}")
+        cell = self.patch_size * (self.vae_downsample if self.codec == "vae" else 1)
+        if self.image_size[0] % cell or self.image_size[1] % cell:
+            raise ConfigError(f"model.image_size={list(self.image_size)} must be divisible by {cell} "
+                              f"(patch_size {self.patch_size}" + (
+                                  f" x vae_downsample {self.vae_downsample})" if self.codec == "vae" else ")"))
+        if self.codec == "vae" and not self.vae:
+            raise ConfigError("model.codec=vae needs model.vae=<local dir or hub id of a diffusers AutoencoderKL>, "
+                              "e.g. model.vae=stabilityai/sd-vae-ft-ema")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(h, w): patches per frame along rows and columns."""
+        cell = self.patch_size * (self.vae_downsample if self.codec == "vae" else 1)
+        return self.image_size[0] // cell, self.image_size[1] // cell
+
+    @property
+    def tokens_per_frame(self) -> int:
+        h, w = self.grid
+        return h * w
+
+    @property
+    def frame_token_dim(self) -> int:
+        """Size of one frame token: 3·p·p pixels, or latent_channels·p·p latents."""
+        channels = 3 if self.codec == "pixel" else self.latent_channels
+        return channels * self.patch_size ** 2
+
+    def num_tokens(self, group: str) -> int:
+        """Tokens of `group` in a full window."""
+        return {CONTEXT: self.context_frames * self.tokens_per_frame,
+                FUTURE: self.horizon * self.tokens_per_frame,
+                ACTIONS: self.horizon}[group]
+
+    def token_dim(self, group: str) -> int:
+        return self.action_dim if group == ACTIONS else self.frame_token_dim
+
+
+class DiTOutput(NamedTuple):
+    """`velocity`: dict[group, (B, N_g, d_g)] (None when `stop_at` is set); `features`: (B, N, D) or None."""
+
+    velocity: Optional[dict[str, torch.Tensor]]
+    features: Optional[torch.Tensor]
+
+
+#################################################################################
+#               Embedding Layers for Timesteps, Text and Positions              #
+#################################################################################
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class TimestepEmbedder(nn.Module):
+    """Embeds scalar noise levels (any shape) into vectors (..., D). Same tensors as DiT's."""
+
+    def __init__(self, hidden_size: int, frequency_embedding_size: int = 256, scale: float = 1.0):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(frequency_embedding_size, hidden_size, bias=True),
+            nn.SiLU(),
+            nn.Linear(hidden_size, hidden_size, bias=True),
+        )
+        self.frequency_embedding_size = frequency_embedding_size
+        self.scale = scale
+
+    @staticmethod
+    def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+        """Sinusoidal embedding [cos(t·f), sin(t·f)] of a 1-D tensor t (N,) -> (N, dim), as in DiT."""
+        half = dim // 2
+        freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+        args = t[:, None].float() * freqs[None]
+        return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        shape = t.shape
+        t_freq = self.timestep_embedding(t.reshape(-1) * self.scale, self.frequency_embedding_size)
+        t_freq = t_freq.to(self.mlp[0].weight.dtype)
+        return self.mlp(t_freq).reshape(*shape, -1)                          # (*shape, D)
+
+
+class TextEmbedder(nn.Module):
+    """Instruction embedding (B, text_dim) -> (B, D); rows with `drop` use a learned null text (for CFG)."""
+
+    def __init__(self, text_dim: int, hidden_size: int):
+        super().__init__()
+        self.null_text = nn.Parameter(torch.zeros(text_dim))
+        self.mlp = nn.Sequential(nn.Linear(text_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
+
+    def forward(self, text: Optional[torch.Tensor], drop: Optional[torch.Tensor], batch: int) -> torch.Tensor:
+        null = self.null_text.to(self.mlp[0].weight.dtype)
+        if text is None:
+            text = null.expand(batch, -1)
+        else:
+            text = text.to(null.dtype)
+            if drop is not None:
+                text = torch.where(drop.to(torch.bool)[:, None], null[None], text)
+        return self.mlp(text)                                                # (B, D)
+
+
+def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
+    """Fixed sin-cos embedding (N, dim) of integer positions (N,)."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0))
+    out = pos.double()[:, None] * omega[None]
+    return torch.cat([torch.sin(out), torch.cos(out)], dim=1).float()
+
+
+def sincos_3d(dim: int, frame: torch.Tensor, row: Optional[torch.Tensor], col: Optional[torch.Tensor]) -> torch.Tensor:
+    """Sin-cos over (frame, row, col): row and col each take 2·(dim//6) channels, frame the rest.
+
+    `row`/`col` None (action tokens) leave their channels zero, so those tokens carry only a frame position.
+    """
+    d_rc = 2 * (dim // 6)
+    d_f = dim - 2 * d_rc
+    parts = [sincos_1d(d_f, frame)]
+    for p in (row, col):
+        parts.append(sincos_1d(d_rc, p) if p is not None else torch.zeros(len(frame), d_rc))
+    return torch.cat(parts, dim=1)
+
+
+#################################################################################
+#                                 Core DiT Model                                #
+#################################################################################
+
+class Attention(nn.Module):
+    """Multi-head self-attention (timm names: qkv, proj) with an optional boolean key mask."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=True)
+        self.proj = nn.Linear(dim, dim, bias=True)
+
+    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        B, N, D = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)                                              # (B, heads, N, D/heads)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)    # (B, heads, N, D/heads)
+        return self.proj(x.transpose(1, 2).reshape(B, N, D))                # (B, N, D)
+
+
+class Mlp(nn.Module):
+    """fc1 -> GELU(tanh) -> fc2 (timm names)."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU(approximate="tanh")
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+def _per_token(mod: torch.Tensor, index: Optional[torch.Tensor]) -> torch.Tensor:
+    """Condition rows (B, M, ·) -> per-token rows (B, N, ·); `index` (N,) maps tokens to rows (None: M == N)."""
+    return mod if index is None else mod.index_select(1, index)
+
+
+class PerTokenDiTBlock(nn.Module):
+    """DiT block with adaLN-Zero modulation computed from a per-token condition."""
+
+    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(hidden_size, num_heads)
+        self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size, bias=True))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, index: Optional[torch.Tensor],
+                attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        mod = _per_token(self.adaLN_modulation(c), index)                   # (B, N, 6D)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=-1)
+        x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa), attn_mask)  # (B, N, D)
+        x = x + gate_mlp * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))             # (B, N, D)
+        return x
+
+
+class PerTokenFinalLayer(nn.Module):
+    """Per-token adaLN, then one output projection per token kind (frame patches, actions)."""
+
+    def __init__(self, hidden_size: int, frame_dim: int, action_dim: int):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(hidden_size, frame_dim, bias=True)
+        self.action_linear = nn.Linear(hidden_size, action_dim, bias=True)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size, bias=True))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, index: Optional[torch.Tensor]) -> torch.Tensor:
+        shift, scale = _per_token(self.adaLN_modulation(c), index).chunk(2, dim=-1)
+        return modulate(self.norm_final(x), shift, scale)                    # (B, N, D)
+
+
+class SimpleHead(nn.Module):
+    """Representation projector: Linear(D, P) -> SiLU -> Linear(P, D), as the released `projector`."""
+
+    def __init__(self, hidden_size: int, projector_dim: int):
+        super().__init__()
+        self.linear1 = nn.Linear(hidden_size, projector_dim)
+        self.act = nn.SiLU()
+        self.linear2 = nn.Linear(projector_dim, hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.act(self.linear1(x)))
+
+
+class SelfFlowDiT(nn.Module):
+    """Per-token-timestep diffusion transformer over (context, future, actions) token groups."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.hidden_size
+        self.x_embedder = nn.Module()
+        self.x_embedder.proj = nn.Linear(cfg.frame_token_dim, D, bias=True)   # frame patches, (c p q) order
+        self.action_embedder = nn.Sequential(nn.Linear(cfg.action_dim, D), nn.SiLU(), nn.Linear(D, D))
+        self.t_embedder = TimestepEmbedder(D, scale=cfg.timestep_scale)
+        self.text_embedder = TextEmbedder(cfg.text_dim, D)
+        self.group_embed = nn.Embedding(len(GROUPS), D)    # added to the token stream
+        self.type_embed = nn.Embedding(len(GROUPS), D)     # added to the condition
+        self.blocks = nn.ModuleList([PerTokenDiTBlock(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
+        self.final_layer = PerTokenFinalLayer(D, cfg.frame_token_dim, cfg.action_dim)
+        self.projector = SimpleHead(D, cfg.projector_dim or 2 * D)
+        for g in GROUPS:  # fixed positions of a full window; a group may use fewer tokens (its first N_g)
+            self.register_buffer(f"pos_{g}", self._positions(g), persistent=False)
+        self.initialize_weights()
+
+    def _positions(self, group: str) -> torch.Tensor:
+        cfg, (h, w) = self.cfg, self.cfg.grid
+        if group == ACTIONS:
+            frame = torch.arange(cfg.horizon) + cfg.context_frames
+            return sincos_3d(cfg.hidden_size, frame, None, None)
+        first, count = (0, cfg.context_frames) if group == CONTEXT else (cfg.context_frames, cfg.horizon)
+        f, r, c = torch.meshgrid(torch.arange(first, first + count), torch.arange(h), torch.arange(w), indexing="ij")
+        return sincos_3d(cfg.hidden_size, f.reshape(-1), r.reshape(-1), c.reshape(-1))
+
+    def initialize_weights(self) -> None:
+        """DiT init: xavier linears, N(0, .02) embeddings, zero adaLN modulation and zero output layers."""
+        def _basic_init(module: nn.Module) -> None:
+            if isinstance(module, nn.Linear):
+                torch.nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.constant_(module.bias, 0)
+        self.apply(_basic_init)
+        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        nn.init.normal_(self.text_embedder.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.text_embedder.mlp[2].weight, std=0.02)
+        nn.init.zeros_(self.text_embedder.null_text)
+        nn.init.normal_(self.group_embed.weight, std=0.02)
+        nn.init.normal_(self.type_embed.weight, std=0.02)
+        for block in self.blocks:
+            nn.init.constant_(block.adaLN_modulation[-1].weight, 0)
+            nn.init.constant_(block.adaLN_modulation[-1].bias, 0)
+        for layer in (self.final_layer.adaLN_modulation[-1], self.final_layer.linear, self.final_layer.action_linear):
+            nn.init.constant_(layer.weight, 0)
+            nn.init.constant_(layer.bias, 0)
+
+    def embed_tokens(self, group: str, tokens: torch.Tensor) -> torch.Tensor:
+        """Raw tokens (B, N_g, d_g) -> (B, N_g, D) with group and position embeddings."""
+        n = tokens.shape[1]
+        pos = getattr(self, f"pos_{group}")
+        if n > pos.shape[0]:
+            raise ValueError(f"group '{group}' has {n} tokens, more than the window's {pos.shape[0]} "
+                             f"(context_frames={self.cfg.context_frames}, horizon={self.cfg.horizon})")
+        embed = self.action_embedder if group == ACTIONS else self.x_embedder.proj
+        h = embed(tokens.to(self.x_embedder.proj.weight.dtype))              # (B, N_g, D)
+        return h + pos[:n].to(h.dtype) + self.group_embed.weight[GROUPS.index(group)].to(h.dtype)
+
+    def forward(self, x: Mapping[str, torch.Tensor], tau: Mapping[str, torch.Tensor] | torch.Tensor,
+                text: Optional[torch.Tensor], *, text_drop: Optional[torch.Tensor] = None,
+                key_mask: Optional[Mapping[str, torch.Tensor]] = None, feature_layer: Optional[int] = None,
+                stop_at: Optional[int] = None) -> DiTOutput:
+        """Predict the velocity eps - x0 of every token.
+
+        Args:
+            x: dict[group, (B, N_g, d_g)] raw tokens; absent groups are simply left out.
+            tau: dict[group, (B, N_g) or (B,)] noise levels, or one (B,) tensor for all tokens (t=1 = noise).
+            text: (B, text_dim) instruction embeddings (None = the learned null text for every row).
+            text_drop: (B,) bool, True = replace the row's text with the learned null text (CFG).
+            key_mask: dict[group, (B, N_g) bool], False = absent token: no other token attends to it.
+            feature_layer: l in 1..depth: also return projector(hidden state after block l) as `features`.
+            stop_at: k in 1..depth: run blocks 1..k only; return the raw hidden state after block k as
+                `features` and `velocity=None` (the Self-Flow teacher).
+        """
+        groups = [g for g in GROUPS if g in x]
+        if not groups:
+            raise ValueError("SelfFlowDiT.forward needs at least one token group in x")
+        unknown = set(x) - set(GROUPS)
+        if unknown:
+            raise ValueError(f"unknown token groups {sorted(unknown)}; expected a subset of {list(GROUPS)}")
+        if feature_layer is not None and stop_at is not None:
+            raise ValueError("pass either feature_layer (student) or stop_at (teacher), not both")
+        for name, layer in (("feature_layer", feature_layer), ("stop_at", stop_at)):
+            if layer is not None and not 1 <= layer <= len(self.blocks):
+                raise ValueError(f"{name}={layer} must be in 1..{len(self.blocks)}")
+        B = x[groups[0]].shape[0]
+        sizes = [x[g].shape[1] for g in groups]
+        dtype = self.x_embedder.proj.weight.dtype
+
+        h = torch.cat([self.embed_tokens(g, x[g]) for g in groups], dim=1)  # (B, N, D)
+        c, index = self._condition(groups, sizes, tau, text, text_drop, B)   # (B, M, D), (N,) or None
+        c = c.to(dtype)
+        attn_mask = None
+        if key_mask is not None:
+            keep = torch.cat([key_mask[g].to(torch.bool) if g in key_mask
+                              else torch.ones(B, n, dtype=torch.bool, device=h.device)
+                              for g, n in zip(groups, sizes)], dim=1)        # (B, N)
+            attn_mask = keep[:, None, None, :]                               # (B, 1, 1, N) True = attend
+
+        last = stop_at if stop_at is not None else len(self.blocks)
+        features = None
+        for i, block in enumerate(self.blocks[:last], start=1):
+            h = block(h, c, index, attn_mask)                                # (B, N, D)
+            if i == feature_layer:
+                features = self.projector(h)                                 # (B, N, D)
+        if stop_at is not None:
+            return DiTOutput(velocity=None, features=h)
+        h = self.final_layer(h, c, index)                                    # (B, N, D)
+        velocity = {}
+        for g, part in zip(groups, h.split(sizes, dim=1)):
+            head = self.final_layer.action_linear if g == ACTIONS else self.final_layer.linear
+            velocity[g] = head(part)                                         # (B, N_g, d_g)
+        return DiTOutput(velocity=velocity, features=features)
+
+    def _condition(self, groups: list[str], sizes: list[int], tau: Mapping[str, torch.Tensor] | torch.Tensor,
+                   text: Optional[torch.Tensor], text_drop: Optional[torch.Tensor], B: int
+                   ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Condition rows c = t_emb(tau) + text_emb + type_emb and the token -> row index.
+
+        When every group's tau is one value per example, the condition has one row per (example, group)
+        (M = number of groups) and `index` expands it to tokens inside the blocks: the same numbers as the
+        per-token path at a fraction of the adaLN cost. Otherwise M = N and `index` is None.
+        """
+        if isinstance(tau, torch.Tensor):
+            tau = {g: tau for g in groups}
+        missing = [g for g in groups if g not in tau]
+        if missing:
+            raise ValueError(f"tau has no entry for token groups {missing}")
+        device = self.t_embedder.mlp[0].weight.device
+        text_emb = self.text_embedder(text, text_drop, B)[:, None]          # (B, 1, D)
+        types = torch.tensor([GROUPS.index(g) for g in groups], device=device)
+        type_emb = self.type_embed(types)                                    # (G, D)
+        per_example = all(tau[g].dim() <= 1 for g in groups)
+        if per_example:
+            t = torch.stack([tau[g].expand(B) for g in groups], dim=1)      # (B, G)
+            c = self.t_embedder(t) + text_emb + type_emb[None]               # (B, G, D)
+            index = torch.repeat_interleave(torch.arange(len(groups)), torch.tensor(sizes)).to(device)
+            return c, index
+        t = torch.cat([tau[g].expand(B, n) if tau[g].dim() == 2 else tau[g].reshape(-1, 1).expand(B, n)
+                       for g, n in zip(groups, sizes)], dim=1)               # (B, N)
+        type_tok = torch.repeat_interleave(type_emb, torch.tensor(sizes, device=device), dim=0)  # (N, D)
+        c = self.t_embedder(t) + text_emb + type_tok[None]                   # (B, N, D)
+        return c, None
