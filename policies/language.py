@@ -102,20 +102,31 @@ class LanguageTable:
 
     @classmethod
     def load(cls, path: str | Path) -> "LanguageTable":
-        """Read `language_table.safetensors`: one `(D,)` tensor per instruction, keyed by the instruction."""
-        from safetensors.numpy import load_file
+        """Read `language_table.safetensors` as the trainer writes it: an `embeddings` tensor `(N, D)` plus
+        the instruction list (JSON) in the file's metadata under `instructions`."""
+        import json
+
+        from safetensors import safe_open
 
         path = Path(path)
         if not path.is_file():
             raise DataError(f"language table {path} not found; a checkpoint dir must contain it "
                             "(re-save the checkpoint with the trainer)")
-        return cls.from_mapping(load_file(str(path)))
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            if "instructions" not in meta or "embeddings" not in f.keys():
+                raise DataError(f"language table {path} has no 'embeddings' tensor / 'instructions' metadata; "
+                                "it was not written by selfflow-robot's trainer")
+            return cls(json.loads(meta["instructions"]), f.get_tensor("embeddings"))
 
     def save(self, path: str | Path) -> None:
-        """Write the table in the format `load` reads (one tensor per instruction)."""
+        """Write the table in the format `load` reads (the trainer's format)."""
+        import json
+
         from safetensors.numpy import save_file
 
-        save_file({s: self.embeddings[i].copy() for i, s in enumerate(self.instructions)}, str(path))
+        save_file({"embeddings": np.ascontiguousarray(self.embeddings)}, str(path),
+                  metadata={"instructions": json.dumps(self.instructions)})
 
 
 def _numpy(x: Any) -> np.ndarray:
