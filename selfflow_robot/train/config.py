@@ -1,0 +1,180 @@
+"""The `train` group schema: optimiser, schedule, modes mix, precision, cadence, logging.
+
+`configs/train/*.yaml` only select and override these fields; `structured(TrainConfig, cfg.train)`
+validates them. The model, objective and data groups are validated by their owners' dataclasses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Optional
+
+from selfflow_robot.errors import ConfigError
+
+
+class Precision(str, Enum):
+    """Compute precision: `auto` = bf16 autocast on CUDA, fp32 on CPU."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+class Parallelism(str, Enum):
+    """How the model is replicated: `auto` = FSDP2 for `xl`, DDP otherwise (when world size > 1)."""
+
+    auto = "auto"
+    none = "none"
+    ddp = "ddp"
+    fsdp = "fsdp"
+
+
+class Schedule(str, Enum):
+    """Learning-rate schedule after the linear warmup."""
+
+    cosine = "cosine"
+    constant = "constant"
+
+
+@dataclass
+class ModesConfig:
+    """Per-example probabilities of the three training modes (normalised to sum to 1).
+
+    Args:
+        world_model: p(future frames | context, actions, text): actions clean, frames noisy.
+        policy: p(actions | context, text): actions noisy, future frames absent.
+        joint: p(frames, actions | context, text): both noisy.
+    """
+
+    world_model: float = 0.4
+    policy: float = 0.4
+    joint: float = 0.2
+
+    def __post_init__(self) -> None:
+        probs = self.probabilities()
+        if any(p < 0 for p in probs.values()) or sum(probs.values()) <= 0:
+            raise ConfigError(f"train.modes probabilities must be >= 0 and not all 0, got {probs}")
+
+    def probabilities(self) -> dict[str, float]:
+        """Raw (unnormalised) probabilities keyed by mode name."""
+        return {"world_model": self.world_model, "policy": self.policy, "joint": self.joint}
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with global-norm gradient clipping and linear warmup + cosine decay.
+
+    Args:
+        lr: peak learning rate.
+        weight_decay: AdamW decoupled weight decay (applied to >=2-D weights only).
+        betas: Adam betas.
+        eps: Adam epsilon.
+        grad_clip: max global gradient norm (<= 0 disables clipping).
+        warmup_steps: linear warmup from 0 to `lr` over this many optimiser steps.
+        schedule: what follows the warmup (`cosine` to `min_lr_ratio * lr` at the last step, or `constant`).
+        min_lr_ratio: the cosine floor as a fraction of `lr`.
+    """
+
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    warmup_steps: int = 1000
+    schedule: Schedule = Schedule.cosine
+    min_lr_ratio: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError(f"train.optim.lr must be > 0, got {self.lr}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"train.optim.betas must be two values in [0, 1), got {self.betas}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"train.optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(f"train.optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+
+
+@dataclass
+class WandbConfig:
+    """Optional Weights & Biases mirror of the TensorBoard scalars (needs `pip install wandb`)."""
+
+    enabled: bool = False
+    project: str = "selfflow-robot"
+    entity: Optional[str] = None
+    name: Optional[str] = None
+    mode: str = "online"  # online | offline | disabled (wandb's own modes)
+
+
+@dataclass
+class ValidationConfig:
+    """Periodic validation on held-out episodes.
+
+    Args:
+        batches: number of held-out batches per validation (each of `train.batch_size` windows).
+        sample_steps: denoising steps of the sampler for actions and frames.
+        world_model: also sample future frames and score PSNR/SSIM (slower than the action check).
+    """
+
+    batches: int = 2
+    sample_steps: int = 10
+    world_model: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """One fine-tuning run.
+
+    Args:
+        steps: optimiser steps in total (a resumed run continues up to this number).
+        batch_size: windows per process per micro-batch.
+        grad_accum: micro-batches per optimiser step; global batch = batch_size * grad_accum * world size.
+        seed: master seed. Each micro-batch's noise, modes and text dropout are drawn from an RNG seeded
+            by (seed, step, global micro-batch index), so a run is reproducible, resumes exactly, and
+            gives the same result for any split of the global batch over processes and accumulation.
+        ema_decay: decay of the EMA weights (the Self-Flow teacher and `ema.safetensors`).
+        text_dropout: probability of the learned null text per example (classifier-free guidance).
+        precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
+        parallel: `auto` (DDP, FSDP2 for `xl`), `none`, `ddp` or `fsdp` (only used under torchrun).
+        compile: `torch.compile` the model (CUDA runs).
+        activation_checkpointing: recompute each block in backward to save memory.
+        save_every: checkpoint every this many steps (and always at the end); 0 = only at the end.
+        keep_last: complete checkpoints kept on disk (older ones are deleted).
+        val_every: validate every this many steps (and at the end); 0 = never.
+        log_every: write scalars every this many steps.
+        num_workers: DataLoader worker processes per rank (0 = load in the training process).
+        deterministic: `torch.use_deterministic_algorithms(True)` (exact reproducibility, slower on GPU).
+    """
+
+    steps: int = 100_000
+    batch_size: int = 32
+    grad_accum: int = 1
+    seed: int = 0
+    ema_decay: float = 0.9999
+    text_dropout: float = 0.1
+    precision: Precision = Precision.auto
+    parallel: Parallelism = Parallelism.auto
+    compile: bool = False
+    activation_checkpointing: bool = False
+    save_every: int = 5000
+    keep_last: int = 3
+    val_every: int = 5000
+    log_every: int = 50
+    num_workers: int = 0
+    deterministic: bool = False
+    modes: ModesConfig = field(default_factory=ModesConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "keep_last", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("save_every", "val_every", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0 <= self.text_dropout <= 1:
+            raise ConfigError(f"train.text_dropout must be in [0, 1], got {self.text_dropout}")
