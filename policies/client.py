@@ -1,0 +1,305 @@
+"""Robot-side client for `selfflow-robot serve`: connect, reset, stream observations, receive chunks.
+
+This module is deliberately standalone: it needs only ``numpy``, ``msgpack`` and ``websockets``
+(no torch, nothing else from selfflow_robot), and runs on Python 3.10-3.11 with numpy 1.x or 2.x
+and websockets >= 11. SimplerEnv pins numpy<2 and Python <= 3.11, so its environment can import
+it as ``selfflow_robot.policies.client`` or simply carry a copy of this one file.
+
+It also holds the wire codec (`packb` / `unpackb`: msgpack with numpy arrays as an ext type,
+never pickle); the server imports the codec from here so both ends cannot drift.
+
+Example::
+
+    from selfflow_robot.policies.client import PolicyClient
+
+    with PolicyClient("ws://127.0.0.1:8000", token=None) as policy:
+        print(policy.metadata["chunk_length"])
+        policy.reset("open top drawer")
+        reply = policy.infer(image)          # image: uint8 (H, W, 3)
+        reply["actions"]                     # float32 (chunk_length, 7), unnormalised
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Dict, Mapping, Optional
+
+import msgpack
+import numpy as np
+
+__all__ = [
+    "PROTOCOL_VERSION", "WireError", "ServerError", "packb", "unpackb",
+    "PolicyClient", "AsyncPolicyClient",
+]
+
+PROTOCOL_VERSION = 1
+NDARRAY_EXT = 1  # msgpack ext type code for a numpy array: packb([dtype.str, shape, raw bytes])
+MAX_NDIM = 8
+# Only plain numeric/bool dtypes travel; object, string and void dtypes are refused on both ends.
+_ALLOWED_KINDS = "biufc"
+
+
+class WireError(ValueError):
+    """Bytes that are not a valid protocol message (bad msgpack, bad array header, wrong size)."""
+
+
+class ServerError(RuntimeError):
+    """The server answered a request with an error reply (`code`: bad_request, unauthorized, internal)."""
+
+    def __init__(self, code: str, message: str, details: Optional[str] = None) -> None:
+        super().__init__(f"[{code}] {message}")
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+# ---------------------------------------------------------------------------------------------
+# Wire codec: msgpack + numpy (no pickle)
+# ---------------------------------------------------------------------------------------------
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in _ALLOWED_KINDS:
+            raise TypeError(f"cannot send a numpy array of dtype {obj.dtype} (only bool/int/uint/float/complex)")
+        arr = np.ascontiguousarray(obj)
+        header = [arr.dtype.str, list(arr.shape), arr.tobytes()]
+        return msgpack.ExtType(NDARRAY_EXT, msgpack.packb(header, use_bin_type=True))
+    if isinstance(obj, np.generic):  # numpy scalar -> Python scalar
+        return obj.item()
+    raise TypeError(f"cannot encode object of type {type(obj).__name__}")
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code != NDARRAY_EXT:
+        raise WireError(f"unknown msgpack ext type {code}")
+    try:
+        header = msgpack.unpackb(data, raw=False, use_list=True)
+    except Exception as e:  # noqa: BLE001 - any decoder failure is a wire error
+        raise WireError(f"bad ndarray header: {e}") from e
+    if not (isinstance(header, list) and len(header) == 3):
+        raise WireError("bad ndarray header: expected [dtype, shape, bytes]")
+    dtype_str, shape, raw = header
+    if not isinstance(dtype_str, str) or not isinstance(shape, list) or not isinstance(raw, bytes):
+        raise WireError("bad ndarray header: expected [str, list, bytes]")
+    try:
+        dtype = np.dtype(dtype_str)
+    except TypeError as e:
+        raise WireError(f"bad ndarray dtype {dtype_str!r}") from e
+    if dtype.kind not in _ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise WireError(f"ndarray dtype {dtype_str!r} is not allowed (only bool/int/uint/float/complex)")
+    if len(shape) > MAX_NDIM or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise WireError(f"bad ndarray shape {shape!r}")
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dtype.itemsize != len(raw):
+        raise WireError(f"ndarray payload is {len(raw)} bytes, shape {shape} of {dtype_str} needs {count * dtype.itemsize}")
+    # Copy so the caller gets an ordinary writable array (frombuffer views are read-only).
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+def packb(obj: Any) -> bytes:
+    """Encode a message (dicts, lists, str, numbers, bytes, numpy arrays and scalars) to msgpack."""
+    return msgpack.packb(obj, default=_default, use_bin_type=True)
+
+
+def unpackb(data: bytes) -> Any:
+    """Decode msgpack bytes made by `packb`; raises `WireError` on anything malformed."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise WireError(f"expected a binary frame, got {type(data).__name__}")
+    try:
+        return msgpack.unpackb(bytes(data), ext_hook=_ext_hook, raw=False, strict_map_key=True)
+    except WireError:
+        raise
+    except Exception as e:  # noqa: BLE001 - msgpack raises several unrelated exception types
+        raise WireError(f"not a valid msgpack message: {type(e).__name__}: {e}") from e
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared request/reply helpers
+# ---------------------------------------------------------------------------------------------
+
+def _auth_headers(token: Optional[str]) -> Dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _check_reply(reply: Any, expect: str) -> Dict[str, Any]:
+    if not isinstance(reply, dict) or "type" not in reply:
+        raise WireError(f"malformed reply from server: {reply!r:.200}")
+    if reply["type"] == "error":
+        raise ServerError(str(reply.get("code", "error")), str(reply.get("message", "")), reply.get("details"))
+    if reply["type"] != expect:
+        raise WireError(f"expected a '{expect}' reply, got '{reply['type']}'")
+    return reply
+
+
+def _infer_message(image: np.ndarray, instruction: Optional[str], request_id: Optional[int],
+                   extra: Mapping[str, Any]) -> Dict[str, Any]:
+    msg: Dict[str, Any] = {"type": "infer", "image": np.asarray(image)}
+    if instruction is not None:
+        msg["instruction"] = instruction
+    if request_id is not None:
+        msg["id"] = int(request_id)
+    msg.update(extra)
+    return msg
+
+
+def _http_get(uri: str, path: str, token: Optional[str], timeout: float) -> Dict[str, Any]:
+    """GET an HTTP endpoint (`/healthz`, `/metrics`) of the server behind `uri` (ws:// or wss://)."""
+    import urllib.request
+
+    base = "http" + uri[2:] if uri.startswith("ws") else uri
+    req = urllib.request.Request(base.rstrip("/") + path, headers=_auth_headers(token))
+    # An explicit no-proxy opener: a robot's http_proxy must not capture 127.0.0.1.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(req, timeout=timeout) as resp:
+        return json.loads(resp.read().decode())
+
+
+# ---------------------------------------------------------------------------------------------
+# Synchronous client
+# ---------------------------------------------------------------------------------------------
+
+class PolicyClient:
+    """Blocking client: one connection = one policy session on the server.
+
+    Args:
+        uri: ``ws://host:port`` of `selfflow-robot serve`.
+        token: the server's auth token, if it has one (sent as ``Authorization: Bearer``).
+        timeout: seconds to wait for the handshake and for each reply.
+
+    `metadata` (sent by the server on connect) holds the chunk length, action dimension, the
+    checkpoint's action bounds (``action_q01``/``action_q99``), the expected image shape and limits.
+    Not thread-safe: use one client per thread (or `AsyncPolicyClient`).
+    """
+
+    def __init__(self, uri: str = "ws://127.0.0.1:8000", token: Optional[str] = None,
+                 timeout: float = 30.0, max_size: int = 64 * 2**20) -> None:
+        from websockets.sync.client import connect
+
+        self.uri = uri
+        self.token = token
+        self.timeout = timeout
+        kwargs: Dict[str, Any] = dict(open_timeout=timeout, max_size=max_size, compression=None)
+        headers = _auth_headers(token)
+        try:
+            self._ws = connect(uri, additional_headers=headers, proxy=None, **kwargs)
+        except TypeError:  # websockets < 15 has no `proxy` argument
+            self._ws = connect(uri, additional_headers=headers, **kwargs)
+        self._next_id = 0
+        try:
+            self.metadata: Dict[str, Any] = _check_reply(unpackb(self._ws.recv(timeout=timeout)), "metadata")
+        except BaseException:
+            self._ws.close()
+            raise
+
+    def _call(self, msg: Dict[str, Any], expect: str) -> Dict[str, Any]:
+        self._ws.send(packb(msg))
+        return _check_reply(unpackb(self._ws.recv(timeout=self.timeout)), expect)
+
+    def reset(self, instruction: str) -> None:
+        """Start a new episode with this instruction (clears the server-side history)."""
+        self._call({"type": "reset", "instruction": instruction}, "reset")
+
+    def infer(self, image: np.ndarray, instruction: Optional[str] = None, **extra: Any) -> Dict[str, Any]:
+        """Send one observation, get the action chunk reply (``actions`` (H, 7), ``terminate`` (H,), ``timing``).
+
+        `instruction`, when given and different from the current one, starts a new episode first
+        (SimplerEnv's ``step(image, task)`` semantics).
+        """
+        self._next_id += 1
+        return self._call(_infer_message(image, instruction, self._next_id, extra), "chunk")
+
+    def send_raw(self, data: Any) -> Dict[str, Any]:
+        """Send raw bytes/str as one frame and return the decoded reply (any type). For tests and debugging."""
+        self._ws.send(data)
+        reply = unpackb(self._ws.recv(timeout=self.timeout))
+        if not isinstance(reply, dict):
+            raise WireError(f"malformed reply from server: {reply!r:.200}")
+        return reply
+
+    def health(self) -> Dict[str, Any]:
+        """The server's `/healthz` JSON."""
+        return _http_get(self.uri, "/healthz", None, self.timeout)
+
+    def metrics(self) -> Dict[str, Any]:
+        """The server's `/metrics` JSON (request counts, latency percentiles, errors)."""
+        return _http_get(self.uri, "/metrics", self.token, self.timeout)
+
+    def close(self) -> None:
+        self._ws.close()
+
+    def __enter__(self) -> "PolicyClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# asyncio client
+# ---------------------------------------------------------------------------------------------
+
+def _async_connect(uri: str, headers: Dict[str, str], timeout: float, max_size: int) -> Any:
+    kwargs: Dict[str, Any] = dict(open_timeout=timeout, max_size=max_size, compression=None)
+    try:
+        from websockets.asyncio.client import connect  # websockets >= 13
+    except ImportError:  # pragma: no cover - websockets 11/12: the legacy client
+        from websockets.client import connect  # type: ignore[no-redef]
+
+        return connect(uri, extra_headers=headers, **kwargs)
+    try:
+        return connect(uri, additional_headers=headers, proxy=None, **kwargs)
+    except TypeError:  # websockets 13/14 have no `proxy` argument
+        return connect(uri, additional_headers=headers, **kwargs)
+
+
+class AsyncPolicyClient:
+    """asyncio client with the same methods as `PolicyClient` (``await client.infer(image)``).
+
+    Create it with ``client = await AsyncPolicyClient.connect(uri, token=...)``; one request at a
+    time per client (open several clients for concurrent sessions).
+    """
+
+    def __init__(self, ws: Any, metadata: Dict[str, Any], uri: str, token: Optional[str], timeout: float) -> None:
+        self._ws = ws
+        self.metadata = metadata
+        self.uri = uri
+        self.token = token
+        self.timeout = timeout
+        self._next_id = 0
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def connect(cls, uri: str = "ws://127.0.0.1:8000", token: Optional[str] = None,
+                      timeout: float = 30.0, max_size: int = 64 * 2**20) -> "AsyncPolicyClient":
+        ws = await _async_connect(uri, _auth_headers(token), timeout, max_size)
+        try:
+            meta = _check_reply(unpackb(await asyncio.wait_for(ws.recv(), timeout)), "metadata")
+        except BaseException:
+            await ws.close()
+            raise
+        return cls(ws, meta, uri, token, timeout)
+
+    async def _call(self, msg: Dict[str, Any], expect: str) -> Dict[str, Any]:
+        async with self._lock:  # replies are matched to requests by order
+            await self._ws.send(packb(msg))
+            return _check_reply(unpackb(await asyncio.wait_for(self._ws.recv(), self.timeout)), expect)
+
+    async def reset(self, instruction: str) -> None:
+        """Start a new episode with this instruction."""
+        await self._call({"type": "reset", "instruction": instruction}, "reset")
+
+    async def infer(self, image: np.ndarray, instruction: Optional[str] = None, **extra: Any) -> Dict[str, Any]:
+        """Send one observation, get the action chunk reply (see `PolicyClient.infer`)."""
+        self._next_id += 1
+        return await self._call(_infer_message(image, instruction, self._next_id, extra), "chunk")
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+    async def __aenter__(self) -> "AsyncPolicyClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()

@@ -1,0 +1,471 @@
+"""`selfflow-robot serve ckpt=DIR`: a WebSocket policy server (msgpack + numpy), one session per connection.
+
+Design (docs/deployment.md has the why):
+
+- transport: `websockets` (asyncio). One connection = one policy session (its own instruction and
+  frame history); metadata (chunk length, action bounds, limits) is sent on connect.
+- auth: when a token is configured, the WebSocket handshake and `/metrics` must carry
+  ``Authorization: Bearer <token>`` (compared in constant time) or get HTTP 401. `/healthz` is open.
+- validation: every frame goes through `protocol.parse_request`; a bad one gets an error reply
+  and the connection stays usable. Engine failures get an ``internal`` error, never a crash.
+- batching: `MicroBatcher` collects concurrent ``infer`` requests for up to ``batch_wait_ms`` (or
+  ``max_batch``) and runs them through `PolicyEngine.infer_batch` as one batch on a worker thread,
+  so the event loop keeps serving health checks and errors while the model runs.
+- `/healthz` (liveness + model summary) and `/metrics` (request counts, latency percentiles, errors,
+  batch sizes) over plain HTTP on the same port.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import http
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import traceback
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Protocol, Sequence
+
+import numpy as np
+
+from selfflow_robot.errors import ConfigError
+from selfflow_robot.policies.protocol import (
+    BAD_REQUEST, INTERNAL, MSG_CHUNK, MSG_METADATA, MSG_RESET, PROTOCOL_VERSION, InferRequest, ProtocolError,
+    RequestLimits, ResetRequest, error_reply, packb, parse_request,
+)
+
+log = logging.getLogger("selfflow_robot.serve")
+
+TOKEN_ENV = "SELFFLOW_ROBOT_SERVE_TOKEN"  # read when `token` is not set in the config
+HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class LimitsConfig:
+    """Request caps (see `protocol.RequestLimits`)."""
+
+    max_image_bytes: int = 4 * 2**20
+    min_image_side: int = 8
+    max_image_side: int = 2048
+    max_frames: int = 8
+    max_instruction_chars: int = 512
+    max_message_bytes: int = 8 * 2**20
+
+
+@dataclass
+class ServeConfig:
+    """`selfflow-robot serve` config (configs/serve.yaml selects and overrides).
+
+    Args:
+        ckpt: checkpoint step dir or run dir (newest complete step).
+        host: bind address; 127.0.0.1 by default (set 0.0.0.0 only behind a firewall, with a token).
+        port: TCP port (0 = any free port, printed at start).
+        token: shared secret clients must send; null reads $SELFFLOW_ROBOT_SERVE_TOKEN; empty = no auth.
+        device: torch device for the policy ("auto" = cuda if available, else cpu).
+        steps: denoising steps per chunk (null = the policy's default).
+        use_ema: serve the EMA weights (the usual choice).
+        max_batch: most requests run as one batch (1 = no batching).
+        batch_wait_ms: how long the batcher waits to fill a batch after the first request.
+        threads: torch CPU threads (0 = leave torch's default).
+        limits: request caps.
+    """
+
+    ckpt: Optional[str] = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: Optional[str] = None
+    device: str = "auto"
+    steps: Optional[int] = None
+    use_ema: bool = True
+    max_batch: int = 8
+    batch_wait_ms: float = 3.0
+    threads: int = 0
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        if self.max_batch < 1:
+            raise ConfigError(f"max_batch must be >= 1, got {self.max_batch}")
+        if self.batch_wait_ms < 0:
+            raise ConfigError(f"batch_wait_ms must be >= 0, got {self.batch_wait_ms}")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"steps must be >= 1 or null, got {self.steps}")
+
+    def request_limits(self) -> RequestLimits:
+        try:
+            return RequestLimits(**vars(self.limits))
+        except ValueError as e:
+            raise ConfigError(f"serve limits: {e}") from e
+
+    def resolved_token(self) -> Optional[str]:
+        token = os.environ.get(TOKEN_ENV) if self.token is None else self.token
+        return token or None
+
+
+# ---------------------------------------------------------------------------------------------
+# What the server serves
+# ---------------------------------------------------------------------------------------------
+
+class PolicyEngine(Protocol):
+    """The server's view of a policy: shared weights, per-connection sessions, batched inference.
+
+    `infer_batch` gets ``(session, request)`` pairs from different connections and returns one
+    reply dict per pair (numpy arrays and scalars; at least ``actions`` ``(chunk, 7)``).
+    """
+
+    def metadata(self) -> dict[str, Any]: ...
+
+    def new_session(self) -> Any: ...
+
+    def reset(self, session: Any, instruction: str) -> None: ...
+
+    def infer_batch(self, batch: Sequence[tuple[Any, InferRequest]]) -> list[dict[str, Any]]: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------
+
+class Metrics:
+    """Thread-safe counters and a latency window for `/metrics`."""
+
+    def __init__(self, window: int = 10_000) -> None:
+        self._lock = threading.Lock()
+        self.started = time.time()
+        self.requests: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.batch_sizes: Counter[int] = Counter()
+        self.connections_total = 0
+        self.connections_open = 0
+        self.auth_failures = 0
+        self._latency_ms: deque[float] = deque(maxlen=window)
+        self._infer_ms: deque[float] = deque(maxlen=window)
+
+    def count(self, kind: str) -> None:
+        with self._lock:
+            self.requests[kind] += 1
+
+    def error(self, code: str) -> None:
+        with self._lock:
+            self.errors[code] += 1
+
+    def connection(self, delta: int) -> None:
+        with self._lock:
+            self.connections_open += delta
+            self.connections_total += max(delta, 0)
+
+    def auth_failure(self) -> None:
+        with self._lock:
+            self.auth_failures += 1
+
+    def infer_done(self, server_ms: float, infer_ms: float) -> None:
+        with self._lock:
+            self._latency_ms.append(server_ms)
+            self._infer_ms.append(infer_ms)
+
+    def batch(self, size: int) -> None:
+        with self._lock:
+            self.batch_sizes[size] += 1
+
+    @staticmethod
+    def _percentiles(values: Sequence[float]) -> dict[str, float]:
+        if not values:
+            return {}
+        a = np.asarray(values, dtype=np.float64)
+        p50, p90, p99 = np.percentile(a, [50, 90, 99])
+        return {"p50": round(float(p50), 3), "p90": round(float(p90), 3), "p99": round(float(p99), 3),
+                "max": round(float(a.max()), 3), "mean": round(float(a.mean()), 3), "n": int(a.size)}
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            lat, inf = list(self._latency_ms), list(self._infer_ms)
+            batches = dict(sorted(self.batch_sizes.items()))
+            n_batches = sum(batches.values())
+            return {
+                "uptime_s": round(time.time() - self.started, 1),
+                "requests": dict(self.requests),
+                "requests_total": int(sum(self.requests.values())),
+                "errors": dict(self.errors),
+                "errors_total": int(sum(self.errors.values())),
+                "auth_failures": self.auth_failures,
+                "connections_open": self.connections_open,
+                "connections_total": self.connections_total,
+                "latency_ms": self._percentiles(lat),
+                "infer_ms": self._percentiles(inf),
+                "batch_sizes": {str(k): v for k, v in batches.items()},
+                "mean_batch_size": round(sum(k * v for k, v in batches.items()) / n_batches, 3) if n_batches else 0.0,
+            }
+
+
+# ---------------------------------------------------------------------------------------------
+# Micro-batching
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class _Pending:
+    item: Any
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    submitted: float
+
+
+def _resolve(fut: asyncio.Future, value: Any, exc: Optional[BaseException]) -> None:
+    if fut.done():  # the connection went away meanwhile
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(value)
+
+
+class MicroBatcher:
+    """Collect requests for up to `max_wait_s` (or `max_batch` items) and run them as one batch.
+
+    `fn(items) -> results` runs on one worker thread (the model is used from one thread only);
+    `submit` is awaited from the event loop and resolves to ``(result, timing)``.
+    """
+
+    def __init__(self, fn: Callable[[list[Any]], list[Any]], max_batch: int, max_wait_s: float,
+                 on_batch: Optional[Callable[[int], None]] = None) -> None:
+        self.fn = fn
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.on_batch = on_batch
+        self._queue: queue.Queue[Optional[_Pending]] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="policy-batcher", daemon=True)
+        self._thread.start()
+
+    async def submit(self, item: Any) -> tuple[Any, dict[str, float]]:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._queue.put(_Pending(item, fut, loop, time.perf_counter()))
+        return await fut
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        batch, stop = [first], False
+        deadline = time.perf_counter() + self.max_wait_s
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.perf_counter()
+            try:
+                nxt = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                stop = True
+                break
+            batch.append(nxt)
+        return batch, stop
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stop = self._collect(first)
+            start = time.perf_counter()
+            try:
+                results = self.fn([p.item for p in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"infer_batch returned {len(results)} results for {len(batch)} requests")
+                exc: Optional[BaseException] = None
+            except Exception as e:  # noqa: BLE001 - forwarded to every waiting request
+                results, exc = [None] * len(batch), e
+            end = time.perf_counter()
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
+            for p, res in zip(batch, results):
+                timing = {"queue_ms": (start - p.submitted) * 1e3, "infer_ms": (end - start) * 1e3,
+                          "batch_size": len(batch)}
+                p.loop.call_soon_threadsafe(_resolve, p.future, (res, timing), exc)
+            if stop:
+                return
+
+
+# ---------------------------------------------------------------------------------------------
+# The server
+# ---------------------------------------------------------------------------------------------
+
+def _json_response(connection: Any, status: http.HTTPStatus, body: dict[str, Any]) -> Any:
+    response = connection.respond(status, json.dumps(body) + "\n")
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+class PolicyServer:
+    """Serve a `PolicyEngine` over WebSocket; see the module docstring for the protocol."""
+
+    def __init__(self, engine: PolicyEngine, host: str = "127.0.0.1", port: int = 8000,
+                 token: Optional[str] = None, limits: Optional[RequestLimits] = None,
+                 max_batch: int = 8, batch_wait_ms: float = 3.0) -> None:
+        self.engine = engine
+        self.host = host
+        self.port = port
+        self._token = token.encode() if token else None
+        self.limits = limits or RequestLimits()
+        self.max_batch = max_batch
+        self.batch_wait_s = batch_wait_ms / 1e3
+        self.metrics = Metrics()
+        self._metadata = {"type": MSG_METADATA, "protocol_version": PROTOCOL_VERSION,
+                          **engine.metadata(), "limits": self.limits.to_dict(), "max_batch": max_batch}
+        self._batcher: Optional[MicroBatcher] = None
+        self._server: Any = None
+        self._thread: Optional[threading.Thread] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._ready = threading.Event()
+        self._stop: Optional[asyncio.Event] = None
+
+    # -- auth and HTTP endpoints --------------------------------------------------------------
+
+    def _authorized(self, headers: Any) -> bool:
+        if self._token is None:
+            return True
+        value = headers.get("Authorization", "")
+        scheme, _, given = value.partition(" ")
+        # compare_digest on bytes: constant time in the token's content (length may leak, as usual).
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token)
+
+    def _process_request(self, connection: Any, request: Any) -> Any:
+        path = request.path.split("?", 1)[0]
+        if path == HEALTH_PATH:
+            return _json_response(connection, http.HTTPStatus.OK, {
+                "status": "ok", "protocol_version": PROTOCOL_VERSION, "auth": self._token is not None,
+                "policy": {k: v for k, v in self._metadata.items() if isinstance(v, (str, int, float, bool))}})
+        if not self._authorized(request.headers):
+            self.metrics.auth_failure()
+            self.metrics.error("unauthorized")
+            return _json_response(connection, http.HTTPStatus.UNAUTHORIZED,
+                                  {"error": "unauthorized", "message": "send 'Authorization: Bearer <token>'"})
+        if path == METRICS_PATH:
+            return _json_response(connection, http.HTTPStatus.OK, self.metrics.snapshot())
+        if path != "/":
+            return _json_response(connection, http.HTTPStatus.NOT_FOUND,
+                                  {"error": "not_found", "message": f"no endpoint {path}; "
+                                   f"use ws:// at /, or {HEALTH_PATH}, {METRICS_PATH}"})
+        return None  # proceed with the WebSocket handshake
+
+    # -- one connection = one session ---------------------------------------------------------
+
+    def _run_batch(self, items: list[tuple[Any, InferRequest]]) -> list[dict[str, Any]]:
+        return self.engine.infer_batch(items)
+
+    async def _handle(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        self.metrics.connection(+1)
+        try:
+            session = self.engine.new_session()
+            await ws.send(packb(self._metadata))
+            async for data in ws:
+                reply = await self._reply(session, data)
+                await ws.send(reply)
+        except ConnectionClosed:
+            pass
+        except Exception:  # noqa: BLE001 - one broken connection must not take the server down
+            log.exception("connection handler failed")
+            self.metrics.error(INTERNAL)
+        finally:
+            self.metrics.connection(-1)
+
+    async def _reply(self, session: Any, data: Any) -> bytes:
+        t0 = time.perf_counter()
+        try:
+            req = parse_request(data, self.limits)
+        except ProtocolError as e:
+            self.metrics.count("invalid")
+            self.metrics.error(e.code)
+            return error_reply(str(e), e.code)
+        try:
+            if isinstance(req, ResetRequest):
+                self.metrics.count(MSG_RESET)
+                await asyncio.to_thread(self.engine.reset, session, req.instruction)
+                out: dict[str, Any] = {"type": MSG_RESET}
+                if req.id is not None:
+                    out["id"] = req.id
+                return packb(out)
+            self.metrics.count("infer")
+            assert self._batcher is not None
+            result, timing = await self._batcher.submit((session, req))
+        except ProtocolError as e:  # semantic errors raised by the engine (e.g. infer before reset)
+            self.metrics.error(e.code)
+            return error_reply(str(e), e.code, req.id)
+        except Exception as e:  # noqa: BLE001 - reported to the client, server keeps going
+            log.exception("policy failed on a request")
+            self.metrics.error(INTERNAL)
+            return error_reply(f"{type(e).__name__}: {e}", INTERNAL, req.id, traceback.format_exc(limit=8))
+        server_ms = (time.perf_counter() - t0) * 1e3
+        self.metrics.infer_done(server_ms, timing["infer_ms"])
+        reply = {"type": MSG_CHUNK, **result,
+                 "timing": {**{k: round(float(v), 3) for k, v in timing.items()}, "server_ms": round(server_ms, 3)}}
+        if req.id is not None:
+            reply["id"] = req.id
+        return packb(reply)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def serve(self, ready: Optional[Callable[[int], None]] = None) -> None:
+        """Run until `stop()` (or cancellation); calls `ready(port)` once listening."""
+        from websockets.asyncio.server import serve
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._batcher = MicroBatcher(self._run_batch, self.max_batch, self.batch_wait_s, self.metrics.batch)
+        try:
+            async with serve(self._handle, self.host, self.port, process_request=self._process_request,
+                             max_size=self.limits.max_message_bytes, compression=None,
+                             ping_interval=20, ping_timeout=60) as server:
+                self._server = server
+                self.port = server.sockets[0].getsockname()[1]
+                if ready is not None:
+                    ready(self.port)
+                await self._stop.wait()
+        finally:
+            self._batcher.close()
+
+    def stop(self) -> None:
+        """Stop a server started by `serve` or `start` (thread-safe)."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def start(self, timeout: float = 60.0) -> "PolicyServer":
+        """Serve from a background thread (tests, notebooks); returns once listening."""
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                asyncio.run(self.serve(lambda _port: self._ready.set()))
+            except BaseException as e:  # noqa: BLE001 - surfaced to the caller of start()
+                errors.append(e)
+                self._ready.set()
+
+        self._thread = threading.Thread(target=run, name="policy-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout) or errors:
+            raise RuntimeError(f"policy server failed to start: {errors[0] if errors else 'timeout'}")
+        return self
+
+    @property
+    def uri(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    def __enter__(self) -> "PolicyServer":
+        return self.start() if self._thread is None else self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
