@@ -1,0 +1,243 @@
+"""Google robot (static base) for ManiSkill3, with SimplerEnv's action convention and gains.
+
+Numbers from ManiSkill2_real2sim `agents/configs/google_robot/defaults.py` (simpler-env, ef7a4d4):
+arm PD gains/force limits of `arm_pd_ee_delta_pose_align_interpolate_by_planner`, gripper PD
+200/8/60, finger friction 2.0, overhead camera 640x512 with fx=fy=425, cx=320, cy=256 on `link_camera`.
+
+Action (7,), never normalised, as SimplerEnv's evaluator sends it:
+`[world_vector (3), rot_axangle (3), gripper (1)]`
+- translation: metres, added to the current end-effector position in the robot base frame;
+- rotation: axis-angle, left-multiplied onto the current end-effector orientation in the base frame
+  (SimplerEnv's `ee_align` frame);
+- gripper: relative, +1 closes, -1 opens; the finger target moves by 1.31 rad * g from the last
+  target, clipped to the joint limits; |g| < 1e-3 (after scaling) keeps the last target.
+Joint targets are reached smoothly: per simulation step the drive target moves linearly toward
+the IK solution, capped at the planner speed limits (arm 1.5 rad/s, fingers 1.0 rad/s).
+(SimplerEnv plans with Ruckig, jerk-limited; this port uses a rate-limited linear path.)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import sapien
+import torch
+from gymnasium import spaces
+from mani_skill.agents.base_agent import BaseAgent
+from mani_skill.agents.controllers.pd_ee_pose import PDEEPoseController, PDEEPoseControllerConfig
+from mani_skill.agents.controllers.pd_joint_pos import PDJointPosController, PDJointPosControllerConfig
+from mani_skill.sensors.camera import CameraConfig
+from mani_skill.utils.geometry.rotation_conversions import axis_angle_to_quaternion, quaternion_multiply
+from mani_skill.utils.structs import Pose
+
+DESCRIPTION_DIR = "mani_skill2_real2sim/assets/descriptions/googlerobot_description"
+BASE_URDF = "google_robot_meta_sim_fix_wheel_fix_fingertip"
+
+ARM_JOINTS = ("joint_torso", "joint_shoulder", "joint_bicep", "joint_elbow", "joint_forearm", "joint_wrist",
+              "joint_gripper")
+# The head (carrying the camera) is not in the EE chain, so the IK controller cannot own it; it is held
+# at its initial position by a fixed PD drive with the arm's head gains (see `GoogleRobotStatic.hold_head`).
+HEAD_JOINTS = ("joint_head_pan", "joint_head_tilt")
+HEAD_STIFFNESS, HEAD_DAMPING, HEAD_FORCE_LIMIT = 2000.0, 900.0, 100.0
+GRIPPER_JOINTS = ("joint_finger_right", "joint_finger_left")
+ARM_STIFFNESS = (1700.0, 1737.0471680861954, 979.975871856535, 930.0, 1212.154500274304, 432.96500923932535,
+                 468.0013365498738)
+ARM_DAMPING = (1059.9791902443303, 1010.4720585373592, 767.2803161582076, 680.0, 674.9946964336588,
+               274.613381336198, 340.532560578637)
+ARM_FORCE_LIMIT = (300, 300, 100, 100, 100, 100, 100)
+ARM_VEL_LIMIT = 1.5
+GRIPPER_STIFFNESS, GRIPPER_DAMPING, GRIPPER_FORCE_LIMIT = 200.0, 8.0, 60.0
+GRIPPER_VEL_LIMIT = 1.0
+GRIPPER_SCALE = 1.3 + 0.01  # normalised gripper action 1 -> 1.31 rad finger target change
+FINGER_FRICTION = 2.0
+EE_LINK = "link_gripper_tcp"
+CAMERA_NAME = "overhead_camera"
+CAMERA_WIDTH, CAMERA_HEIGHT = 640, 512
+CAMERA_INTRINSIC = ((425.0, 0.0, 320.0), (0.0, 425.0, 256.0), (0.0, 0.0, 1.0))
+# Initial joint positions of the drawer tasks (ManiSkill2_real2sim open_drawer_in_scene.py), in SAPIEN 2's
+# active-joint order (7 arm, 2 fingers, head pan/tilt); SAPIEN 3 orders joints differently, so always go
+# through `init_qpos_by_name` / `GoogleRobotStatic.qpos_from_names`.
+DRAWER_INIT_QPOS = (-0.2639457174606611, 0.0831913360274175, 0.5017611504652179, 1.156859026208673,
+                    0.028583671314766423, 1.592598203487462, -1.080652960128774, 0.0, 0.0, -0.00285961,
+                    0.7851361)
+INIT_QPOS_NAMES = ARM_JOINTS + GRIPPER_JOINTS + HEAD_JOINTS
+DRAWER_INIT_QPOS_BY_NAME = dict(zip(INIT_QPOS_NAMES, DRAWER_INIT_QPOS))
+CONTROL_MODE = "arm_pd_ee_delta_pose_align_gripper_pd_joint_target_delta_pos"
+
+
+def urdf_path(asset_root: Path, urdf_version: str = "") -> Path:
+    """The robot URDF for a colour variant ("" = plain, else e.g. "recolor_tabletop_visual_matching_1")."""
+    suffix = f"_{urdf_version}" if urdf_version else ""
+    return Path(asset_root) / DESCRIPTION_DIR / f"{BASE_URDF}{suffix}.urdf"
+
+
+def _rate_limited(start: torch.Tensor, target: torch.Tensor, step: int, sim_steps: int, vmax_per_step: float):
+    """Drive target at sim step `step`: linear from start to target over the control period, at most vmax per step."""
+    lin = start + (target - start) * min(step, sim_steps) / sim_steps
+    cap = start + torch.clamp(target - start, -vmax_per_step * step, vmax_per_step * step)
+    # the slower of the two: the one closer to start
+    return torch.where((lin - start).abs() <= (cap - start).abs(), lin, cap)
+
+
+class AxisAngleEEPoseController(PDEEPoseController):
+    """EE delta pose in the base frame, rotation as axis-angle (SimplerEnv `ee_align`), rate-limited tracking."""
+
+    config: "AxisAngleEEPoseControllerConfig"
+
+    def compute_target_pose(self, prev_ee_pose_at_base: Pose, action: torch.Tensor) -> Pose:
+        delta_pos, delta_rot = action[:, 0:3], action[:, 3:6]
+        q = quaternion_multiply(axis_angle_to_quaternion(delta_rot), prev_ee_pose_at_base.q)
+        return Pose.create_from_pq(prev_ee_pose_at_base.p + delta_pos, q)
+
+    def before_simulation_step(self):
+        self._step += 1
+        dt = 1.0 / (self._sim_steps * self._control_freq)
+        targets = _rate_limited(self._start_qpos, self._target_qpos, self._step, self._sim_steps,
+                                self.config.vel_limit * dt)
+        self.set_drive_targets(targets)
+
+
+@dataclass
+class AxisAngleEEPoseControllerConfig(PDEEPoseControllerConfig):
+    vel_limit: float = ARM_VEL_LIMIT
+    controller_cls = AxisAngleEEPoseController
+
+
+class RelativeGripperController(PDJointPosController):
+    """One action drives both fingers: target += 1.31 * g from the last target (SimplerEnv Google gripper)."""
+
+    config: "RelativeGripperControllerConfig"
+
+    def _initialize_action_space(self):
+        self.single_action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+
+    def reset(self):
+        super().reset()
+        self._goal = self.qpos.clone()
+
+    def set_action(self, action):
+        action = self._preprocess_action(action)  # (B, 1), not normalised: scaled here
+        self._step = 0
+        self._start_qpos = self._last_drive.clone() if hasattr(self, "_last_drive") else self.qpos.clone()
+        delta = action[:, :1] * GRIPPER_SCALE
+        lo, hi = self.config.qlimits
+        new_goal = torch.clamp(self._goal + delta, lo - 0.01, hi + 0.01)
+        small = delta.abs() < 1e-3
+        self._goal = torch.where(small, self._goal, new_goal)
+        self._target_qpos = self._goal.expand_as(self._start_qpos).clone()
+
+    def before_simulation_step(self):
+        self._step += 1
+        dt = 1.0 / (self._sim_steps * self._control_freq)
+        # Constant speed toward the goal (planner velocity limit), not tied to the control period.
+        step = torch.clamp(self._target_qpos - self._start_qpos, -GRIPPER_VEL_LIMIT * dt * self._step,
+                           GRIPPER_VEL_LIMIT * dt * self._step)
+        self._last_drive = self._start_qpos + step
+        self.set_drive_targets(self._last_drive)
+
+
+@dataclass
+class RelativeGripperControllerConfig(PDJointPosControllerConfig):
+    qlimits: tuple[float, float] = (-0.0001, 1.3)
+    controller_cls = RelativeGripperController
+
+
+class GoogleRobotStatic(BaseAgent):
+    """Google robot with fixed wheels (ManiSkill2_real2sim `google_robot_static`)."""
+
+    uid = "google_robot_static"
+    urdf_path = ""  # set per asset root / colour variant by `agent_class`
+    fix_root_link = True
+    load_multiple_collisions = True
+    urdf_config = dict(
+        _materials=dict(
+            finger_mat=dict(static_friction=FINGER_FRICTION, dynamic_friction=FINGER_FRICTION, restitution=0.0),
+            finger_nail_mat=dict(static_friction=0.1, dynamic_friction=0.1, restitution=0.0),
+        ),
+        link=dict(
+            link_finger_left=dict(material="finger_mat", patch_radius=0.1, min_patch_radius=0.1),
+            link_finger_right=dict(material="finger_mat", patch_radius=0.1, min_patch_radius=0.1),
+            link_finger_tip_left=dict(material="finger_mat", patch_radius=0.1, min_patch_radius=0.1),
+            link_finger_tip_right=dict(material="finger_mat", patch_radius=0.1, min_patch_radius=0.1),
+            link_finger_nail_left=dict(material="finger_nail_mat", patch_radius=0.01, min_patch_radius=0.01),
+            link_finger_nail_right=dict(material="finger_nail_mat", patch_radius=0.01, min_patch_radius=0.01),
+        ),
+    )
+
+    @property
+    def _sensor_configs(self):
+        return [CameraConfig(
+            uid=CAMERA_NAME,
+            # SAPIEN cameras look along +x; link_camera's frame is OpenCV-style, hence this fixed rotation.
+            pose=sapien.Pose([0, 0, 0], [0.5, 0.5, -0.5, 0.5]),
+            width=CAMERA_WIDTH, height=CAMERA_HEIGHT, mount=self.robot.links_map["link_camera"],
+            intrinsic=np.array(CAMERA_INTRINSIC), near=0.01, far=10.0,
+        )]
+
+    @property
+    def _controller_configs(self):
+        arm = AxisAngleEEPoseControllerConfig(
+            joint_names=list(ARM_JOINTS), pos_lower=-1.0, pos_upper=1.0, rot_lower=-np.pi / 2, rot_upper=np.pi / 2,
+            stiffness=list(ARM_STIFFNESS), damping=list(ARM_DAMPING), force_limit=list(ARM_FORCE_LIMIT),
+            friction=0.0, ee_link=EE_LINK, urdf_path=ik_urdf(self.urdf_path), normalize_action=False,
+            frame="root_translation:root_aligned_body_rotation", use_delta=True, interpolate=True,
+        )
+        gripper = RelativeGripperControllerConfig(
+            joint_names=list(GRIPPER_JOINTS), lower=None, upper=None, stiffness=GRIPPER_STIFFNESS,
+            damping=GRIPPER_DAMPING, force_limit=GRIPPER_FORCE_LIMIT, normalize_action=False,
+            drive_mode="force",
+        )
+        return {CONTROL_MODE: dict(arm=arm, gripper=gripper)}
+
+    def qpos_from_names(self, values: dict[str, float]) -> torch.Tensor:
+        """(1, dof) qpos in this articulation's active-joint order from a joint-name -> value dict."""
+        names = [j.name for j in self.robot.get_active_joints()]
+        return torch.tensor([[values[n] for n in names]], dtype=torch.float32)
+
+    def hold_head(self, values: dict[str, float]) -> None:
+        """Hold the head joints at `values[name]` with a stiff PD drive."""
+        joints = [self.robot.joints_map[n] for n in HEAD_JOINTS]
+        for j in joints:
+            j.set_drive_properties(HEAD_STIFFNESS, HEAD_DAMPING, force_limit=HEAD_FORCE_LIMIT, mode="force")
+        idx = torch.tensor([j.active_index[0] for j in joints])
+        target = torch.tensor([[values[n] for n in HEAD_JOINTS]], dtype=torch.float32)
+        self.robot.set_joint_drive_targets(target, joints, idx)
+
+    @property
+    def tcp(self):
+        """The tool-centre-point link (between the fingertips)."""
+        return self.robot.links_map[EE_LINK]
+
+
+@lru_cache(maxsize=None)
+def ik_urdf(path: str) -> str:
+    """A copy of the URDF that Pinocchio (the CPU IK) can parse: infinite limits on fixed joints removed.
+
+    SAPIEN's loader accepts `lower="-inf"`; urdfdom in Pinocchio does not. Written once per content to
+    the temp folder (atomic rename); meshes are not needed for kinematics.
+    """
+    import hashlib
+    import os
+    import re
+    import tempfile
+
+    text = Path(path).read_text()
+    text = re.sub(r'lower="-inf"', 'lower="0"', text)
+    text = re.sub(r'upper="inf"', 'upper="0"', text)
+    out = Path(tempfile.gettempdir()) / f"selfflow_robot_ik_{hashlib.sha1(text.encode()).hexdigest()[:16]}.urdf"
+    if not out.exists():
+        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".urdf")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, out)
+    return str(out)
+
+
+@lru_cache(maxsize=None)
+def agent_class(asset_root: str, urdf_version: str = "") -> type[GoogleRobotStatic]:
+    """A `GoogleRobotStatic` subclass bound to one URDF file (ManiSkill3 agents take the URDF as a class field)."""
+    path = urdf_path(Path(asset_root), urdf_version)
+    name = f"GoogleRobotStatic_{urdf_version or 'default'}"
+    return type(name, (GoogleRobotStatic,), {"urdf_path": str(path), "uid": f"google_robot_static_{urdf_version or 'default'}"})

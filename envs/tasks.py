@@ -1,0 +1,114 @@
+"""The SIMPLER Google-robot drawer tasks of the port: names, env ids, grids, and `make_env`.
+
+    from selfflow_robot.envs.tasks import make_env, overhead_rgb
+    env = make_env("open_top_drawer")                 # gymnasium env, TimeLimit 113 steps
+    obs, info = env.reset(options={"episode": 5})      # episode 5 of the 36-episode visual-matching grid
+    obs, reward, terminated, truncated, info = env.step(action7)   # [world_vector, rot_axangle, gripper]
+    bool(info["success"]); overhead_rgb(obs)           # (512, 640, 3) uint8 with the real overlay
+
+Run an episode until `truncated` (SimplerEnv does not stop on success) and read `info["success"]`
+at the last step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selfflow_robot.envs.grid import num_episodes
+from selfflow_robot.envs.vulkan import ensure_vulkan_icd
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: our name, the registered ManiSkill3 id, its grid family and episode length."""
+
+    name: str
+    env_id: str
+    family: str            # "drawer" | "apple"
+    max_episode_steps: int
+    simpler_name: str      # SimplerEnv's task name (simpler_env.make)
+
+    @property
+    def num_episodes(self) -> int:
+        """Episodes in this task's visual-matching grid (36 or 108)."""
+        return num_episodes(self.family)
+
+
+TASKS: dict[str, TaskSpec] = {t.name: t for t in (
+    TaskSpec("open_top_drawer", "SelfFlowOpenTopDrawer-v1", "drawer", 113, "google_robot_open_top_drawer"),
+    TaskSpec("open_middle_drawer", "SelfFlowOpenMiddleDrawer-v1", "drawer", 113, "google_robot_open_middle_drawer"),
+    TaskSpec("open_bottom_drawer", "SelfFlowOpenBottomDrawer-v1", "drawer", 113, "google_robot_open_bottom_drawer"),
+    TaskSpec("close_top_drawer", "SelfFlowCloseTopDrawer-v1", "drawer", 113, "google_robot_close_top_drawer"),
+    TaskSpec("close_middle_drawer", "SelfFlowCloseMiddleDrawer-v1", "drawer", 113, "google_robot_close_middle_drawer"),
+    TaskSpec("close_bottom_drawer", "SelfFlowCloseBottomDrawer-v1", "drawer", 113, "google_robot_close_bottom_drawer"),
+    TaskSpec("place_apple_in_closed_top_drawer", "SelfFlowPlaceAppleInClosedTopDrawer-v1", "apple", 200,
+             "google_robot_place_apple_in_closed_top_drawer"),
+)}
+# SIMPLER suites -> tasks (drawer_visual_matching: 6 x 36 = 216 episodes; apple: 108).
+SUITES: dict[str, tuple[str, ...]] = {
+    "drawer_visual_matching": tuple(n for n in TASKS if TASKS[n].family == "drawer"),
+    "apple_visual_matching": ("place_apple_in_closed_top_drawer",),
+}
+
+
+def task_spec(name: str) -> TaskSpec:
+    """Look a task up by name; `ConfigError` with the choices (and a close match) otherwise."""
+    from selfflow_robot.config import check_choice
+
+    check_choice("task", name, list(TASKS))
+    return TASKS[name]
+
+
+def _register() -> None:
+    # Importing the task modules registers their ids with ManiSkill3.
+    import selfflow_robot.envs.close_drawer  # noqa: F401
+    import selfflow_robot.envs.open_drawer  # noqa: F401
+    import selfflow_robot.envs.place_apple  # noqa: F401
+
+
+def make_env(task: str, *, asset_root: str | Path | None = None, overlay: bool = True,
+             render_backend: str = "cpu", obs_mode: str = "rgb+segmentation", num_envs: int = 1,
+             **kwargs: Any):
+    """Build the gymnasium env of a task (CPU simulation, SAPIEN rendering on `render_backend`).
+
+    `asset_root`: ManiSkill2_real2sim copy (default: `SELFFLOW_ROBOT_ASSETS` or the fetch cache).
+    `overlay`: green-screen the real image behind the sim (visual matching); False = plain sim render.
+    `render_backend`: "cpu" (lavapipe) or "gpu"/"cuda" when a GPU renderer exists.
+    """
+    spec = task_spec(task)
+    ensure_vulkan_icd()
+    import gymnasium as gym
+    from selfflow_robot.errors import MissingDependencyError
+
+    try:
+        import mani_skill.envs  # noqa: F401
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError(f"the SIMPLER port needs ManiSkill3 ({e}); install it with: "
+                                     "pip install 'selfflow-robot[sim]' (then run .ci/install_sim_deps.sh for Vulkan)") from e
+    _register()
+    return gym.make(spec.env_id, asset_root=asset_root, overlay=overlay, render_backend=render_backend,
+                    obs_mode=obs_mode, num_envs=num_envs, sim_backend="cpu" if num_envs == 1 else "auto",
+                    **kwargs)
+
+
+def overhead_rgb(obs: dict, env_index: int = 0) -> np.ndarray:
+    """The overhead camera image (512, 640, 3) uint8 of one sub-env from a ManiSkill3 observation."""
+    from selfflow_robot.envs.google_robot import CAMERA_NAME
+
+    rgb = obs["sensor_data"][CAMERA_NAME]["rgb"][env_index]
+    return rgb.cpu().numpy() if hasattr(rgb, "cpu") else np.asarray(rgb)
+
+
+def to_action(action: Any) -> np.ndarray:
+    """A SimplerEnv-style action dict (`world_vector`, `rot_axangle`, `gripper`) or 7-vector -> float32 (7,)."""
+    if isinstance(action, dict):
+        action = np.concatenate([np.asarray(action["world_vector"], np.float32).reshape(3),
+                                 np.asarray(action["rot_axangle"], np.float32).reshape(3),
+                                 np.asarray(action["gripper"], np.float32).reshape(1)])
+    action = np.asarray(action, dtype=np.float32).reshape(-1)
+    if action.shape != (7,) or not np.all(np.isfinite(action)):
+        raise ValueError(f"action must be 7 finite numbers [world_vector, rot_axangle, gripper], got {action}")
+    return action
