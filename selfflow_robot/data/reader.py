@@ -1,0 +1,382 @@
+"""RLDSReader: episodes of a fractal20220817_data TFDS builder directory, steps as whole arrays.
+
+TF-free: TFRecord framing and CRCs are checked in pure Python (`tfrecord`), each record (one
+episode) is parsed straight from the protobuf wire format into numpy arrays
+(`example_proto`), and JPEG frames are decoded only when a window needs them (`frames`).
+`gs://` paths need TensorFlow (its `tf.io.gfile` opens the files); everything else is local.
+
+Every malformed input raises one `DataError` naming the file, the episode (and record) and
+the key: missing directory, wrong dataset name or version, truncated or CRC-corrupt
+TFRecord, missing key, wrong value count, wrong image shape, NaN/inf in actions, empty
+episode. With `skip_bad_episodes=True` the bad episode is logged, counted in
+`num_skipped` and skipped instead.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from selfflow_robot.data import schema
+from selfflow_robot.data.example_proto import ProtoError, decode_example
+from selfflow_robot.data.tfrecord import RecordRef, index_records_partial, read_record
+from selfflow_robot.errors import DataError
+
+log = logging.getLogger(__name__)
+
+_FIX_SKIP = "or pass --skip-bad-episodes (skip_bad_episodes=true) to skip such episodes"
+
+
+@dataclass
+class Episode:
+    """One RT-1 episode with its steps as whole arrays.
+
+    `steps` maps schema paths (`"action/world_vector"`, `"observation/image"`, ...) to arrays
+    with a leading time axis T; `observation/image` is a list of T encoded JPEGs and string
+    fields are lists of T `str`. `meta` holds the episode fields (`aspects/...`, `attributes/...`).
+    """
+
+    episode_id: int
+    file: str
+    record: int
+    steps: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.steps[schema.IMAGE])
+
+    @property
+    def images(self) -> list[bytes]:
+        """The T encoded frames."""
+        return self.steps[schema.IMAGE]
+
+    @property
+    def instruction(self) -> str:
+        """The episode's instruction (from its first step)."""
+        return self.steps[schema.INSTRUCTION][0]
+
+    @property
+    def language_embedding(self) -> np.ndarray:
+        """The 512-d instruction embedding (from the first step), float32."""
+        return self.steps[schema.EMBEDDING][0]
+
+    def actions(self) -> np.ndarray:
+        """(T, 7) float32: world_vector(3), rotation_delta(3), gripper_closedness_action(1) (raw)."""
+        return np.concatenate([self.steps[k] for k in schema.ACTION_KEYS], axis=1).astype(np.float32)
+
+    def terminate(self) -> np.ndarray:
+        """(T,) float32: 1.0 where `terminate_episode[0] > 0` (RT-1's terminate index), else 0.0."""
+        return (self.steps[schema.TERMINATE][:, 0] > 0).astype(np.float32)
+
+    def where(self, key: str | None = None) -> str:
+        """`file, episode N (record R)[, key K]` for error messages."""
+        s = f"{self.file}, episode {self.episode_id} (record {self.record})"
+        return s + (f", key '{key}'" if key else "")
+
+
+# ------------------------------------------------------------------ file access (local or gs://)
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _gfile():
+    from selfflow_robot.errors import require
+
+    tf = require("tensorflow", "tf")
+    return tf.io.gfile
+
+
+def _exists(path: str) -> bool:
+    return _gfile().exists(path) if _is_remote(path) else os.path.exists(path)
+
+
+def _read_text(path: str) -> str:
+    if _is_remote(path):
+        with _gfile().GFile(path, "r") as f:
+            return f.read()
+    return Path(path).read_text()
+
+
+def _open(path: str):
+    return _gfile().GFile(path, "rb") if _is_remote(path) else open(path, "rb")
+
+
+# ------------------------------------------------------------------ locating the builder dir
+
+
+def resolve_builder_dir(path: str | os.PathLike) -> str:
+    """Find the builder dir (`.../fractal20220817_data/0.1.0`) from it or from a parent data_dir.
+
+    Raises `DataError` for a missing directory, a missing `dataset_info.json`, or a dataset
+    whose name or version is not fractal20220817_data 0.1.0.
+    """
+    p = str(path).rstrip("/")
+    if not p:
+        raise DataError("no dataset path given; set data.path=DIR (a fractal20220817_data/0.1.0 builder "
+                        "dir or its parent)")
+    if not _is_remote(p) and not os.path.isdir(p):
+        raise DataError(f"dataset directory {p} does not exist. Point the path at a "
+                        f"{schema.RELATIVE_DIR} builder dir (or its parent data_dir), or make a small one "
+                        f"with `selfflow-robot data synth output_dir={p}`")
+    candidates = [p, f"{p}/{schema.VERSION}", f"{p}/{schema.RELATIVE_DIR}"]
+    for c in candidates:
+        info_path = f"{c}/dataset_info.json"
+        if _exists(info_path):
+            _check_info(info_path)
+            return c
+    if not _is_remote(p):
+        found = sorted(str(Path(f).parent) for f in Path(p).glob("**/dataset_info.json"))[:5]
+        if found:
+            names = []
+            for f in found:
+                try:
+                    info = json.loads(Path(f, "dataset_info.json").read_text())
+                    names.append(f"{info.get('name', '?')} {info.get('version', '?')} at {f}")
+                except (OSError, ValueError):
+                    names.append(f"unreadable dataset_info.json at {f}")
+            raise DataError(f"{p} holds no {schema.NAME} {schema.VERSION} dataset; found: {'; '.join(names)}. "
+                            f"Point the path at {schema.RELATIVE_DIR} (or convert your data with "
+                            "`selfflow-robot data convert`)")
+    raise DataError(f"{p}: no dataset_info.json here nor in {p}/{schema.RELATIVE_DIR}; this is not a TFDS "
+                    f"builder dir. Point the path at the folder holding dataset_info.json and the "
+                    f"{schema.NAME}-train.tfrecord-* shards")
+
+
+def _load_info(info_path: str) -> dict:
+    try:
+        return json.loads(_read_text(info_path))
+    except (OSError, ValueError) as e:
+        raise DataError(f"{info_path}: cannot read dataset_info.json ({e}); re-copy the dataset") from e
+
+
+def _check_info(info_path: str) -> dict:
+    info = _load_info(info_path)
+    name, version = info.get("name"), info.get("version")
+    if name != schema.NAME or version != schema.VERSION:
+        raise DataError(f"{info_path}: wrong dataset: this is '{name}' version '{version}', the reader needs "
+                        f"'{schema.NAME}' version '{schema.VERSION}' (the RT-1 schema). Convert other data "
+                        "with `selfflow-robot data convert`")
+    if info.get("fileFormat", schema.FILE_FORMAT) != schema.FILE_FORMAT:
+        raise DataError(f"{info_path}: fileFormat is '{info.get('fileFormat')}', only 'tfrecord' is supported")
+    return info
+
+
+def _shard_files(builder_dir: str, info: dict) -> tuple[list[str], list[int] | None]:
+    split = next((s for s in info.get("splits", []) if s.get("name") == schema.SPLIT), None)
+    if split and split.get("shardLengths"):
+        lengths = [int(n) for n in split["shardLengths"]]
+        template = split.get("filepathTemplate", schema.FILEPATH_TEMPLATE)
+        n = len(lengths)
+        files = []
+        for i in range(n):
+            name = (template.replace("{DATASET}", schema.NAME).replace("{SPLIT}", schema.SPLIT)
+                    .replace("{FILEFORMAT}", schema.FILE_FORMAT)
+                    .replace("{SHARD_X_OF_Y}", f"{i:05d}-of-{n:05d}"))
+            files.append(f"{builder_dir}/{name}")
+        missing = [f for f in files if not _exists(f)]
+        if missing:
+            raise DataError(f"{builder_dir}: {len(missing)} of {n} shard files listed in dataset_info.json are "
+                            f"missing (first: {missing[0]}); re-copy the dataset")
+        return files, lengths
+    if _is_remote(builder_dir):
+        files = sorted(_gfile().glob(f"{builder_dir}/{schema.NAME}-{schema.SPLIT}.{schema.FILE_FORMAT}-*"))
+    else:
+        files = sorted(str(f) for f in Path(builder_dir).glob(f"{schema.NAME}-{schema.SPLIT}.{schema.FILE_FORMAT}-*"))
+    if not files:
+        raise DataError(f"{builder_dir}: no {schema.NAME}-{schema.SPLIT}.tfrecord-* shard files")
+    return files, None
+
+
+# ------------------------------------------------------------------ parsing one episode
+
+_INT_DTYPES = {"int32": np.int32, "int64": np.int64, "bool": np.bool_}
+_FINITE_KEYS = (*schema.ACTION_KEYS, schema.EMBEDDING)
+
+
+def _image_size(data: bytes) -> tuple[int, int, int]:
+    """(H, W, C) of an encoded image from its header (no full decode)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        channels = {"RGB": 3, "YCbCr": 3, "L": 1, "RGBA": 4, "CMYK": 4}.get(im.mode, len(im.getbands()))
+        return im.size[1], im.size[0], channels
+
+
+def parse_episode(payload: bytes, ref: RecordRef, episode_id: int, check_images: bool = True) -> Episode:
+    """Parse and validate one record into an `Episode`; raises `DataError` naming file, episode, key."""
+    where = f"{ref.path}, episode {episode_id} (record {ref.index})"
+    try:
+        feats = decode_example(payload)
+    except (ProtoError, UnicodeDecodeError) as e:
+        raise DataError(f"{where}: the record is not a valid tf.train.Example ({e}); re-copy the shard, "
+                        f"{_FIX_SKIP}") from e
+    for key in schema.REQUIRED_STEP_KEYS:
+        if schema.serialized_key(key) not in feats:
+            raise DataError(f"{where}, key 'steps/{key}': missing from the record; the episode does not follow the "
+                            f"{schema.NAME} schema. Re-convert it with `selfflow-robot data convert`, {_FIX_SKIP}")
+    kind, images = feats[schema.serialized_key(schema.IMAGE)]
+    if kind != "bytes_list":
+        raise DataError(f"{where}, key 'steps/{schema.IMAGE}': holds {kind}, expected encoded images")
+    T = len(images)
+    if T == 0:
+        raise DataError(f"{where}, key 'steps/{schema.IMAGE}': empty episode (0 steps); {_FIX_SKIP}")
+    steps: dict[str, Any] = {schema.IMAGE: images}
+    for f in schema.STEP_FIELDS:
+        skey = schema.serialized_key(f.path)
+        if f.kind == "image" or skey not in feats:
+            continue
+        kind, value = feats[skey]
+        if f.dtype == "string":
+            if kind != "bytes_list" or len(value) != T:
+                raise DataError(f"{where}, key '{skey}': expected {T} strings, found {len(value)} {kind} values")
+            steps[f.path] = [v.decode("utf-8", errors="replace") for v in value]
+            continue
+        want = T * f.size
+        if len(value) != want or kind == "bytes_list":
+            raise DataError(f"{where}, key '{skey}': has {len(value)} {kind} values, the schema needs "
+                            f"{T} steps x {f.shape} = {want}; the episode does not follow the {schema.NAME} "
+                            f"schema ({_FIX_SKIP})")
+        arr = np.asarray(value).reshape((T, *f.shape))
+        steps[f.path] = arr.astype(_INT_DTYPES[f.dtype]) if f.dtype in _INT_DTYPES else arr.astype(np.float32)
+    for key in _FINITE_KEYS:
+        arr = steps[key]
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            step = int(np.argwhere(bad)[0][0])
+            raise DataError(f"{where}, key 'steps/{key}': {int(bad.sum())} non-finite value(s) (NaN/inf), first at "
+                            f"step {step}. Fix the source data, {_FIX_SKIP}")
+    if check_images:
+        for t, data in enumerate(images):
+            try:
+                shape = _image_size(data)
+            except Exception as e:  # PIL raises several types for non-images
+                raise DataError(f"{where}, key 'steps/{schema.IMAGE}': frame {t} is not a decodable image ({e}); "
+                                f"{_FIX_SKIP}") from e
+            if shape != schema.IMAGE_SHAPE:
+                raise DataError(f"{where}, key 'steps/{schema.IMAGE}': frame {t} has shape {shape}, the schema "
+                                f"needs {schema.IMAGE_SHAPE}. Resize/pad frames when converting (`selfflow-robot "
+                                f"data convert` does), {_FIX_SKIP}")
+    meta: dict[str, Any] = {}
+    for f in schema.EPISODE_FIELDS:
+        if f.path in feats:
+            kind, value = feats[f.path]
+            if len(value):
+                meta[f.path] = value[0].decode("utf-8", "replace") if f.dtype == "string" else value[0].item()
+    return Episode(episode_id, ref.path, ref.index, steps, meta)
+
+
+# ------------------------------------------------------------------ the reader
+
+
+class RLDSReader:
+    """Random access to the episodes of a fractal20220817_data builder dir.
+
+    `path` is the builder dir itself, a parent holding `fractal20220817_data/0.1.0`, or a
+    `gs://` builder dir (needs TensorFlow). Episode ids are global and stable: shards in
+    order, records in order. The TFRecord framing of every shard is indexed (and checked)
+    at construction, so truncated shards fail fast, in the calling process.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, skip_bad_episodes: bool = False, check_images: bool = True):
+        self.path = str(path)
+        self.builder_dir = resolve_builder_dir(path)
+        self.info = _check_info(f"{self.builder_dir}/dataset_info.json")
+        self.skip_bad_episodes = skip_bad_episodes
+        self.check_images = check_images
+        self.files, lengths = _shard_files(self.builder_dir, self.info)
+        self.num_skipped = 0
+        self.skipped: list[str] = []  # messages of skipped episodes (this process)
+        self._refs: list[RecordRef | None] = []
+        self._bad_index: dict[int, str] = {}
+        for i, f in enumerate(self.files):
+            refs, err = self._index(f)
+            expected = lengths[i] if lengths else None
+            if err is not None:
+                if not skip_bad_episodes:
+                    raise err
+                n_lost = (expected - len(refs)) if expected is not None else 1
+                for k in range(max(n_lost, 0)):
+                    self._bad_index[len(self._refs) + len(refs) + k] = str(err)
+                log.warning("skipping %d episode(s) of %s: %s", max(n_lost, 0), f, err)
+            elif expected is not None and len(refs) != expected:
+                msg = (f"{f}: holds {len(refs)} records but dataset_info.json says {expected}; the shard is "
+                       f"incomplete or the metadata is stale. Re-copy the dataset, {_FIX_SKIP}")
+                if not skip_bad_episodes or len(refs) > expected:
+                    raise DataError(msg)
+                for k in range(expected - len(refs)):
+                    self._bad_index[len(self._refs) + len(refs) + k] = msg
+            self._refs.extend(refs)
+            if expected is not None and len(refs) < expected:
+                self._refs.extend([None] * (expected - len(refs)))
+        self._handles: dict[str, Any] = {}
+        self._pid = os.getpid()
+
+    @staticmethod
+    def _index(path: str):
+        if _is_remote(path):  # header scan through tf.io.gfile (seekable)
+            gfile = _gfile()
+            return index_records_partial(path, opener=gfile.GFile, size=gfile.stat(path).length)
+        return index_records_partial(path)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    @property
+    def episode_ids(self) -> list[int]:
+        """All episode ids (0..N-1), including ones that may turn out bad when read."""
+        return list(range(len(self._refs)))
+
+    def __getstate__(self) -> dict:  # file handles do not cross process boundaries
+        state = dict(self.__dict__)
+        state["_handles"] = {}
+        return state
+
+    def _handle(self, path: str):
+        if self._pid != os.getpid():
+            self._handles, self._pid = {}, os.getpid()
+        h = self._handles.get(path)
+        if h is None:
+            if len(self._handles) >= 64:  # bound open files on 1024-shard datasets
+                for old in list(self._handles)[:32]:
+                    self._handles.pop(old).close()
+            h = self._handles[path] = _open(path)
+        return h
+
+    def read(self, episode_id: int) -> Episode | None:
+        """Read and validate one episode; `None` if it is bad and `skip_bad_episodes` is on."""
+        if not 0 <= episode_id < len(self._refs):
+            raise IndexError(f"episode {episode_id} out of range (dataset has {len(self._refs)})")
+        try:
+            ref = self._refs[episode_id]
+            if ref is None:
+                raise DataError(self._bad_index.get(episode_id, f"episode {episode_id} is unreadable"))
+            payload = read_record(ref, self._handle(ref.path))
+            return parse_episode(payload, ref, episode_id, self.check_images)
+        except DataError as e:
+            if not self.skip_bad_episodes:
+                raise
+            self.num_skipped += 1
+            self.skipped.append(str(e))
+            log.warning("skipping bad episode: %s", e)
+            return None
+
+    def __iter__(self) -> Iterator[Episode]:
+        """All good episodes in id order (bad ones raise, or are skipped and counted)."""
+        for i in range(len(self._refs)):
+            ep = self.read(i)
+            if ep is not None:
+                yield ep
+
+    def close(self) -> None:
+        """Close open shard files."""
+        for h in self._handles.values():
+            h.close()
+        self._handles = {}
