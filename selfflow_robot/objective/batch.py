@@ -1,0 +1,62 @@
+"""`FlowBatch` (what an objective consumes) and `LossOutput` (what it returns)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple, Optional
+
+import torch
+
+
+@dataclass
+class FlowBatch:
+    """One training batch as clean tokens plus which groups are generated.
+
+    Args:
+        x0: dict[group, (B, N_g, d_g)] clean tokens (codec frame tokens; normalised 8-D action tokens).
+        noisy: dict[group, (B,) bool]: True = the group is generated (noised, in the loss) for that example,
+            False = clean conditioning (tau = 0). Groups missing here are clean.
+        text: (B, text_dim) instruction embeddings, or None.
+        text_drop: (B,) bool, True = use the learned null text (CFG dropout); shared by student and teacher.
+        key_mask: dict[group, (B, N_g) bool], False = absent token (padding); None = all present.
+        loss_mask: dict[group, (B, N_g) bool], False = no loss on that token; None = all tokens count.
+    """
+
+    x0: dict[str, torch.Tensor]
+    noisy: dict[str, torch.Tensor]
+    text: Optional[torch.Tensor] = None
+    text_drop: Optional[torch.Tensor] = None
+    key_mask: Optional[dict[str, torch.Tensor]] = None
+    loss_mask: Optional[dict[str, torch.Tensor]] = None
+
+    @property
+    def batch_size(self) -> int:
+        return next(iter(self.x0.values())).shape[0]
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "FlowBatch":
+        def move(v):
+            if v is None:
+                return None
+            if isinstance(v, dict):
+                return {k: t.to(device, non_blocking=non_blocking) for k, t in v.items()}
+            return v.to(device, non_blocking=non_blocking)
+        return replace(self, **{f: move(getattr(self, f)) for f in
+                                ("x0", "noisy", "text", "text_drop", "key_mask", "loss_mask")})
+
+    def token_weights(self, group: str) -> torch.Tensor:
+        """(B, N_g) bool: tokens of `group` that are noisy, present and in the loss."""
+        x = self.x0[group]
+        B, N = x.shape[:2]
+        w = self.noisy[group].to(torch.bool)[:, None].expand(B, N) if group in self.noisy \
+            else torch.zeros(B, N, dtype=torch.bool, device=x.device)
+        if self.key_mask is not None and group in self.key_mask:
+            w = w & self.key_mask[group].to(torch.bool)
+        if self.loss_mask is not None and group in self.loss_mask:
+            w = w & self.loss_mask[group].to(torch.bool)
+        return w
+
+
+class LossOutput(NamedTuple):
+    """`loss`: scalar to backpropagate; `logs`: detached scalars (`flow`, and for selfflow `rep`, `teacher_cos`)."""
+
+    loss: torch.Tensor
+    logs: dict[str, torch.Tensor]

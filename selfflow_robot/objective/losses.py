@@ -1,0 +1,144 @@
+"""The two training objectives: `SelfFlowObjective` and `VanillaObjective`, built by `build_objective`.
+
+Both: linear interpolant (t=1 = noise), velocity target eps - x0, MSE on noisy tokens only
+(per group: the mean over its noisy, present, in-loss tokens; groups weighted by
+`future_weight` / `action_weight`). Self-Flow adds Dual-Timestep Scheduling and
+gamma · mean(1 - cos(projector(h_l student), h_k teacher)) over the same tokens.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from selfflow_robot.config import structured
+from selfflow_robot.constants import ACTIONS, FUTURE, GROUPS
+from selfflow_robot.model.build import model_config
+from selfflow_robot.model.dit import DiTConfig
+from selfflow_robot.objective.batch import FlowBatch, LossOutput
+from selfflow_robot.objective.config import ObjectiveConfig
+from selfflow_robot.objective.dts import dual_timesteps, mask_ratios, single_timestep
+from selfflow_robot.objective.interpolant import interpolate, velocity_target
+from selfflow_robot.objective.timesteps import TimeDistribution
+
+
+class Objective:
+    """Common parts: noise draws, interpolation, the masked flow loss."""
+
+    name = "base"
+
+    def __init__(self, cfg: ObjectiveConfig, model_cfg: DiTConfig):
+        self.cfg = cfg
+        self.model_cfg = model_cfg
+        self.time_dist = TimeDistribution.from_config(cfg)
+        self.group_weights = {FUTURE: cfg.future_weight, ACTIONS: cfg.action_weight}
+
+    def __call__(self, student: nn.Module, teacher: Optional[nn.Module], batch: FlowBatch, *,
+                 generator: Optional[torch.Generator] = None) -> LossOutput:
+        raise NotImplementedError
+
+    @staticmethod
+    def _groups(batch: FlowBatch) -> list[str]:
+        return [g for g in GROUPS if g in batch.x0]
+
+    @staticmethod
+    def _noise(batch: FlowBatch, groups: list[str], generator: Optional[torch.Generator]) -> dict[str, torch.Tensor]:
+        return {g: torch.randn(batch.x0[g].shape, device=batch.x0[g].device, dtype=batch.x0[g].dtype,
+                               generator=generator) for g in groups}
+
+    def flow_loss(self, pred: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor],
+                  weights: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """sum over groups of weight_g · mean over weighted tokens of mean-over-channels squared error."""
+        total = None
+        logs = {}
+        for g, w in weights.items():
+            err = (pred[g].float() - target[g].float()).pow(2).mean(-1)             # (B, N_g)
+            w = w.to(err.dtype)
+            loss_g = (err * w).sum() / w.sum().clamp(min=1.0)
+            logs[f"flow_{g}"] = loss_g.detach()
+            term = self.group_weights.get(g, 1.0) * loss_g
+            total = term if total is None else total + term
+        if total is None:
+            raise ValueError("the batch has no future/actions group to compute a loss on")
+        return total, logs
+
+
+class VanillaObjective(Objective):
+    """Plain flow matching: one t ~ p(t) per example for all noisy tokens; no teacher (`teacher` is ignored)."""
+
+    name = "vanilla"
+
+    def __call__(self, student: nn.Module, teacher: Optional[nn.Module], batch: FlowBatch, *,
+                 generator: Optional[torch.Generator] = None) -> LossOutput:
+        groups = self._groups(batch)
+        device = batch.x0[groups[0]].device
+        shapes = {g: tuple(batch.x0[g].shape[:2]) for g in groups}
+        _, tau = single_timestep(shapes, batch.noisy, self.time_dist, device=device, generator=generator)
+        eps = self._noise(batch, groups, generator)
+        x_tau = {g: interpolate(batch.x0[g], eps[g], tau[g]) for g in groups}
+        out = student(x_tau, tau, batch.text, text_drop=batch.text_drop, key_mask=batch.key_mask)
+        loss_groups = [g for g in groups if g in batch.noisy]
+        target = {g: velocity_target(batch.x0[g], eps[g]) for g in loss_groups}
+        flow, logs = self.flow_loss(out.velocity, target, {g: batch.token_weights(g) for g in loss_groups})
+        return LossOutput(flow, {"flow": flow.detach(), **logs, "loss": flow.detach()})
+
+
+class SelfFlowObjective(Objective):
+    """Self-Flow: DTS for the student, EMA teacher at min(t, s) (forward to block k, no grad),
+    L = L_flow + gamma · mean(1 - cos(projector(student h_l), teacher h_k)) over the noisy tokens."""
+
+    name = "selfflow"
+
+    def __init__(self, cfg: ObjectiveConfig, model_cfg: DiTConfig):
+        super().__init__(cfg, model_cfg)
+        self.student_layer, self.teacher_layer = cfg.layers(model_cfg.depth)
+        self.ratios = mask_ratios(cfg, model_cfg.horizon)
+
+    def __call__(self, student: nn.Module, teacher: Optional[nn.Module], batch: FlowBatch, *,
+                 generator: Optional[torch.Generator] = None) -> LossOutput:
+        if teacher is None:
+            raise ValueError("objective=selfflow needs the EMA teacher (EMA(model).module); "
+                             "use objective=vanilla to train without one")
+        groups = self._groups(batch)
+        device = batch.x0[groups[0]].device
+        shapes = {g: tuple(batch.x0[g].shape[:2]) for g in groups}
+        dts = dual_timesteps(shapes, batch.noisy, self.ratios, self.time_dist, device=device, generator=generator)
+        eps = self._noise(batch, groups, generator)
+
+        # Student: per-token noise levels (t or s); features = projector(hidden state after block l).
+        x_student = {g: interpolate(batch.x0[g], eps[g], dts.student[g]) for g in groups}
+        out = student(x_student, dts.student, batch.text, text_drop=batch.text_drop, key_mask=batch.key_mask,
+                      feature_layer=self.student_layer)
+        # Teacher: same x0 and noise, every noisy token at the cleaner level min(t, s); clean tokens stay clean.
+        with torch.no_grad():
+            x_teacher = {g: interpolate(batch.x0[g], eps[g], dts.teacher[g]) for g in groups}
+            target_h = teacher(x_teacher, dts.teacher, batch.text, text_drop=batch.text_drop,
+                               key_mask=batch.key_mask, stop_at=self.teacher_layer).features
+
+        loss_groups = [g for g in groups if g in batch.noisy]
+        weights = {g: batch.token_weights(g) for g in loss_groups}
+        target = {g: velocity_target(batch.x0[g], eps[g]) for g in loss_groups}
+        flow, logs = self.flow_loss(out.velocity, target, weights)
+
+        w = torch.cat([weights[g] if g in weights else torch.zeros(shapes[g], dtype=torch.bool, device=device)
+                       for g in groups], dim=1).float()                                 # (B, N)
+        cos = F.cosine_similarity(out.features.float(), target_h.float(), dim=-1)     # (B, N)
+        denom = w.sum().clamp(min=1.0)
+        rep = ((1 - cos) * w).sum() / denom
+        loss = flow + self.cfg.gamma * rep
+        logs.update(flow=flow.detach(), rep=rep.detach(), teacher_cos=((cos * w).sum() / denom).detach(),
+                    loss=loss.detach())
+        return LossOutput(loss, logs)
+
+
+OBJECTIVE_CLASSES: dict[str, type[Objective]] = {"selfflow": SelfFlowObjective, "vanilla": VanillaObjective}
+
+
+def build_objective(cfg: ObjectiveConfig | DictConfig | Mapping[str, Any],
+                    model_cfg: DiTConfig | DictConfig | Mapping[str, Any]) -> Objective:
+    """The objective named by `cfg.name`, for a backbone described by `model_cfg`."""
+    cfg = cfg if isinstance(cfg, ObjectiveConfig) else structured(ObjectiveConfig, cfg)
+    return OBJECTIVE_CLASSES[cfg.name](cfg, model_config(model_cfg))
