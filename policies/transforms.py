@@ -90,6 +90,36 @@ class ResizeImages:
         return {**data, IMAGE: frames}
 
 
+def pad_to_aspect(frame: np.ndarray, aspect: float) -> np.ndarray:
+    """Zero-pad `(H, W, 3)` symmetrically to width / height = `aspect` (tf.image.resize_with_pad's padding)."""
+    h, w = frame.shape[:2]
+    if abs(w / h - aspect) < 1e-3:
+        return frame
+    if w / h < aspect:
+        new_w = int(round(h * aspect))
+        left = (new_w - w) // 2
+        return np.pad(frame, ((0, 0), (left, new_w - w - left), (0, 0)))
+    new_h = int(round(w / aspect))
+    top = (new_h - h) // 2
+    return np.pad(frame, ((top, new_h - h - top), (0, 0), (0, 0)))
+
+
+def resize_like_training(frames: np.ndarray, size: tuple[int, int], jpeg_quality: int = 90) -> np.ndarray:
+    """Frames uint8 `(T, H, W, 3)` -> `(T, *size, 3)` through the training pipeline's own steps.
+
+    Training frames are JPEGs decoded and resized by `data.frames.decode_frame` (DCT draft + bilinear).
+    A camera frame is padded to the training aspect, JPEG-encoded like the dataset writer does
+    (`data.writer.encode_jpeg`), then decoded by that same function, so the policy sees the
+    same resampling and compression artefacts as in training.
+    """
+    from selfflow_robot.data.frames import decode_frame
+    from selfflow_robot.data.writer import encode_jpeg
+
+    aspect = size[1] / size[0]
+    return np.stack([decode_frame(encode_jpeg(pad_to_aspect(f, aspect), jpeg_quality), tuple(size))
+                     for f in frames])
+
+
 @dataclasses.dataclass(frozen=True)
 class EmbedInstruction:
     """`INSTRUCTION` (str) -> `TEXT` (512,) with an `InstructionEmbedder` (table + optional encoder)."""
@@ -183,6 +213,6 @@ def check_simpler_action(action: dict[str, np.ndarray]) -> None:
 
 __all__ = [
     "IMAGE", "INSTRUCTION", "TEXT", "ACTION_TOKENS", "ACTIONS", "TERMINATE_KEY",
-    "DataTransformFn", "Group", "Compose", "ResizeImages", "EmbedInstruction", "UnnormalizeActions",
+    "DataTransformFn", "Group", "Compose", "ResizeImages", "pad_to_aspect", "resize_like_training", "EmbedInstruction", "UnnormalizeActions",
     "SimplerAction", "rotation_to_axangle", "check_simpler_action", "SIMPLER_ACTION_SPEC",
 ]

@@ -72,3 +72,17 @@ def test_schema_check_rejects(bad):
             "terminate_episode": np.zeros(1)}
     with pytest.raises(ValueError):
         T.check_simpler_action({**good, **bad})
+
+
+def test_pad_to_aspect_and_resize_like_training():
+    frame = np.full((10, 10, 3), 200, np.uint8)
+    padded = T.pad_to_aspect(frame, 1.25)
+    assert padded.shape == (10, 12, 3) and padded[:, 0].max() == 0 and padded[:, 1:11].min() == 200
+    assert T.pad_to_aspect(np.zeros((8, 20, 3), np.uint8), 1.25).shape == (16, 20, 3)
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 255, (2, 512, 640, 3), dtype=np.uint8)
+    big[:] = np.clip(big.astype(int) // 8 * 8, 0, 255)  # keep JPEG error moderate
+    small = T.resize_like_training(big, (64, 80))
+    assert small.shape == (2, 64, 80, 3) and small.dtype == np.uint8
+    # Same aspect, so no padding: mean brightness is preserved by the resample.
+    assert abs(float(small.mean()) - float(big.mean())) < 3.0

@@ -1,0 +1,340 @@
+"""`SelfFlowPolicy`: a trained checkpoint as a SimplerEnv-compatible policy.
+
+    policy = SelfFlowPolicy.from_pretrained("runs/demo", steps=10, execute_horizon=2)
+    policy.reset("open top drawer")
+    raw_action, action = policy.step(image)          # uint8 (H, W, 3), any size
+
+Policy mode (DESIGN.md "One backbone, per-token time"): the model sees only the k context frames
+(clean, tau = 0) and the H action tokens (noised, integrated tau 1 -> 0 by the sampler); future
+frames are dropped, so a step costs context + action tokens. The last k frames are kept as
+history; at reset the first frame is repeated to fill it.
+
+`infer(obs) -> dict` is the stateless-looking entry the policy server calls: it returns the whole
+chunk, normalised (`action_tokens`) and unnormalised (`actions`, `terminate`), plus timing.
+`step` wraps `infer` with action chunking (execute horizon, optional temporal ensembling) and
+SimplerEnv's action conversion.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+from selfflow_robot.constants import ACTIONS as ACTION_GROUP
+from selfflow_robot.constants import CONTEXT, RAW_ACTION_DIM
+from selfflow_robot.errors import ConfigError
+from selfflow_robot.policies import transforms as T
+from selfflow_robot.policies.chunking import ActionChunker
+from selfflow_robot.policies.language import (HFTextEncoder, InstructionEmbedder, LanguageTable, TextEncoder)
+
+Sampler = Literal["ode", "sde"]
+
+
+@dataclass
+class PolicyConfig:
+    """Inference settings (none of them change the weights).
+
+    Args:
+        steps: denoising steps of the sampler per chunk.
+        sampler: `ode` (deterministic Euler) or `sde`.
+        cfg_scale: classifier-free guidance on the instruction (1.0 = off; >1 costs a second forward).
+        execute_horizon: actions executed from each chunk before predicting a new one (None = the whole chunk).
+        ensemble: temporal ensembling of overlapping chunks (use with a small `execute_horizon`).
+        ensemble_temp: ensembling weight exp(-temp * rank), rank 0 = the oldest prediction.
+        action_scale: multiplies `world_vector` and `rot_axangle` (SimplerEnv's --action-scale).
+        gripper_deadzone: |gripper| below this is sent as 0 (RT-1's small-action filter).
+        seed: seeds the sampler's noise at every `reset`, so an episode is reproducible.
+        use_ema: load the EMA weights (the ones to deploy).
+        device: torch device for the model.
+        text_encoder: optional local dir of a Hugging Face text model for instructions not in the table.
+        text_fallback: how encoder outputs map to the table's space: `nearest` or `ridge` (see language.py).
+    """
+
+    steps: int = 10
+    sampler: str = "ode"
+    cfg_scale: float = 1.0
+    execute_horizon: Optional[int] = None
+    ensemble: bool = False
+    ensemble_temp: float = 0.0
+    action_scale: float = 1.0
+    gripper_deadzone: float = 1e-2
+    seed: int = 0
+    use_ema: bool = True
+    device: str = "cpu"
+    text_encoder: Optional[str] = None
+    text_fallback: str = "nearest"
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(f"policy steps must be >= 1, got {self.steps}")
+        if self.sampler not in ("ode", "sde"):
+            raise ConfigError(f"policy sampler must be one of ['ode', 'sde'], got {self.sampler!r}")
+        if self.text_fallback not in ("nearest", "ridge"):
+            raise ConfigError(f"policy text_fallback must be one of ['nearest', 'ridge'], got {self.text_fallback!r}")
+        if self.cfg_scale < 0:
+            raise ConfigError(f"policy cfg_scale must be >= 0, got {self.cfg_scale}")
+
+
+@dataclass
+class PolicySession:
+    """Per-episode state: the frame history, the instruction and its embedding, the chunk executor
+    and the noise generator (seeded at reset, so an episode is reproducible)."""
+
+    history: deque
+    chunker: ActionChunker
+    generator: torch.Generator
+    instruction: Optional[str] = None
+    text: Optional[np.ndarray] = None
+
+
+def _stats_normalizer(stats: Mapping[str, Any]):
+    """The data pipeline's `ActionNormalizer` built from a checkpoint's `dataset_statistics.json`."""
+    from selfflow_robot.data.statistics import ActionNormalizer
+
+    return ActionNormalizer(dict(stats))
+
+
+class SelfFlowPolicy:
+    """SimplerEnv policy interface (`reset`, `step`) plus `infer` for the policy server."""
+
+    def __init__(self, model: torch.nn.Module, codec: Any, *, unnormalize: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                 language: InstructionEmbedder, resize_fn: Callable[[np.ndarray, tuple[int, int]], np.ndarray],
+                 config: PolicyConfig | None = None, statistics: Mapping[str, Any] | None = None,
+                 source: str | Path | None = None) -> None:
+        self.config = config or PolicyConfig()
+        self.model = model.eval()
+        self.codec = codec
+        self.model_cfg = model.cfg
+        self.k = int(self.model_cfg.context_frames)
+        self.horizon = int(self.model_cfg.horizon)
+        self.image_size = tuple(self.model_cfg.image_size)
+        self.device = torch.device(self.config.device)
+        self.language = language
+        self.statistics = dict(statistics or {})
+        self.source = None if source is None else Path(source)
+        self.inputs = T.Compose([T.ResizeImages(self.image_size[0], self.image_size[1], resize_fn),
+                                 T.EmbedInstruction(language)])
+        self.outputs = T.Compose([T.UnnormalizeActions(unnormalize)])
+        self.to_simpler = T.SimplerAction(self.config.action_scale, self.config.gripper_deadzone)
+        self.last_timing: dict[str, float] = {}
+        self.session = self.new_session()  # the state `reset`/`step`/`infer` use
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, *, text_encoder: TextEncoder | None = None,
+                        **overrides: Any) -> "SelfFlowPolicy":
+        """Load a checkpoint (step dir or run dir) with `PolicyConfig` overrides, e.g. `steps=5`.
+
+        Everything the policy needs travels inside the checkpoint: weights, the model config, the
+        action statistics (`dataset_statistics.json`) and the instruction table.
+        `text_encoder` (an object with `encode(list[str]) -> (N, D)`) overrides `config.text_encoder`.
+        """
+        from selfflow_robot.train.checkpoint import load_pretrained
+
+        unknown = set(overrides) - set(PolicyConfig.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown SelfFlowPolicy option(s) {sorted(unknown)}; "
+                              f"allowed: {sorted(PolicyConfig.__dataclass_fields__)}")
+        config = PolicyConfig(**overrides)
+        pre = load_pretrained(path, use_ema=config.use_ema, device=config.device)
+        table = LanguageTable.coerce(pre.language_table)
+        if text_encoder is None and config.text_encoder:
+            text_encoder = HFTextEncoder(config.text_encoder, device=config.device)
+        language = InstructionEmbedder(table, text_encoder, mode=config.text_fallback)  # type: ignore[arg-type]
+        normalizer = _stats_normalizer(pre.stats)
+        return cls(pre.model, pre.codec, unnormalize=normalizer.unnormalize, language=language,
+                   resize_fn=T.resize_like_training, config=config, statistics=pre.stats, source=pre.path)
+
+    def with_options(self, **overrides: Any) -> "SelfFlowPolicy":
+        """A new policy sharing this one's weights with some `PolicyConfig` fields changed."""
+        cfg = replace(self.config, **overrides)
+        return SelfFlowPolicy(self.model, self.codec, unnormalize=self.outputs.transforms[0].unnormalize,
+                              language=self.language, resize_fn=self.inputs.transforms[0].resize_fn,
+                              config=cfg, statistics=self.statistics, source=self.source)
+
+    # ------------------------------------------------------------------ SimplerEnv interface
+
+    @property
+    def task_description(self) -> Optional[str]:
+        return self.session.instruction
+
+    def new_session(self) -> PolicySession:
+        """Fresh per-episode state (the server keeps one per connection)."""
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(self.config.seed)
+        return PolicySession(history=deque(maxlen=self.k), generator=gen,
+                             chunker=ActionChunker(self.horizon, self.config.execute_horizon, self.config.ensemble,
+                                                   self.config.ensemble_temp))
+
+    def reset_session(self, session: PolicySession, instruction: Optional[str]) -> None:
+        """Start an episode in `session`: clear history and chunks, embed the instruction, reseed the noise.
+
+        Raises `UnknownInstructionError` (a `UserError`) for an instruction the checkpoint does not know
+        and no text encoder can embed; the session is left unchanged then.
+        """
+        text = None if instruction is None else self.inputs.transforms[1].embedder(instruction)
+        session.history.clear()
+        session.chunker.reset()
+        session.generator.manual_seed(self.config.seed)
+        session.instruction, session.text = instruction, text
+
+    def reset(self, task_description: Optional[str]) -> None:
+        """Start an episode: clear frame history and chunks, embed the instruction, reseed the sampler."""
+        self.reset_session(self.session, task_description)
+
+    def step(self, image: np.ndarray, task_description: Optional[str] = None
+             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """One control step: uint8 `(H, W, 3)` -> SimplerEnv's `(raw_action, action)`.
+
+        A new `task_description` (different from the current one) resets the policy first, as
+        SimplerEnv's RT-1 wrapper does. A new chunk is predicted every `execute_horizon` steps.
+        """
+        sess = self.session
+        if task_description is not None and task_description != sess.instruction:
+            self.reset(task_description)
+        if sess.text is None:
+            raise ConfigError("no instruction: call reset(task_description) or pass task_description to step()")
+        self._push_frames(sess, np.asarray(image))
+        if sess.chunker.needs_chunk():
+            out = self.infer_batch([(sess, None)])[0]
+            sess.chunker.push(np.concatenate([out[T.ACTIONS], out[T.TERMINATE_KEY][:, None]], axis=1))
+        else:
+            self.last_timing = {"infer_ms": 0.0}
+        step = sess.chunker.pop()  # (8,) unnormalised action + terminate
+        return self.to_simpler(step[:RAW_ACTION_DIM], float(step[RAW_ACTION_DIM] >= 0.5))
+
+    def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
+        """Predict a whole chunk for the server.
+
+        `obs`: `image` uint8 `(H, W, 3)` (appended to the frame history) or `(T, H, W, 3)` (the history
+        itself, oldest first; fewer than k frames are padded by repeating the first), and optionally
+        `instruction` (a new one resets the policy). Returns `actions` float32 `(H, 7)` (unnormalised),
+        `terminate` `(H,)`, `action_tokens` `(H, 8)` (the model's normalised output) and `timing` (ms).
+        """
+        return self.infer_batch([(self.session, obs)])[0]
+
+    def infer_batch(self, batch: Sequence[tuple[PolicySession, Optional[Mapping[str, Any]]]]) -> list[dict[str, Any]]:
+        """`infer` for several sessions at once (one model call): `(session, obs)` pairs, one reply each.
+
+        `obs=None` predicts from the session's current history without adding a frame.
+        """
+        t0 = time.perf_counter()
+        for sess, obs in batch:
+            if obs is None:
+                continue
+            instruction = obs.get(T.INSTRUCTION)
+            if instruction is not None and instruction != sess.instruction:
+                self.reset_session(sess, instruction)
+            image = np.asarray(obs[T.IMAGE])
+            if image.ndim == 4 and image.shape[0] > 1:
+                sess.history.clear()
+            self._push_frames(sess, image)
+        for sess, _ in batch:
+            if sess.text is None:
+                raise ConfigError("no instruction: send one with the observation or reset(task_description) first")
+            if not sess.history:
+                raise ConfigError("no frame yet: send an image with the observation")
+        t1 = time.perf_counter()
+        context = np.stack([np.stack(list(sess.history)) for sess, _ in batch])   # (B, k, h, w, 3)
+        text = np.stack([sess.text for sess, _ in batch])                         # (B, 512)
+        noise = torch.cat([torch.randn(1, self.horizon, self.model_cfg.action_dim, generator=sess.generator,
+                                       device=self.device) for sess, _ in batch])  # (B, H, 8)
+        tokens = self.predict_tokens(context, text, noise, batch[0][0].generator).cpu().numpy()
+        t2 = time.perf_counter()
+        replies = []
+        for row in tokens:
+            out = self.outputs({T.ACTION_TOKENS: row})
+            replies.append({T.ACTIONS: out[T.ACTIONS], T.TERMINATE_KEY: out[T.TERMINATE_KEY],
+                            T.ACTION_TOKENS: row.astype(np.float32)})
+        t3 = time.perf_counter()
+        self.last_timing = {"preprocess_ms": (t1 - t0) * 1e3, "infer_ms": (t2 - t1) * 1e3,
+                            "postprocess_ms": (t3 - t2) * 1e3, "batch_size": float(len(batch))}
+        for r in replies:
+            r["timing"] = dict(self.last_timing)
+        return replies
+
+    # ------------------------------------------------------------------ internals
+
+    def _push_frames(self, session: PolicySession, image: np.ndarray) -> None:
+        frames = self.inputs.transforms[0]({T.IMAGE: image})[T.IMAGE]  # (T, h, w, 3) at the training size
+        if not session.history:  # reset: repeat the first frame so the context is full from step one
+            for _ in range(self.k - 1):
+                session.history.append(frames[0])
+        for f in frames:
+            session.history.append(f)
+
+    @torch.inference_mode()
+    def predict_tokens(self, context: np.ndarray, text: np.ndarray, noise: torch.Tensor,
+                       generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Sample action tokens `(B, H, 8)` from context frames uint8 `(B, k, h, w, 3)`, text `(B, 512)` and the
+        initial noise `(B, H, 8)`: the policy-mode forward (no future-frame tokens)."""
+        from selfflow_robot.objective import sample
+
+        frames = torch.from_numpy(np.ascontiguousarray(context)).to(self.device)
+        ctx = self.codec.encode(frames)                                        # (B, k*h*w, d)
+        noise = noise.to(self.device)
+        out = sample(self.model, {CONTEXT: ctx, ACTION_GROUP: noise}, [ACTION_GROUP],
+                     torch.as_tensor(text, dtype=torch.float32, device=self.device),
+                     steps=self.config.steps, method=self.config.sampler, cfg_scale=self.config.cfg_scale,
+                     generator=generator, noise={ACTION_GROUP: noise})
+        return out[ACTION_GROUP].float()                                       # (B, H, 8)
+
+    # ------------------------------------------------------------------ extras
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What a client needs to know: chunk length, action layout, bounds, image size, context frames."""
+        meta: dict[str, Any] = {"chunk_length": self.horizon, "action_dim": RAW_ACTION_DIM,
+                                "image_shape": [*self.image_size, 3], "context_frames": self.k,
+                                "execute_horizon": self.session.chunker.execute_horizon, "steps": self.config.steps,
+                                "sampler": self.config.sampler}
+        for key in ("q01", "q99"):
+            val = _find_stat(self.statistics, key)
+            if val is not None:
+                meta[f"action_{key}"] = val
+        if self.source is not None:
+            meta["checkpoint"] = str(self.source)
+        return meta
+
+    def visualize_epoch(self, raw_actions: Sequence[Mapping[str, np.ndarray]], images: Sequence[np.ndarray],
+                        save_path: str | Path) -> None:
+        """Plot an episode's raw actions over time under a strip of its frames (SimplerEnv calls this)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        keys = ["world_vector", "rotation_delta", "gripper_closedness_action", "terminate_episode"]
+        series = {f"{k}_{i}": [float(np.asarray(a[k]).reshape(-1)[i]) for a in raw_actions]
+                  for k in keys for i in range(np.asarray(raw_actions[0][k]).size)} if raw_actions else {}
+        fig, axes = plt.subplot_mosaic([["image"] * max(len(series), 1), list(series) or ["image"]],
+                                       figsize=(4 * max(len(series), 1), 8))
+        if images:
+            strip = np.concatenate([np.asarray(im) for im in list(images)[::max(1, len(images) // 8)]], axis=1)
+            axes["image"].imshow(strip)
+        axes["image"].set_axis_off()
+        for name, values in series.items():
+            axes[name].plot(values)
+            axes[name].set_title(name)
+            axes[name].set_xlabel("step")
+        fig.tight_layout()
+        fig.savefig(save_path)
+        plt.close(fig)
+
+
+def _find_stat(stats: Mapping[str, Any], key: str) -> Optional[list[float]]:
+    """The action `key` (q01/q99) from dataset statistics, wherever the file nests it."""
+    if key in stats and isinstance(stats[key], (list, tuple)):
+        return [float(v) for v in stats[key]]
+    for v in stats.values():
+        if isinstance(v, Mapping):
+            found = _find_stat(v, key)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,183 @@
+"""SelfFlowPolicy on a tiny checkpoint: SimplerEnv schema, chunking cadence, policy-mode tokens,
+statistics from the checkpoint, moved checkpoints, sessions, language errors."""
+from __future__ import annotations
+
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE
+from selfflow_robot.data.statistics import ActionNormalizer
+from selfflow_robot.errors import ConfigError, UserError
+from selfflow_robot.policies.language import HashingTextEncoder
+from selfflow_robot.policies.policy import SelfFlowPolicy
+from selfflow_robot.policies.transforms import check_simpler_action
+from selfflow_robot.train.checkpoint import load_statistics
+
+TASK = "open top drawer"
+
+
+def camera_frames(n: int, seed: int = 0) -> list[np.ndarray]:
+    """SimplerEnv-sized (512 x 640) frames that change over time."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (512, 640, 3), dtype=np.uint8)
+    return [np.roll(base, 16 * i, axis=1) for i in range(n)]
+
+
+def run_episode(policy: SelfFlowPolicy, frames, task=TASK):
+    policy.reset(task)
+    return [policy.step(f, task) for f in frames]
+
+
+def test_step_output_passes_the_simpler_schema_and_latency_is_printed(tiny_ckpt):
+    policy = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=4, execute_horizon=2)
+    policy.reset(TASK)
+    latencies = []
+    for frame in camera_frames(6):
+        t0 = time.perf_counter()
+        raw, action = policy.step(frame, TASK)
+        latencies.append((time.perf_counter() - t0) * 1e3)
+        check_simpler_action(action)
+        assert set(raw) == {"world_vector", "rotation_delta", "gripper_closedness_action", "terminate_episode"}
+        assert all(np.isfinite(v).all() for v in raw.values())
+    print(f"\nSelfFlowPolicy.step latency (tiny, 4 denoising steps, CPU): "
+          f"inference steps {latencies[0]:.1f}/{latencies[2]:.1f}/{latencies[4]:.1f} ms, "
+          f"cached steps {latencies[1]:.1f}/{latencies[3]:.1f}/{latencies[5]:.1f} ms")
+
+
+def test_new_chunk_every_execute_horizon_steps(tiny_ckpt):
+    policy = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=2, execute_horizon=3)
+    calls = []
+    original = policy.predict_tokens
+
+    def counting(*args, **kwargs):
+        calls.append(len(calls))
+        return original(*args, **kwargs)
+
+    policy.predict_tokens = counting
+    run_episode(policy, camera_frames(7))
+    assert len(calls) == 3  # steps 0, 3, 6
+
+
+def test_policy_mode_sends_only_context_and_action_tokens(tiny_ckpt):
+    policy = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=3)
+    seen = []
+    forward = policy.model.forward
+
+    def spy(x, tau, text, **kw):
+        seen.append({g: tuple(v.shape) for g, v in x.items()})
+        return forward(x, tau, text, **kw)
+
+    policy.model.forward = spy
+    policy.reset(TASK)
+    policy.step(camera_frames(1)[0])
+    cfg = policy.model_cfg
+    assert len(seen) == 3  # one forward per denoising step
+    assert all(FUTURE not in s for s in seen)
+    assert seen[0][CONTEXT] == (1, cfg.context_frames * cfg.tokens_per_frame, cfg.frame_token_dim)
+    assert seen[0][ACTIONS] == (1, cfg.horizon, cfg.action_dim)
+
+
+def test_history_repeats_the_first_frame_at_reset_and_then_slides(tiny_ckpt):
+    policy = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=1, execute_horizon=1)
+    frames = camera_frames(3)
+    policy.reset(TASK)
+    policy.step(frames[0])
+    hist = list(policy.session.history)
+    assert len(hist) == policy.k == 2 and np.array_equal(hist[0], hist[1])
+    policy.step(frames[1])
+    hist = list(policy.session.history)
+    assert not np.array_equal(hist[0], hist[1])
+    assert hist[0].shape == (*policy.image_size, 3)
+
+
+def test_actions_are_unnormalised_with_the_checkpoint_statistics(tiny_ckpt):
+    policy = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=3)
+    policy.reset(TASK)
+    out = policy.infer({"image": camera_frames(1)[0]})
+    assert out["actions"].shape == (policy.horizon, 7) and out["actions"].dtype == np.float32
+    assert out["action_tokens"].shape == (policy.horizon, 8)
+    assert out["terminate"].shape == (policy.horizon,)
+    assert out["timing"]["infer_ms"] > 0
+    expected, term = ActionNormalizer(load_statistics(tiny_ckpt)).unnormalize(out["action_tokens"])
+    np.testing.assert_allclose(out["actions"], expected, rtol=1e-6)
+    np.testing.assert_array_equal(out["terminate"], term)
+    meta = policy.metadata
+    assert meta["chunk_length"] == policy.horizon and len(meta["action_q01"]) == 7
+
+
+def test_moved_checkpoint_gives_the_same_actions(tiny_ckpt, tmp_path):
+    frames = camera_frames(5)
+    before = run_episode(SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=3, execute_horizon=2), frames)
+    moved = tmp_path / "elsewhere" / "my_policy"
+    shutil.copytree(tiny_ckpt, moved)
+    after = run_episode(SelfFlowPolicy.from_pretrained(moved, steps=3, execute_horizon=2), frames)
+    for (r1, a1), (r2, a2) in zip(before, after):
+        for key in a1:
+            np.testing.assert_array_equal(a1[key], a2[key])
+    # ... and a second episode of the same policy repeats the first (noise reseeded at reset)
+    policy = SelfFlowPolicy.from_pretrained(moved, steps=3, execute_horizon=2)
+    first, second = run_episode(policy, frames), run_episode(policy, frames)
+    assert all(np.array_equal(a[1]["world_vector"], b[1]["world_vector"]) for a, b in zip(first, second))
+
+
+def test_infer_batch_matches_single_sessions(tiny_ckpt):
+    policy = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=3)
+    frames = camera_frames(2)
+    a, b = policy.new_session(), policy.new_session()
+    policy.reset_session(a, TASK)
+    policy.reset_session(b, "pick coke can")
+    batched = policy.infer_batch([(a, {"image": frames[0]}), (b, {"image": frames[1]})])
+    a2, b2 = policy.new_session(), policy.new_session()
+    policy.reset_session(a2, TASK)
+    policy.reset_session(b2, "pick coke can")
+    single_a = policy.infer_batch([(a2, {"image": frames[0]})])[0]
+    single_b = policy.infer_batch([(b2, {"image": frames[1]})])[0]
+    np.testing.assert_allclose(batched[0]["action_tokens"], single_a["action_tokens"], atol=1e-5)
+    np.testing.assert_allclose(batched[1]["action_tokens"], single_b["action_tokens"], atol=1e-5)
+    assert batched[0]["timing"]["batch_size"] == 2
+
+
+def test_infer_with_a_frame_stack_replaces_the_history(tiny_ckpt):
+    policy = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=2)
+    frames = np.stack(camera_frames(3))
+    out = policy.infer({"image": frames, "instruction": TASK})
+    assert out["actions"].shape == (4, 7)
+    hist = list(policy.session.history)
+    assert len(hist) == 2 and not np.array_equal(hist[0], hist[1])
+
+
+def test_unknown_instruction_is_a_user_error_unless_an_encoder_is_given(tiny_ckpt):
+    policy = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=2)
+    with pytest.raises(UserError, match="open top drawer"):
+        policy.reset("open the top drawer please")
+    with_encoder = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=2, text_encoder=HashingTextEncoder())
+    with_encoder.reset("open the top drawer please")
+    np.testing.assert_array_equal(with_encoder.session.text, with_encoder.language.table.get(TASK))
+    _, action = with_encoder.step(camera_frames(1)[0])
+    check_simpler_action(action)
+
+
+def test_ensembling_sde_and_bad_options(tiny_ckpt):
+    policy = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=2, sampler="sde", execute_horizon=1, ensemble=True,
+                                            ensemble_temp=0.1)
+    for _, action in run_episode(policy, camera_frames(5)):
+        check_simpler_action(action)
+    with pytest.raises(ConfigError, match="unknown SelfFlowPolicy option"):
+        SelfFlowPolicy.from_pretrained(tiny_ckpt, denoise_steps=3)
+    with pytest.raises(ConfigError, match="sampler"):
+        SelfFlowPolicy.from_pretrained(tiny_ckpt, sampler="heun")
+    with pytest.raises(ConfigError, match="no instruction"):
+        SelfFlowPolicy.from_pretrained(tiny_ckpt).step(camera_frames(1)[0])
+
+
+def test_visualize_epoch_writes_a_plot(tiny_ckpt, tmp_path):
+    policy = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=1)
+    frames = camera_frames(3)
+    raws = [raw for raw, _ in run_episode(policy, frames)]
+    out = tmp_path / "episode.png"
+    policy.visualize_epoch(raws, frames, out)
+    assert out.stat().st_size > 1000
