@@ -132,6 +132,7 @@ class RT1Windows(IterableDataset):
         self.epoch = 0                       # the epoch a finite dataset iterates
         self._positions: dict[int, tuple[int, int, int]] = {}
         self._resume: dict[int, tuple[int, int, int]] = {}
+        self._worker_shift = 0  # DataLoader worker w plays consumer (w + shift) % workers (resume phase)
 
     @classmethod
     def from_config(cls, cfg: DataConfig, split: str = "train", **kwargs) -> "RT1Windows":
@@ -148,6 +149,7 @@ class RT1Windows(IterableDataset):
         """(g, G): this process's consumer index and the consumer count (ranks x workers)."""
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        worker = (worker + self._worker_shift) % workers
         return self.rank * workers + worker, self.world_size * workers
 
     def epoch_order(self, epoch: int) -> list[int]:
@@ -269,11 +271,15 @@ class WindowLoader:
         self.num_workers = num_workers
         self.loader_kwargs = loader_kwargs
         self._positions: dict[int, tuple] = {}
+        self._batches = 0  # batches handed out: fixes which worker's batch comes next (round robin)
         self._G = dataset.world_size * max(1, num_workers)
 
     def __iter__(self) -> Iterator[dict]:
         if self._positions:
             self.dataset.load_state_dict(self.state_dict())
+        # DataLoader asks workers for batches in a fixed round robin starting at worker 0; shift the
+        # consumer roles so the first batch of this iterator comes from the consumer that is due next.
+        self.dataset._worker_shift = self._batches % max(1, self.num_workers)
         kw = dict(self.loader_kwargs)
         if self.num_workers > 0:
             kw.setdefault("persistent_workers", False)
@@ -290,12 +296,14 @@ class WindowLoader:
                 raise DataError(m.group(1).strip().splitlines()[0] if m else str(e)) from None
             g, *pos = batch.pop(POSITION)
             self._positions[int(g)] = tuple(pos)
+            self._batches += 1
             yield batch
 
     def state_dict(self) -> dict:
         """The exact position: resume with `load_state_dict` (same batch size, workers, world size)."""
         return {"num_consumers": self._G, "positions": {int(k): list(v) for k, v in self._positions.items()},
-                "epoch": self.dataset.epoch, "seed": self.dataset.seed, "split": self.dataset.split}
+                "batches": self._batches, "epoch": self.dataset.epoch, "seed": self.dataset.seed,
+                "split": self.dataset.split}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a position saved by `state_dict()`."""
@@ -304,6 +312,7 @@ class WindowLoader:
                               f"(ranks x workers), this loader has {self._G}; resume with the same world size "
                               "and num_workers")
         self._positions = {int(k): tuple(v) for k, v in state["positions"].items()}
+        self._batches = int(state.get("batches", 0))
         self.dataset.load_state_dict(state)
 
 
