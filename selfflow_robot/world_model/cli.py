@@ -1,0 +1,282 @@
+"""`selfflow-robot imagine ckpt=DIR ...`: roll the world model out and compare with what happened.
+
+    selfflow-robot imagine ckpt=runs/demo data.path=data/synth                       # held-out episode 0
+    selfflow-robot imagine ckpt=runs/demo data.path=data/synth data.episode=2 start=3 length=8
+    selfflow-robot imagine ckpt=runs/demo actions=plan.npy context=now.png instruction="open top drawer"
+
+Context frames and actions come from an episode of a dataset split (by default the checkpoint's
+own held-out split: the same `val_fraction` and `seed` the run trained with), or the actions from
+a `.npy` / `.json` file (and the context from image files or the episode). Writes
+`<output_dir>/<name>.mp4` and `.gif` (prediction beside ground truth) and `<name>_metrics.json`, and
+prints PSNR/SSIM per horizon step against the copy-last-frame baseline.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from omegaconf import DictConfig
+
+from selfflow_robot.config import check_choice, structured
+from selfflow_robot.constants import RAW_ACTION_DIM
+from selfflow_robot.errors import ConfigError, DataError
+
+
+@dataclass
+class ImagineDataConfig:
+    """Where the episode comes from.
+
+    Args:
+        path: RLDS dataset dir (fractal20220817_data builder dir or its parent); "" = no dataset.
+        split: `val` (held out), `train` or `all`.
+        episode: index of the episode inside the split.
+        val_fraction: the split's held-out share; null = the checkpoint's `data.val_fraction`.
+        seed: the split's seed; null = the checkpoint's `data.seed`.
+    """
+
+    path: str = ""
+    split: str = "val"
+    episode: int = 0
+    val_fraction: Optional[float] = None
+    seed: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        check_choice("data.split", self.split, ["val", "train", "all"])
+        if self.episode < 0:
+            raise ConfigError(f"data.episode must be >= 0, got {self.episode}")
+
+
+@dataclass
+class ImagineConfig:
+    """`selfflow-robot imagine` options.
+
+    Args:
+        ckpt: checkpoint step dir or run dir (newest complete step).
+        data: the episode source (see `ImagineDataConfig`).
+        actions: `.npy` ((T, 7) or (T, 8) with terminate last) or `.json` (the same as a list, or
+            `{"actions": [...], "terminate": [...]}`); overrides the episode's actions.
+        context: comma-separated image files (oldest first) used as context instead of the episode's frames.
+        instruction: the task; "" = the episode's (needed without a dataset).
+        start: episode step whose frame is the last context frame.
+        length: steps to imagine (0 = up to the episode's end, or every action of the file).
+        steps: denoising steps per chunk.
+        sampler: `ode` or `sde`.
+        cfg_scale: classifier-free guidance on the instruction (1.0 = off).
+        seed: sampler noise seed.
+        use_ema: use the EMA weights.
+        device: torch device.
+        fps: video frame rate (RT-1 runs at 3 Hz).
+        output_dir: where the videos and metrics.json go.
+        name: file stem of the videos ("" = `episode<ID>_start<S>` or `imagine`).
+    """
+
+    ckpt: str = ""
+    data: ImagineDataConfig = field(default_factory=ImagineDataConfig)
+    actions: str = ""
+    context: str = ""
+    instruction: str = ""
+    start: int = 0
+    length: int = 0
+    steps: int = 10
+    sampler: str = "ode"
+    cfg_scale: float = 1.0
+    seed: int = 0
+    use_ema: bool = True
+    device: str = "cpu"
+    fps: float = 3.0
+    output_dir: str = "outputs/imagine"
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.ckpt:
+            raise ConfigError("imagine needs ckpt=<checkpoint step dir or run dir>")
+        check_choice("sampler", self.sampler, ["ode", "sde"])
+        if self.steps < 1:
+            raise ConfigError(f"steps must be >= 1, got {self.steps}")
+        if self.start < 0 or self.length < 0:
+            raise ConfigError(f"start and length must be >= 0, got start={self.start} length={self.length}")
+        if not self.data.path and not self.actions:
+            raise ConfigError("imagine needs an episode (data.path=DATASET_DIR) or an action file (actions=FILE.npy)")
+        if not self.data.path and (not self.context or not self.instruction):
+            raise ConfigError("without data.path, pass context=IMAGE[,IMAGE...] and instruction=\"...\" too")
+
+
+@dataclass
+class Episode:
+    """What one rollout needs: context frames, actions, optional ground truth, the task."""
+
+    context: np.ndarray                 # uint8 (k', H, W, 3), oldest first
+    actions: np.ndarray                 # float32 (T, 7)
+    terminate: np.ndarray               # float32 (T,)
+    truth: Optional[np.ndarray]         # uint8 (T, H, W, 3) or None
+    instruction: str
+    text: Optional[np.ndarray]          # (512,) the episode's own embedding, if known
+    label: str
+
+
+def load_actions_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read `(actions (T, 7), terminate (T,))` from `.npy` or `.json`; raises `DataError` naming the problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"action file {p} not found")
+    try:
+        if p.suffix == ".npy":
+            raw: Any = np.load(p, allow_pickle=False)
+        elif p.suffix == ".json":
+            raw = json.loads(p.read_text())
+        else:
+            raise DataError(f"action file {p} must end in .npy or .json")
+    except (ValueError, OSError) as e:
+        raise DataError(f"action file {p} could not be read: {e}") from e
+    term = None
+    if isinstance(raw, dict):
+        if "actions" not in raw:
+            raise DataError(f"action file {p}: a JSON object needs an 'actions' list (and optional 'terminate')")
+        term = raw.get("terminate")
+        raw = raw["actions"]
+    a = np.asarray(raw, np.float32)
+    if a.ndim != 2 or a.shape[1] not in (RAW_ACTION_DIM, RAW_ACTION_DIM + 1) or len(a) == 0:
+        raise DataError(f"action file {p}: expected a (T, 7) or (T, 8) array, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise DataError(f"action file {p}: contains NaN or inf")
+    if a.shape[1] == RAW_ACTION_DIM + 1:
+        term = a[:, RAW_ACTION_DIM]
+        a = a[:, :RAW_ACTION_DIM]
+    t = np.zeros(len(a), np.float32) if term is None else (np.asarray(term, np.float32).reshape(-1) > 0.5)
+    if len(t) != len(a):
+        raise DataError(f"action file {p}: {len(a)} actions but {len(t)} terminate flags")
+    return a, t.astype(np.float32)
+
+
+def _read_images(spec: str, size: tuple[int, int]) -> np.ndarray:
+    from selfflow_robot.policies.transforms import resize_like_training
+    from PIL import Image
+
+    frames = []
+    for item in [s.strip() for s in spec.split(",") if s.strip()]:
+        if not Path(item).is_file():
+            raise DataError(f"context image {item} not found")
+        frames.append(np.asarray(Image.open(item).convert("RGB")))
+    return np.concatenate([resize_like_training(f[None], size) for f in frames])
+
+
+def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[int, int], k: int) -> Episode:
+    """Assemble context, actions and ground truth from the config (dataset split and/or files)."""
+    ep = None
+    if cfg.data.path:
+        from selfflow_robot.data.dataset import split_episodes
+        from selfflow_robot.data.frames import decode_frames
+        from selfflow_robot.data.reader import RLDSReader
+
+        data_cfg = ckpt_config.get("data") or {}
+        val_fraction = cfg.data.val_fraction if cfg.data.val_fraction is not None else float(
+            data_cfg.get("val_fraction", 0.05))
+        seed = cfg.data.seed if cfg.data.seed is not None else int(data_cfg.get("seed", 0))
+        reader = RLDSReader(cfg.data.path)
+        ids = split_episodes(reader.episode_ids, val_fraction, seed)[cfg.data.split]
+        if cfg.data.episode >= len(ids):
+            raise DataError(f"{cfg.data.path}: split '{cfg.data.split}' has {len(ids)} episodes "
+                            f"(val_fraction={val_fraction}, seed={seed}); data.episode={cfg.data.episode} is out of range")
+        ep = reader.read(ids[cfg.data.episode])
+        n = len(ep)
+        if cfg.start > n - 2:
+            raise DataError(f"episode {ep.episode_id} has {n} steps; start={cfg.start} leaves no step to imagine "
+                            f"(use start <= {n - 2})")
+        frames = decode_frames(ep.images, image_size)                           # (n, H, W, 3)
+        ctx_idx = np.clip(np.arange(cfg.start - k + 1, cfg.start + 1), 0, None)
+        context = frames[ctx_idx]
+        horizon_left = n - 1 - cfg.start
+        length = min(cfg.length or horizon_left, horizon_left)
+        actions = ep.actions()[cfg.start:cfg.start + length]
+        terminate = ep.terminate()[cfg.start:cfg.start + length]
+        truth: Optional[np.ndarray] = frames[cfg.start + 1:cfg.start + 1 + length]
+        instruction, text = ep.instruction, ep.language_embedding.astype(np.float32)
+        label = f"episode{ep.episode_id}_start{cfg.start}"
+    if cfg.actions:
+        actions, terminate = load_actions_file(cfg.actions)
+        if cfg.length:
+            actions, terminate = actions[:cfg.length], terminate[:cfg.length]
+        if ep is not None and truth is not None and len(truth) >= len(actions):
+            truth = truth[:len(actions)]
+        else:
+            truth = None  # the file's actions go beyond (or without) a recorded episode
+        if ep is None:
+            label = Path(cfg.actions).stem
+    if cfg.context:
+        context = _read_images(cfg.context, image_size)
+        truth = truth if ep is not None and not cfg.actions else None
+    if cfg.instruction:
+        instruction, text = cfg.instruction, None
+    return Episode(context=context, actions=np.asarray(actions, np.float32), terminate=np.asarray(terminate, np.float32),
+                   truth=truth, instruction=instruction, text=text, label=label)
+
+
+def horizon_metrics(pred: np.ndarray, truth: np.ndarray, last_context: np.ndarray) -> dict[str, list[float]]:
+    """Per-step PSNR/SSIM of the prediction and of the copy-last-frame baseline, frames in [0, 1] or uint8."""
+    from selfflow_robot.world_model.metrics import psnr, ssim
+
+    truth_f = truth.astype(np.float32) / 255.0 if truth.dtype == np.uint8 else truth
+    base = np.repeat((last_context.astype(np.float32) / 255.0)[None], len(truth_f), axis=0)
+    return {"psnr": psnr(pred, truth_f).tolist(), "ssim": ssim(pred, truth_f).tolist(),
+            "psnr_copy_last": psnr(base, truth_f).tolist(), "ssim_copy_last": ssim(base, truth_f).tolist()}
+
+
+def format_metrics(m: dict[str, list[float]]) -> str:
+    """A per-step table with a mean row."""
+    lines = [f"{'step':>5}  {'PSNR':>7}  {'PSNR copy-last':>14}  {'SSIM':>6}  {'SSIM copy-last':>14}"]
+    for i in range(len(m["psnr"])):
+        lines.append(f"{i + 1:>5}  {m['psnr'][i]:7.2f}  {m['psnr_copy_last'][i]:14.2f}  "
+                     f"{m['ssim'][i]:6.3f}  {m['ssim_copy_last'][i]:14.3f}")
+    mean = {k: float(np.mean(v)) for k, v in m.items()}
+    lines.append(f"{'mean':>5}  {mean['psnr']:7.2f}  {mean['psnr_copy_last']:14.2f}  "
+                 f"{mean['ssim']:6.3f}  {mean['ssim_copy_last']:14.3f}")
+    return "\n".join(lines)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def imagine(cfg: ImagineConfig) -> dict[str, Any]:
+    """Run one rollout; returns paths and metrics (also written to `<name>_metrics.json`)."""
+    from selfflow_robot.train.checkpoint import load_config
+    from selfflow_robot.world_model.rollout import WorldModel
+    from selfflow_robot.world_model.video import write_comparison
+
+    wm = WorldModel.from_pretrained(cfg.ckpt, use_ema=cfg.use_ema, device=cfg.device, steps=cfg.steps,
+                                    method=cfg.sampler, cfg_scale=cfg.cfg_scale, seed=cfg.seed)
+    ep = load_episode(cfg, load_config(wm.source), wm.image_size, wm.k)
+    print(f"imagine: {len(ep.actions)} steps ({-(-len(ep.actions) // wm.horizon)} chunks of H={wm.horizon}, "
+          f"k={wm.k}) for {ep.label!r}, instruction {ep.instruction!r}, checkpoint {wm.source}")
+    pred = wm.rollout(ep.context, ep.actions, terminate=ep.terminate, instruction=ep.instruction,
+                      text=ep.text, progress=True)
+    out_dir = Path(cfg.output_dir)
+    name = cfg.name or ep.label
+    paths = write_comparison(out_dir / name, pred, ep.truth, context=ep.context, fps=cfg.fps)
+    result: dict[str, Any] = {"checkpoint": str(wm.source), "label": ep.label, "instruction": ep.instruction,
+                              "steps": len(ep.actions), "video": {k: str(v) for k, v in paths.items()},
+                              "config": asdict(cfg)}
+    if ep.truth is not None:
+        metrics = horizon_metrics(pred, ep.truth, ep.context[-1])
+        result["metrics"] = metrics
+        print(format_metrics(metrics))
+    else:
+        print("no ground truth for these actions: videos only, no PSNR/SSIM")
+    _write_json(out_dir / f"{name}_metrics.json", result)
+    print(f"wrote {paths['mp4']} and {paths['gif']}")
+    return result
+
+
+def main(cfg: DictConfig) -> int:
+    """CLI entry (registered as `selfflow-robot imagine`)."""
+    imagine(structured(ImagineConfig, cfg))
+    return 0

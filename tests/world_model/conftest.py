@@ -1,0 +1,42 @@
+"""Fixtures for the world-model tests: a tiny synthetic dataset and a tiny checkpoint saved by the trainer's
+`save_checkpoint`, with statistics and language table computed from that dataset."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from selfflow_robot.data.reader import RLDSReader
+from selfflow_robot.data.statistics import compute_statistics
+from selfflow_robot.data.synth import SynthConfig, write_synthetic
+from selfflow_robot.model import build_model, dit_config
+from selfflow_robot.train.checkpoint import save_checkpoint
+
+VAL_FRACTION = 0.25
+
+
+@pytest.fixture(scope="session")
+def wm_data(tmp_path_factory) -> Path:
+    """8 synthetic episodes of 8-10 steps (256x320 JPEG frames); returns the data dir."""
+    root = tmp_path_factory.mktemp("wm_synth")
+    write_synthetic(SynthConfig(output_dir=str(root), episodes=8, min_steps=8, max_steps=10, seed=3))
+    return root
+
+
+@pytest.fixture(scope="session")
+def wm_ckpt(tmp_path_factory, wm_data) -> Path:
+    """Step dir of an untrained tiny model (random, non-zero outputs) for `wm_data`."""
+    torch.manual_seed(0)
+    cfg = dit_config("tiny")
+    model, _ = build_model(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    stats, table = compute_statistics(RLDSReader(wm_data))
+    config = {"model": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
+              "data": {"path": str(wm_data), "val_fraction": VAL_FRACTION, "seed": 0}}
+    return save_checkpoint(tmp_path_factory.mktemp("wm_run"), 1, config=config, model_state=model.state_dict(),
+                           ema_state=model.state_dict(), statistics=stats.to_dict(), language_table=table,
+                           trainer_state={"step": 1}, keep_last=1)

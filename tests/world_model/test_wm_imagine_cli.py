@@ -1,0 +1,74 @@
+"""`selfflow-robot imagine`: held-out episode -> mp4 + gif + per-step PSNR/SSIM vs copy-last-frame;
+actions from files; clear errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from selfflow_robot.cli import main as cli
+from selfflow_robot.data.dataset import split_episodes
+from selfflow_robot.data.reader import RLDSReader
+from selfflow_robot.world_model.cli import load_actions_file
+
+from conftest import VAL_FRACTION
+
+
+def test_imagine_on_a_held_out_episode_writes_videos_and_metrics(wm_ckpt, wm_data, tmp_path, capsys):
+    out = tmp_path / "imagine"
+    rc = cli(["imagine", f"ckpt={wm_ckpt.parent.parent}", f"data.path={wm_data}", "steps=2", "length=5",
+              f"output_dir={out}"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "PSNR copy-last" in text and "mean" in text
+    val_ids = split_episodes(RLDSReader(wm_data).episode_ids, VAL_FRACTION, 0)["val"]
+    stem = f"episode{val_ids[0]}_start0"
+    assert (out / f"{stem}.mp4").stat().st_size > 0 and (out / f"{stem}.gif").stat().st_size > 0
+    result = json.loads((out / f"{stem}_metrics.json").read_text())
+    m = result["metrics"]
+    assert len(m["psnr"]) == 5 and len(m["ssim_copy_last"]) == 5
+    assert all(np.isfinite(m["psnr"])) and all(-1 <= s <= 1 for s in m["ssim"])
+    import imageio.v2 as imageio
+
+    assert sum(1 for _ in imageio.get_reader(out / f"{stem}.mp4")) == 2 + 5  # k context frames + 5 predicted
+
+
+def test_imagine_with_actions_from_a_file_and_context_images(wm_ckpt, tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"actions": [[0.01, 0, 0, 0, 0, 0, 0]] * 3, "terminate": [0, 0, 1]}))
+    img = tmp_path / "now.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 320, 3), dtype=np.uint8)).save(img)
+    rc = cli(["imagine", f"ckpt={wm_ckpt}", f"actions={plan}", f"context={img}", "instruction=pick coke can",
+              "steps=1", f"output_dir={tmp_path / 'o'}"])
+    assert rc == 0
+    assert "no ground truth" in capsys.readouterr().out
+    assert (tmp_path / "o" / "plan.mp4").is_file() and (tmp_path / "o" / "plan.gif").is_file()
+
+
+def test_action_file_formats(tmp_path):
+    np.save(tmp_path / "a.npy", np.ones((4, 8), np.float32))
+    acts, term = load_actions_file(tmp_path / "a.npy")
+    assert acts.shape == (4, 7) and term.tolist() == [1, 1, 1, 1]
+    (tmp_path / "b.json").write_text(json.dumps([[0] * 7, [1] * 7]))
+    acts, term = load_actions_file(tmp_path / "b.json")
+    assert acts.shape == (2, 7) and term.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("args, match", [
+    ([], "needs ckpt"),
+    (["ckpt=/nonexistent", "data.path=DATA"], "does not exist"),
+    (["ckpt=CKPT", "data.path=DATA", "actions=ACTS"], "expected a (T, 7)"),
+    (["ckpt=CKPT"], "needs an episode"),
+    (["ckpt=CKPT", "actions=ACTS"], "context=IMAGE"),
+    (["ckpt=CKPT", "data.path=DATA", "data.episode=99"], "out of range"),
+    (["ckpt=CKPT", "data.path=DATA", "sampler=heun"], "sampler"),
+])
+def test_imagine_errors_are_one_line_user_errors(wm_ckpt, wm_data, tmp_path, capsys, args, match):
+    np.save(tmp_path / "acts.npy", np.zeros((3, 5), np.float32))
+    args = [a.replace("CKPT", str(wm_ckpt)).replace("DATA", str(wm_data)).replace("ACTS", str(tmp_path / "acts.npy"))
+            for a in args]
+    assert cli(["imagine", *args]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err

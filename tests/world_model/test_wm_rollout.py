@@ -1,0 +1,72 @@
+"""WorldModel.rollout: chunking, autoregressive context, padding of the last chunk, determinism."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE
+from selfflow_robot.world_model.rollout import WorldModel
+
+
+@pytest.fixture(scope="module")
+def wm(wm_ckpt) -> WorldModel:
+    return WorldModel.from_pretrained(wm_ckpt, steps=2)
+
+
+def _inputs(t: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    ctx = rng.integers(0, 255, (2, 64, 80, 3), dtype=np.uint8)
+    acts = rng.normal(0, 0.05, (t, 7)).astype(np.float32)
+    return ctx, acts
+
+
+def test_rollout_runs_chunk_by_chunk_feeding_predictions_back(wm):
+    calls = []
+    forward = wm.model.forward
+
+    def spy(x, tau, text, **kw):
+        calls.append({g: v.clone() for g, v in x.items()} | {"tau": {g: v.clone() for g, v in tau.items()}})
+        return forward(x, tau, text, **kw)
+
+    wm.model.forward = spy
+    try:
+        ctx, acts = _inputs(6)  # H=4: two chunks, the second padded from 2 to 4 actions
+        pred = wm.rollout(ctx, acts, instruction="open top drawer")
+    finally:
+        wm.model.forward = forward
+    assert pred.shape == (6, 64, 80, 3) and pred.dtype == np.float32
+    assert 0.0 <= pred.min() and pred.max() <= 1.0
+    assert len(calls) == 2 * wm.steps
+    first, second = calls[0], calls[wm.steps]
+    assert set(first) - {"tau"} == {CONTEXT, FUTURE, ACTIONS}
+    assert float(first["tau"][ACTIONS].max()) == 0.0 and float(first["tau"][FUTURE].min()) == 1.0
+    # chunk 1's context is the given frames; chunk 2's context is chunk 1's last k predicted frames
+    np.testing.assert_allclose(first[CONTEXT], wm.codec.encode(torch.as_tensor(ctx[None]).float() / 255), atol=1e-5)
+    full = wm.rollout(ctx, np.concatenate([acts, np.zeros((2, 7), np.float32)]), instruction="open top drawer")
+    np.testing.assert_allclose(pred[:4], full[:4], atol=1e-5)  # same noise, same first chunk
+    np.testing.assert_allclose(second[CONTEXT], wm.codec.encode(torch.as_tensor(pred[None, 2:4])), atol=1e-5)
+    # the padded actions of the last chunk are "episode over": terminate token +1 from step 7 on
+    assert second[ACTIONS][0, 2:, 7].tolist() == [1.0, 1.0] and second[ACTIONS][0, :2, 7].tolist() == [-1.0, -1.0]
+
+
+def test_rollout_is_deterministic_batched_and_pads_short_context(wm):
+    ctx, acts = _inputs(3)
+    a = wm.rollout(ctx, acts, instruction="open top drawer")
+    b = wm.rollout(ctx, acts, instruction="open top drawer")
+    np.testing.assert_array_equal(a, b)
+    batch = wm.rollout(np.stack([ctx, ctx]), np.stack([acts, acts]), instruction="open top drawer")
+    assert batch.shape == (2, 3, 64, 80, 3)
+    one = wm.rollout(ctx[-1:], acts, instruction="open top drawer")          # 1 frame -> repeated to k=2
+    two = wm.rollout(np.stack([ctx[-1], ctx[-1]]), acts, instruction="open top drawer")
+    np.testing.assert_array_equal(one, two)
+    big = np.repeat(np.repeat(ctx, 4, axis=1), 4, axis=2)                    # 256x320 frames are resized
+    assert wm.rollout(big, acts, instruction="open top drawer").shape == (3, 64, 80, 3)
+
+
+def test_rollout_checks_shapes(wm):
+    ctx, acts = _inputs(3)
+    with pytest.raises(ValueError, match="actions"):
+        wm.rollout(ctx, acts[:, :6])
+    with pytest.raises(ValueError, match="context"):
+        wm.rollout(ctx[0], acts)
