@@ -86,3 +86,12 @@ def test_pad_to_aspect_and_resize_like_training():
     assert small.shape == (2, 64, 80, 3) and small.dtype == np.uint8
     # Same aspect, so no padding: mean brightness is preserved by the resample.
     assert abs(float(small.mean()) - float(big.mean())) < 3.0
+
+
+def test_package_exports_are_lazy_so_the_client_needs_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; import selfflow_robot.policies as p; assert 'torch' not in sys.modules; "
+            "p.SelfFlowPolicy; assert 'torch' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
