@@ -52,7 +52,8 @@ class EvalConfig:
         asset_root: ManiSkill2_real2sim copy (default: SELFFLOW_ROBOT_ASSETS or the fetch cache).
         render_backend: SAPIEN render device: `cpu` (lavapipe) or `cuda`.
         torch_threads: torch threads per worker (policy inference); keeps workers from oversubscribing cores.
-        policy_options: `SelfFlowPolicy` options (steps, execute_horizon, ensemble, cfg_scale, seed, device, ...).
+        policy_options: `SelfFlowPolicy` options (steps, execute_horizon, ensemble, cfg_scale, seed, device, ...);
+            null values mean the policy's own default, e.g. `policy_options.steps=5`.
         simulator: name recorded in results.json.
         simpler_results: instead of running episodes, report a real-SimplerEnv results folder
             (scripts/simpler/*.sh or SimplerEnv's own main_inference.py).
@@ -159,6 +160,11 @@ def plan_jobs(cfg: EvalConfig) -> tuple[list[EpisodeJob], dict[str, str]]:
     return jobs, dict(agents)
 
 
+def policy_options(cfg: EvalConfig) -> dict[str, Any]:
+    """The `SelfFlowPolicy` options that were set (null = keep the policy's default)."""
+    return {k: v for k, v in dict(cfg.policy_options).items() if v is not None}
+
+
 def read_records(path: Path) -> list[dict]:
     """Records of an episodes.jsonl; a torn last line (crash mid-write) is ignored."""
     if not path.is_file():
@@ -203,7 +209,7 @@ def run_sweep(cfg: EvalConfig) -> dict[str, Any]:
     workers = cfg.workers or os.cpu_count() or 1
     settings = WorkerSettings(video_dir=str(out / "videos") if cfg.video else None, video_fps=cfg.video_fps,
                               asset_root=cfg.asset_root, overlay=cfg.overlay, render_backend=cfg.render_backend,
-                              torch_threads=cfg.torch_threads, policy_options=dict(cfg.policy_options))
+                              torch_threads=cfg.torch_threads, policy_options=policy_options(cfg))
     print(f"eval {cfg.suite}: {len(jobs)} episodes ({len(jobs) - len(todo)} already done, {len(todo)} to run) "
           f"on {min(workers, max(len(todo), 1))} worker(s) -> {out}")
     t0 = time.time()
@@ -222,7 +228,7 @@ def run_sweep(cfg: EvalConfig) -> dict[str, Any]:
     paths = write_report(records, out, suite=cfg.suite, checkpoints=ckpts,
                          extra={"simulator": cfg.simulator, "policy": cfg.policy, "workers": workers,
                                 "episodes_run_now": n_run, "seconds_now": round(time.time() - t0, 1),
-                                "policy_options": dict(cfg.policy_options), "overlay": cfg.overlay})
+                                "policy_options": policy_options(cfg), "overlay": cfg.overlay})
     return {"paths": paths, "ran": n_run, "skipped": len(jobs) - len(todo), "records": records}
 
 
