@@ -138,6 +138,8 @@ class DatasetWriter:
                             "or choose another output_dir")
         self.overwrite = overwrite
         self.tmp = self.root / schema.NAME / f".{schema.VERSION}.tmp-{os.getpid()}-{int(time.time())}"
+        # folders this writer creates, removed again by abort() when left empty
+        self._created = [p for p in (self.root, self.root / schema.NAME) if not p.exists()]
         self.tmp.mkdir(parents=True)
         self.episodes_per_shard = max(1, int(episodes_per_shard))
         self.jpeg_quality = jpeg_quality
@@ -169,7 +171,7 @@ class DatasetWriter:
     def close(self) -> Path:
         """Finish shards, write metadata, move the dataset into place; returns the builder dir."""
         if self._writer is None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.abort()
             raise DataError("no episodes were written; nothing to save")
         self._roll()
         self._writer.close()
@@ -192,6 +194,11 @@ class DatasetWriter:
         if self._writer is not None:
             self._writer.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        for p in reversed(self._created):
+            try:
+                p.rmdir()
+            except OSError:
+                pass
 
     def __enter__(self) -> "DatasetWriter":
         return self

@@ -1,0 +1,162 @@
+"""`selfflow-robot data convert`: users' own trajectories -> fractal20220817_data 0.1.0 RLDS.
+
+Sources (`format=`): `hdf5` (robomimic-style), `folder` (episode folders with a video or
+images + actions as NPZ/JSON), `lerobot` (LeRobot v2.x/v3.0 parquet + mp4). Actions are
+mapped to RT-1's 7-D convention by the explicit `actions.*` options (`ActionMapping`), frames
+fitted into 256 x 320 (`fit=pad|stretch|crop`), instructions embedded by `embedding=hash|table`.
+See docs/data.md for the field mapping of each source.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from omegaconf import DictConfig
+
+from selfflow_robot.data import schema
+from selfflow_robot.data.convert.mapping import FITS, ActionMapping, Embedder, fit_frame
+from selfflow_robot.data.convert.source import SourceEpisode
+from selfflow_robot.data.writer import DatasetWriter
+from selfflow_robot.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+FORMATS = ("hdf5", "folder", "lerobot")
+
+
+@dataclass
+class ConvertConfig:
+    """`selfflow-robot data convert` options.
+
+    Args:
+        format: hdf5 | folder | lerobot.
+        input: source file or folder.
+        output_dir: TFDS data_dir to write (the dataset lands in output_dir/fractal20220817_data/0.1.0).
+        instruction: instruction for episodes whose source has none.
+        image_key: camera to use (hdf5: obs/<key>; lerobot: feature name); empty = the only camera.
+        action_key: the actions dataset/column ("" = the format's default: actions | action).
+        instruction_attr: hdf5 demo attribute holding the instruction.
+        flip_vertical: flip frames upside down (robosuite renders them flipped).
+        drop_last_frame: folder format: accept T+1 frames for T actions by dropping the last.
+        fit: how frames become 256x320: pad (keep aspect, black bars), stretch, crop.
+        embedding: hash (fixed vector per instruction) | table (from embedding_table).
+        embedding_table: .safetensors / .npz / .json instruction -> 512 floats (for embedding=table).
+        episodes_per_shard: episodes per TFRecord shard.
+        jpeg_quality: JPEG quality of the stored frames.
+        overwrite: replace an existing dataset at output_dir.
+        skip_bad_episodes: skip (and count) source episodes that fail to convert instead of stopping.
+        actions: the action mapping (see ActionMapping).
+    """
+
+    format: str = "folder"
+    input: str = ""
+    output_dir: str = "data/converted"
+    instruction: str = ""
+    image_key: str = ""
+    action_key: str = ""
+    instruction_attr: str = "language_instruction"
+    flip_vertical: bool = False
+    drop_last_frame: bool = False
+    fit: str = "pad"
+    embedding: str = "hash"
+    embedding_table: str = ""
+    episodes_per_shard: int = 100
+    jpeg_quality: int = 90
+    overwrite: bool = False
+    skip_bad_episodes: bool = False
+    actions: ActionMapping = field(default_factory=ActionMapping)
+
+    def __post_init__(self) -> None:
+        from selfflow_robot.config import check_choice
+
+        check_choice("format", self.format, FORMATS)
+        check_choice("fit", self.fit, FITS)
+        if not self.input:
+            raise ConfigError("input= is required: the source file or folder to convert")
+
+
+def source_episodes(cfg: ConvertConfig) -> Iterator[SourceEpisode]:
+    """The source reader chosen by `cfg.format`."""
+    if cfg.format == "hdf5":
+        from selfflow_robot.data.convert.hdf5 import iter_hdf5
+
+        return iter_hdf5(cfg.input, image_key=cfg.image_key, action_key=cfg.action_key or "actions",
+                         instruction=cfg.instruction, instruction_attr=cfg.instruction_attr,
+                         flip_vertical=cfg.flip_vertical)
+    if cfg.format == "folder":
+        from selfflow_robot.data.convert.folder import iter_folder
+
+        return iter_folder(cfg.input, instruction=cfg.instruction, drop_last_frame=cfg.drop_last_frame)
+    from selfflow_robot.data.convert.lerobot import iter_lerobot
+
+    return iter_lerobot(cfg.input, image_key=cfg.image_key, action_key=cfg.action_key or "action",
+                        instruction=cfg.instruction)
+
+
+def to_rt1_episode(src: SourceEpisode, cfg: ConvertConfig, embed: Embedder) -> dict:
+    """Map one source episode to the writer's RT-1 layout (see selfflow_robot/data/writer.py)."""
+    T = len(src.actions)
+    if T == 0:
+        raise DataError(f"{src.name}: empty episode (0 steps)")
+    if len(src.frames) != T:
+        raise DataError(f"{src.name}: {len(src.frames)} frames but {T} actions")
+    if not src.instruction:
+        raise DataError(f"{src.name}: no instruction in the source; set instruction='...'")
+    mapped = cfg.actions.apply(src.actions, src.name)
+    terminate = np.tile(np.array([0, 1, 0], np.int32), (T, 1))
+    terminate[-1] = (1, 0, 0)
+    ep = {
+        **mapped,
+        schema.TERMINATE: terminate,
+        schema.IMAGE: np.stack([fit_frame(f, cfg.fit) for f in src.frames]),
+        schema.INSTRUCTION: src.instruction,
+        schema.EMBEDDING: np.tile(embed(src.instruction), (T, 1)),
+        "is_terminal": np.arange(T) == T - 1,
+        "reward": (np.arange(T) == T - 1).astype(np.float32),
+        "attributes/data_type_name": f"converted:{cfg.format}",
+        "attributes/task_family_name": src.instruction,
+    }
+    return ep
+
+
+def convert(cfg: ConvertConfig, progress: bool = True) -> tuple[Path, int, int]:
+    """Run the conversion; returns (builder dir, episodes written, episodes skipped)."""
+    import itertools
+
+    embed = Embedder(cfg.embedding, cfg.embedding_table)
+    skipped = 0
+    sources = source_episodes(cfg)
+    first = next(sources, None)  # fail on a bad input before anything is created on disk
+    if first is None:
+        raise DataError(f"{cfg.input}: no episodes found")
+    with DatasetWriter(cfg.output_dir, episodes_per_shard=cfg.episodes_per_shard, overwrite=cfg.overwrite,
+                       jpeg_quality=cfg.jpeg_quality,
+                       description=f"Converted from {cfg.format} source {cfg.input} (selfflow-robot data convert)") as w:
+        it = itertools.chain([first], sources)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, desc=f"convert {cfg.format}", unit="ep")
+        for src in it:
+            try:
+                ep = to_rt1_episode(src, cfg, embed)
+            except DataError as e:
+                if not cfg.skip_bad_episodes:
+                    raise
+                skipped += 1
+                log.warning("skipping %s", e)
+                continue
+            w.write(ep)
+    return w.final, w.num_episodes, skipped
+
+
+def main(cfg: DictConfig) -> int:
+    """CLI entry: `selfflow-robot data convert format=... input=... output_dir=... [actions.*=...]`."""
+    from selfflow_robot.config import structured
+
+    cc = structured(ConvertConfig, cfg)
+    path, n, skipped = convert(cc)
+    print(f"wrote {n} episodes to {path}" + (f"; skipped {skipped} bad source episode(s)" if skipped else ""))
+    return 0

@@ -1,0 +1,79 @@
+"""A folder of episodes: `<input>/<episode>/` with frames + one NPZ or JSON of actions.
+
+Each episode folder (sorted naturally) holds:
+- frames: one video file (`.mp4 .avi .mov .webm .mkv .gif`), or image files (`.png .jpg .jpeg`,
+  sorted naturally) directly in it or in a `frames/` subfolder;
+- exactly one `.npz` or `.json` file with `actions` (T, D) and optionally `instruction` (str).
+Frames and actions must have the same count T (with `drop_last_frame=true`, T+1 frames are
+accepted and the final observation is dropped).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from selfflow_robot.data.convert.source import SourceEpisode, natural_key, read_video
+from selfflow_robot.errors import DataError
+
+VIDEO_EXT = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".gif")
+IMAGE_EXT = (".png", ".jpg", ".jpeg")
+
+
+def _frames(ep: Path) -> list[np.ndarray]:
+    from PIL import Image
+
+    videos = sorted(p for p in ep.iterdir() if p.suffix.lower() in VIDEO_EXT)
+    if len(videos) > 1:
+        raise DataError(f"{ep}: {len(videos)} video files; keep one per episode folder")
+    if videos:
+        return read_video(str(videos[0]))
+    img_dir = ep / "frames" if (ep / "frames").is_dir() else ep
+    images = sorted((p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXT), key=lambda p: natural_key(p.name))
+    if not images:
+        raise DataError(f"{ep}: no video and no .png/.jpg frames (directly or in frames/)")
+    return [np.asarray(Image.open(p).convert("RGB")) for p in images]
+
+
+def _meta(ep: Path) -> tuple[np.ndarray, str | None]:
+    files = sorted(p for p in ep.iterdir() if p.suffix.lower() in (".npz", ".json"))
+    if len(files) != 1:
+        raise DataError(f"{ep}: needs exactly one .npz or .json with 'actions' (found {[p.name for p in files]})")
+    p = files[0]
+    if p.suffix.lower() == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            if "actions" not in z.files:
+                raise DataError(f"{p}: no 'actions' array (has {z.files})")
+            actions = np.asarray(z["actions"])
+            instr = str(z["instruction"]) if "instruction" in z.files else None
+    else:
+        try:
+            d = json.loads(p.read_text())
+        except ValueError as e:
+            raise DataError(f"{p}: not valid JSON ({e})") from e
+        if "actions" not in d:
+            raise DataError(f"{p}: no 'actions' key (has {sorted(d)})")
+        actions = np.asarray(d["actions"], np.float64)
+        instr = d.get("instruction")
+    return actions, instr
+
+
+def iter_folder(path: str, *, instruction: str = "", drop_last_frame: bool = False) -> Iterator[SourceEpisode]:
+    """Yield one source episode per subfolder of `path`."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder; set input= to a folder of episode folders")
+    eps = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name))
+    if not eps:
+        raise DataError(f"{root}: no episode subfolders")
+    for ep in eps:
+        actions, instr = _meta(ep)
+        frames = _frames(ep)
+        if drop_last_frame and len(frames) == len(actions) + 1:
+            frames = frames[:-1]
+        if len(frames) != len(actions):
+            raise DataError(f"{ep}: {len(frames)} frames but {len(actions)} actions; they must match "
+                            "(use drop_last_frame=true when there is one final observation more)")
+        yield SourceEpisode(str(ep), frames, actions, instr or instruction or None)

@@ -1,0 +1,135 @@
+"""LeRobot datasets (codebase v2.0 / v2.1 / v3.0): parquet + mp4 (or images in parquet) -> source episodes.
+
+Read with pyarrow and imageio (ffmpeg; its bundled build decodes H.264, HEVC and AV1), no
+`lerobot` package needed:
+- `meta/info.json`: `fps`, `features`, `data_path`, `video_path`, `chunks_size`;
+- rows: every `data/**/*.parquet`, grouped by `episode_index`, ordered by `frame_index`;
+  `action` (list of floats) per row; `task_index` -> instruction via `meta/tasks.jsonl` (v2) or
+  `meta/tasks.parquet` (v3);
+- frames of `image_key` (e.g. `observation.images.image`): `dtype: video` -> the episode's
+  mp4 (v2: one file per episode; v3: a shared file, episode span from `meta/episodes/`),
+  frame = round((from_timestamp + timestamp) * fps); `dtype: image` -> PNG/JPEG bytes in the row.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from selfflow_robot.data.convert.source import SourceEpisode, read_video
+from selfflow_robot.errors import DataError, require
+
+
+def _tasks(root: Path) -> dict[int, str]:
+    jl = root / "meta" / "tasks.jsonl"
+    if jl.is_file():
+        out = {}
+        for line in jl.read_text().splitlines():
+            if line.strip():
+                d = json.loads(line)
+                out[int(d["task_index"])] = str(d["task"])
+        return out
+    pq_path = root / "meta" / "tasks.parquet"
+    if pq_path.is_file():
+        pq = require("pyarrow.parquet", "data")
+        t = pq.read_table(pq_path).to_pydict()
+        names = t.get("task") or next((v for k, v in t.items() if k != "task_index"), None)
+        if names is None:
+            raise DataError(f"{pq_path}: no task names column")
+        return {int(i): str(n) for i, n in zip(t["task_index"], names)}
+    return {}
+
+
+def _episode_video_spans(root: Path, key: str) -> dict[int, tuple[str, float]]:
+    """v3: episode -> (video file, from_timestamp) from meta/episodes/*.parquet."""
+    pq = require("pyarrow.parquet", "data")
+    info = json.loads((root / "meta" / "info.json").read_text())
+    spans = {}
+    for f in sorted((root / "meta" / "episodes").glob("**/*.parquet")):
+        t = pq.read_table(f).to_pydict()
+        for i, ep in enumerate(t["episode_index"]):
+            chunk = t[f"videos/{key}/chunk_index"][i]
+            file = t[f"videos/{key}/file_index"][i]
+            path = info["video_path"].format(video_key=key, chunk_index=chunk, file_index=file)
+            spans[int(ep)] = (str(root / path), float(t[f"videos/{key}/from_timestamp"][i]))
+    return spans
+
+
+def iter_lerobot(path: str, *, image_key: str = "", action_key: str = "action", instruction: str = ""
+                 ) -> Iterator[SourceEpisode]:
+    """Yield the episodes of a local LeRobot dataset folder, in episode order."""
+    pq = require("pyarrow.parquet", "data")
+    root = Path(path)
+    info_path = root / "meta" / "info.json"
+    if not info_path.is_file():
+        raise DataError(f"{root}: no meta/info.json; this is not a LeRobot dataset folder")
+    info = json.loads(info_path.read_text())
+    version = str(info.get("codebase_version", ""))
+    if not version.startswith(("v2", "v3")):
+        raise DataError(f"{info_path}: codebase_version {version!r} is not supported (v2.0, v2.1, v3.0)")
+    feats = info.get("features", {})
+    cams = [k for k, v in feats.items() if v.get("dtype") in ("video", "image")]
+    if image_key and image_key not in feats and f"observation.images.{image_key}" in feats:
+        image_key = f"observation.images.{image_key}"
+    if not image_key:
+        if len(cams) != 1:
+            raise DataError(f"{info_path}: {'several' if cams else 'no'} camera features {cams}; choose one with image_key=")
+        image_key = cams[0]
+    if image_key not in cams:
+        raise DataError(f"{info_path}: '{image_key}' is not a camera feature; cameras: {cams}")
+    if action_key not in feats:
+        raise DataError(f"{info_path}: no '{action_key}' feature; set action_key= (features: {sorted(feats)})")
+    fps = float(info["fps"])
+    is_video = feats[image_key]["dtype"] == "video"
+    tasks = _tasks(root)
+    files = sorted((root / "data").glob("**/*.parquet"))
+    if not files:
+        raise DataError(f"{root}/data: no parquet files")
+    spans = _episode_video_spans(root, image_key) if is_video and version.startswith("v3") else {}
+    cache: dict[str, list[np.ndarray]] = {}
+    chunks = int(info.get("chunks_size", 1000))
+    rows_by_ep: dict[int, list[dict]] = {}
+    cols = [c for c in ("episode_index", "frame_index", "timestamp", "task_index", action_key) if c]
+    if not is_video:
+        cols.append(image_key)
+    for f in files:
+        t = pq.read_table(f, columns=cols).to_pylist()
+        for r in t:
+            rows_by_ep.setdefault(int(r["episode_index"]), []).append(r)
+    from PIL import Image
+
+    for ep in sorted(rows_by_ep):
+        rows = sorted(rows_by_ep[ep], key=lambda r: r["frame_index"])
+        where = f"{root} episode {ep}"
+        actions = np.asarray([r[action_key] for r in rows], np.float64)
+        if is_video:
+            if spans:
+                vpath, t0 = spans[ep]
+            else:
+                vpath = str(root / info["video_path"].format(episode_chunk=ep // chunks, video_key=image_key,
+                                                             episode_index=ep))
+                t0 = 0.0
+            if vpath not in cache:
+                if not Path(vpath).is_file():
+                    raise DataError(f"{where}: video {vpath} is missing")
+                cache.clear()  # keep one decoded file in memory
+                cache[vpath] = read_video(vpath)
+            video = cache[vpath]
+            idx = [int(round((t0 + float(r["timestamp"])) * fps)) for r in rows]
+            if max(idx) >= len(video):
+                raise DataError(f"{where}: needs frame {max(idx)} but {vpath} has {len(video)} frames")
+            frames = [video[i] for i in idx]
+        else:
+            frames = []
+            for r in rows:
+                v = r[image_key]
+                data = v.get("bytes") if isinstance(v, dict) else v
+                if not data:
+                    raise DataError(f"{where}: image feature '{image_key}' has no embedded bytes")
+                frames.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+        task = rows[0].get("task_index")
+        instr = tasks.get(int(task)) if task is not None else None
+        yield SourceEpisode(where, frames, actions, instr or instruction or None)

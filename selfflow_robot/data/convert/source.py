@@ -1,0 +1,35 @@
+"""What every source reader yields: one episode of the user's data, before mapping to RT-1."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass
+class SourceEpisode:
+    """One source episode: T frames (uint8 (H, W, C) each), (T, D) actions, its instruction or None."""
+
+    name: str                      # where it came from (file / folder / episode index), for messages
+    frames: Sequence[np.ndarray] | np.ndarray
+    actions: np.ndarray
+    instruction: str | None = None
+
+
+def natural_key(s: str) -> list:
+    """Sort key that orders demo_2 before demo_10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(s))]
+
+
+def read_video(path: str) -> list[np.ndarray]:
+    """All frames of a video file (mp4/avi/mov/webm/mkv/gif) as uint8 (H, W, 3), via imageio (ffmpeg)."""
+    import imageio.v3 as iio
+
+    from selfflow_robot.errors import DataError
+
+    try:
+        return [np.asarray(f)[..., :3] for f in iio.imiter(path)]
+    except Exception as e:  # imageio raises several types depending on the plugin
+        raise DataError(f"{path}: cannot decode the video ({e}); re-encode it as H.264 mp4") from e
