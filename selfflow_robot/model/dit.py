@@ -436,10 +436,11 @@ class SelfFlowDiT(nn.Module):
         if per_example:
             t = torch.stack([tau[g].expand(B) for g in groups], dim=1)      # (B, G)
             c = self.t_embedder(t) + text_emb + type_emb[None]               # (B, G, D)
-            index = torch.repeat_interleave(torch.arange(len(groups)), torch.tensor(sizes)).to(device)
+            index = torch.repeat_interleave(torch.arange(len(groups), device="cpu"),
+                                            torch.tensor(sizes, device="cpu")).to(device)
             return c, index
         t = torch.cat([tau[g].expand(B, n) if tau[g].dim() == 2 else tau[g].reshape(-1, 1).expand(B, n)
                        for g, n in zip(groups, sizes)], dim=1)               # (B, N)
-        type_tok = torch.repeat_interleave(type_emb, torch.tensor(sizes, device=device), dim=0)  # (N, D)
+        type_tok = torch.cat([row.expand(n, -1) for row, n in zip(type_emb, sizes)])      # (N, D)
         c = self.t_embedder(t) + text_emb + type_tok[None]                   # (B, N, D)
         return c, None

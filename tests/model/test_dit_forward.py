@@ -1,0 +1,138 @@
+"""SelfFlowDiT forward: per-token vs scalar tau, absent groups, key mask, text dropout, teacher/student outputs."""
+from itertools import combinations
+
+import pytest
+import torch
+
+from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE, GROUPS
+from selfflow_robot.model import DiTConfig, SelfFlowDiT, build_model, dit_config
+
+torch.set_num_threads(2)
+
+
+def randomised_model(**overrides) -> SelfFlowDiT:
+    """A tiny model whose zero-initialised (adaLN-Zero, output) weights are randomised, so every path matters."""
+    torch.manual_seed(0)
+    model, _ = build_model(dit_config("tiny", image_size=(16, 24), context_frames=2, horizon=2, **overrides),
+                           with_codec=False)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()
+
+
+def window(cfg: DiTConfig, B: int = 3, seed: int = 1) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {grp: torch.randn(B, cfg.num_tokens(grp), cfg.token_dim(grp), generator=g) for grp in GROUPS}
+
+
+def test_uniform_per_token_tau_equals_scalar_tau():
+    model = randomised_model()
+    x, text = window(model.cfg), torch.randn(3, 512)
+    tau = torch.tensor([0.1, 0.5, 0.93])
+    scalar = model(x, tau, text, feature_layer=2)
+    per_group = model(x, {g: tau for g in GROUPS}, text, feature_layer=2)
+    per_token = model(x, {g: tau[:, None].expand(3, x[g].shape[1]).clone() for g in GROUPS}, text, feature_layer=2)
+    for g in GROUPS:
+        assert per_token.velocity[g].abs().max() > 1e-3  # not trivially zero
+        torch.testing.assert_close(scalar.velocity[g], per_token.velocity[g], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(per_group.velocity[g], per_token.velocity[g], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(scalar.features, per_token.features, rtol=1e-5, atol=1e-5)
+    # and tau really conditions the output
+    other = model(x, tau.flip(0), text)
+    assert not torch.allclose(other.velocity[FUTURE], scalar.velocity[FUTURE], atol=1e-4)
+
+
+def test_per_token_tau_mixed_with_per_example_tau():
+    model = randomised_model()
+    x = window(model.cfg)
+    tau_f = torch.rand(3, x[FUTURE].shape[1])
+    mixed = model(x, {CONTEXT: torch.zeros(3), FUTURE: tau_f, ACTIONS: torch.full((3,), 0.3)}, None)
+    full = model(x, {CONTEXT: torch.zeros(3, x[CONTEXT].shape[1]), FUTURE: tau_f,
+                     ACTIONS: torch.full((3, x[ACTIONS].shape[1]), 0.3)}, None)
+    for g in GROUPS:
+        torch.testing.assert_close(mixed.velocity[g], full.velocity[g])
+
+
+@pytest.mark.parametrize("groups", [c for n in (1, 2, 3) for c in combinations(GROUPS, n)])
+def test_any_group_may_be_absent(groups):
+    model = randomised_model()
+    x = {g: v for g, v in window(model.cfg, B=2).items() if g in groups}
+    out = model(x, torch.rand(2), torch.randn(2, 512), feature_layer=1)
+    assert set(out.velocity) == set(groups)
+    for g in groups:
+        assert out.velocity[g].shape == x[g].shape
+        assert torch.isfinite(out.velocity[g]).all()
+    assert out.features.shape == (2, sum(x[g].shape[1] for g in groups), model.cfg.hidden_size)
+
+
+def test_key_mask_excludes_absent_tokens():
+    model = randomised_model()
+    x, text, tau = window(model.cfg, B=2), torch.randn(2, 512), torch.rand(2)
+    key_mask = {g: torch.ones(2, x[g].shape[1], dtype=torch.bool) for g in GROUPS}
+    key_mask[FUTURE][0, 5:] = False       # example 0: most future tokens absent (padding)
+    key_mask[ACTIONS][1, 1] = False       # example 1: one action absent
+    changed = {g: v.clone() for g, v in x.items()}
+    changed[FUTURE][0, 5:] += 10 * torch.randn_like(changed[FUTURE][0, 5:])
+    changed[ACTIONS][1, 1] += 10.0
+    a = model(x, tau, text, key_mask=key_mask)
+    b = model(changed, tau, text, key_mask=key_mask)
+    torch.testing.assert_close(a.velocity[CONTEXT], b.velocity[CONTEXT])
+    torch.testing.assert_close(a.velocity[FUTURE][0, :5], b.velocity[FUTURE][0, :5])
+    torch.testing.assert_close(a.velocity[ACTIONS][0], b.velocity[ACTIONS][0])
+    torch.testing.assert_close(a.velocity[FUTURE][1], b.velocity[FUTURE][1])
+    torch.testing.assert_close(a.velocity[ACTIONS][1, [0]], b.velocity[ACTIONS][1, [0]])
+    # without the mask the same change does leak into the other tokens
+    c = model(x, tau, text)
+    d = model(changed, tau, text)
+    assert not torch.allclose(c.velocity[CONTEXT], d.velocity[CONTEXT], atol=1e-4)
+
+
+def test_text_drop_uses_learned_null_text():
+    model = randomised_model()
+    x, text, tau = window(model.cfg, B=2), torch.randn(2, 512), torch.rand(2)
+    drop = torch.tensor([True, False])
+    mixed = model(x, tau, text, text_drop=drop)
+    null = model(x, tau, None)
+    cond = model(x, tau, text)
+    torch.testing.assert_close(mixed.velocity[FUTURE][0], null.velocity[FUTURE][0])
+    torch.testing.assert_close(mixed.velocity[FUTURE][1], cond.velocity[FUTURE][1])
+    assert not torch.allclose(null.velocity[FUTURE][1], cond.velocity[FUTURE][1], atol=1e-4)
+
+
+def test_stop_at_returns_raw_hidden_state_and_no_velocity():
+    model = randomised_model()
+    x, tau = window(model.cfg, B=2), torch.rand(2)
+    teacher = model(x, tau, None, stop_at=2)
+    assert teacher.velocity is None
+    assert teacher.features.shape == (2, sum(v.shape[1] for v in x.values()), model.cfg.hidden_size)
+    # the hidden state after block 2 is what the projector sees at feature_layer=2
+    student = model(x, tau, None, feature_layer=2)
+    torch.testing.assert_close(model.projector(teacher.features), student.features)
+    with pytest.raises(ValueError, match="either"):
+        model(x, tau, None, stop_at=1, feature_layer=1)
+    with pytest.raises(ValueError, match="1..4"):
+        model(x, tau, None, stop_at=5)
+
+
+def test_fresh_model_predicts_zero_velocity_and_positions_differ():
+    """adaLN-Zero init: every block is the identity and the output layer is zero."""
+    model, _ = build_model(dit_config("tiny", image_size=(16, 24)), with_codec=False)
+    x = window(model.cfg, B=1)
+    out = model(x, torch.rand(1), None)
+    for g in GROUPS:
+        assert torch.count_nonzero(out.velocity[g]) == 0
+    # the (frame, row, col) position table gives every frame token its own position
+    pos = torch.cat([model.pos_context, model.pos_future])
+    assert torch.unique(pos, dim=0).shape[0] == pos.shape[0]
+
+
+def test_gradients_reach_every_trainable_parameter():
+    model = randomised_model().train()
+    x = window(model.cfg, B=2)
+    out = model(x, {g: torch.rand(2, v.shape[1]) for g, v in x.items()}, torch.randn(2, 512),
+                text_drop=torch.tensor([True, False]), feature_layer=2)
+    loss = sum(v.square().mean() for v in out.velocity.values()) + out.features.square().mean()
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
