@@ -185,7 +185,7 @@ class InstructionEmbedder:
             raise UnknownInstructionError(
                 f"instruction {text!r} is not in the checkpoint's language table ({len(self.table)} known "
                 f"instructions). Close known instructions: {listed}. Fix: use one of them, or pass a text "
-                "encoder (SelfFlowPolicy.from_pretrained(..., text_encoder=HFTextEncoder('/path/to/model')))")
+                "encoder (SelfFlowPolicy.from_pretrained(..., text_encoder='/local/dir/of/a/hf/text/model'))")
         self._cache[key] = self.fallback(text)
         return self._cache[key]
 

@@ -127,13 +127,14 @@ class SelfFlowPolicy:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, text_encoder: TextEncoder | None = None,
+    def from_pretrained(cls, path: str | Path, *, text_encoder: TextEncoder | str | Path | None = None,
                         **overrides: Any) -> "SelfFlowPolicy":
         """Load a checkpoint (step dir or run dir) with `PolicyConfig` overrides, e.g. `steps=5`.
 
         Everything the policy needs travels inside the checkpoint: weights, the model config, the
         action statistics (`dataset_statistics.json`) and the instruction table.
-        `text_encoder` (an object with `encode(list[str]) -> (N, D)`) overrides `config.text_encoder`.
+        `text_encoder`: an object with `encode(list[str]) -> (N, D)`, or the local dir of a Hugging Face
+        text model (same as the `text_encoder` option); used only for instructions not in the table.
         """
         from selfflow_robot.train.checkpoint import load_pretrained
 
@@ -141,6 +142,8 @@ class SelfFlowPolicy:
         if unknown:
             raise ConfigError(f"unknown SelfFlowPolicy option(s) {sorted(unknown)}; "
                               f"allowed: {sorted(PolicyConfig.__dataclass_fields__)}")
+        if isinstance(text_encoder, (str, Path)):
+            overrides["text_encoder"], text_encoder = str(text_encoder), None
         config = PolicyConfig(**overrides)
         pre = load_pretrained(path, use_ema=config.use_ema, device=config.device)
         table = LanguageTable.coerce(pre.language_table)

@@ -120,7 +120,8 @@ class PolicyEngine(Protocol):
     """The server's view of a policy: shared weights, per-connection sessions, batched inference.
 
     `infer_batch` gets ``(session, request)`` pairs from different connections and returns one
-    reply dict per pair (numpy arrays and scalars; at least ``actions`` ``(chunk, 7)``).
+    reply dict per pair (numpy arrays and scalars; at least ``actions`` ``(chunk, 7)``), or an
+    exception in the slot of a request that failed on its own (e.g. `ProtocolError`).
     """
 
     def metadata(self) -> dict[str, Any]: ...
@@ -290,7 +291,9 @@ class MicroBatcher:
             for p, res in zip(batch, results):
                 timing = {"queue_ms": (start - p.submitted) * 1e3, "infer_ms": (end - start) * 1e3,
                           "batch_size": len(batch)}
-                p.loop.call_soon_threadsafe(_resolve, p.future, (res, timing), exc)
+                # An engine may fail one item of a batch by returning the exception in its slot.
+                item_exc = res if isinstance(res, BaseException) else exc
+                p.loop.call_soon_threadsafe(_resolve, p.future, (res, timing), item_exc)
             if stop:
                 return
 
@@ -469,3 +472,157 @@ class PolicyServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# The real policy behind the server
+# ---------------------------------------------------------------------------------------------
+
+class SelfFlowEngine:
+    """Serve a `SelfFlowPolicy`: one policy object per connection, all sharing the weights.
+
+    Each session keeps its own instruction, frame history and noise generator (seeded at
+    `reset`). A batch of requests from different sessions runs as one sampler call: contexts
+    and texts are stacked, and each row's initial noise is drawn from its own session's
+    generator, so with the `ode` sampler a session gets the same chunk whether or not it was
+    batched (the `sde` sampler's per-step noise comes from one shared generator in a batch).
+    """
+
+    def __init__(self, policy: Any) -> None:
+        self.base = policy
+        meta = dict(policy.metadata)
+        for key in ("action_q01", "action_q99"):
+            if key in meta and len(meta[key]) != meta.get("action_dim", len(meta[key])):
+                raise ConfigError(f"checkpoint statistics give {key} of length {len(meta[key])}, "
+                                  f"expected the action dimension {meta.get('action_dim')}")
+        self._meta = meta
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: str, device: str = "auto", steps: Optional[int] = None,
+                        use_ema: bool = True) -> "SelfFlowEngine":
+        """Load `ckpt` (step dir or run dir) through `SelfFlowPolicy.from_pretrained`."""
+        import torch
+
+        from selfflow_robot.policies.policy import SelfFlowPolicy
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        options: dict[str, Any] = {"device": device, "use_ema": use_ema}
+        if steps is not None:
+            options["steps"] = steps
+        return cls(SelfFlowPolicy.from_pretrained(ckpt, **options))
+
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._meta)
+
+    def new_session(self) -> Any:
+        return self.base.with_options()
+
+    def reset(self, session: Any, instruction: str) -> None:
+        from selfflow_robot.errors import UserError
+
+        try:
+            session.reset(instruction)
+        except UserError as e:  # e.g. an instruction the checkpoint has never seen
+            raise ProtocolError(str(e)) from e
+
+    def _prepare(self, session: Any, req: InferRequest) -> tuple[np.ndarray, np.ndarray]:
+        """Update the session with one observation; returns its context ``(k, h, w, 3)`` and text ``(512,)``.
+
+        Same steps as `SelfFlowPolicy.infer` before sampling.
+        """
+        if req.instruction is not None and req.instruction != session.task_description:
+            self.reset(session, req.instruction)
+        if session.text is None:
+            raise ProtocolError("no instruction yet: send a 'reset' request or include 'instruction'")
+        if req.image.shape[0] > 1:  # the client sent its own frame history
+            session.history.clear()
+        try:
+            session._push_frames(req.image)
+        except ValueError as e:
+            raise ProtocolError(f"'image': {e}") from e
+        return np.stack(list(session.history)), np.asarray(session.text, np.float32)
+
+    def infer_batch(self, batch: Sequence[tuple[Any, InferRequest]]) -> list[Any]:
+        import torch
+
+        from selfflow_robot.constants import ACTIONS as ACTION_GROUP
+        from selfflow_robot.constants import CONTEXT
+        from selfflow_robot.objective import sample
+        from selfflow_robot.policies import transforms as T
+
+        results: list[Any] = [None] * len(batch)
+        rows: list[tuple[int, Any, np.ndarray, np.ndarray]] = []
+        for i, (session, req) in enumerate(batch):
+            try:
+                rows.append((i, session, *self._prepare(session, req)))
+            except ProtocolError as e:
+                results[i] = e
+        if not rows:
+            return results
+        base, cfg = self.base, self.base.config
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            frames = torch.from_numpy(np.stack([r[2] for r in rows])).to(base.device)   # (B, k, h, w, 3)
+            context = base.codec.encode(frames)                                           # (B, k*h*w, d)
+            noise = torch.cat([torch.randn(1, base.horizon, base.model_cfg.action_dim, generator=r[1].generator,
+                                           device=base.device) for r in rows])           # (B, H, 8)
+            text = torch.from_numpy(np.stack([r[3] for r in rows])).to(base.device)      # (B, 512)
+            generator = rows[0][1].generator if len(rows) == 1 else base.generator
+            out = sample(base.model, {CONTEXT: context, ACTION_GROUP: noise}, [ACTION_GROUP], text,
+                         steps=cfg.steps, method=cfg.sampler, cfg_scale=cfg.cfg_scale, generator=generator,
+                         noise={ACTION_GROUP: noise})
+            tokens = out[ACTION_GROUP].float().cpu().numpy()                               # (B, H, 8)
+        sample_ms = (time.perf_counter() - t0) * 1e3
+        for row, tok in zip(rows, tokens):
+            i, session = row[0], row[1]
+            post = session.outputs({T.ACTION_TOKENS: tok})
+            results[i] = {T.ACTIONS: np.asarray(post[T.ACTIONS], np.float32),
+                          T.TERMINATE_KEY: np.asarray(post[T.TERMINATE_KEY], np.float32),
+                          T.ACTION_TOKENS: tok.astype(np.float32), "sample_ms": round(sample_ms, 3)}
+        return results
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI: selfflow-robot serve ckpt=DIR
+# ---------------------------------------------------------------------------------------------
+
+def main(cfg: Any) -> int:
+    """`selfflow-robot serve ckpt=DIR [host=127.0.0.1] [port=8000] [token=...]`: serve until Ctrl-C."""
+    import signal
+
+    from selfflow_robot.config import structured
+
+    conf = structured(ServeConfig, cfg)
+    if not conf.ckpt:
+        raise ConfigError("serve needs a checkpoint: selfflow-robot serve ckpt=RUN_DIR_OR_STEP_DIR")
+    if conf.threads > 0:
+        import torch
+
+        torch.set_num_threads(conf.threads)
+    token = conf.resolved_token()
+    if conf.host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        log.warning("serving on %s without a token: anyone who can reach this port can drive the policy", conf.host)
+    engine = SelfFlowEngine.from_checkpoint(conf.ckpt, conf.device, conf.steps, conf.use_ema)
+    server = PolicyServer(engine, conf.host, conf.port, token, conf.request_limits(), conf.max_batch,
+                          conf.batch_wait_ms)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, server.stop)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
+                pass
+        meta = engine.metadata()
+
+        def ready(port: int) -> None:
+            print(f"serving {meta.get('checkpoint', conf.ckpt)} on ws://{conf.host}:{port} "
+                  f"(chunk {meta.get('chunk_length')}, steps {meta.get('steps')}, device {engine.base.device}, "
+                  f"auth {'on' if token else 'off'}); health: http://{conf.host}:{port}{HEALTH_PATH}", flush=True)
+
+        await server.serve(ready)
+
+    asyncio.run(run())
+    print(json.dumps(server.metrics.snapshot()), flush=True)
+    return 0

@@ -62,3 +62,28 @@ def test_table_from_mapping_and_shape_checks():
         LanguageTable(["a"], np.zeros((2, 512)))
     with pytest.raises(UserError, match="empty"):
         EncoderFallback(HashingTextEncoder(), LanguageTable.from_mapping({}))
+
+
+def test_hugging_face_encoder_from_a_local_dir(tmp_path):
+    """A tiny BERT written here (no download) plugs in as the encoder for unseen instructions."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "open", "close", "top", "middle", "drawer", "pick",
+             "coke", "can", "the", "please", "move", "blue", "chip", "near", "apple"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    transformers.BertTokenizer(vocab_file=str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    cfg = transformers.BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=64, max_position_embeddings=32)
+    transformers.BertModel(cfg).save_pretrained(tmp_path)
+
+    from selfflow_robot.policies.language import HFTextEncoder
+
+    enc = HFTextEncoder(tmp_path)
+    out = enc.encode(["open top drawer", "pick the coke can please"])
+    assert out.shape == (2, 32) and np.isfinite(out).all()
+    table = make_table()
+    emb = InstructionEmbedder(table, enc, mode="ridge")
+    assert emb("close the middle drawer").shape == (512,)
+    np.testing.assert_array_equal(emb("Pick coke can"), table.embeddings[2])  # known: straight from the table
