@@ -1,0 +1,194 @@
+"""Per-chunk policy latency: eager vs exported (torchscript / onnx / torch_export) vs torch.compile.
+
+One chunk = encode the k context frames + `steps` denoiser evaluations (Euler, policy mode) for
+`chunk` action tokens; the figures are per chunk, for `batch` chunks at once. Prints p50/p99
+latency and actions/s (chunk * batch / p50), plus the FLOPs of one chunk (counted with
+`torch.utils.flop_counter` on the meta device) and the time it would take at `--peak-tflops`.
+
+    python scripts/bench_policy.py --size tiny --steps 10 --modes eager,torchscript,onnx,compile
+    python scripts/bench_policy.py --ckpt runs/demo --steps 10
+    python scripts/bench_policy.py --size xl --flops-only --peak-tflops 989      # H100 dense bf16
+    python scripts/bench_policy.py --size xl --device cuda --dtype bfloat16 --modes eager,compile
+
+Weights do not change the latency: without --ckpt the model is the size preset, freshly initialised.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from selfflow_robot.constants import ACTIONS, CONTEXT
+from selfflow_robot.model import build_model
+from selfflow_robot.model.sizes import SIZES, dit_config
+from selfflow_robot.objective import sample
+from selfflow_robot.policies.export import SUFFIX, ActionDenoiser, ExportedSampler, export_denoiser, load_exported
+
+MODES = ("eager", "torchscript", "onnx", "torch_export", "compile")
+
+
+def _denoiser_flops(cfg, batch: int) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, _ = build_model(cfg, with_codec=False)
+    den = ActionDenoiser(model.eval())
+    n_ctx = cfg.context_frames * cfg.tokens_per_frame
+    args = (torch.zeros(batch, n_ctx, cfg.frame_token_dim), torch.zeros(batch, cfg.horizon, cfg.action_dim),
+            torch.zeros(batch), torch.zeros(batch, cfg.text_dim), torch.zeros(batch, dtype=torch.bool))
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        den(*args)
+    return int(counter.get_total_flops())
+
+
+def chunk_flops(cfg, steps: int, batch: int, cfg_scale: float = 1.0) -> int:
+    """FLOPs of one chunk (batch rows): `steps` denoiser calls (x2 with CFG), per `torch.utils.flop_counter`.
+
+    Counted on 1- and 2-block copies of the model and extrapolated linearly in depth (exact: every
+    block costs the same), so even `xl` is counted in a second on a CPU.
+    """
+    one = _denoiser_flops(dataclasses.replace(cfg, depth=1), batch)
+    two = _denoiser_flops(dataclasses.replace(cfg, depth=2), batch)
+    per_call = one + (two - one) * (cfg.depth - 1)
+    return per_call * steps * (2 if cfg_scale != 1.0 else 1)
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    a = np.asarray(ms)
+    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "mean_ms": float(a.mean())}
+
+
+def time_it(fn, iters: int, warmup: int, sync) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    sync()
+    out = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", help="checkpoint dir (default: a fresh model of --size)")
+    p.add_argument("--size", default="tiny", choices=list(SIZES))
+    p.add_argument("--steps", type=int, default=10, help="denoising steps per chunk")
+    p.add_argument("--chunk", type=int, default=None, help="action chunk length H (default: the model's horizon)")
+    p.add_argument("--batch", type=int, default=1, help="chunks computed together")
+    p.add_argument("--modes", default="eager,torchscript,onnx,torch_export,compile")
+    p.add_argument("--iters", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--peak-tflops", type=float, default=989.0,
+                   help="accelerator peak for the projection (H100/H200 SXM dense bf16: 989)")
+    p.add_argument("--flops-only", action="store_true", help="count FLOPs and project; run nothing")
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    modes = [m for m in args.modes.split(",") if m]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        p.error(f"unknown modes {bad}; choose from {list(MODES)}")
+
+    if args.ckpt:
+        from selfflow_robot.train.checkpoint import load_pretrained
+
+        pre = load_pretrained(args.ckpt, device="cpu")
+        model, codec, cfg = pre.model, pre.codec, pre.model.cfg
+    else:
+        cfg = dit_config(args.size) if args.chunk is None else dit_config(args.size, horizon=args.chunk)
+        model = codec = None
+    if args.chunk is not None and args.chunk != cfg.horizon:
+        if args.ckpt:
+            p.error(f"--chunk {args.chunk} differs from the checkpoint's horizon {cfg.horizon}")
+    flops = chunk_flops(cfg, args.steps, args.batch)
+    result: dict = {"size": args.size if not args.ckpt else args.ckpt, "steps": args.steps, "chunk": cfg.horizon,
+                    "batch": args.batch, "tokens": cfg.context_frames * cfg.tokens_per_frame + cfg.horizon,
+                    "device": args.device, "dtype": args.dtype, "threads": args.threads,
+                    "gflops_per_chunk": flops / 1e9, "peak_tflops": args.peak_tflops,
+                    "projected_ms_at_peak": flops / (args.peak_tflops * 1e12) * 1e3, "modes": {}}
+    print(f"model {result['size']}: {result['tokens']} tokens, chunk {cfg.horizon}, {args.steps} steps, "
+          f"batch {args.batch}: {flops / 1e9:.3f} GFLOP/chunk -> {result['projected_ms_at_peak']:.3f} ms "
+          f"at {args.peak_tflops:g} TFLOP/s peak (100% utilisation; real kernels reach a fraction)")
+    if args.flops_only:
+        _write(args.json, result)
+        return 0
+
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    if model is None:
+        if cfg.codec == "vae":
+            cfg = dataclasses.replace(cfg, codec="pixel", vae="")  # the VAE encoder is timed apart (not part of the loop)
+            print("note: timing the denoising loop on pre-encoded context tokens (the VAE encoder runs once per chunk)")
+        model, codec = build_model(cfg)
+    model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (args.batch, cfg.context_frames, *cfg.image_size, 3), dtype=torch.uint8, generator=g)
+    text = torch.randn(args.batch, cfg.text_dim, generator=g).to(device)
+    noise = torch.randn(args.batch, cfg.horizon, cfg.action_dim, generator=g).to(device)
+
+    def encode() -> torch.Tensor:
+        return codec.encode(frames.to(device)).to(dtype)
+
+    with torch.inference_mode():
+        ctx = encode()
+    tmp = tempfile.TemporaryDirectory(prefix="bench-policy-")
+    for mode in modes:
+        try:
+            if mode == "eager":
+                def run():
+                    with torch.inference_mode():
+                        c = encode()
+                        sample(model, {CONTEXT: c, ACTIONS: noise.to(dtype)}, [ACTIONS], text.to(dtype),
+                               steps=args.steps, noise={ACTIONS: noise.to(dtype)})
+            else:
+                if mode == "compile":
+                    den = torch.compile(ActionDenoiser(model))
+                else:
+                    if device.type != "cpu" or dtype != torch.float32:
+                        print(f"  {mode}: exported graphs are benchmarked on CPU float32 only here; skipped")
+                        continue
+                    t0 = time.perf_counter()
+                    export_denoiser(model, mode, Path(tmp.name) / mode, steps=args.steps)
+                    print(f"  {mode}: exported + parity-checked in {time.perf_counter() - t0:.1f} s")
+                    den = load_exported(Path(tmp.name) / mode / f"denoiser.{SUFFIX[mode]}", mode)
+                sampler = ExportedSampler(den, args.steps)
+
+                def run(sampler=sampler):
+                    with torch.inference_mode():
+                        sampler(encode(), noise.to(dtype), text.to(dtype))
+            warm = args.warmup + (3 if mode == "compile" else 0)
+            ms = time_it(run, args.iters, warm, sync)
+        except Exception as e:  # noqa: BLE001 - one failing backend must not hide the others
+            print(f"  {mode}: FAILED {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+            result["modes"][mode] = {"error": f"{type(e).__name__}: {e}"[:500]}
+            continue
+        stats = percentiles(ms)
+        stats["actions_per_s"] = cfg.horizon * args.batch / (stats["p50_ms"] / 1e3)
+        result["modes"][mode] = stats
+        print(f"  {mode:<13} p50 {stats['p50_ms']:8.2f} ms   p99 {stats['p99_ms']:8.2f} ms   "
+              f"{stats['actions_per_s']:10.1f} actions/s")
+    tmp.cleanup()
+    _write(args.json, result)
+    return 0
+
+
+def _write(path: str | None, result: dict) -> None:
+    if path:
+        Path(path).write_text(json.dumps(result, indent=2))
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
