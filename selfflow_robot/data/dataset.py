@@ -254,7 +254,21 @@ def collate(samples: list[dict]) -> dict:
         elif key == POSITION:
             out[key] = vals[-1]
         else:
-            out[key] = torch.from_numpy(np.stack(vals))
+            out[key] = _stack(vals)
+    return out
+
+
+def _stack(vals: list) -> torch.Tensor:
+    """Stack arrays into one tensor with a single copy, in shared memory inside a DataLoader worker
+    (as torch's default_collate does), so handing the batch to the main process copies nothing."""
+    first = torch.from_numpy(np.asarray(vals[0]))
+    shape = (len(vals), *first.shape)
+    if get_worker_info() is not None:
+        numel = int(np.prod(shape))
+        out = first.new(first._typed_storage()._new_shared(numel, device="cpu")).resize_(shape)
+    else:
+        out = torch.empty(shape, dtype=first.dtype)
+    np.stack([np.asarray(v) for v in vals], out=out.numpy())
     return out
 
 

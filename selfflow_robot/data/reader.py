@@ -299,23 +299,26 @@ class RLDSReader:
         for i, f in enumerate(self.files):
             refs, err = self._index(f)
             expected = lengths[i] if lengths else None
+            lost, msg = 0, ""
             if err is not None:
                 if not skip_bad_episodes:
                     raise err
-                n_lost = (expected - len(refs)) if expected is not None else 1
-                for k in range(max(n_lost, 0)):
-                    self._bad_index[len(self._refs) + len(refs) + k] = str(err)
-                log.warning("skipping %d episode(s) of %s: %s", max(n_lost, 0), f, err)
+                # the rest of a damaged shard is unreadable: count it as bad episodes
+                lost, msg = (expected - len(refs) if expected is not None else 1), str(err)
             elif expected is not None and len(refs) != expected:
                 msg = (f"{f}: holds {len(refs)} records but dataset_info.json says {expected}; the shard is "
                        f"incomplete or the metadata is stale. Re-copy the dataset, {_FIX_SKIP}")
                 if not skip_bad_episodes or len(refs) > expected:
                     raise DataError(msg)
-                for k in range(expected - len(refs)):
-                    self._bad_index[len(self._refs) + len(refs) + k] = msg
+                lost = expected - len(refs)
+            if expected is not None and len(refs) > expected:  # only reachable with a framing error
+                refs = refs[:expected]
             self._refs.extend(refs)
-            if expected is not None and len(refs) < expected:
-                self._refs.extend([None] * (expected - len(refs)))
+            if lost > 0:
+                log.warning("%d episode(s) of %s are unreadable: %s", lost, f, msg)
+                for _ in range(lost):
+                    self._bad_index[len(self._refs)] = msg
+                    self._refs.append(None)
         self._handles: dict[str, Any] = {}
         self._pid = os.getpid()
 

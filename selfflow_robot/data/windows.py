@@ -134,13 +134,24 @@ class EpisodeWindows:
     def __len__(self) -> int:
         return len(self.anchors)
 
+    def _take(self, indices: np.ndarray) -> np.ndarray:
+        """Frames at `indices`: a strided view when they are evenly spaced in the decoded array
+        (the common case; `collate` then makes the only copy), else a copy."""
+        p = self._pos[indices]
+        if len(p) == 1:
+            return self.frames[p[0]:p[0] + 1]
+        step = int(p[1] - p[0])
+        if step > 0 and np.all(np.diff(p) == step):
+            return self.frames[p[0]:p[-1] + 1:step]
+        return self.frames[p]
+
     def __getitem__(self, i: int) -> dict:
         c = self.anchors[i]
         ctx, fut, fpad = self._idx[i]
         act, term, apad = window_actions(self._actions, self._terminate, c, self.cfg)
         return {
-            C.CONTEXT_FRAMES: self.frames[self._pos[ctx]],
-            C.FUTURE_FRAMES: self.frames[self._pos[fut]],
+            C.CONTEXT_FRAMES: self._take(ctx),
+            C.FUTURE_FRAMES: self._take(fut),
             C.ACTIONS_RAW: act,
             C.TERMINATE_FLAG: term,
             C.ACTION_PAD: apad,

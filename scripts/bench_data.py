@@ -1,0 +1,117 @@
+#!/usr/bin/env python
+"""Benchmark the RT-1 training data pipeline against raw JPEG decoding, on synthetic 256x320 JPEG data.
+
+    python scripts/bench_data.py                       # defaults: 48 episodes, 2 workers, full 256x320 + 128x160
+    python scripts/bench_data.py --heights 256 --workers 0 --threads 2
+
+For each frame size it runs one full epoch of `RT1Windows` through `make_loader` (TFRecord
+read + CRC, record parse, JPEG decode + resize, window assembly, collate) and normalises
+every batch as training does (frames -> float in [-1, 1], actions -> 8-D tokens). It prints
+windows/s, frames/s (each stored frame is decoded once per epoch) and the ratio of frames/s
+to raw PIL JPEG decode speed of the same frames measured in the same run with the same
+number of cores (a thread pool over the stored JPEG bytes, no resize).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def raw_decode_fps(images: list[bytes], threads: int, repeats: int = 2) -> float:
+    """Frames/s of plain PIL decode (full size, no resize) over `images` with `threads` threads."""
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    def dec(b: bytes) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))
+
+    best = 0.0
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(dec, images[:32]))  # warm-up
+        for _ in range(repeats):
+            t = time.perf_counter()
+            list(pool.map(dec, images))
+            best = max(best, len(images) / (time.perf_counter() - t))
+    return best
+
+
+def pipeline_fps(data_dir: str, height: int, batch: int, workers: int, threads: int, stats) -> tuple[float, float, int]:
+    """(windows/s, frames/s, windows) of one full epoch of the training pipeline."""
+    import torch
+
+    from selfflow_robot import constants as C
+    from selfflow_robot.data.dataset import RT1Windows, make_loader
+    from selfflow_robot.data.statistics import ActionNormalizer
+    from selfflow_robot.data.windows import WindowConfig
+
+    norm = ActionNormalizer(stats)
+    ds = RT1Windows(data_dir, WindowConfig(context_frames=2, horizon=4, height=height), split="all",
+                    shuffle=True, infinite=False, shuffle_episodes=8, decode_threads=threads)
+    n_frames = sum(len(e) for e in ds.reader)
+    loader = make_loader(ds, batch_size=batch, num_workers=workers)
+    windows = 0
+    t = time.perf_counter()
+    for b in loader:
+        ctx = b[C.CONTEXT_FRAMES].float().div_(127.5).sub_(1.0)
+        fut = b[C.FUTURE_FRAMES].float().div_(127.5).sub_(1.0)
+        tok = norm.normalize(b[C.ACTIONS_RAW], b[C.TERMINATE_FLAG])
+        assert torch.isfinite(tok).all() and ctx.shape[0] == fut.shape[0]
+        windows += len(tok)
+    dt = time.perf_counter() - t
+    return windows / dt, n_frames / dt, windows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--episodes", type=int, default=48)
+    p.add_argument("--min-steps", type=int, default=30)
+    p.add_argument("--max-steps", type=int, default=40)
+    p.add_argument("--heights", type=int, nargs="+", default=[256, 128], help="frame heights (width keeps 256:320)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers (0 = in-process)")
+    p.add_argument("--threads", type=int, default=0, help="decode threads per process (0 = auto)")
+    p.add_argument("--data", default="", help="an existing dataset to use instead of a fresh synthetic one")
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    from selfflow_robot.data.reader import RLDSReader
+    from selfflow_robot.data.statistics import load_or_compute_statistics
+    from selfflow_robot.data.synth import SynthConfig, write_synthetic
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data
+        if not data:
+            t = time.perf_counter()
+            data = str(write_synthetic(SynthConfig(output_dir=tmp, episodes=args.episodes, min_steps=args.min_steps,
+                                                   max_steps=args.max_steps, shards=4, seed=0)))
+            print(f"synthetic dataset: {args.episodes} episodes in {time.perf_counter() - t:.1f}s -> {data}")
+        reader = RLDSReader(data)
+        images = [im for e in reader for im in e.images]
+        stats, _ = load_or_compute_statistics(reader)
+        raw1 = raw_decode_fps(images, 1)
+        raw = raw_decode_fps(images, cores)
+        print(f"{len(images)} frames of 256x320 JPEG ({np.mean([len(b) for b in images]) / 1024:.1f} KiB avg); "
+              f"{cores} cores")
+        print(f"raw PIL JPEG decode: {raw1:.0f} frames/s on 1 thread, {raw:.0f} frames/s on {cores} threads "
+              "(the reference for the ratio)")
+        print(f"{'frames':>10} {'workers':>8} {'windows/s':>10} {'frames/s':>10} {'ratio':>7}")
+        for h in args.heights:
+            wps, fps, n = pipeline_fps(data, h, args.batch, args.workers, args.threads, stats)
+            w = round(h * 320 / 256)
+            print(f"{f'{h}x{w}':>10} {args.workers:>8} {wps:>10.0f} {fps:>10.0f} {fps / raw:>7.2f}")
+    print("goal: >= 1000 frames/s and ratio >= 0.6 (ratio = pipeline frames/s / raw decode frames/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
