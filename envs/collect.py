@@ -31,6 +31,7 @@ class CollectConfig:
     assets: str | None = None           # ManiSkill2_real2sim copy (default: $SELFFLOW_ROBOT_ASSETS or the fetch cache)
     overlay: bool = True                # green-screen the real background (visual matching)
     episodes_per_shard: int = 50
+    max_steps: int | None = None        # cut episodes short (debugging, tests); default: the task's length
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -97,7 +98,8 @@ def collect(cfg: CollectConfig, progress: bool = True) -> tuple[Path, int, int]:
     from selfflow_robot.envs.tasks import make_env, task_spec
 
     spec = task_spec(cfg.task)
-    env = make_env(cfg.task, asset_root=cfg.assets, overlay=cfg.overlay)
+    extra = {} if cfg.max_steps is None else {"max_episode_steps": cfg.max_steps}
+    env = make_env(cfg.task, asset_root=cfg.assets, overlay=cfg.overlay, **extra)
     expert = make_expert(cfg.task)
     n_ok = n_written = 0
     writer = DatasetWriter(cfg.output_dir, overwrite=cfg.overwrite, episodes_per_shard=cfg.episodes_per_shard)

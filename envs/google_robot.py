@@ -91,12 +91,23 @@ class AxisAngleEEPoseController(PDEEPoseController):
         q = quaternion_multiply(axis_angle_to_quaternion(delta_rot), prev_ee_pose_at_base.q)
         return Pose.create_from_pq(prev_ee_pose_at_base.p + delta_pos, q)
 
+    def reset(self):
+        super().reset()
+        self._last_drive = None
+
+    def set_action(self, action):
+        super().set_action(action)
+        # Like ManiSkill2_real2sim's planner, the new joint path starts where the previous one's drive
+        # target is now, not at the (lagging) measured joints; the IK goal itself is measured EE pose + delta.
+        if self._last_drive is not None:
+            self._start_qpos = self._last_drive
+
     def before_simulation_step(self):
         self._step += 1
         dt = 1.0 / (self._sim_steps * self._control_freq)
-        targets = _rate_limited(self._start_qpos, self._target_qpos, self._step, self._sim_steps,
-                                self.config.vel_limit * dt)
-        self.set_drive_targets(targets)
+        self._last_drive = _rate_limited(self._start_qpos, self._target_qpos, self._step, self._sim_steps,
+                                         self.config.vel_limit * dt)
+        self.set_drive_targets(self._last_drive)
 
 
 @dataclass
@@ -116,11 +127,12 @@ class RelativeGripperController(PDJointPosController):
     def reset(self):
         super().reset()
         self._goal = self.qpos.clone()
+        self._last_drive = None
 
     def set_action(self, action):
         action = self._preprocess_action(action)  # (B, 1), not normalised: scaled here
         self._step = 0
-        self._start_qpos = self._last_drive.clone() if hasattr(self, "_last_drive") else self.qpos.clone()
+        self._start_qpos = self._last_drive.clone() if self._last_drive is not None else self.qpos.clone()
         delta = action[:, :1] * GRIPPER_SCALE
         lo, hi = self.config.qlimits
         new_goal = torch.clamp(self._goal + delta, lo - 0.01, hi + 0.01)
