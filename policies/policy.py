@@ -165,7 +165,23 @@ class SelfFlowPolicy:
 
     @property
     def task_description(self) -> Optional[str]:
+        """The current episode's instruction (of `self.session`)."""
         return self.session.instruction
+
+    @property
+    def text(self) -> Optional[np.ndarray]:
+        """The current instruction embedding `(512,)` (of `self.session`)."""
+        return self.session.text
+
+    @property
+    def history(self) -> deque:
+        """The current frame history, at most k uint8 `(h, w, 3)` frames (of `self.session`)."""
+        return self.session.history
+
+    @property
+    def generator(self) -> torch.Generator:
+        """The current episode's noise generator (of `self.session`)."""
+        return self.session.generator
 
     def new_session(self) -> PolicySession:
         """Fresh per-episode state (the server keeps one per connection)."""
@@ -203,7 +219,7 @@ class SelfFlowPolicy:
             self.reset(task_description)
         if sess.text is None:
             raise ConfigError("no instruction: call reset(task_description) or pass task_description to step()")
-        self._push_frames(sess, np.asarray(image))
+        self._push_frames(np.asarray(image), sess)
         if sess.chunker.needs_chunk():
             out = self.infer_batch([(sess, None)])[0]
             sess.chunker.push(np.concatenate([out[T.ACTIONS], out[T.TERMINATE_KEY][:, None]], axis=1))
@@ -237,7 +253,7 @@ class SelfFlowPolicy:
             image = np.asarray(obs[T.IMAGE])
             if image.ndim == 4 and image.shape[0] > 1:
                 sess.history.clear()
-            self._push_frames(sess, image)
+            self._push_frames(image, sess)
         for sess, _ in batch:
             if sess.text is None:
                 raise ConfigError("no instruction: send one with the observation or reset(task_description) first")
@@ -264,7 +280,9 @@ class SelfFlowPolicy:
 
     # ------------------------------------------------------------------ internals
 
-    def _push_frames(self, session: PolicySession, image: np.ndarray) -> None:
+    def _push_frames(self, image: np.ndarray, session: Optional[PolicySession] = None) -> None:
+        """Resize `(H, W, 3)` / `(T, H, W, 3)` frames as in training and append them to the history."""
+        session = self.session if session is None else session
         frames = self.inputs.transforms[0]({T.IMAGE: image})[T.IMAGE]  # (T, h, w, 3) at the training size
         if not session.history:  # reset: repeat the first frame so the context is full from step one
             for _ in range(self.k - 1):

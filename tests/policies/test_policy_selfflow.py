@@ -181,3 +181,15 @@ def test_visualize_epoch_writes_a_plot(tiny_ckpt, tmp_path):
     out = tmp_path / "episode.png"
     policy.visualize_epoch(raws, frames, out)
     assert out.stat().st_size > 1000
+
+
+def test_with_options_shares_weights_and_has_its_own_episode_state(tiny_ckpt):
+    policy = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=2)
+    other = policy.with_options(steps=1, execute_horizon=1)
+    assert other.model is policy.model and other.config.steps == 1 and policy.config.steps == 2
+    policy.reset(TASK)
+    other.reset("pick coke can")
+    policy._push_frames(camera_frames(1)[0])
+    assert len(policy.history) == 2 and len(other.history) == 0
+    assert policy.task_description == TASK and other.task_description == "pick coke can"
+    assert not np.array_equal(policy.text, other.text)
