@@ -195,3 +195,31 @@ def test_shard_length_mismatch_and_missing_shard(synth_dir, tmp_path):
     next(bdir.glob("*-00002-of-00003")).unlink()
     with pytest.raises(DataError, match="1 of 3 shard files .* missing"):
         RLDSReader(dst)
+
+
+def test_truncated_shard_without_shard_lengths(make_dataset, good_features):
+    rng = np.random.default_rng(5)
+    root = make_dataset([good_features(rng) for _ in range(4)], episodes_per_shard=2)
+    bdir = root / schema.NAME / schema.VERSION
+    info = json.loads((bdir / "dataset_info.json").read_text())
+    del info["splits"][0]["shardLengths"]
+    (bdir / "dataset_info.json").write_text(json.dumps(info))
+    first = sorted(bdir.glob("*.tfrecord-*"))[0]
+    first.write_bytes(first.read_bytes()[:-50])
+    with pytest.raises(DataError, match="truncated TFRecord: record 1"):
+        RLDSReader(root)
+    r = RLDSReader(root, skip_bad_episodes=True)
+    assert len(r) == 4 and [e.episode_id for e in r] == [0, 2, 3] and r.num_skipped == 1
+
+
+def test_remote_path_needs_tensorflow():
+    pytest.importorskip("tensorflow_datasets")
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        from selfflow_robot.errors import MissingDependencyError
+
+        with pytest.raises(MissingDependencyError, match="pip install 'selfflow-robot\\[tf\\]'"):
+            RLDSReader(schema.GCS_BUILDER_DIR)
+    else:  # pragma: no cover - TF installed: reaching GCS is not allowed in tests
+        pytest.skip("TensorFlow is installed; the gs:// path is exercised only online")

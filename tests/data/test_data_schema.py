@@ -109,3 +109,15 @@ def test_wire_codec_accepts_unpacked_lists():
     got = decode_example(data)
     np.testing.assert_array_equal(got["x"][1], [1.0, 2.0])
     np.testing.assert_array_equal(got["y"][1], [3, -4])
+
+
+def test_tensorflow_reads_the_synthetic_dataset(synth_dir):
+    """With TensorFlow installed (optional extra `tf`), TFDS's own as_dataset() reads our files."""
+    pytest.importorskip("tensorflow")
+    builder = tfds.builder_from_directory(str(synth_dir / schema.NAME / schema.VERSION))
+    ds = builder.as_dataset(split="train[:2]")
+    reader = RLDSReader(synth_dir)
+    for i, ep in enumerate(tfds.as_numpy(ds)):
+        steps = list(ep["steps"])
+        assert len(steps) == len(reader.read(i))
+        assert steps[0]["observation"]["image"].shape == (256, 320, 3)
