@@ -88,7 +88,13 @@ def _decode_feature(buf: bytes, start: int, end: int) -> tuple[str, Value]:
             raise ProtoError("Feature holds a non-message field")
         s, e = v
         if num == 1:
-            kind, value = "bytes_list", [buf[a:b] for n2, w2, (a, b) in _fields(buf, s, e) if n2 == 1]
+            items = []
+            for n2, w2, v2 in _fields(buf, s, e):
+                if n2 == 1:
+                    if w2 != 2:
+                        raise ProtoError("bytes list holds a non-bytes value")
+                    items.append(buf[v2[0]:v2[1]])
+            kind, value = "bytes_list", items
         elif num == 2:
             parts, ints = [], []
             for n2, w2, v2 in _fields(buf, s, e):

@@ -223,3 +223,20 @@ def test_remote_path_needs_tensorflow():
             RLDSReader(schema.GCS_BUILDER_DIR)
     else:  # pragma: no cover - TF installed: reaching GCS is not allowed in tests
         pytest.skip("TensorFlow is installed; the gs:// path is exercised only online")
+
+
+def test_record_that_is_not_an_example(tmp_path, make_dataset, good_features):
+    from selfflow_robot.data.tfrecord import TFRecordWriter
+
+    root = make_dataset([good_features(np.random.default_rng(0)) for _ in range(2)])
+    shard = next((root / schema.NAME / schema.VERSION).glob("*.tfrecord-*"))
+    good = shard.read_bytes()
+    with TFRecordWriter(shard) as w:  # valid framing and CRCs around a payload that is not a protobuf
+        w.write(bytes(range(7, 250)) * 3)
+    shard.write_bytes(good + shard.read_bytes())
+    info_path = root / schema.NAME / schema.VERSION / "dataset_info.json"
+    info = json.loads(info_path.read_text())
+    info["splits"][0]["shardLengths"] = ["3"]
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(DataError, match=r"episode 2 \(record 2\): the record is not a valid tf.train.Example"):
+        list(RLDSReader(root))

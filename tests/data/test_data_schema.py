@@ -121,3 +121,24 @@ def test_tensorflow_reads_the_synthetic_dataset(synth_dir):
         steps = list(ep["steps"])
         assert len(steps) == len(reader.read(i))
         assert steps[0]["observation"]["image"].shape == (256, 320, 3)
+
+
+def test_wire_decoder_fails_cleanly_on_damaged_bytes():
+    """Any corruption of a record gives ProtoError/UnicodeDecodeError (-> DataError), never another crash."""
+    from selfflow_robot.data.example_proto import ProtoError
+
+    data = bytearray(encode_example({"steps/a": np.arange(12, dtype=np.float32), "steps/b": [b"x" * 40, b"yz"],
+                                     "steps/c": np.array([1, 0, 300, -2], np.int64)}))
+    rng = np.random.default_rng(0)
+    outcomes = set()
+    for _ in range(300):
+        d = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            d[int(rng.integers(len(d)))] = int(rng.integers(256))
+        cut = int(rng.integers(len(d) // 2, len(d) + 1))
+        try:
+            decode_example(bytes(d[:cut]))
+            outcomes.add("ok")
+        except (ProtoError, UnicodeDecodeError):
+            outcomes.add("error")
+    assert "error" in outcomes  # and nothing else was raised
