@@ -7,7 +7,6 @@ import torch
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE, GROUPS
 from selfflow_robot.model import DiTConfig, SelfFlowDiT, build_model, dit_config
 
-torch.set_num_threads(2)
 
 
 def randomised_model(**overrides) -> SelfFlowDiT:
