@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=40)
     p.add_argument("--heights", type=int, nargs="+", default=[256, 128], help="frame heights (width keeps 256:320)")
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers (0 = in-process)")
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader workers (0 = in-process)")
     p.add_argument("--threads", type=int, default=0, help="decode threads per process (0 = auto)")
     p.add_argument("--repeats", type=int, default=2, help="epochs per size; the best is reported (shared machines)")
     p.add_argument("--data", default="", help="an existing dataset to use instead of a fresh synthetic one")
@@ -110,11 +110,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'size':>8} {'workers':>7} {'windows/s':>10} {'decoded frames/s':>17} {'ratio':>6} "
               f"{'delivered frames/s':>19} {'ratio':>6}")
         for h in args.heights:
-            wps, fps, n = max(pipeline_fps(data, h, args.batch, args.workers, args.threads, stats)
-                              for _ in range(max(1, args.repeats)))
-            w = round(h * 320 / 256)
-            print(f"{f'{h}x{w}':>8} {args.workers:>7} {wps:>10.0f} {fps:>17.0f} {fps / raw:>6.2f} "
-                  f"{wps * per_window:>19.0f} {wps * per_window / raw:>6.2f}")
+            for workers in args.workers:
+                wps, fps, n = max(pipeline_fps(data, h, args.batch, workers, args.threads, stats)
+                                  for _ in range(max(1, args.repeats)))
+                w = round(h * 320 / 256)
+                print(f"{f'{h}x{w}':>8} {workers:>7} {wps:>10.0f} {fps:>17.0f} {fps / raw:>6.2f} "
+                      f"{wps * per_window:>19.0f} {wps * per_window / raw:>6.2f}")
+    if hasattr(os, "getloadavg"):
+        print(f"load average during the run: {os.getloadavg()[0]:.1f} on {cores} cores (other jobs slow every figure)")
     print("goal: >= 1000 frames/s and ratio >= 0.6 (ratio = pipeline frames/s / raw decode frames/s); "
           "window: k=2 context + H=4 future frames")
     return 0

@@ -54,30 +54,36 @@ def _yaw_quat(yaw: float) -> np.ndarray:
 
 
 class _Renderer:
-    def __init__(self, rng: np.random.Generator, size: tuple[int, int]):
+    def __init__(self, rng: np.random.Generator, size: tuple[int, int], goal: tuple[float, float]):
         h, w = size
         self.h, self.w = h, w
-        self.yy, self.xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         base = rng.uniform(90, 150, size=3)
-        shade = (0.75 + 0.25 * self.yy / h)[..., None]
+        shade = (0.75 + 0.25 * yy / h)[..., None]
         self.background = np.clip(base * shade + rng.normal(0, 3, (h, w, 3)), 0, 255).astype(np.uint8)
+        gr, gc = self.pixel(*goal)  # the goal ring is static: bake it into the background
+        d_goal = np.hypot(yy - gr, xx - gc)
+        self.background[(d_goal > 14) & (d_goal < 18)] = (255, 255, 255)
 
     def pixel(self, x: float, y: float) -> tuple[float, float]:
         """(row, col) of a workspace point (x forward = up, y left = left)."""
         s = PIXELS_PER_METRE * min(self.h, self.w) / 256.0
         return self.h / 2 - x * s, self.w / 2 - y * s
 
-    def draw(self, pos: np.ndarray, yaw: float, closed: bool, colour, goal) -> np.ndarray:
+    def draw(self, pos: np.ndarray, yaw: float, closed: bool, colour) -> np.ndarray:
         img = self.background.copy()
-        gr, gc = self.pixel(*goal)
-        d_goal = np.hypot(self.yy - gr, self.xx - gc)
-        img[(d_goal > 14) & (d_goal < 18)] = (255, 255, 255)
         r, c = self.pixel(pos[0], pos[1])
         radius = 14.0 + 60.0 * pos[2]
-        d = np.hypot(self.yy - r, self.xx - c)
-        img[d < radius] = colour
-        if closed:
-            img[(d < radius) & (d > radius - 4)] = (20, 20, 20)
+        # only the object's bounding box is touched (fast)
+        r0, r1 = max(0, int(r - radius - 1)), min(self.h, int(r + radius + 2))
+        c0, c1 = max(0, int(c - radius - 1)), min(self.w, int(c + radius + 2))
+        if r1 > r0 and c1 > c0:
+            yy, xx = np.ogrid[r0:r1, c0:c1]
+            d = np.hypot(yy - r, xx - c)
+            patch = img[r0:r1, c0:c1]
+            patch[d < radius] = colour
+            if closed:
+                patch[(d < radius) & (d > radius - 4)] = (20, 20, 20)
         t = np.linspace(-radius - 6, radius + 6, 64)
         rows = np.clip(np.round(r - t * np.cos(yaw)), 0, self.h - 2).astype(int)
         cols = np.clip(np.round(c - t * np.sin(yaw)), 0, self.w - 2).astype(int)
@@ -92,7 +98,7 @@ def synth_episode(rng: np.random.Generator, instruction: str, length: int,
                   size: tuple[int, int] = schema.IMAGE_SHAPE[:2]) -> dict:
     """One episode (writer layout: schema path -> per-step arrays; frames uint8 (T, H, W, 3))."""
     colour, goal = TASKS[instruction]
-    render = _Renderer(rng, size)
+    render = _Renderer(rng, size, goal)
     pos = np.array([*rng.uniform(-WORKSPACE, WORKSPACE, 2), 0.0], np.float64)
     yaw, closed = float(rng.uniform(-1, 1)), False
     goal_yaw = float(rng.uniform(-1.2, 1.2))
@@ -100,7 +106,7 @@ def synth_episode(rng: np.random.Generator, instruction: str, length: int,
     frames, wv, rd, grip, pose, closed_obs, yaws = [], [], [], [], [], [], []
     for t in range(length):
         yaws.append(yaw)
-        frames.append(render.draw(pos, yaw, closed, colour, goal))
+        frames.append(render.draw(pos, yaw, closed, colour))
         pose.append(np.concatenate([pos, _yaw_quat(yaw)]).astype(np.float32))
         closed_obs.append(float(closed))
         to_goal = np.array([goal[0] - pos[0], goal[1] - pos[1], (0.15 if t >= grip_step else 0.0) - pos[2]])
