@@ -50,7 +50,8 @@ class PolicyConfig:
         gripper_deadzone: |gripper| below this is sent as 0 (RT-1's small-action filter).
         seed: seeds the sampler's noise at every `reset`, so an episode is reproducible.
         use_ema: load the EMA weights (the ones to deploy).
-        device: torch device for the model.
+        device: torch device for the model; `auto` = CUDA when available, else CPU.
+        precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
         text_encoder: optional local dir of a Hugging Face text model for instructions not in the table.
         text_fallback: how encoder outputs map to the table's space: `nearest` or `ridge` (see language.py).
     """
@@ -65,7 +66,8 @@ class PolicyConfig:
     gripper_deadzone: float = 1e-2
     seed: int = 0
     use_ema: bool = True
-    device: str = "cpu"
+    device: str = "auto"
+    precision: str = "auto"
     text_encoder: Optional[str] = None
     text_fallback: str = "nearest"
 
@@ -76,8 +78,37 @@ class PolicyConfig:
             raise ConfigError(f"policy sampler must be one of ['ode', 'sde'], got {self.sampler!r}")
         if self.text_fallback not in ("nearest", "ridge"):
             raise ConfigError(f"policy text_fallback must be one of ['nearest', 'ridge'], got {self.text_fallback!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"policy precision must be one of ['auto', 'fp32', 'bf16'], got {self.precision!r}")
         if self.cfg_scale < 0:
             raise ConfigError(f"policy cfg_scale must be >= 0, got {self.cfg_scale}")
+
+
+def resolve_device(name: str) -> str:
+    """`auto` -> `cuda` when available, else `cpu`; anything else as given."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def inference_autocast(device: torch.device, precision: str):
+    """bf16 autocast for `precision=bf16`, or `auto` on CUDA; otherwise a no-op context."""
+    import contextlib
+
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def check_frame_stride(train_config: Any) -> None:
+    """The policy and the world model step one dataset step (RT-1: 3 Hz) per model frame; a checkpoint
+    trained on strided windows would need aggregated actions, which they do not produce."""
+    from omegaconf import OmegaConf
+
+    stride = OmegaConf.select(train_config, "data.window.frame_stride", default=1) if train_config is not None else 1
+    if int(stride or 1) != 1:
+        raise ConfigError(f"this checkpoint was trained with data.window.frame_stride={stride}; SelfFlowPolicy and "
+                          "WorldModel run one model frame per control step and support frame_stride=1 only")
 
 
 @dataclass
@@ -113,7 +144,9 @@ class SelfFlowPolicy:
         self.k = int(self.model_cfg.context_frames)
         self.horizon = int(self.model_cfg.horizon)
         self.image_size = tuple(self.model_cfg.image_size)
-        self.device = torch.device(self.config.device)
+        if self.horizon < 1:
+            raise ConfigError("this checkpoint's model has horizon 0: it predicts no actions")
+        self.device = torch.device(resolve_device(self.config.device))
         self.language = language
         self.statistics = dict(statistics or {})
         self.source = None if source is None else Path(source)
@@ -145,10 +178,12 @@ class SelfFlowPolicy:
         if isinstance(text_encoder, (str, Path)):
             overrides["text_encoder"], text_encoder = str(text_encoder), None
         config = PolicyConfig(**overrides)
-        pre = load_pretrained(path, use_ema=config.use_ema, device=config.device)
+        device = resolve_device(config.device)
+        pre = load_pretrained(path, use_ema=config.use_ema, device=device)
+        check_frame_stride(pre.config)
         table = LanguageTable.coerce(pre.language_table)
         if text_encoder is None and config.text_encoder:
-            text_encoder = HFTextEncoder(config.text_encoder, device=config.device)
+            text_encoder = HFTextEncoder(config.text_encoder, device=device)
         language = InstructionEmbedder(table, text_encoder, mode=config.text_fallback)  # type: ignore[arg-type]
         normalizer = _stats_normalizer(pre.stats)
         return cls(pre.model, pre.codec, unnormalize=normalizer.unnormalize, language=language,
@@ -300,10 +335,11 @@ class SelfFlowPolicy:
         frames = torch.from_numpy(np.ascontiguousarray(context)).to(self.device)
         ctx = self.codec.encode(frames)                                        # (B, k*h*w, d)
         noise = noise.to(self.device)
-        out = sample(self.model, {CONTEXT: ctx, ACTION_GROUP: noise}, [ACTION_GROUP],
-                     torch.as_tensor(text, dtype=torch.float32, device=self.device),
-                     steps=self.config.steps, method=self.config.sampler, cfg_scale=self.config.cfg_scale,
-                     generator=generator, noise={ACTION_GROUP: noise})
+        with inference_autocast(self.device, self.config.precision):
+            out = sample(self.model, {CONTEXT: ctx, ACTION_GROUP: noise}, [ACTION_GROUP],
+                         torch.as_tensor(text, dtype=torch.float32, device=self.device),
+                         steps=self.config.steps, method=self.config.sampler, cfg_scale=self.config.cfg_scale,
+                         generator=generator, noise={ACTION_GROUP: noise})
         return out[ACTION_GROUP].float()                                       # (B, H, 8)
 
     # ------------------------------------------------------------------ extras

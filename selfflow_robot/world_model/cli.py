@@ -69,7 +69,8 @@ class ImagineConfig:
         cfg_scale: classifier-free guidance on the instruction (1.0 = off).
         seed: sampler noise seed.
         use_ema: use the EMA weights.
-        device: torch device.
+        device: torch device; `auto` = CUDA when available, else CPU.
+        precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
         fps: video frame rate (RT-1 runs at 3 Hz).
         output_dir: where the videos and metrics.json go.
         name: file stem of the videos ("" = `episode<ID>_start<S>` or `imagine`).
@@ -87,7 +88,8 @@ class ImagineConfig:
     cfg_scale: float = 1.0
     seed: int = 0
     use_ema: bool = True
-    device: str = "cpu"
+    device: str = "auto"
+    precision: str = "auto"
     fps: float = 3.0
     output_dir: str = "outputs/imagine"
     name: str = ""
@@ -96,6 +98,7 @@ class ImagineConfig:
         if not self.ckpt:
             raise ConfigError("imagine needs ckpt=<checkpoint step dir or run dir>")
         check_choice("sampler", self.sampler, ["ode", "sde"])
+        check_choice("precision", self.precision, ["auto", "fp32", "bf16"])
         if self.steps < 1:
             raise ConfigError(f"steps must be >= 1, got {self.steps}")
         if self.start < 0 or self.length < 0:
@@ -253,7 +256,8 @@ def imagine(cfg: ImagineConfig) -> dict[str, Any]:
     from selfflow_robot.world_model.video import write_comparison
 
     wm = WorldModel.from_pretrained(cfg.ckpt, use_ema=cfg.use_ema, device=cfg.device, steps=cfg.steps,
-                                    method=cfg.sampler, cfg_scale=cfg.cfg_scale, seed=cfg.seed)
+                                    method=cfg.sampler, cfg_scale=cfg.cfg_scale, seed=cfg.seed,
+                                    precision=cfg.precision)
     ep = load_episode(cfg, load_config(wm.source), wm.image_size, wm.k)
     print(f"imagine: {len(ep.actions)} steps ({-(-len(ep.actions) // wm.horizon)} chunks of H={wm.horizon}, "
           f"k={wm.k}) for {ep.label!r}, instruction {ep.instruction!r}, checkpoint {wm.source}")

@@ -35,11 +35,12 @@ class WorldModel:
         language: optional `instruction -> (512,)` embedder (the checkpoint's language table).
         steps / method / cfg_scale: sampler settings (`method` is `ode` or `sde`).
         seed: seeds the noise of every `rollout` call, so rollouts are reproducible.
+        precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
     """
 
     def __init__(self, model: torch.nn.Module, codec: Any, action_tokens: ActionTokens, *,
                  language: Optional[Callable[[str], np.ndarray]] = None, steps: int = 10, method: str = "ode",
-                 cfg_scale: float = 1.0, seed: int = 0, device: str | torch.device = "cpu",
+                 cfg_scale: float = 1.0, seed: int = 0, device: str | torch.device = "cpu", precision: str = "auto",
                  resize_fn: Optional[Callable[[np.ndarray, tuple[int, int]], np.ndarray]] = None) -> None:
         self.model = model.eval()
         self.codec = codec
@@ -47,23 +48,30 @@ class WorldModel:
         self.language = language
         self.steps, self.method, self.cfg_scale, self.seed = steps, method, cfg_scale, seed
         self.device = torch.device(device)
+        self.precision = precision
         self.k = int(model.cfg.context_frames)
         self.horizon = int(model.cfg.horizon)
         self.image_size = tuple(model.cfg.image_size)
         self.resize_fn = resize_fn
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, use_ema: bool = True, device: str = "cpu", steps: int = 10,
-                        method: str = "ode", cfg_scale: float = 1.0, seed: int = 0) -> "WorldModel":
-        """Load a checkpoint (step dir or run dir): weights, codec, action statistics, language table."""
+    def from_pretrained(cls, path: str | Path, *, use_ema: bool = True, device: str = "auto", steps: int = 10,
+                        method: str = "ode", cfg_scale: float = 1.0, seed: int = 0,
+                        precision: str = "auto") -> "WorldModel":
+        """Load a checkpoint (step dir or run dir): weights, codec, action statistics, language table.
+        `device="auto"` picks CUDA when available."""
         from selfflow_robot.policies.language import InstructionEmbedder, LanguageTable
+        from selfflow_robot.policies.policy import check_frame_stride, resolve_device
         from selfflow_robot.policies.transforms import resize_like_training
         from selfflow_robot.train.checkpoint import load_pretrained
 
+        device = resolve_device(device)
         pre = load_pretrained(path, use_ema=use_ema, device=device)
+        check_frame_stride(pre.config)
         wm = cls(pre.model, pre.codec, action_tokens_from_statistics(pre.stats),
                  language=InstructionEmbedder(LanguageTable.coerce(pre.language_table)), steps=steps,
-                 method=method, cfg_scale=cfg_scale, seed=seed, device=device, resize_fn=resize_like_training)
+                 method=method, cfg_scale=cfg_scale, seed=seed, device=device, precision=precision,
+                 resize_fn=resize_like_training)
         wm.source = pre.path
         return wm
 
@@ -128,6 +136,7 @@ class WorldModel:
         tokens = self.action_tokens(acts_t.to(self.device), term_t.to(self.device)).float()  # (B, T', 8)
 
         from selfflow_robot.objective import sample
+        from selfflow_robot.policies.policy import inference_autocast
 
         gen = torch.Generator(device=self.device)
         gen.manual_seed(self.seed)
@@ -143,8 +152,9 @@ class WorldModel:
             x = {CONTEXT: x_ctx,
                  FUTURE: torch.zeros(B, H * per_frame, x_ctx.shape[-1], device=self.device),
                  ACTIONS: tokens[:, i * H:(i + 1) * H]}                            # (B, H, 8)
-            res = sample(self.model, x, [FUTURE], txt, steps=self.steps, method=self.method,
-                         cfg_scale=self.cfg_scale, generator=gen)
+            with inference_autocast(self.device, self.precision):
+                res = sample(self.model, x, [FUTURE], txt, steps=self.steps, method=self.method,
+                             cfg_scale=self.cfg_scale, generator=gen)
             frames = self.codec.decode(res[FUTURE], H).float().clamp(0, 1)         # (B, H, H_img, W_img, 3)
             out.append(frames)
             history = torch.cat([history, frames], dim=1)[:, -self.k:]

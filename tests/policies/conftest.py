@@ -15,7 +15,7 @@ from selfflow_robot.train.checkpoint import save_checkpoint
 INSTRUCTIONS = ["open top drawer", "close middle drawer", "pick coke can"]
 
 
-def write_tiny_checkpoint(run_dir: Path, seed: int = 0, **model_overrides) -> Path:
+def write_tiny_checkpoint(run_dir: Path, seed: int = 0, data: dict | None = None, **model_overrides) -> Path:
     """A `tiny` model with random (non-zero) output layers, statistics and a language table, saved as step 1."""
     torch.manual_seed(seed)
     cfg = dit_config("tiny", **model_overrides)
@@ -29,9 +29,15 @@ def write_tiny_checkpoint(run_dir: Path, seed: int = 0, **model_overrides) -> Pa
     stats = DatasetStatistics(action=action_statistics(acts), num_transitions=500, num_trajectories=20)
     table = {s: rng.standard_normal(512).astype(np.float32) for s in INSTRUCTIONS}
     config = {"model": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
-              "data": {"path": "", "val_fraction": 0.25, "seed": 0}}
+              "data": {"path": "", "val_fraction": 0.25, "seed": 0, **(data or {})}}
     return save_checkpoint(run_dir, 1, config=config, model_state=model.state_dict(), ema_state=model.state_dict(),
                            statistics=stats.to_dict(), language_table=table, trainer_state={"step": 1}, keep_last=2)
+
+
+@pytest.fixture(scope="session")
+def write_tiny_ckpt():
+    """The `write_tiny_checkpoint(run_dir, seed=0, data=None, **model_overrides)` function."""
+    return write_tiny_checkpoint
 
 
 @pytest.fixture(scope="session")

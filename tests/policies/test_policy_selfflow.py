@@ -193,3 +193,16 @@ def test_with_options_shares_weights_and_has_its_own_episode_state(tiny_ckpt):
     assert len(policy.history) == 2 and len(other.history) == 0
     assert policy.task_description == TASK and other.task_description == "pick coke can"
     assert not np.array_equal(policy.text, other.text)
+
+
+def test_bf16_precision_runs_and_strided_checkpoints_are_refused(tiny_ckpt, write_tiny_ckpt, tmp_path):
+    fp32 = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=2, precision="fp32", device="cpu")
+    bf16 = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=2, precision="bf16", device="cpu")
+    frame = camera_frames(1)[0]
+    a = fp32.infer({"image": frame, "instruction": TASK})["action_tokens"]
+    b = bf16.infer({"image": frame, "instruction": TASK})["action_tokens"]
+    assert np.isfinite(b).all() and np.abs(a - b).max() < 0.2  # same model, bf16 rounding only
+    assert SelfFlowPolicy.from_pretrained(tiny_ckpt).device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    strided = write_tiny_ckpt(tmp_path / "strided", data={"window": {"frame_stride": 2}})
+    with pytest.raises(ConfigError, match="frame_stride=2"):
+        SelfFlowPolicy.from_pretrained(strided)

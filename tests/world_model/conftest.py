@@ -18,6 +18,12 @@ VAL_FRACTION = 0.25
 
 
 @pytest.fixture(scope="session")
+def wm_val_fraction() -> float:
+    """The held-out share the checkpoint's config records."""
+    return VAL_FRACTION
+
+
+@pytest.fixture(scope="session")
 def wm_data(tmp_path_factory) -> Path:
     """8 synthetic episodes of 8-10 steps (256x320 JPEG frames); returns the data dir."""
     root = tmp_path_factory.mktemp("wm_synth")

@@ -13,17 +13,16 @@ from selfflow_robot.data.dataset import split_episodes
 from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.world_model.cli import load_actions_file
 
-from conftest import VAL_FRACTION
 
-
-def test_imagine_on_a_held_out_episode_writes_videos_and_metrics(wm_ckpt, wm_data, tmp_path, capsys):
+def test_imagine_on_a_held_out_episode_writes_videos_and_metrics(wm_ckpt, wm_data, wm_val_fraction, tmp_path,
+                                                                capsys):
     out = tmp_path / "imagine"
     rc = cli(["imagine", f"ckpt={wm_ckpt.parent.parent}", f"data.path={wm_data}", "steps=2", "length=5",
               f"output_dir={out}"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "PSNR copy-last" in text and "mean" in text
-    val_ids = split_episodes(RLDSReader(wm_data).episode_ids, VAL_FRACTION, 0)["val"]
+    val_ids = split_episodes(RLDSReader(wm_data).episode_ids, wm_val_fraction, 0)["val"]
     stem = f"episode{val_ids[0]}_start0"
     assert (out / f"{stem}.mp4").stat().st_size > 0 and (out / f"{stem}.gif").stat().st_size > 0
     result = json.loads((out / f"{stem}_metrics.json").read_text())
