@@ -183,9 +183,11 @@ class PolicyClient:
         kwargs: Dict[str, Any] = dict(open_timeout=timeout, max_size=max_size, compression=None)
         headers = _auth_headers(token)
         try:
-            self._ws = connect(uri, additional_headers=headers, proxy=None, **kwargs)
+            conn = connect(uri, additional_headers=headers, proxy=None, **kwargs)
         except TypeError:  # websockets < 15 has no `proxy` argument
-            self._ws = connect(uri, additional_headers=headers, **kwargs)
+            conn = connect(uri, additional_headers=headers, **kwargs)
+        # Enter the context explicitly (websockets >= 17.1 warns otherwise); `close()` ends it.
+        self._ws = conn.__enter__()
         self._next_id = 0
         try:
             self.metadata: Dict[str, Any] = _check_reply(unpackb(self._ws.recv(timeout=timeout)), "metadata")

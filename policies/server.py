@@ -237,11 +237,14 @@ class MicroBatcher:
     """
 
     def __init__(self, fn: Callable[[list[Any]], list[Any]], max_batch: int, max_wait_s: float,
-                 on_batch: Optional[Callable[[int], None]] = None) -> None:
+                 on_batch: Optional[Callable[[int], None]] = None,
+                 should_wait: Optional[Callable[[], bool]] = None) -> None:
         self.fn = fn
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.on_batch = on_batch
+        # Waiting only pays when other requests may arrive (e.g. more than one client is connected).
+        self.should_wait = should_wait or (lambda: True)
         self._queue: queue.Queue[Optional[_Pending]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="policy-batcher", daemon=True)
         self._thread.start()
@@ -258,7 +261,8 @@ class MicroBatcher:
 
     def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
         batch, stop = [first], False
-        deadline = time.perf_counter() + self.max_wait_s
+        wait = self.max_wait_s if self.max_batch > 1 and self.should_wait() else 0.0
+        deadline = time.perf_counter() + wait
         while len(batch) < self.max_batch:
             remaining = deadline - time.perf_counter()
             try:
@@ -346,7 +350,8 @@ class PolicyServer:
         if path == HEALTH_PATH:
             return _json_response(connection, http.HTTPStatus.OK, {
                 "status": "ok", "protocol_version": PROTOCOL_VERSION, "auth": self._token is not None,
-                "policy": {k: v for k, v in self._metadata.items() if isinstance(v, (str, int, float, bool))}})
+                "policy": {k: v for k, v in self._metadata.items()
+                           if k != "type" and isinstance(v, (str, int, float, bool))}})
         if not self._authorized(request.headers):
             self.metrics.auth_failure()
             self.metrics.error("unauthorized")
@@ -411,8 +416,11 @@ class PolicyServer:
             return error_reply(f"{type(e).__name__}: {e}", INTERNAL, req.id, traceback.format_exc(limit=8))
         server_ms = (time.perf_counter() - t0) * 1e3
         self.metrics.infer_done(server_ms, timing["infer_ms"])
+        result = dict(result)
+        engine_timing = result.pop("timing", {})
         reply = {"type": MSG_CHUNK, **result,
-                 "timing": {**{k: round(float(v), 3) for k, v in timing.items()}, "server_ms": round(server_ms, 3)}}
+                 "timing": {**engine_timing, "queue_ms": round(timing["queue_ms"], 3), "infer_ms": round(timing["infer_ms"], 3),
+                            "batch_size": int(timing["batch_size"]), "server_ms": round(server_ms, 3)}}
         if req.id is not None:
             reply["id"] = req.id
         return packb(reply)
@@ -425,7 +433,8 @@ class PolicyServer:
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self._batcher = MicroBatcher(self._run_batch, self.max_batch, self.batch_wait_s, self.metrics.batch)
+        self._batcher = MicroBatcher(self._run_batch, self.max_batch, self.batch_wait_s, self.metrics.batch,
+                                     should_wait=lambda: self.metrics.connections_open > 1)
         try:
             async with serve(self._handle, self.host, self.port, process_request=self._process_request,
                              max_size=self.limits.max_message_bytes, compression=None,
@@ -579,7 +588,7 @@ class SelfFlowEngine:
             post = session.outputs({T.ACTION_TOKENS: tok})
             results[i] = {T.ACTIONS: np.asarray(post[T.ACTIONS], np.float32),
                           T.TERMINATE_KEY: np.asarray(post[T.TERMINATE_KEY], np.float32),
-                          T.ACTION_TOKENS: tok.astype(np.float32), "sample_ms": round(sample_ms, 3)}
+                          T.ACTION_TOKENS: tok.astype(np.float32), "timing": {"sample_ms": round(sample_ms, 3)}}
         return results
 
 
