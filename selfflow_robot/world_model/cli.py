@@ -2,6 +2,7 @@
 
     selfflow-robot imagine ckpt=runs/demo data.path=data/synth                       # held-out episode 0
     selfflow-robot imagine ckpt=runs/demo data.path=data/synth data.episode=2 start=3 length=8
+    selfflow-robot imagine ckpt=runs/demo data.path=data/synth data.num_episodes=0    # all held-out episodes
     selfflow-robot imagine ckpt=runs/demo actions=plan.npy context=now.png instruction="open top drawer"
 
 Context frames and actions come from an episode of a dataset split (by default the checkpoint's
@@ -34,7 +35,9 @@ class ImagineDataConfig:
     Args:
         path: RLDS dataset dir (fractal20220817_data builder dir or its parent); "" = no dataset.
         split: `val` (held out), `train` or `all`.
-        episode: index of the episode inside the split.
+        episode: index of the (first) episode inside the split.
+        num_episodes: episodes to imagine, from `episode` on (0 = the rest of the split); with more than
+            one, the per-step PSNR/SSIM are also averaged over them.
         val_fraction: the split's held-out share; null = the checkpoint's `data.val_fraction`.
         seed: the split's seed; null = the checkpoint's `data.seed`.
     """
@@ -42,13 +45,15 @@ class ImagineDataConfig:
     path: str = ""
     split: str = "val"
     episode: int = 0
+    num_episodes: int = 1
     val_fraction: Optional[float] = None
     seed: Optional[int] = None
 
     def __post_init__(self) -> None:
         check_choice("data.split", self.split, ["val", "train", "all"])
-        if self.episode < 0:
-            raise ConfigError(f"data.episode must be >= 0, got {self.episode}")
+        if self.episode < 0 or self.num_episodes < 0:
+            raise ConfigError(f"data.episode and data.num_episodes must be >= 0, got {self.episode}, "
+                              f"{self.num_episodes}")
 
 
 @dataclass
@@ -105,6 +110,9 @@ class ImagineConfig:
             raise ConfigError(f"start and length must be >= 0, got start={self.start} length={self.length}")
         if not self.data.path and not self.actions:
             raise ConfigError("imagine needs an episode (data.path=DATASET_DIR) or an action file (actions=FILE.npy)")
+        if self.data.num_episodes != 1 and (self.actions or self.context or not self.data.path):
+            raise ConfigError("data.num_episodes != 1 needs data.path and no actions=/context= files "
+                              "(those describe a single rollout)")
         if not self.data.path and (not self.context or not self.instruction):
             raise ConfigError("without data.path, pass context=IMAGE[,IMAGE...] and instruction=\"...\" too")
 
@@ -168,6 +176,15 @@ def _read_images(spec: str, size: tuple[int, int]) -> np.ndarray:
     return np.concatenate([resize_like_training(f[None], size) for f in frames])
 
 
+def _split_args(cfg: ImagineConfig, ckpt_config: DictConfig) -> tuple[float, int]:
+    """(val_fraction, seed) of the split: the config's, else the checkpoint's training run's."""
+    data_cfg = ckpt_config.get("data") or {}
+    val_fraction = cfg.data.val_fraction if cfg.data.val_fraction is not None else float(
+        data_cfg.get("val_fraction", 0.05))
+    seed = cfg.data.seed if cfg.data.seed is not None else int(data_cfg.get("seed", 0))
+    return val_fraction, seed
+
+
 def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[int, int], k: int) -> Episode:
     """Assemble context, actions and ground truth from the config (dataset split and/or files)."""
     ep = None
@@ -176,10 +193,7 @@ def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[
         from selfflow_robot.data.frames import decode_frames
         from selfflow_robot.data.reader import RLDSReader
 
-        data_cfg = ckpt_config.get("data") or {}
-        val_fraction = cfg.data.val_fraction if cfg.data.val_fraction is not None else float(
-            data_cfg.get("val_fraction", 0.05))
-        seed = cfg.data.seed if cfg.data.seed is not None else int(data_cfg.get("seed", 0))
+        val_fraction, seed = _split_args(cfg, ckpt_config)
         reader = RLDSReader(cfg.data.path)
         ids = split_episodes(reader.episode_ids, val_fraction, seed)[cfg.data.split]
         if cfg.data.episode >= len(ids):
@@ -230,11 +244,14 @@ def horizon_metrics(pred: np.ndarray, truth: np.ndarray, last_context: np.ndarra
 
 
 def format_metrics(m: dict[str, list[float]]) -> str:
-    """A per-step table with a mean row."""
-    lines = [f"{'step':>5}  {'PSNR':>7}  {'PSNR copy-last':>14}  {'SSIM':>6}  {'SSIM copy-last':>14}"]
+    """A per-step table with a mean row (and an episode count column for averaged metrics)."""
+    count = "count" in m
+    head = f"{'step':>5}  {'PSNR':>7}  {'PSNR copy-last':>14}  {'SSIM':>6}  {'SSIM copy-last':>14}"
+    lines = [head + ("  episodes" if count else "")]
     for i in range(len(m["psnr"])):
         lines.append(f"{i + 1:>5}  {m['psnr'][i]:7.2f}  {m['psnr_copy_last'][i]:14.2f}  "
-                     f"{m['ssim'][i]:6.3f}  {m['ssim_copy_last'][i]:14.3f}")
+                     f"{m['ssim'][i]:6.3f}  {m['ssim_copy_last'][i]:14.3f}"
+                     + (f"  {int(m['count'][i]):>8}" if count else ""))
     mean = {k: float(np.mean(v)) for k, v in m.items()}
     lines.append(f"{'mean':>5}  {mean['psnr']:7.2f}  {mean['psnr_copy_last']:14.2f}  "
                  f"{mean['ssim']:6.3f}  {mean['ssim_copy_last']:14.3f}")
@@ -249,8 +266,32 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def split_size(cfg: ImagineConfig, ckpt_config: DictConfig) -> int:
+    """Number of episodes in the configured split of `cfg.data.path`."""
+    from selfflow_robot.data.dataset import split_episodes
+    from selfflow_robot.data.reader import RLDSReader
+
+    val_fraction, seed = _split_args(cfg, ckpt_config)
+    return len(split_episodes(RLDSReader(cfg.data.path).episode_ids, val_fraction, seed)[cfg.data.split])
+
+
+def mean_over_episodes(per_episode: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """Per-step means over episodes of different lengths (step i averages the episodes that reach it),
+    plus `count` per step."""
+    longest = max(len(m["psnr"]) for m in per_episode)
+    out: dict[str, list[float]] = {}
+    for key in per_episode[0]:
+        cols = [[m[key][i] for m in per_episode if i < len(m[key])] for i in range(longest)]
+        out[key] = [float(np.mean(c)) for c in cols]
+    out["count"] = [float(sum(1 for m in per_episode if i < len(m["psnr"]))) for i in range(longest)]
+    return out
+
+
 def imagine(cfg: ImagineConfig) -> dict[str, Any]:
-    """Run one rollout; returns paths and metrics (also written to `<name>_metrics.json`)."""
+    """Run the rollout(s); returns paths and metrics (also written to `<name>_metrics.json`, and
+    `summary_metrics.json` for several episodes)."""
+    from dataclasses import replace
+
     from selfflow_robot.train.checkpoint import load_config
     from selfflow_robot.world_model.rollout import WorldModel
     from selfflow_robot.world_model.video import write_comparison
@@ -258,26 +299,46 @@ def imagine(cfg: ImagineConfig) -> dict[str, Any]:
     wm = WorldModel.from_pretrained(cfg.ckpt, use_ema=cfg.use_ema, device=cfg.device, steps=cfg.steps,
                                     method=cfg.sampler, cfg_scale=cfg.cfg_scale, seed=cfg.seed,
                                     precision=cfg.precision)
-    ep = load_episode(cfg, load_config(wm.source), wm.image_size, wm.k)
-    print(f"imagine: {len(ep.actions)} steps ({-(-len(ep.actions) // wm.horizon)} chunks of H={wm.horizon}, "
-          f"k={wm.k}) for {ep.label!r}, instruction {ep.instruction!r}, checkpoint {wm.source}")
-    pred = wm.rollout(ep.context, ep.actions, terminate=ep.terminate, instruction=ep.instruction,
-                      text=ep.text, progress=True)
-    out_dir = Path(cfg.output_dir)
-    name = cfg.name or ep.label
-    paths = write_comparison(out_dir / name, pred, ep.truth, context=ep.context, fps=cfg.fps)
-    result: dict[str, Any] = {"checkpoint": str(wm.source), "label": ep.label, "instruction": ep.instruction,
-                              "steps": len(ep.actions), "video": {k: str(v) for k, v in paths.items()},
-                              "config": asdict(cfg)}
-    if ep.truth is not None:
-        metrics = horizon_metrics(pred, ep.truth, ep.context[-1])
-        result["metrics"] = metrics
-        print(format_metrics(metrics))
+    ckpt_config = load_config(wm.source)
+    if cfg.data.num_episodes == 1:
+        indices = [cfg.data.episode]
     else:
-        print("no ground truth for these actions: videos only, no PSNR/SSIM")
-    _write_json(out_dir / f"{name}_metrics.json", result)
-    print(f"wrote {paths['mp4']} and {paths['gif']}")
-    return result
+        total = split_size(cfg, ckpt_config)
+        stop = total if cfg.data.num_episodes == 0 else min(total, cfg.data.episode + cfg.data.num_episodes)
+        indices = list(range(cfg.data.episode, stop))
+        if not indices:
+            raise DataError(f"{cfg.data.path}: split '{cfg.data.split}' has {total} episodes; "
+                            f"data.episode={cfg.data.episode} leaves none to imagine")
+    out_dir = Path(cfg.output_dir)
+    results = []
+    for index in indices:
+        one = replace(cfg, data=replace(cfg.data, episode=index))
+        ep = load_episode(one, ckpt_config, wm.image_size, wm.k)
+        print(f"imagine: {len(ep.actions)} steps ({-(-len(ep.actions) // wm.horizon)} chunks of H={wm.horizon}, "
+              f"k={wm.k}) for {ep.label!r}, instruction {ep.instruction!r}, checkpoint {wm.source}")
+        pred = wm.rollout(ep.context, ep.actions, terminate=ep.terminate, instruction=ep.instruction,
+                          text=ep.text, progress=True)
+        name = (f"{cfg.name}_{ep.label}" if len(indices) > 1 else cfg.name) if cfg.name else ep.label
+        paths = write_comparison(out_dir / name, pred, ep.truth, context=ep.context, fps=cfg.fps)
+        result: dict[str, Any] = {"checkpoint": str(wm.source), "label": ep.label, "instruction": ep.instruction,
+                                  "steps": len(ep.actions), "video": {k: str(v) for k, v in paths.items()},
+                                  "config": asdict(one)}
+        if ep.truth is not None:
+            result["metrics"] = horizon_metrics(pred, ep.truth, ep.context[-1])
+            print(format_metrics(result["metrics"]))
+        else:
+            print("no ground truth for these actions: videos only, no PSNR/SSIM")
+        _write_json(out_dir / f"{name}_metrics.json", result)
+        print(f"wrote {paths['mp4']} and {paths['gif']}")
+        results.append(result)
+    if len(results) == 1:
+        return results[0]
+    summary = {"checkpoint": str(wm.source), "episodes": [r["label"] for r in results],
+               "metrics": mean_over_episodes([r["metrics"] for r in results])}
+    print(f"mean over {len(results)} episodes of split '{cfg.data.split}' (per step):")
+    print(format_metrics(summary["metrics"]))
+    _write_json(out_dir / "summary_metrics.json", summary)
+    return summary
 
 
 def main(cfg: DictConfig) -> int:

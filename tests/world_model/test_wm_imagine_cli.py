@@ -71,3 +71,27 @@ def test_imagine_errors_are_one_line_user_errors(wm_ckpt, wm_data, tmp_path, cap
     assert cli(["imagine", *args]) == 2
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err
+
+
+def test_imagine_over_several_held_out_episodes_averages_per_step(wm_ckpt, wm_data, tmp_path, capsys):
+    out = tmp_path / "many"
+    rc = cli(["imagine", f"ckpt={wm_ckpt}", f"data.path={wm_data}", "data.num_episodes=0", "steps=1", "length=3",
+              f"output_dir={out}"])
+    assert rc == 0
+    summary = json.loads((out / "summary_metrics.json").read_text())
+    assert len(summary["episodes"]) == 2  # 8 episodes, val_fraction 0.25
+    assert summary["metrics"]["count"] == [2.0, 2.0, 2.0]
+    per = [json.loads((out / f"{label}_metrics.json").read_text())["metrics"] for label in summary["episodes"]]
+    assert summary["metrics"]["psnr"][0] == pytest.approx((per[0]["psnr"][0] + per[1]["psnr"][0]) / 2)
+    assert len(list(out.glob("*.mp4"))) == 2
+    assert "mean over 2 episodes" in capsys.readouterr().out
+
+
+def test_mean_over_episodes_handles_ragged_lengths():
+    from selfflow_robot.world_model.cli import mean_over_episodes
+
+    a = {"psnr": [10.0, 20.0, 30.0], "ssim": [0.1, 0.2, 0.3]}
+    b = {"psnr": [20.0], "ssim": [0.3]}
+    m = mean_over_episodes([a, b])
+    assert m["psnr"] == [15.0, 20.0, 30.0] and m["count"] == [2.0, 1.0, 1.0]
+    assert m["ssim"][0] == pytest.approx(0.2)
