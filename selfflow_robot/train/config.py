@@ -114,11 +114,13 @@ class ValidationConfig:
         batches: number of held-out batches per validation (each of `train.batch_size` windows).
         sample_steps: denoising steps of the sampler for actions and frames.
         world_model: also sample future frames and score PSNR/SSIM (slower than the action check).
+        one_step: also score the one-step prediction (the model's conditional-mean estimate), keys `*_1step`.
     """
 
     batches: int = 2
     sample_steps: int = 10
     world_model: bool = True
+    one_step: bool = True
 
 
 @dataclass
@@ -132,7 +134,6 @@ class TrainConfig:
         seed: master seed. Each micro-batch's noise, modes and text dropout are drawn from an RNG seeded
             by (seed, step, global micro-batch index), so a run is reproducible, resumes exactly, and
             gives the same result for any split of the global batch over processes and accumulation.
-        ema_decay: decay of the EMA weights (the Self-Flow teacher and `ema.safetensors`).
         text_dropout: probability of the learned null text per example (classifier-free guidance).
         precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
         parallel: `auto` (DDP, FSDP2 for `xl`), `none`, `ddp` or `fsdp` (only used under torchrun).
@@ -142,7 +143,6 @@ class TrainConfig:
         keep_last: complete checkpoints kept on disk (older ones are deleted).
         val_every: validate every this many steps (and at the end); 0 = never.
         log_every: write scalars every this many steps.
-        num_workers: DataLoader worker processes per rank (0 = load in the training process).
         deterministic: `torch.use_deterministic_algorithms(True)` (exact reproducibility, slower on GPU).
     """
 
@@ -150,7 +150,6 @@ class TrainConfig:
     batch_size: int = 32
     grad_accum: int = 1
     seed: int = 0
-    ema_decay: float = 0.9999
     text_dropout: float = 0.1
     precision: Precision = Precision.auto
     parallel: Parallelism = Parallelism.auto
@@ -160,7 +159,6 @@ class TrainConfig:
     keep_last: int = 3
     val_every: int = 5000
     log_every: int = 50
-    num_workers: int = 0
     deterministic: bool = False
     modes: ModesConfig = field(default_factory=ModesConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -171,10 +169,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "grad_accum", "keep_last", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("save_every", "val_every", "num_workers"):
+        for name in ("save_every", "val_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 <= self.text_dropout <= 1:
             raise ConfigError(f"train.text_dropout must be in [0, 1], got {self.text_dropout}")

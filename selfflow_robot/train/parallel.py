@@ -104,12 +104,12 @@ def all_gather_objects(obj: Any) -> list[Any]:
     return [obj]
 
 
-def resolve_parallelism(choice: Parallelism, model_size: str, info: DistInfo) -> Parallelism:
-    """`auto` -> none (1 process), FSDP2 for `xl`, DDP otherwise."""
+def resolve_parallelism(choice: Parallelism, info: DistInfo) -> Parallelism:
+    """`none` for one process; otherwise the choice (`auto` must be resolved by the caller: DDP or FSDP2)."""
     if not info.distributed:
         return Parallelism.none
     if choice == Parallelism.auto:
-        return Parallelism.fsdp if model_size == "xl" else Parallelism.ddp
+        return Parallelism.ddp
     if choice == Parallelism.none:
         raise ConfigError("train.parallel=none cannot run under torchrun with WORLD_SIZE > 1; use auto, ddp or fsdp")
     return choice
@@ -134,7 +134,7 @@ def apply_activation_checkpointing(model: nn.Module) -> None:
 
 
 def parallelize(model: nn.Module, info: DistInfo, strategy: Parallelism, *, compile: bool = False,
-                activation_checkpointing: bool = False) -> nn.Module:
+                activation_checkpointing: bool = False, find_unused_parameters: bool = False) -> nn.Module:
     """Wrap `model` for training. Returns the module to call (the original object for FSDP2, a DDP wrapper
     for DDP); `unwrap` gives back the plain model for EMA updates, saving and sampling."""
     if activation_checkpointing:
@@ -146,7 +146,7 @@ def parallelize(model: nn.Module, info: DistInfo, strategy: Parallelism, *, comp
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [info.device.index] if info.device.type == "cuda" else None
-        return DDP(model, device_ids=ids)
+        return DDP(model, device_ids=ids, find_unused_parameters=find_unused_parameters)
     if strategy == Parallelism.fsdp:
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard

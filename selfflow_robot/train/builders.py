@@ -1,0 +1,148 @@
+"""Assemble the trainer's parts from the composed config: the model (fresh, or initialised from weights)
+and the data bundle (train stream, held-out batches, normaliser, statistics, language table)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from selfflow_robot.config import structured
+from selfflow_robot.data.dataset import POSITION, DataConfig, RT1Windows, make_loader
+from selfflow_robot.data.statistics import ActionNormalizer, load_or_compute_statistics
+from selfflow_robot.data.windows import WindowConfig
+from selfflow_robot.errors import ConfigError
+from selfflow_robot.model.build import build_model, model_config
+from selfflow_robot.model.dit import DiTConfig
+
+
+def model_from_config(config: DictConfig) -> tuple[torch.nn.Module, Any]:
+    """(SelfFlowDiT, FrameCodec) for a stored train config (`config.model`)."""
+    return build_model(model_config(config.model))
+
+
+def init_weights_from(model: torch.nn.Module, path: str, model_cfg: DiTConfig) -> str:
+    """Fine-tuning start: load weights into `model` (a new run; optimizer and step start fresh).
+
+    `path` is a checkpoint step/run dir (its EMA weights, strictly checked), or a released Self-Flow
+    `.pt` file (xl: blocks load, input/output projections re-initialise; the importer reports).
+    Returns a one-paragraph report.
+    """
+    from selfflow_robot.train import checkpoint as ck
+
+    p = Path(path).expanduser()
+    if p.is_file() and p.suffix in (".pt", ".pth", ".bin", ".safetensors"):
+        from selfflow_robot.model.import_selfflow import import_selfflow
+
+        report = import_selfflow(model, p, verbose=False)
+        return f"init_from {p}:\n{report.format()}"
+    ckpt = ck.find_checkpoint(p)
+    state = ck.load_weights(ckpt, use_ema=True)
+    ck.check_state_dict(model, state, str(ckpt))
+    model.load_state_dict(state)
+    return f"init_from {ckpt}: loaded its EMA weights ({len(state)} tensors); optimizer and step start fresh"
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def window_for_model(data_cfg: DataConfig, model_cfg: DiTConfig) -> WindowConfig:
+    """The data window with k, H and the frame size taken from the model config (the model declares its window)."""
+    h, w = model_cfg.image_size
+    return dataclasses.replace(data_cfg.window, context_frames=model_cfg.context_frames, horizon=model_cfg.horizon,
+                               height=h, width=w)
+
+
+@dataclass
+class DataBundle:
+    """What the trainer needs from the data side.
+
+    Attributes:
+        loaders: one `WindowLoader` per accumulation micro-batch of this process. Loader m reads
+            consumer shard `m * world_size + rank` of `grad_accum * world_size`, so the global batch
+            of a step is the same for any split over processes and accumulation.
+        val: held-out batches (fixed, the first `validation.batches` of the val split), or None.
+        normalizer: the `ActionNormalizer` (raw 7-D + terminate <-> 8-D token).
+        statistics: `dataset_statistics.json` content (shipped in every checkpoint).
+        language_table: instruction -> 512-d embedding of the training data.
+    """
+
+    loaders: list[Any]
+    val: Optional[list[dict[str, Any]]]
+    normalizer: ActionNormalizer
+    statistics: dict[str, Any]
+    language_table: dict[str, np.ndarray]
+    _iters: list[Optional[Iterator[dict[str, Any]]]] = field(default_factory=list)
+
+    def next_batch(self, micro: int) -> dict[str, Any]:
+        """The next training batch of micro-batch slot `micro` (endless: the train split repeats)."""
+        if not self._iters:
+            self._iters = [None] * len(self.loaders)
+        if self._iters[micro] is None:
+            self._iters[micro] = iter(self.loaders[micro])
+        return next(self._iters[micro])
+
+    def action_tokens(self, actions: torch.Tensor, terminate: torch.Tensor) -> torch.Tensor:
+        """Raw (B, H, 7) + terminate (B, H) -> normalised tokens (B, H, 8)."""
+        return self.normalizer.normalize(actions, terminate)
+
+    def unnormalize(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, H, 8) -> raw actions (B, H, 7)."""
+        return self.normalizer.unnormalize(tokens)[0]
+
+    @property
+    def mean_action(self) -> np.ndarray:
+        """The training mean raw action (7,): the validation baseline."""
+        return np.asarray(self.statistics["action"]["mean"], np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Exact position of every loader (batches actually handed to the trainer)."""
+        return {"loaders": [ld.state_dict() for ld in self.loaders]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state["loaders"]
+        if len(saved) != len(self.loaders):
+            raise ConfigError(f"cannot resume the data position: saved with {len(saved)} accumulation loaders, "
+                              f"this run has {len(self.loaders)}; resume with the same train.grad_accum")
+        for ld, st in zip(self.loaders, saved):
+            ld.load_state_dict(st)
+        self._iters = []
+
+
+def build_data(cfg: DictConfig, model_cfg: DiTConfig, info: Any, tcfg: Any) -> DataBundle:
+    """Train loaders (sharded per rank and accumulation slot), held-out batches, statistics, language table."""
+    from selfflow_robot.data.reader import RLDSReader
+    from selfflow_robot.train import parallel
+
+    dcfg = structured(DataConfig, cfg.data)
+    window = window_for_model(dcfg, model_cfg)
+    reader = RLDSReader(dcfg.path, skip_bad_episodes=dcfg.skip_bad_episodes)
+    # Rank 0 computes (and caches) the statistics first, so ranks never race on the cache files.
+    if info.is_main:
+        stats, table = load_or_compute_statistics(reader)
+    parallel.barrier()
+    if not info.is_main:
+        stats, table = load_or_compute_statistics(reader)
+    accum, world = tcfg.grad_accum, info.world_size
+    loaders = []
+    for m in range(accum):
+        ds = RT1Windows(reader, window, split="train", val_fraction=dcfg.val_fraction, seed=dcfg.seed,
+                        shuffle_episodes=dcfg.shuffle_episodes, rank=m * world + info.rank,
+                        world_size=accum * world, decode_threads=dcfg.decode_threads)
+        loaders.append(make_loader(ds, tcfg.batch_size, dcfg.num_workers))
+    val = None
+    if dcfg.val_fraction > 0 and tcfg.val_every > 0 and tcfg.validation.batches > 0:
+        val_ds = RT1Windows(reader, window, split="val", val_fraction=dcfg.val_fraction, seed=dcfg.seed,
+                            rank=0, world_size=1, decode_threads=dcfg.decode_threads)
+        val = []
+        for batch in make_loader(val_ds, tcfg.batch_size, 0):
+            batch.pop(POSITION, None)
+            val.append(batch)
+            if len(val) >= tcfg.validation.batches:
+                break
+    return DataBundle(loaders=loaders, val=val, normalizer=ActionNormalizer(stats), statistics=stats.to_dict(),
+                      language_table=dict(table))

@@ -1,0 +1,86 @@
+"""Training modes per example, and the batch -> `FlowBatch` step (DESIGN.md "One backbone, per-token time").
+
+| mode        | future frames                | actions          |
+|-------------|------------------------------|------------------|
+| world_model | noisy (generated)            | clean condition  |
+| policy      | absent (key_mask False)      | noisy            |
+| joint       | noisy                        | noisy            |
+
+Context frames are always clean. The loss covers noisy tokens that are not padding
+(`frame_pad` / `action_pad` from the windows). Text dropout (learned null text) trains CFG.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Callable, Mapping, Optional
+
+import torch
+
+from selfflow_robot import constants as C
+from selfflow_robot.objective.batch import FlowBatch
+
+
+class Mode(str, Enum):
+    """One training example's mode (index order = the order of `MODES`)."""
+
+    world_model = "world_model"
+    policy = "policy"
+    joint = "joint"
+
+
+MODES = (Mode.world_model, Mode.policy, Mode.joint)
+
+
+def mode_probabilities(probs: Mapping[str, float]) -> torch.Tensor:
+    """(3,) normalised probabilities in `MODES` order."""
+    p = torch.tensor([float(probs[m.value]) for m in MODES], dtype=torch.float64)
+    return p / p.sum()
+
+
+def sample_modes(batch_size: int, probs: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """(B,) int64 mode index per example, drawn i.i.d. from `probs` (3,)."""
+    return torch.multinomial(probs.float(), batch_size, replacement=True, generator=generator)
+
+
+def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], torch.Tensor],
+                     action_tokens: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], modes: torch.Tensor,
+                     text_dropout: float, device: torch.device,
+                     generator: Optional[torch.Generator] = None) -> FlowBatch:
+    """Turn a collated window batch into the objective's `FlowBatch`.
+
+    Args:
+        batch: collated windows (keys in `selfflow_robot.constants`).
+        encode: the codec's `encode`: uint8 frames (B, T, H, W, 3) -> tokens (B, T*h*w, d).
+        action_tokens: (raw actions (B, H, 7), terminate (B, H)) -> normalised 8-D tokens (B, H, 8).
+        modes: (B,) mode indices into `MODES`.
+        text_dropout: probability of the null text per example.
+        device: where the tokens go.
+        generator: CPU generator for the text-dropout draw (None = torch's global RNG).
+    """
+    ctx = torch.as_tensor(batch[C.CONTEXT_FRAMES]).to(device)
+    fut = torch.as_tensor(batch[C.FUTURE_FRAMES]).to(device)
+    B, H = fut.shape[:2]
+    modes = modes.to(device)
+    is_policy = modes == MODES.index(Mode.policy)
+    frames_noisy = ~is_policy                                   # world_model, joint
+    actions_noisy = modes != MODES.index(Mode.world_model)      # policy, joint
+    with torch.no_grad():
+        x_ctx = encode(ctx)                                     # (B, k*h*w, d)
+        x_fut = encode(fut)                                     # (B, H*h*w, d)
+    per_frame = x_fut.shape[1] // H
+    acts = action_tokens(torch.as_tensor(batch[C.ACTIONS_RAW]).to(device).float(),
+                         torch.as_tensor(batch[C.TERMINATE_FLAG]).to(device).float())  # (B, H, 8)
+    frame_pad = torch.as_tensor(batch[C.FRAME_PAD]).to(device).bool()          # (B, H)
+    action_pad = torch.as_tensor(batch[C.ACTION_PAD]).to(device).bool()        # (B, H)
+    drop = torch.rand(B, generator=generator) < text_dropout
+    return FlowBatch(
+        x0={C.CONTEXT: x_ctx, C.FUTURE: x_fut, C.ACTIONS: acts},
+        noisy={C.CONTEXT: torch.zeros(B, dtype=torch.bool, device=device),
+               C.FUTURE: frames_noisy, C.ACTIONS: actions_noisy},
+        text=torch.as_tensor(batch[C.LANGUAGE_EMBEDDING]).to(device).float(),
+        text_drop=drop.to(device),
+        # policy examples drop the future frames: no token attends to them (and the loss ignores them)
+        key_mask={C.FUTURE: (~is_policy)[:, None].expand(B, H * per_frame)},
+        loss_mask={C.FUTURE: (~frame_pad).repeat_interleave(per_frame, dim=1),
+                   C.ACTIONS: ~action_pad},
+    )

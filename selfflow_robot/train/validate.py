@@ -1,0 +1,128 @@
+"""Validation on held-out episodes: the policy against the mean action, the world model against
+copying the last context frame.
+
+- Policy mode (future frames absent): sample the H action tokens from context + text, compare
+  with the recorded actions on the 7 action dimensions, in normalised units and in raw RT-1
+  units; the baseline predicts the training mean action (from `dataset_statistics.json`).
+- World-model mode (clean recorded actions): sample the H future frames, decode them, and score
+  PSNR / SSIM (selfflow_robot.world_model.metrics) against the recorded frames; the baseline
+  repeats the last context frame. Padded steps past an episode's end are left out of both.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from typing import Any, Callable, Iterable, Mapping, Optional
+
+import numpy as np
+import torch
+
+from selfflow_robot import constants as C
+from selfflow_robot.model.dit import DiTConfig
+from selfflow_robot.objective.samplers import sample
+from selfflow_robot.train.config import ValidationConfig
+from selfflow_robot.world_model.metrics import psnr, ssim
+
+
+class _Mean:
+    """Running mean of per-item values."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def add(self, values: np.ndarray | torch.Tensor) -> None:
+        v = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, np.float64).ravel()
+        self.total += float(v.sum())
+        self.count += v.size
+
+    @property
+    def value(self) -> float:
+        return self.total / max(1, self.count)
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfig, model_cfg: DiTConfig, *,
+             device: torch.device, seed: int = 0,
+             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+             ) -> dict[str, float]:
+    """Score `model` (the EMA weights) on `cfg.batches` held-out batches of `data.val`.
+
+    `data` provides `val` (an iterable of collated batches), `action_tokens(actions, terminate)`
+    -> normalised (B, H, 8), `unnormalize(tokens)` -> raw (B, H, 7), and `mean_action` (7,) raw.
+    Returns floats: `action_mse_norm`, `action_mse_raw` and their `_mean_baseline`s, and when
+    `cfg.world_model`: `psnr`, `ssim`, `psnr_copy_last`, `ssim_copy_last`; plus `windows`.
+    With `cfg.one_step`, the same metrics with suffix `_1step` for a single Euler step from pure
+    noise, x0 = eps - v(eps, 1): the model's estimate of the conditional MEAN, the MSE-optimal point
+    prediction (a multi-step sample draws one plausible future instead, which pays for the noise).
+    """
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator(device).manual_seed(seed)   # the same noise every validation: comparable numbers
+    runs = [("", cfg.sample_steps)] + ([("_1step", 1)] if cfg.one_step and cfg.sample_steps != 1 else [])
+    m: dict[str, _Mean] = defaultdict(_Mean)
+    mean_raw = torch.as_tensor(np.asarray(data.mean_action, np.float32), device=device)     # (7,)
+    windows = 0
+    for i, batch in enumerate(_take(data.val, cfg.batches)):
+        ctx = torch.as_tensor(batch[C.CONTEXT_FRAMES]).to(device)
+        fut = torch.as_tensor(batch[C.FUTURE_FRAMES]).to(device)
+        B, H = fut.shape[:2]
+        windows += B
+        text = torch.as_tensor(batch[C.LANGUAGE_EMBEDDING]).to(device).float()
+        raw = torch.as_tensor(batch[C.ACTIONS_RAW]).to(device).float()                    # (B, H, 7)
+        term = torch.as_tensor(batch[C.TERMINATE_FLAG]).to(device).float()
+        tokens = data.action_tokens(raw, term)                                             # (B, H, 8)
+        valid_a = ~torch.as_tensor(batch[C.ACTION_PAD]).to(device).bool()                  # (B, H)
+        x_ctx = codec.encode(ctx)
+
+        d = C.RAW_ACTION_DIM
+        sel = valid_a
+        base_tok = data.action_tokens(mean_raw.expand(B, H, d), torch.zeros(B, H, device=device))
+        m["action_mse_norm_mean_baseline"].add(((base_tok[..., :d] - tokens[..., :d]) ** 2).mean(-1)[sel])
+        m["action_mse_raw_mean_baseline"].add(((mean_raw - raw) ** 2).mean(-1)[sel])
+        if cfg.world_model:
+            x_fut = codec.encode(fut)
+            target = fut.cpu()
+            copy = ctx[:, -1:].expand_as(fut).cpu()
+            valid_f = (~torch.as_tensor(batch[C.FRAME_PAD]).bool()).numpy()
+            m["psnr_copy_last"].add(psnr(copy, target)[valid_f])
+            m["ssim_copy_last"].add(ssim(copy, target)[valid_f])
+        for suffix, steps in runs:
+            # --- policy: actions from context + text (future frames absent)
+            with autocast():
+                out = sample(model, {C.CONTEXT: x_ctx, C.ACTIONS: torch.zeros_like(tokens)}, [C.ACTIONS], text,
+                             steps=steps, generator=gen)
+            pred = out[C.ACTIONS].float()
+            pred_raw = data.unnormalize(pred)[..., :d]
+            m["action_mse_norm" + suffix].add(((pred[..., :d] - tokens[..., :d]) ** 2).mean(-1)[sel])
+            m["action_mse_raw" + suffix].add(((pred_raw - raw) ** 2).mean(-1)[sel])
+            # --- world model: future frames from context + recorded actions + text
+            if cfg.world_model:
+                with autocast():
+                    out = sample(model, {C.CONTEXT: x_ctx, C.FUTURE: torch.zeros_like(x_fut), C.ACTIONS: tokens},
+                                 [C.FUTURE], text, steps=steps, generator=gen)
+                frames = codec.decode(out[C.FUTURE].float(), H).clamp(0, 1).cpu()          # (B, H, h, w, 3)
+                m["psnr" + suffix].add(psnr(frames, target)[valid_f])
+                m["ssim" + suffix].add(ssim(frames, target)[valid_f])
+    model.train(was_training)
+    result = {k: v.value for k, v in m.items() if v.count}
+    result["windows"] = float(windows)
+    return result
+
+
+def _take(batches: Iterable[Mapping[str, Any]], n: int) -> Iterable[Mapping[str, Any]]:
+    for i, b in enumerate(batches):
+        if i >= n:
+            return
+        yield b
+
+
+def summarize(result: Mapping[str, float]) -> Optional[str]:
+    """`model beats baseline` verdicts, e.g. for a demo's last line."""
+    parts = []
+    if "action_mse_norm" in result:
+        parts.append("policy beats mean-action" if result["action_mse_norm"] < result["action_mse_norm_mean_baseline"]
+                     else "policy does NOT beat mean-action")
+    if "psnr" in result:
+        parts.append("world model beats copy-last-frame" if result["psnr"] > result["psnr_copy_last"]
+                     else "world model does NOT beat copy-last-frame")
+    return "; ".join(parts) if parts else None

@@ -1,0 +1,146 @@
+"""`selfflow-robot train` end to end on CPU: checkpoint layout, exact resume after SIGKILL, NaN guard,
+fine-tuning start (`init_from`), CLI help and flag conflicts."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from selfflow_robot import constants as C
+from selfflow_robot.cli import main as cli_main
+from selfflow_robot.config import load_config
+from selfflow_robot.train import checkpoint as ck
+from selfflow_robot.train.logger import read_metrics
+
+
+def test_train_writes_complete_checkpoints_logs_and_loads(train_data, train_cli, tmp_path):
+    run = tmp_path / "run"
+    proc = train_cli.run(train_data, run, "train.steps=6", "train.save_every=2", "train.keep_last=2",
+                         "train.val_every=3")
+    train_cli.ok(proc)
+    assert "final checkpoint:" in proc.stdout and "step-0000006" in proc.stdout
+    # keep-last-2 of the step-2/4/6 saves; each complete with the documented files
+    assert [s for s, _ in ck.list_checkpoints(run)] == [4, 6]
+    last = run / "checkpoints" / "step-0000006"
+    for f in ck.REQUIRED_FILES:
+        assert (last / f).is_file(), f
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+    cfg = ck.load_config(last)
+    assert cfg.train.steps == 6 and cfg.model.image_size == [32, 40] and cfg.data.path == str(train_data)
+    stats = json.loads((last / C.STATS_FILE).read_text())
+    assert len(stats["action"]["q99"]) == C.RAW_ACTION_DIM
+    table = ck.load_language_table(last / C.LANGUAGE_TABLE_FILE)
+    assert len(table) >= 2 and all(v.shape == (C.TEXT_DIM,) for v in table.values())
+    state = ck.load_trainer_state(last)
+    assert state["step"] == 6 and state["optimizer"]["state"] and state["ranks"][0]["data"]["loaders"]
+    # the one loader: EMA weights by default, in eval mode, matching ema.safetensors
+    pre = ck.load_pretrained(run)
+    assert pre.path == last and not pre.model.training
+    ema = load_file(str(last / C.EMA_FILE))
+    assert all(torch.equal(v, ema[k]) for k, v in pre.model.state_dict().items() if k in ema)
+    raw = ck.load_pretrained(last, use_ema=False)
+    assert not torch.equal(raw.model.blocks[0].attn.qkv.weight, pre.model.blocks[0].attn.qkv.weight)
+    # logging: per-step loss terms, lr, grad norm, throughput, EMA-teacher cosine; validation at 3 and 6
+    rows = read_metrics(run)
+    train_rows = [r for r in rows if "loss/total" in r]
+    assert [r["step"] for r in train_rows] == [1, 2, 3, 4, 5, 6]
+    for key in ("loss/flow", "loss/rep", "loss/flow_future", "loss/flow_actions", "lr", "grad_norm",
+                "throughput/examples_per_s", "ema/teacher_cos", "modes/policy_fraction"):
+        assert key in train_rows[-1], key
+    val_rows = [r for r in rows if "val/action_mse_norm" in r]
+    assert [r["step"] for r in val_rows] == [3, 6]
+    for key in ("val/action_mse_raw", "val/action_mse_norm_mean_baseline", "val/psnr", "val/ssim",
+                "val/psnr_copy_last", "val/ssim_copy_last", "val/psnr_1step"):
+        assert key in val_rows[-1], key
+    assert "validation @ step 6" in proc.stderr and "copy-last-frame" in proc.stderr
+    assert list((run / "tb").glob("events.out.tfevents.*")) and (run / "curves.png").is_file()
+
+
+def _weights(step_dir: Path) -> dict[str, torch.Tensor]:
+    return {**{f"model.{k}": v for k, v in load_file(str(step_dir / C.MODEL_FILE)).items()},
+            **{f"ema.{k}": v for k, v in load_file(str(step_dir / C.EMA_FILE)).items()}}
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(train_data, train_cli, tmp_path):
+    extra = ("train.steps=8", "train.save_every=2", "train.keep_last=5", "train.val_every=0",
+             "train.grad_accum=2")
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    train_cli.ok(train_cli.run(train_data, full, *extra))
+
+    proc = subprocess.Popen(train_cli.args(train_data, killed, *extra), env=train_cli.env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and ck.latest_checkpoint(killed) is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed mid-way"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = ck.latest_checkpoint(killed)
+    assert first is not None and first.name < "step-0000008"
+
+    resumed = train_cli.run(train_data, killed, *extra, "--resume")
+    train_cli.ok(resumed)
+    assert f"continuing from {first}" in resumed.stdout
+    a, b = _weights(full / "checkpoints" / "step-0000008"), _weights(killed / "checkpoints" / "step-0000008")
+    assert a.keys() == b.keys()
+    diff = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not diff, f"{len(diff)} tensors differ after resume, e.g. {diff[:3]}"
+    sa = ck.load_trainer_state(full / "checkpoints" / "step-0000008")
+    sb = ck.load_trainer_state(killed / "checkpoints" / "step-0000008")
+    assert sa["ranks"][0]["data"] == sb["ranks"][0]["data"]
+    for pa, pb in zip(sa["optimizer"]["state"].values(), sb["optimizer"]["state"].values()):
+        assert torch.equal(pa["exp_avg_sq"], pb["exp_avg_sq"])
+    # the metrics log has each step once, also across the kill
+    steps = [r["step"] for r in read_metrics(killed) if "loss/total" in r]
+    assert steps == list(range(1, 9))
+
+
+def test_nan_guard_stops_with_message_and_keeps_last_good_checkpoint(train_data, train_cli, tmp_path):
+    run = tmp_path / "run"
+    # an absurd learning rate blows the weights up after the first update; the next loss is not finite
+    proc = train_cli.run(train_data, run, "train.steps=6", "train.save_every=1", "train.val_every=0",
+                         "train.optim.lr=1e30", "train.optim.warmup_steps=0", "train.optim.grad_clip=0")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "non-finite values at step" in proc.stderr and "last good checkpoint" in proc.stderr
+    saved = ck.list_checkpoints(run)
+    assert saved, "the last good checkpoint must be kept"
+    bad_step = int(proc.stderr.split("non-finite values at step ")[1].split(":")[0])
+    assert saved[-1][0] == bad_step - 1 and str(saved[-1][1]) in proc.stderr
+    w = load_file(str(saved[-1][1] / C.MODEL_FILE))
+    assert all(torch.isfinite(v).all() for v in w.values())
+
+
+def test_init_from_starts_a_new_run_from_checkpoint_weights(train_data, train_cli, tmp_path):
+    from selfflow_robot.train import parallel
+    from selfflow_robot.train.trainer import Trainer
+
+    src = tmp_path / "src"
+    train_cli.ok(train_cli.run(train_data, src, "train.steps=2", "train.val_every=0"))
+    cfg = load_config("train", [*train_cli.fast, f"data.path={train_data}", f"output_dir={tmp_path / 'new'}",
+                                f"init_from={src}", "train.steps=3"])
+    trainer = Trainer(cfg, parallel.init_distributed("cpu"))
+    ema = ck.load_weights(ck.find_checkpoint(src), use_ema=True)
+    assert trainer.step == 0 and not trainer.optimizer.state
+    assert all(torch.equal(v, ema[k]) for k, v in trainer.model.state_dict().items())
+    with pytest.raises(ck.CheckpointError, match="no complete checkpoint"):
+        bad = load_config("train", [*train_cli.fast, f"data.path={train_data}", f"output_dir={tmp_path / 'x'}",
+                                    f"init_from={tmp_path}"])
+        Trainer(bad, parallel.init_distributed("cpu"))
+
+
+def test_help_and_flag_conflicts(capsys, train_data, tmp_path):
+    assert cli_main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "selfflow-robot train" in out and "grad_accum" in out and "init_from" in out
+    rc = cli_main(["train", f"data.path={train_data}", f"output_dir={tmp_path}", "--resume",
+                   f"init_from={tmp_path}"])
+    assert rc == 2 and "exclude each other" in capsys.readouterr().err
+    assert cli_main(["train", "train.batch_size=0", f"output_dir={tmp_path}"]) == 2
+    assert "batch_size" in capsys.readouterr().err
