@@ -150,9 +150,12 @@ class SelfFlowPolicy:
         self.language = language
         self.statistics = dict(statistics or {})
         self.source = None if source is None else Path(source)
-        self.inputs = T.Compose([T.ResizeImages(self.image_size[0], self.image_size[1], resize_fn),
-                                 T.EmbedInstruction(language)])
-        self.outputs = T.Compose([T.UnnormalizeActions(unnormalize)])
+        # openpi-style mirrored chains: frames as trained, then the instruction; outputs unnormalise.
+        self.transforms = T.Group().push(
+            inputs=[T.ResizeImages(self.image_size[0], self.image_size[1], resize_fn), T.EmbedInstruction(language)],
+            outputs=[T.UnnormalizeActions(unnormalize)])
+        self.inputs = T.Compose(self.transforms.inputs)
+        self.outputs = T.Compose(self.transforms.outputs)
         self.to_simpler = T.SimplerAction(self.config.action_scale, self.config.gripper_deadzone)
         self.last_timing: dict[str, float] = {}
         self.session = self.new_session()  # the state `reset`/`step`/`infer` use
