@@ -226,7 +226,7 @@ def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[
             label = Path(cfg.actions).stem
     if cfg.context:
         context = _read_images(cfg.context, image_size)
-        truth = truth if ep is not None and not cfg.actions else None
+        truth = None  # the recorded frames followed the episode's own context, not these images
     if cfg.instruction:
         instruction, text = cfg.instruction, None
     return Episode(context=context, actions=np.asarray(actions, np.float32), terminate=np.asarray(terminate, np.float32),
