@@ -97,7 +97,8 @@ class RT1Windows(IterableDataset):
         infinite: repeat epochs forever (default: True for "train").
         shuffle_episodes: episodes per shuffle block.
         rank, world_size: distributed position (default: from torch.distributed, else 0 / 1).
-        even_shards: trim each epoch to a multiple of the consumer count so all get equally many episodes.
+        even_shards: trim each epoch to a multiple of the consumer count so all get equally many episodes
+            (default: True when infinite, i.e. training; a finite pass covers every episode).
         skip_bad_episodes: skip and count malformed episodes instead of raising `DataError`.
         decode_threads: JPEG decode threads (0 = automatic).
     """
@@ -105,7 +106,7 @@ class RT1Windows(IterableDataset):
     def __init__(self, source: str | RLDSReader, window: WindowConfig | None = None, *, split: str = "train",
                  val_fraction: float = 0.05, seed: int = 0, shuffle: bool | None = None,
                  infinite: bool | None = None, shuffle_episodes: int = 8, rank: int | None = None,
-                 world_size: int | None = None, even_shards: bool = True, skip_bad_episodes: bool = False,
+                 world_size: int | None = None, even_shards: bool | None = None, skip_bad_episodes: bool = False,
                  decode_threads: int = 0):
         super().__init__()
         if split not in SPLITS:
@@ -123,7 +124,7 @@ class RT1Windows(IterableDataset):
         self.world_size = dw if world_size is None else world_size
         if not 0 <= self.rank < self.world_size:
             raise ConfigError(f"rank must be in [0, world_size), got rank={self.rank} world_size={self.world_size}")
-        self.even_shards = even_shards
+        self.even_shards = self.infinite if even_shards is None else even_shards
         self.decode_threads = decode_threads
         self.episode_ids = split_episodes(self.reader.episode_ids, val_fraction, seed)[split]
         if not self.episode_ids:

@@ -40,14 +40,15 @@ def _lengths(reader):
     return {e.episode_id: len(e) for e in reader}
 
 
-@pytest.mark.parametrize("world,workers", [(1, 1), (2, 1), (2, 2), (3, 2)])
-def test_shards_disjoint_and_complete(reader, world, workers):
+@pytest.mark.parametrize("world,workers,even", [(1, 1, False), (2, 1, True), (2, 2, False), (3, 2, True),
+                                                (5, 1, False), (5, 1, True)])
+def test_shards_disjoint_and_complete(reader, world, workers, even):
     lengths = _lengths(reader)
     seen: dict[int, Counter] = {}
     per_rank_eps = []
     for rank in range(world):
         ds = RT1Windows(reader, SMALL, split="all", shuffle=True, infinite=False, rank=rank, world_size=world,
-                        shuffle_episodes=2)
+                        shuffle_episodes=2, even_shards=even)
         loader = make_loader(ds, batch_size=4, num_workers=workers if workers > 1 else 0)
         eps = Counter()
         for batch in loader:
@@ -60,7 +61,10 @@ def test_shards_disjoint_and_complete(reader, world, workers):
         assert not a & b  # no episode on two ranks
     G = world * workers
     covered = set().union(*per_rank_eps)
-    assert len(covered) == 12 - 12 % G  # even shards: the epoch is trimmed to a multiple of G
+    # even shards: the epoch is trimmed to a multiple of G (equal work per rank); otherwise complete
+    assert len(covered) == (12 - 12 % G if even else 12)
+    if even:
+        assert len({len(e) for e in per_rank_eps}) == 1
     for e in covered:  # every window of every covered episode, exactly once
         assert sum(1 for r in seen.values() for (ee, _) in r if ee == e) == lengths[e] - 1
 
