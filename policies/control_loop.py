@@ -10,6 +10,8 @@ computed on the server (no idle frames, as in LeRobot's async inference or Octo'
 - if no new chunk has arrived, the loop keeps executing the old chunk up to its end, then sends
   `hold_action` (zero motion, gripper unchanged for RT-1's relative gripper) and counts the tick
   as starved;
+- one request is in flight at a time, so a round trip of L ticks leaves H - L fresh actions per
+  chunk: control without starving needs a chunk duration H / control_hz of at least 2 L;
 - every action is clipped to the checkpoint's safe bounds: per dimension
   ``[q01 - margin * (q99 - q01), q99 + margin * (q99 - q01)]``, with q01/q99 from the server's
   metadata (the checkpoint's dataset_statistics.json).
@@ -81,6 +83,7 @@ class LoopStats:
     """What one `RecedingHorizonLoop.run` did."""
 
     steps: int = 0
+    requests: int = 0
     chunks: int = 0
     clipped_steps: int = 0
     starved_steps: int = 0
@@ -91,7 +94,7 @@ class LoopStats:
 
     def summary(self) -> Dict[str, Any]:
         rt = np.asarray(self.round_trip_ms) if self.round_trip_ms else np.zeros(1)
-        return {"steps": self.steps, "chunks": self.chunks, "clipped_steps": self.clipped_steps,
+        return {"steps": self.steps, "requests": self.requests, "chunks": self.chunks, "clipped_steps": self.clipped_steps,
                 "starved_steps": self.starved_steps, "stale_actions_skipped": self.stale_actions_skipped,
                 "overrun_ticks": self.overrun_ticks, "terminated": self.terminated,
                 "round_trip_ms_p50": float(np.percentile(rt, 50)), "round_trip_ms_p99": float(np.percentile(rt, 99))}
@@ -140,7 +143,8 @@ class RecedingHorizonLoop:
         self.sleep = sleep
         self._latency_s = 0.0  # running estimate of the round trip
 
-    def _request(self, step: int) -> tuple[int, float, Dict[str, Any]]:
+    def _request(self, step: int, stats: LoopStats) -> tuple[int, float, Dict[str, Any]]:
+        stats.requests += 1
         t0 = self.clock()
         reply = self.client.infer(self.get_observation())
         return step, self.clock() - t0, reply
@@ -165,7 +169,7 @@ class RecedingHorizonLoop:
         stats = LoopStats()
         self.client.reset(instruction)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-request") as pool:
-            chunk = self._accept(self._request(0), stats)  # nothing to execute before the first chunk
+            chunk = self._accept(self._request(0, stats), stats)  # nothing to execute before the first chunk
             pending: Optional[Future] = None
             next_tick = self.clock()
             for k in range(max_steps):
@@ -176,7 +180,7 @@ class RecedingHorizonLoop:
                     chunk = new
                 index = k - chunk.start
                 if pending is None and index >= self.execute_horizon - self.prefetch_ticks():
-                    pending = pool.submit(self._request, k)
+                    pending = pool.submit(self._request, k, stats)
                 if index < self.chunk_length:
                     action, clipped = self.bounds.clip(chunk.actions[index])
                     stats.clipped_steps += int(clipped)
@@ -197,5 +201,5 @@ class RecedingHorizonLoop:
                     stats.overrun_ticks += 1
                     next_tick = self.clock()  # do not try to catch up with a burst of actions
             if pending is not None:
-                pending.result()  # let the in-flight request finish so the connection stays in sync
+                pending.result()  # let the in-flight request finish so the connection stays in sync (unused)
         return stats

@@ -133,7 +133,8 @@ def _stats_normalizer(stats: Mapping[str, Any]):
 class SelfFlowPolicy:
     """SimplerEnv policy interface (`reset`, `step`) plus `infer` for the policy server."""
 
-    def __init__(self, model: torch.nn.Module, codec: Any, *, unnormalize: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    def __init__(self, model: torch.nn.Module, codec: Any, *,
+                 unnormalize: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
                  language: InstructionEmbedder, resize_fn: Callable[[np.ndarray, tuple[int, int]], np.ndarray],
                  config: PolicyConfig | None = None, statistics: Mapping[str, Any] | None = None,
                  source: str | Path | None = None) -> None:

@@ -213,6 +213,7 @@ def check_simpler_action(action: dict[str, np.ndarray]) -> None:
 
 __all__ = [
     "IMAGE", "INSTRUCTION", "TEXT", "ACTION_TOKENS", "ACTIONS", "TERMINATE_KEY",
-    "DataTransformFn", "Group", "Compose", "ResizeImages", "pad_to_aspect", "resize_like_training", "EmbedInstruction", "UnnormalizeActions",
+    "DataTransformFn", "Group", "Compose", "ResizeImages", "pad_to_aspect", "resize_like_training",
+    "EmbedInstruction", "UnnormalizeActions",
     "SimplerAction", "rotation_to_axangle", "check_simpler_action", "SIMPLER_ACTION_SPEC",
 ]

@@ -198,7 +198,8 @@ def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[
         ids = split_episodes(reader.episode_ids, val_fraction, seed)[cfg.data.split]
         if cfg.data.episode >= len(ids):
             raise DataError(f"{cfg.data.path}: split '{cfg.data.split}' has {len(ids)} episodes "
-                            f"(val_fraction={val_fraction}, seed={seed}); data.episode={cfg.data.episode} is out of range")
+                            f"(val_fraction={val_fraction}, seed={seed}); "
+                            f"data.episode={cfg.data.episode} is out of range")
         ep = reader.read(ids[cfg.data.episode])
         n = len(ep)
         if cfg.start > n - 2:
@@ -229,7 +230,8 @@ def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[
         truth = None  # the recorded frames followed the episode's own context, not these images
     if cfg.instruction:
         instruction, text = cfg.instruction, None
-    return Episode(context=context, actions=np.asarray(actions, np.float32), terminate=np.asarray(terminate, np.float32),
+    return Episode(context=context, actions=np.asarray(actions, np.float32),
+                   terminate=np.asarray(terminate, np.float32),
                    truth=truth, instruction=instruction, text=text, label=label)
 
 

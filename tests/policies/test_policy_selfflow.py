@@ -115,7 +115,7 @@ def test_moved_checkpoint_gives_the_same_actions(tiny_ckpt, tmp_path):
     moved = tmp_path / "elsewhere" / "my_policy"
     shutil.copytree(tiny_ckpt, moved)
     after = run_episode(SelfFlowPolicy.from_pretrained(moved, steps=3, execute_horizon=2), frames)
-    for (r1, a1), (r2, a2) in zip(before, after):
+    for (_, a1), (_, a2) in zip(before, after):
         for key in a1:
             np.testing.assert_array_equal(a1[key], a2[key])
     # ... and a second episode of the same policy repeats the first (noise reseeded at reset)
