@@ -162,6 +162,21 @@ class RemotePolicy:
         plt.close(fig)
 
 
+def ensure_ffmpeg() -> None:
+    """SimplerEnv writes its videos with mediapy, which needs an `ffmpeg` binary: without one on PATH,
+    use the one bundled with imageio-ffmpeg (a SimplerEnv dependency) when it is installed."""
+    import shutil
+
+    if shutil.which("ffmpeg") is not None:
+        return
+    try:
+        import imageio_ffmpeg
+        import mediapy
+    except ImportError:
+        return
+    mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
+
+
 def parse_runner_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     """Split our options from SimplerEnv's `main_inference.py` options (passed through untouched)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False)
@@ -186,6 +201,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from simpler_env.evaluation.argparse import get_args
     from simpler_env.evaluation.maniskill2_evaluator import maniskill2_evaluator
 
+    ensure_ffmpeg()
     client_mod = load_client_module()
     saved = sys.argv
     try:

@@ -69,8 +69,8 @@ def test_remote_policy_equals_in_process_policy(eval_ckpt, execute_horizon):
     from selfflow_robot.policies.policy import SelfFlowPolicy
     from selfflow_robot.policies.server import PolicyServer, SelfFlowEngine
 
-    local = SelfFlowPolicy.from_pretrained(eval_ckpt, execute_horizon=execute_horizon)
-    engine = SelfFlowEngine.from_checkpoint(str(eval_ckpt), device="cpu")
+    local = SelfFlowPolicy.from_pretrained(eval_ckpt, execute_horizon=execute_horizon, steps=2)
+    engine = SelfFlowEngine.from_checkpoint(str(eval_ckpt), device="cpu", steps=2)
     rng = np.random.default_rng(1)
     frames = [rng.integers(0, 255, (128, 160, 3), dtype=np.uint8) for _ in range(7)]
     client_mod = runner.load_client_module()

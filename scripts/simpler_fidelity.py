@@ -1,0 +1,374 @@
+#!/usr/bin/env python
+"""Fidelity of the ManiSkill3 port against real SimplerEnv (SAPIEN 2.2.2), over the visual-matching grid.
+
+Two measurements, each per task:
+
+(a) the first overhead frame of the same initial state (robot pose, URDF colouring, overlay, drawer /
+    apple state): mean absolute pixel difference (0-255, over all 640x512x3 values) and side-by-side PNGs;
+(b) the port's scripted-expert action sequence replayed open-loop in SimplerEnv (rasterizer), through
+    SimplerEnv's own evaluator (`run_maniskill2_eval_single_episode`: instruction switching, success
+    read at the last step): does the outcome agree with the port's? Goal: >= 90% agreement.
+
+The port and SimplerEnv live in different environments, so this runs in three phases sharing `--out`:
+
+    # 1. our environment: first frames of every grid episode, expert episodes (actions + outcome)
+    python scripts/simpler_fidelity.py port --out runs/fidelity --workers 2
+    # 2. SimplerEnv's environment (CPU: `. /tmp/vkl/env.sh` first, see docs/simpler.md)
+    python scripts/simpler_fidelity.py simpler --out runs/fidelity --simpler-dir /path/to/SimplerEnv
+    # 3. our environment: figures, small PNGs and the markdown section for docs/simpler_fidelity.md
+    python scripts/simpler_fidelity.py report --out runs/fidelity --img-dir docs/img/fidelity
+
+`--replay stratified` (default) replays 9 episodes per drawer task (every robot pose once, the 4 URDF
+colourings in turn) and 12 apple episodes (3 poses x 4 colourings); `--replay all` replays the whole grid
+(216 + 108 episodes). Frames (a) always cover the whole grid. Only numpy is imported at module level.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+# our task -> (SimplerEnv env id, episode steps, extra env kwargs of SimplerEnv's visual-matching scripts)
+SIMPLER_IDS = {
+    "open_top_drawer": "OpenTopDrawerCustomInScene-v0",
+    "open_middle_drawer": "OpenMiddleDrawerCustomInScene-v0",
+    "open_bottom_drawer": "OpenBottomDrawerCustomInScene-v0",
+    "close_top_drawer": "CloseTopDrawerCustomInScene-v0",
+    "close_middle_drawer": "CloseMiddleDrawerCustomInScene-v0",
+    "close_bottom_drawer": "CloseBottomDrawerCustomInScene-v0",
+    "place_apple_in_closed_top_drawer": "PlaceIntoClosedTopDrawerCustomInScene-v0",
+}
+CONTROL_MODE = ("arm_pd_ee_delta_pose_align_interpolate_by_planner_gripper_pd_joint_target_delta_pos_"
+                "interpolate_by_planner")
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+
+
+def _append(path: Path, rec: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def replay_episodes(task: str, n: int, mode: str) -> list[int]:
+    """Grid indices replayed in SimplerEnv: all, or a stratified subset covering every pose and colouring."""
+    if mode == "all":
+        return list(range(n))
+    if n == 36:  # drawer: e = urdf * 9 + pose; pose p with colouring p % 4
+        return sorted(((p % 4) * 9 + p) for p in range(9))
+    # apple: e = urdf * 27 + pose * 9 + ix * 3 + iy; every (pose, colouring), apple cell varying
+    return sorted(u * 27 + p * 9 + ((p + u) % 3) * 3 + ((2 * p + u) % 3) for p in range(3) for u in range(4))
+
+
+# ------------------------------------------------------------------------------------------------ phase 1: port
+
+class _RecordingExpert:
+    """The task's expert as an eval `Agent`, remembering the first frame and every action it sent."""
+
+    def __init__(self, task: str) -> None:
+        from selfflow_robot.envs.eval_workers import ExpertAgent
+
+        self.inner = ExpertAgent(task)
+        self.actions: list[np.ndarray] = []
+        self.terminate: list[bool] = []
+
+    def reset(self, instruction, env, obs) -> None:
+        self.actions, self.terminate = [], []
+        self.inner.reset(instruction, env, obs)
+
+    def act(self, image, instruction, env, obs):
+        action, term = self.inner.act(image, instruction, env, obs)
+        self.actions.append(np.asarray(action, np.float32))
+        self.terminate.append(bool(term))
+        return action, term
+
+
+def _port_task(task: str, out: str, replay: str | None, assets: str | None, threads: int) -> str:
+    """Worker: all first frames of `task`, then the replay subset's expert episodes."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from PIL import Image
+
+    from selfflow_robot.envs.eval_workers import EpisodeJob, run_episode
+    from selfflow_robot.envs.grid import DRAWER_POSES
+    from selfflow_robot.envs.tasks import TASKS, make_env, overhead_rgb
+
+    root = Path(out) / "port"
+    (root / "frames").mkdir(parents=True, exist_ok=True)
+    spec = TASKS[task]
+    env = make_env(task, asset_root=assets)
+    try:
+        for e in range(spec.num_episodes):
+            png = root / "frames" / f"{task}_ep{e:03d}.png"
+            if png.is_file():
+                continue
+            obs, _ = env.reset(options={"episode": e})
+            Image.fromarray(overhead_rgb(obs)).save(png)
+        if replay is None:
+            return task
+        done = {(r["task"], r["episode"]) for r in _jsonl(root / "episodes.jsonl")}
+        agent = _RecordingExpert(task)
+        yaw = {p[0]: p[3] for p in DRAWER_POSES}
+        for e in replay_episodes(task, spec.num_episodes, replay):
+            if (task, e) in done:
+                continue
+            rec = run_episode(env, agent, EpisodeJob("expert", "", "expert", task, e))
+            rec["robot_yaw"] = yaw[rec["overlay_id"]]
+            np.savez_compressed(root / f"{task}_ep{e:03d}.npz", actions=np.stack(agent.actions),
+                                terminate=np.asarray(agent.terminate))
+            _append(root / "episodes.jsonl", rec)
+    finally:
+        env.close()
+    return task
+
+
+def phase_port(args: argparse.Namespace) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing as mp
+
+    from selfflow_robot.envs.tasks import TASKS
+
+    tasks = args.tasks or list(TASKS)
+    t0 = time.time()
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=mp.get_context("spawn")) as pool:
+        futs = [pool.submit(_port_task, t, args.out, None if args.frames_only else args.replay,
+                            args.asset_root, 1) for t in tasks]
+        for f in futs:
+            print("port done:", f.result(), f"{time.time() - t0:.0f}s", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ phase 2: SimplerEnv
+
+class ReplayPolicy:
+    """SimplerEnv policy interface replaying a recorded action sequence open-loop (plus its terminate flags)."""
+
+    def __init__(self, actions: np.ndarray, terminate: np.ndarray) -> None:
+        self.actions, self.terminate = actions, terminate
+        self.i = 0
+        self.first_image: np.ndarray | None = None
+        self.instructions: list[str] = []
+
+    def reset(self, task_description: str) -> None:
+        self.instructions.append(task_description)
+
+    def step(self, image: np.ndarray, task_description: str | None = None):
+        if self.first_image is None:
+            self.first_image = np.array(image)
+        if task_description and task_description != self.instructions[-1]:
+            self.instructions.append(task_description)
+        if self.i < len(self.actions):
+            a, term = self.actions[self.i].astype(np.float64), float(self.terminate[self.i])
+        else:  # SimplerEnv asked for more steps than the port ran: hold still
+            a, term = np.zeros(7), 0.0
+        self.i += 1
+        raw = {"world_vector": a[:3], "rotation_delta": a[3:6], "gripper_closedness_action": a[6:7],
+               "terminate_episode": np.array([term])}
+        return raw, {"world_vector": a[:3], "rot_axangle": a[3:6], "gripper": a[6:7], "terminate_episode": np.array([term])}
+
+    def visualize_epoch(self, predicted_raw_actions, images, save_path) -> None:
+        """Nothing to plot: the actions are the port's, already in its records."""
+
+
+def _simpler_kwargs(task: str, urdf_version: str) -> dict:
+    kw = {"station_name": "mk_station_recolor", "light_mode": "simple", "disable_bad_material": True,
+          "urdf_version": urdf_version or "None"}
+    if task.startswith("place_apple"):
+        kw["model_ids"] = "baked_apple_v2"
+    return kw
+
+
+def _robot_quat(yaw: float) -> np.ndarray:
+    from sapien.core import Pose
+    from transforms3d.euler import euler2quat
+
+    return (Pose(q=euler2quat(0, 0, yaw)) * Pose(q=[0, 0, 0, 1])).q  # SimplerEnv's argparse
+
+
+def _simpler_frames(task: str, out: Path, data: Path) -> None:
+    """First frame of every grid episode in SimplerEnv: one env per URDF colouring, overlay set per pose."""
+    import cv2
+    from PIL import Image
+    from simpler_env.utils.env.env_builder import build_maniskill2_env
+
+    sys.path.insert(0, str(REPO / "envs"))
+    from grid import episode_config, num_episodes  # our grid table, numpy only
+
+    family = "apple" if task.startswith("place_apple") else "drawer"
+    frames = out / "simpler" / "frames"
+    frames.mkdir(parents=True, exist_ok=True)
+    by_urdf: dict[str, list] = {}
+    for e in range(num_episodes(family)):
+        ep = episode_config(family, e)
+        by_urdf.setdefault(ep.urdf_version, []).append(ep)
+    for urdf, eps in by_urdf.items():
+        todo = [ep for ep in eps if not (frames / f"{task}_ep{ep.index:03d}.png").is_file()]
+        if not todo:
+            continue
+        env = build_maniskill2_env(
+            SIMPLER_IDS[task], obs_mode="rgbd", robot="google_robot_static", sim_freq=513, control_mode=CONTROL_MODE,
+            control_freq=3, max_episode_steps=200 if family == "apple" else 113, scene_name="dummy_drawer",
+            camera_cfgs={"add_segmentation": True},
+            rgb_overlay_path=str(data / "real_inpainting" / f"open_drawer_{todo[0].overlay_id}.png"),
+            **_simpler_kwargs(task, urdf))
+        for ep in todo:
+            # the overlay image is read at construction; switch it as SimplerEnv's prepackaged reset does
+            img = cv2.imread(str(data / "real_inpainting" / f"open_drawer_{ep.overlay_id}.png"))
+            env.unwrapped.rgb_overlay_img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB) / 255
+            obj = {"init_xy": np.array(ep.apple_xy if ep.apple_xy else (0.0, 0.0))}
+            obs, _ = env.reset(options={"robot_init_options": {"init_xy": np.array(ep.robot_xy),
+                                                               "init_rot_quat": _robot_quat(ep.robot_yaw)},
+                                        "obj_init_options": obj})
+            Image.fromarray(obs["image"]["overhead_camera"]["rgb"]).save(frames / f"{task}_ep{ep.index:03d}.png")
+        env.close()
+
+
+def phase_simpler(args: argparse.Namespace) -> None:
+    os.environ.setdefault("DISPLAY", "")
+    import shutil
+
+    if shutil.which("ffmpeg") is None:  # mediapy (SimplerEnv's video writer) needs an ffmpeg binary
+        try:
+            import imageio_ffmpeg
+            import mediapy
+
+            mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
+        except ImportError:
+            pass
+    from simpler_env.evaluation.maniskill2_evaluator import run_maniskill2_eval_single_episode
+
+    out = Path(args.out)
+    data = Path(args.simpler_dir) / "ManiSkill2_real2sim" / "data"
+    port = _jsonl(out / "port" / "episodes.jsonl")
+    tasks = args.tasks or list(SIMPLER_IDS)
+    t0 = time.time()
+    if not args.skip_frames:
+        for task in tasks:
+            _simpler_frames(task, out, data)
+            print(f"frames {task}: {time.time() - t0:.0f}s", flush=True)
+    log = out / "simpler" / "replays.jsonl"
+    done = {(r["task"], r["episode"]) for r in _jsonl(log)}
+    for rec in port:
+        if rec["task"] not in tasks or (rec["task"], rec["episode"]) in done:
+            continue
+        task, e = rec["task"], rec["episode"]
+        npz = np.load(out / "port" / f"{task}_ep{e:03d}.npz")
+        model = ReplayPolicy(npz["actions"], npz["terminate"])
+        apple = rec.get("apple_xy")
+        name = f"{task}_ep{e:03d}"
+        t1 = time.time()
+        ok = run_maniskill2_eval_single_episode(
+            model=model, ckpt_path=name, robot_name="google_robot_static", env_name=SIMPLER_IDS[task],
+            scene_name="dummy_drawer", robot_init_x=rec["robot_xy"][0], robot_init_y=rec["robot_xy"][1],
+            robot_init_quat=_robot_quat(rec["robot_yaw"]), control_mode=CONTROL_MODE,
+            obj_init_x=apple[0] if apple else 0.0, obj_init_y=apple[1] if apple else 0.0,
+            additional_env_build_kwargs=_simpler_kwargs(task, rec["urdf_version"]),
+            rgb_overlay_path=str(data / "real_inpainting" / f"open_drawer_{rec['overlay_id']}.png"),
+            control_freq=3, sim_freq=513, max_episode_steps=200 if apple else 113, enable_raytracing=False,
+            logging_dir=str(out / "simpler" / "videos"))
+        videos = sorted((out / "simpler" / "videos" / name).rglob("*.mp4"), key=lambda p: p.stat().st_mtime)
+        _append(log, {"task": task, "episode": e, "simpler_success": bool(ok), "port_success": rec["success"],
+                      "steps_replayed": model.i, "port_steps": rec["steps"], "instructions": model.instructions,
+                      "video": str(videos[-1]) if videos else None, "seconds": round(time.time() - t1, 1)})
+        print(f"replay {name}: simpler {ok} port {rec['success']} ({time.time() - t1:.0f}s)", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ phase 3: report
+
+def _mad(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def phase_report(args: argparse.Namespace) -> None:
+    from PIL import Image, ImageDraw
+
+    out, img_dir = Path(args.out), Path(args.img_dir)
+    img_dir.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, list[float]] = {}
+    worst: dict[str, tuple[float, str]] = {}
+    for png in sorted((out / "port" / "frames").glob("*.png")):
+        other = out / "simpler" / "frames" / png.name
+        if not other.is_file():
+            continue
+        a, b = np.asarray(Image.open(png).convert("RGB")), np.asarray(Image.open(other).convert("RGB"))
+        task = png.stem.rsplit("_ep", 1)[0]
+        d = _mad(a, b)
+        rows.setdefault(task, []).append(d)
+        if d > worst.get(task, (-1, ""))[0]:
+            worst[task] = (d, png.name)
+    lines = ["### (a) First overhead frame, same initial state (mean absolute difference, 0-255)", "",
+             "| task | frames | mean | median | max |", "|---|---|---|---|---|"]
+    allv = []
+    for task, v in rows.items():
+        allv += v
+        lines.append(f"| {task} | {len(v)} | {np.mean(v):.2f} | {np.median(v):.2f} | {np.max(v):.2f} |")
+    if allv:
+        lines.append(f"| **all** | {len(allv)} | {np.mean(allv):.2f} | {np.median(allv):.2f} | {np.max(allv):.2f} |")
+    # side-by-side PNGs: episode 0 of every task (port | SimplerEnv | |difference| x4), downscaled to keep them small
+    for task in rows:
+        for name in (f"{task}_ep000.png",):
+            a = Image.open(out / "port" / "frames" / name).convert("RGB")
+            b = Image.open(out / "simpler" / "frames" / name).convert("RGB")
+            diff = np.clip(4 * np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)), 0, 255).astype(np.uint8)
+            w, h = 320, 256
+            canvas = Image.new("RGB", (3 * w, h + 18), "white")
+            for i, (im, label) in enumerate(((a, "ManiSkill3 port"), (b, "SimplerEnv (rasterizer)"),
+                                             (Image.fromarray(diff), f"|diff| x4, MAD {_mad(np.asarray(a), np.asarray(b)):.1f}"))):
+                canvas.paste(im.resize((w, h), Image.BILINEAR), (i * w, 18))
+                ImageDraw.Draw(canvas).text((i * w + 4, 3), label, fill="black")
+            canvas.save(img_dir / f"{task}_ep000.png", optimize=True)
+    reps = _jsonl(out / "simpler" / "replays.jsonl")
+    lines += ["", "### (b) Port expert actions replayed open-loop in SimplerEnv (rasterizer)", "",
+              "| task | replayed | port success | SimplerEnv success | agreement |", "|---|---|---|---|---|"]
+    agree_all = []
+    for task in SIMPLER_IDS:
+        r = [x for x in reps if x["task"] == task]
+        if not r:
+            continue
+        agree = [x["port_success"] == x["simpler_success"] for x in r]
+        agree_all += agree
+        lines.append(f"| {task} | {len(r)} | {sum(x['port_success'] for x in r)}/{len(r)} | "
+                     f"{sum(x['simpler_success'] for x in r)}/{len(r)} | {100 * np.mean(agree):.0f}% |")
+    if agree_all:
+        lines.append(f"| **all** | {len(agree_all)} | {sum(x['port_success'] for x in reps)}/{len(reps)} | "
+                     f"{sum(x['simpler_success'] for x in reps)}/{len(reps)} | **{100 * np.mean(agree_all):.1f}%** |")
+    text = "\n".join(lines) + "\n"
+    (out / "fidelity.md").write_text(text)
+    summary = {"frame_mad": {t: float(np.mean(v)) for t, v in rows.items()},
+               "frame_mad_all": float(np.mean(allv)) if allv else None,
+               "replay_agreement": float(np.mean(agree_all)) if agree_all else None,
+               "replays": len(agree_all), "worst_frame": worst}
+    (out / "fidelity.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(text)
+    print(json.dumps(summary, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("phase", choices=["port", "simpler", "report"])
+    p.add_argument("--out", default="runs/fidelity")
+    p.add_argument("--tasks", nargs="*", default=None, help="subset of tasks (default: all 7)")
+    p.add_argument("--replay", choices=["stratified", "all"], default="stratified")
+    p.add_argument("--workers", type=int, default=2, help="port phase: processes (one task each)")
+    p.add_argument("--asset-root", default=None, help="port phase: ManiSkill2_real2sim copy")
+    p.add_argument("--simpler-dir", default=os.environ.get("SIMPLER_ENV_DIR", "SimplerEnv"),
+                   help="simpler phase: SimplerEnv checkout (with ManiSkill2_real2sim inside)")
+    p.add_argument("--skip-frames", action="store_true", help="simpler phase: replays only")
+    p.add_argument("--frames-only", action="store_true", help="port phase: first frames only, no expert episodes")
+    p.add_argument("--img-dir", default="docs/img/fidelity", help="report phase: where the side-by-side PNGs go")
+    args = p.parse_args(argv)
+    {"port": phase_port, "simpler": phase_simpler, "report": phase_report}[args.phase](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
