@@ -49,6 +49,17 @@ def resize_frame(frame: np.ndarray, size: tuple[int, int] = (256, 320)) -> np.nd
     return np.asarray(Image.fromarray(frame).resize((size[1], size[0]), Image.BILINEAR))
 
 
+def expert_success(env, expert, episode: int) -> bool:
+    """Roll the expert out on grid `episode` to the time limit (any obs mode); success at the last step."""
+    obs, _ = env.reset(options={"episode": episode})
+    expert.reset(env, obs)
+    truncated, info = False, {}
+    while not truncated:
+        obs, _, _, truncated, info = env.step(expert.act(env, obs))
+        truncated = bool(np.asarray(truncated).reshape(-1)[0])
+    return bool(np.asarray(info["success"]).reshape(-1)[0])
+
+
 def run_episode(env, expert, episode: int) -> dict[str, Any]:
     """Roll the expert out on grid `episode` until the time limit; returns the RLDS episode dict."""
     from selfflow_robot.data import schema

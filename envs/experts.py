@@ -25,7 +25,7 @@ FRONT_INNER_X = 0.2975    # inner face of the front panel
 FRONT_OUTER_X = 0.3125    # outer face
 FRONT_TOP_Z = 0.07        # top edge of the front panel
 MAX_STEP_M = 0.06         # largest translation per action (metres)
-MAX_ROT = 0.25            # largest rotation per action (rad)
+MAX_ROT = 0.15            # largest rotation per action (rad)
 
 
 def _np(x) -> np.ndarray:
@@ -86,18 +86,19 @@ class DrawerExpert:
 
     mode: str                          # "open" | "close"
     open_target: float = 0.24          # pull until the drawer is this open (success: >= 0.15)
+    hook_tilt_deg: float = 45.0        # approach axis tilted from vertical toward the cabinet (open)
     phase: int = 0
-    R_down: np.ndarray | None = None
-    R_fwd: np.ndarray | None = None
     steps_in_phase: int = 0
-    log: list = field(default_factory=list)
+    R_down: np.ndarray | None = None
+    R_hook: np.ndarray | None = None
 
     def reset(self, env, obs=None) -> None:
         s = State.read(env)
         self.phase, self.steps_in_phase = 0, 0
-        self.R_down = s.tcp_R.copy()
-        # "forward": the approach axis (TCP z) pointing into the cabinet (-x), fingers' closing axis kept vertical
-        self.R_fwd = rot_to(s.tcp_R, s.tcp_R[:, 2], np.array([-1.0, 0.0, 0.0]))
+        # fingers pointing straight down / tilted into the cabinet (-x), starting from the current grasp frame
+        self.R_down = rot_to(s.tcp_R, s.tcp_R[:, 2], np.array([0.0, 0.0, -1.0]))
+        t = np.deg2rad(self.hook_tilt_deg)
+        self.R_hook = rot_to(s.tcp_R, s.tcp_R[:, 2], np.array([-np.sin(t), 0.0, -np.cos(t)]))
 
     def _advance(self, cond: bool, limit: int) -> None:
         self.steps_in_phase += 1
@@ -109,45 +110,114 @@ class DrawerExpert:
         if self.R_down is None:
             self.reset(env, obs)
         s = State.read(env)
-        x_in = s.drawer_p[0] + FRONT_INNER_X
+        return self._close(s) if self.mode == "close" else self._open(s)
+
+    def _close(self, s: State) -> np.ndarray:
         x_out = s.drawer_p[0] + FRONT_OUTER_X
         top = s.drawer_p[2] + FRONT_TOP_Z
         y = s.drawer_p[1]
-        near = lambda p, tol=0.015: np.linalg.norm(p - s.tcp_p) < tol  # noqa: E731
-        if self.mode == "close":
-            pre = np.array([x_out + 0.10, y, top - 0.03 + 0.12])
-            low = np.array([x_out + 0.05, y, top - 0.03])
-            if self.phase == 0:      # above and in front of the open drawer, close the fingers
-                a = action_towards(s, pre, None, 1.0); self._advance(near(pre, 0.03), 25); return a
-            if self.phase == 1:      # down in front of the front panel
-                a = action_towards(s, low, None, 1.0); self._advance(near(low, 0.02), 20); return a
-            push = np.array([s.drawer_p[0] - s.drawer_q + FRONT_OUTER_X - 0.03 + 0.02, y, top - 0.03])
-            return action_towards(s, push, None, 1.0)
-        # open
-        pre = np.array([x_in + 0.22, y, top + 0.045])
-        ins = np.array([x_in - 0.05, y, top + 0.045])
-        hook = np.array([x_in - 0.05, y, top - 0.03])
-        if self.phase == 0:          # turn to point into the cabinet, in front of the slot above the front panel
-            a = action_towards(s, pre, self.R_fwd, 1.0); self._advance(near(pre, 0.02) and self._aligned(s), 40); return a
-        if self.phase == 1:          # slide in above the front panel
-            a = action_towards(s, ins, self.R_fwd, 1.0); self._advance(near(ins, 0.015), 25); return a
-        if self.phase == 2:          # drop behind the front panel
-            a = action_towards(s, hook, self.R_fwd, 1.0); self._advance(near(hook, 0.015), 15); return a
-        if s.drawer_q < self.open_target:   # pull
-            pull = np.array([x_in - 0.05 + 0.08, y, top - 0.03])
-            return action_towards(s, pull, self.R_fwd, 1.0)
-        return action_towards(s, s.tcp_p, self.R_fwd, 0.0)   # hold still
+        if self.phase == 0:      # in front of the open drawer, above its front edge; close the fingers
+            goal = np.array([x_out + 0.10, y, max(top + 0.10, min(s.tcp_p[2], top + 0.25))])
+            a = action_towards(s, goal, self.R_down, 1.0)
+            self._advance(np.linalg.norm(goal - s.tcp_p) < 0.03, 30)
+            return a
+        if self.phase == 1:      # down in front of the front panel
+            goal = np.array([x_out + 0.06, y, top - 0.04])
+            a = action_towards(s, goal, self.R_down, 1.0)
+            self._advance(np.linalg.norm(goal - s.tcp_p) < 0.02, 25)
+            return a
+        # push the front panel home (goal a little inside the closed position)
+        goal = np.array([s.drawer_p[0] - s.drawer_q + FRONT_OUTER_X - 0.02, y, top - 0.04])
+        return action_towards(s, goal, self.R_down, 1.0)
 
-    def _aligned(self, s: State) -> bool:
-        return float(np.dot(s.tcp_R[:, 2], self.R_fwd[:, 2])) > 0.98
+    def _open(self, s: State) -> np.ndarray:
+        x_in = s.drawer_p[0] + FRONT_INNER_X
+        top = s.drawer_p[2] + FRONT_TOP_Z
+        y = s.drawer_p[1]
+        if self.phase == 0:      # tilt the closed fingers toward the cabinet, well in front of the slot
+            goal = np.array([x_in + 0.22, y, top + 0.04])
+            a = action_towards(s, goal, self.R_hook, 1.0)
+            aligned = float(np.dot(s.tcp_R[:, 2], self.R_hook[:, 2])) > 0.97
+            self._advance(np.linalg.norm(goal - s.tcp_p) < 0.025 and aligned, 45)
+            return a
+        if self.phase == 1:      # fingertips into the slot, just behind the front panel
+            goal = np.array([x_in - 0.025, y, top + 0.025])
+            a = action_towards(s, goal, self.R_hook, 1.0)
+            self._advance(np.linalg.norm(goal - s.tcp_p) < 0.012, 30)
+            return a
+        if self.phase == 2:      # drop behind the front panel (the hook)
+            goal = np.array([x_in - 0.025, y, top - 0.03])
+            a = action_towards(s, goal, self.R_hook, 1.0)
+            self._advance(np.linalg.norm(goal - s.tcp_p) < 0.012, 12)
+            return a
+        if s.drawer_q < self.open_target:   # pull toward the robot, staying hooked
+            goal = np.array([x_in - 0.025 + 0.06, y, top - 0.03])
+            return action_towards(s, goal, self.R_hook, 1.0)
+        return action_towards(s, s.tcp_p, self.R_hook, 1.0)   # hold
 
 
-def make_expert(task: str) -> DrawerExpert:
-    """The scripted expert of a task (`act(env, obs) -> action (7,)`, `reset(env, obs)` at episode start).
+@dataclass
+class PlaceAppleExpert:
+    """Open the top drawer with the hook, then pick the apple from the cabinet top and drop it in the drawer."""
 
-    The place-apple expert currently only performs the first subtask (opening the top drawer).
-    """
+    opener: DrawerExpert = field(default_factory=lambda: DrawerExpert("open", open_target=0.30))
+    phase: int = 0
+    steps_in_phase: int = 0
+    drop_x_margin: float = 0.12        # drop point: this far in front of the tabletop edge, over the drawer
+
+    def reset(self, env, obs=None) -> None:
+        self.opener.reset(env, obs)
+        self.phase, self.steps_in_phase = 0, 0
+
+    def _advance(self, cond: bool, limit: int) -> None:
+        self.steps_in_phase += 1
+        if cond or self.steps_in_phase >= limit:
+            self.phase += 1
+            self.steps_in_phase = 0
+
+    def act(self, env, obs=None) -> np.ndarray:
+        if self.opener.R_down is None:
+            self.reset(env, obs)
+        s = State.read(env)
+        R_down = self.opener.R_down
+        top = s.drawer_p[2] + FRONT_TOP_Z
+        x_in = s.drawer_p[0] + FRONT_INNER_X
+        if self.phase == 0:                  # open the drawer (hook and pull)
+            a = self.opener._open(s)
+            self._advance(s.drawer_q >= self.opener.open_target, 110)
+            return a
+        apple = s.apple_p
+        steps = [
+            # (goal, orientation, gripper, tolerance, step limit)
+            (np.array([x_in - 0.025, s.tcp_p[1], top + 0.05]), self.opener.R_hook, 0.0, 0.02, 6),     # lift out of the hook
+            (np.array([x_in + 0.12, s.tcp_p[1], top + 0.10]), self.opener.R_hook, -1.0, 0.03, 12),   # back off, open
+            (apple + np.array([0.0, 0.0, 0.14]), R_down, -1.0, 0.03, 25),                             # above the apple
+            (apple + np.array([0.0, 0.0, 0.0]), R_down, -1.0, 0.012, 15),                            # around it
+            (apple + np.array([0.0, 0.0, 0.0]), R_down, 1.0, 0.0, 5),                                # grasp
+            (np.array([apple[0], apple[1], 1.05]), R_down, 1.0, 0.03, 12),                          # lift
+            (np.array([0.02 + self.drop_x_margin, s.drawer_p[1], 1.0]), R_down, 1.0, 0.03, 20),     # over the drawer
+            (np.array([0.02 + self.drop_x_margin, s.drawer_p[1], top + 0.12]), R_down, 1.0, 0.03, 12),  # lower
+            (None, R_down, -1.0, 0.0, 6),                                                            # release
+        ]
+        k = self.phase - 1
+        if k >= len(steps):                  # done: back off upward and wait
+            return action_towards(s, np.array([s.tcp_p[0] + 0.05, s.tcp_p[1], 1.1]), R_down, 0.0)
+        goal, R, g, tol, limit = steps[k]
+        if goal is None:
+            goal = s.tcp_p
+        if k == 4 or k == len(steps) - 1:    # hold position while the fingers move
+            goal = getattr(self, "_hold", s.tcp_p) if self.steps_in_phase else s.tcp_p
+            self._hold = goal
+        a = action_towards(s, goal, R, g)
+        self._advance(tol > 0 and np.linalg.norm(goal - s.tcp_p) < tol, limit)
+        return a
+
+
+def make_expert(task: str):
+    """The scripted expert of a task: `reset(env, obs)` at episode start, then `act(env, obs) -> action (7,)`."""
     from selfflow_robot.envs.tasks import task_spec
 
     spec = task_spec(task)
+    if spec.family == "apple":
+        return PlaceAppleExpert()
     return DrawerExpert("close" if spec.name.startswith("close") else "open")

@@ -76,9 +76,16 @@ def make_env(task: str, *, asset_root: str | Path | None = None, overlay: bool =
 
     `asset_root`: ManiSkill2_real2sim copy (default: `SELFFLOW_ROBOT_ASSETS` or the fetch cache).
     `overlay`: green-screen the real image behind the sim (visual matching); False = plain sim render.
-    `render_backend`: "cpu" (lavapipe) or "gpu"/"cuda" when a GPU renderer exists.
+    `render_backend`: "cpu" (lavapipe) or "gpu" when a GPU renderer exists (physics stays on the CPU).
+    `obs_mode`: "rgb+segmentation" (the overhead camera, overlaid) or "none" (no rendering: experts, tests).
+    Extra keyword arguments go to `gymnasium.make` (e.g. `max_episode_steps=`).
     """
     spec = task_spec(task)
+    if num_envs != 1:
+        from selfflow_robot.errors import ConfigError
+
+        raise ConfigError(f"num_envs must be 1 (one grid episode per env; batched GPU simulation of these tasks is "
+                          f"not implemented), got {num_envs}; run several worker processes instead")
     ensure_vulkan_icd()
     import gymnasium as gym
     from selfflow_robot.errors import MissingDependencyError
@@ -90,8 +97,7 @@ def make_env(task: str, *, asset_root: str | Path | None = None, overlay: bool =
                                      "pip install 'selfflow-robot[sim]' (then run .ci/install_sim_deps.sh for Vulkan)") from e
     _register()
     return gym.make(spec.env_id, asset_root=asset_root, overlay=overlay, render_backend=render_backend,
-                    obs_mode=obs_mode, num_envs=num_envs, sim_backend="cpu" if num_envs == 1 else "auto",
-                    **kwargs)
+                    obs_mode=obs_mode, num_envs=1, sim_backend="cpu", **kwargs)
 
 
 def overhead_rgb(obs: dict, env_index: int = 0) -> np.ndarray:
