@@ -243,8 +243,15 @@ class Mlp(nn.Module):
 
 
 def _per_token(mod: torch.Tensor, index: Optional[torch.Tensor]) -> torch.Tensor:
-    """Condition rows (B, M, ·) -> per-token rows (B, N, ·); `index` (N,) maps tokens to rows (None: M == N)."""
-    return mod if index is None else mod.index_select(1, index)
+    """Condition rows (B, M, ·) -> per-token rows (B, N, ·).
+
+    `index` maps tokens to rows: (N,) shared by all examples, (B, N) per example, or None (M == N already).
+    """
+    if index is None:
+        return mod
+    if index.dim() == 1:
+        return mod.index_select(1, index)
+    return torch.gather(mod, 1, index[..., None].expand(*index.shape, mod.shape[-1]))
 
 
 class PerTokenDiTBlock(nn.Module):
@@ -312,6 +319,8 @@ class SelfFlowDiT(nn.Module):
         self.blocks = nn.ModuleList([PerTokenDiTBlock(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
         self.final_layer = PerTokenFinalLayer(D, cfg.frame_token_dim, cfg.action_dim)
         self.projector = SimpleHead(D, cfg.projector_dim or 2 * D)
+        # compute adaLN once per distinct (example, group, tau) row; False = always per token (for checks)
+        self.compress_condition = True
         for g in GROUPS:  # fixed positions of a full window; a group may use fewer tokens (its first N_g)
             self.register_buffer(f"pos_{g}", self._positions(g), persistent=False)
         self.initialize_weights()
@@ -417,11 +426,15 @@ class SelfFlowDiT(nn.Module):
     def _condition(self, groups: list[str], sizes: list[int], tau: Mapping[str, torch.Tensor] | torch.Tensor,
                    text: Optional[torch.Tensor], text_drop: Optional[torch.Tensor], B: int
                    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Condition rows c = t_emb(tau) + text_emb + type_emb and the token -> row index.
+        """Condition rows c = t_emb(tau) + text_emb + type_emb (B, M, D) and the token -> row index.
 
-        When every group's tau is one value per example, the condition has one row per (example, group)
-        (M = number of groups) and `index` expands it to tokens inside the blocks: the same numbers as the
-        per-token path at a fraction of the adaLN cost. Otherwise M = N and `index` is None.
+        The condition of a token depends only on (example, group, tau), so the adaLN modulation (the
+        costliest part of per-token conditioning, 6·D² per token and block) is computed once per distinct
+        row and gathered to tokens inside the blocks; the numbers are those of the per-token path.
+          - every group's tau one value per example: M = G rows, `index` (N,);
+          - per-token tau with at most two levels per (example, group), as Dual-Timestep Scheduling
+            draws (t or s): M = 2·G rows, `index` (B, N);
+          - anything else (or `compress_condition = False`): M = N rows, `index` None.
         """
         if isinstance(tau, torch.Tensor):
             tau = {g: tau for g in groups}
@@ -432,15 +445,24 @@ class SelfFlowDiT(nn.Module):
         text_emb = self.text_embedder(text, text_drop, B)[:, None]          # (B, 1, D)
         types = torch.tensor([GROUPS.index(g) for g in groups], device=device)
         type_emb = self.type_embed(types)                                    # (G, D)
-        per_example = all(tau[g].dim() <= 1 for g in groups)
-        if per_example:
+        G = len(groups)
+        group_of_token = torch.repeat_interleave(torch.arange(G, device="cpu"),
+                                                 torch.tensor(sizes, device="cpu")).to(device)  # (N,)
+        if all(tau[g].dim() <= 1 for g in groups) and self.compress_condition:
             t = torch.stack([tau[g].expand(B) for g in groups], dim=1)      # (B, G)
             c = self.t_embedder(t) + text_emb + type_emb[None]               # (B, G, D)
-            index = torch.repeat_interleave(torch.arange(len(groups), device="cpu"),
-                                            torch.tensor(sizes, device="cpu")).to(device)
-            return c, index
+            return c, group_of_token
         t = torch.cat([tau[g].expand(B, n) if tau[g].dim() == 2 else tau[g].reshape(-1, 1).expand(B, n)
                        for g, n in zip(groups, sizes)], dim=1)               # (B, N)
-        type_tok = torch.cat([row.expand(n, -1) for row, n in zip(type_emb, sizes)])      # (N, D)
-        c = self.t_embedder(t) + text_emb + type_tok[None]                   # (B, N, D)
+        if self.compress_condition:
+            parts = t.split(sizes, dim=1)
+            lo = torch.stack([p.amin(dim=1) for p in parts], dim=1)          # (B, G)
+            hi = torch.stack([p.amax(dim=1) for p in parts], dim=1)          # (B, G)
+            lo_tok, hi_tok = lo[:, group_of_token], hi[:, group_of_token]    # (B, N)
+            if bool(((t == lo_tok) | (t == hi_tok)).all()):                 # two levels at most (one host sync)
+                levels = torch.stack([lo, hi], dim=2).reshape(B, 2 * G)      # (B, 2G): rows (g, lo), (g, hi)
+                c = self.t_embedder(levels) + text_emb + type_emb.repeat_interleave(2, dim=0)[None]  # (B, 2G, D)
+                index = 2 * group_of_token[None] + (t == hi_tok).long()      # (B, N)
+                return c, index
+        c = self.t_embedder(t) + text_emb + type_emb[group_of_token][None]   # (B, N, D)
         return c, None

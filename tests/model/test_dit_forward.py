@@ -42,6 +42,53 @@ def test_uniform_per_token_tau_equals_scalar_tau():
     assert not torch.allclose(other.velocity[FUTURE], scalar.velocity[FUTURE], atol=1e-4)
 
 
+def per_token_reference(model, *args, **kwargs):
+    """The plain per-token path: adaLN evaluated on every token's own condition vector."""
+    model.compress_condition = False
+    try:
+        return model(*args, **kwargs)
+    finally:
+        model.compress_condition = True
+
+
+def test_uniform_tau_matches_plain_per_token_path():
+    model = randomised_model()
+    x, text = window(model.cfg), torch.randn(3, 512)
+    tau = torch.tensor([0.1, 0.5, 0.93])
+    fast = model(x, tau, text, feature_layer=2)
+    plain = per_token_reference(model, x, {g: tau[:, None].expand(3, x[g].shape[1]) for g in GROUPS}, text,
+                                feature_layer=2)
+    for g in GROUPS:
+        torch.testing.assert_close(fast.velocity[g], plain.velocity[g], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.features, plain.features, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("levels", ["two", "many"])
+def test_per_token_tau_compression_matches_plain_path(levels):
+    """DTS-style tau (t or s per token) takes the two-level fast path; arbitrary tau falls back to per token."""
+    model = randomised_model()
+    x, text = window(model.cfg), torch.randn(3, 512)
+    g = torch.Generator().manual_seed(2)
+    t, s = torch.rand(3, 1, generator=g), torch.rand(3, 1, generator=g)
+    tau = {}
+    for grp in GROUPS:
+        n = x[grp].shape[1]
+        tau[grp] = torch.where(torch.rand(3, n, generator=g) < 0.3, s, t) if levels == "two" \
+            else torch.rand(3, n, generator=g)
+    tau[CONTEXT] = torch.zeros(3, x[CONTEXT].shape[1])
+    fast = model(x, tau, text, feature_layer=3)
+    plain = per_token_reference(model, x, tau, text, feature_layer=3)
+    for grp in GROUPS:
+        torch.testing.assert_close(fast.velocity[grp], plain.velocity[grp], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.features, plain.features, rtol=1e-5, atol=1e-5)
+    # gradients agree too
+    fast.velocity[FUTURE].square().sum().backward()
+    g_fast = model.blocks[0].adaLN_modulation[1].weight.grad.clone()
+    model.zero_grad()
+    per_token_reference(model, x, tau, text).velocity[FUTURE].square().sum().backward()
+    torch.testing.assert_close(g_fast, model.blocks[0].adaLN_modulation[1].weight.grad, rtol=1e-4, atol=1e-5)
+
+
 def test_per_token_tau_mixed_with_per_example_tau():
     model = randomised_model()
     x = window(model.cfg)

@@ -1,0 +1,182 @@
+"""Benchmark training steps of objective=selfflow against objective=vanilla on the same model and batch.
+
+One process: measures a matmul peak, then alternates timed rounds of the two objectives (full step:
+forward, teacher forward for selfflow, backward, AdamW, EMA update) and prints ONE JSON line:
+
+    step_s_selfflow, step_s_vanilla, ratio (selfflow / vanilla), tokens_per_s_*, flops_per_step_* (counted with
+    torch.utils.flop_counter on one step), mfu_* (counted FLOP/s over the measured peak), peak_tflops, ...
+
+Usage:
+    python scripts/bench_train.py --model tiny --batch-size 8 --steps 20
+    python scripts/bench_train.py --model small --batch-size 2 --steps 5 model.horizon=2
+    python scripts/bench_train.py --model xl --device cuda --dtype bf16 --batch-size 8   # on a GPU
+
+Trailing `model.<key>=<value>` / `objective.<key>=<value>` arguments override the configs.
+The batch is synthetic: random frame tokens (or random latents for codec=vae, so no VAE is loaded) in
+`joint` mode (future frames and actions noisy), context frames clean.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+from omegaconf import OmegaConf
+
+from selfflow_robot.config import config_dir, structured
+from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE
+from selfflow_robot.model import DiTConfig, SelfFlowDiT
+from selfflow_robot.objective import EMA, FlowBatch, ObjectiveConfig, build_objective
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 2.0) -> float:
+    """Best observed FLOP/s of a square matmul (n = 1024 on CPU, 8192 on GPU) in `dtype`."""
+    n = 8192 if device.type == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best, start = 0.0, time.perf_counter()
+    for _ in range(2):
+        a @ b
+    sync(device)
+    while time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        sync(device)
+        best = max(best, 4 * 2 * n ** 3 / (time.perf_counter() - t0))
+    return best
+
+
+def synthetic_batch(cfg: DiTConfig, B: int, device: torch.device) -> FlowBatch:
+    g = torch.Generator().manual_seed(0)
+    x0 = {grp: torch.randn(B, cfg.num_tokens(grp), cfg.token_dim(grp), generator=g).clamp(-1, 1).to(device)
+          for grp in (CONTEXT, FUTURE, ACTIONS)}
+    noisy = {FUTURE: torch.ones(B, dtype=torch.bool, device=device),
+             ACTIONS: torch.ones(B, dtype=torch.bool, device=device)}
+    text = torch.randn(B, cfg.text_dim, generator=g).to(device)
+    drop = (torch.rand(B, generator=g) < 0.1).to(device)
+    return FlowBatch(x0, noisy, text=text, text_drop=drop)
+
+
+def register_cpu_attention_flops() -> None:
+    """torch's FlopCounterMode knows the CUDA attention kernels but not the CPU flash kernel: teach it."""
+    from torch.utils import flop_counter as fc
+
+    ops = torch.ops.aten
+    if not hasattr(ops, "_scaled_dot_product_flash_attention_for_cpu") or \
+            ops._scaled_dot_product_flash_attention_for_cpu in fc.flop_registry:
+        return
+
+    @fc.register_flop_formula(ops._scaled_dot_product_flash_attention_for_cpu)
+    def _fwd(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return fc.sdpa_flop_count(query, key, value)
+
+    @fc.register_flop_formula(ops._scaled_dot_product_flash_attention_for_cpu_backward)
+    def _bwd(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return fc.sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+class Trainer:
+    """The minimal training step: objective -> backward -> AdamW -> EMA update."""
+
+    def __init__(self, model_cfg: DiTConfig, obj_cfg: ObjectiveConfig, device: torch.device, dtype: torch.dtype):
+        torch.manual_seed(0)
+        self.model = SelfFlowDiT(model_cfg).to(device)
+        self.ema = EMA(self.model, obj_cfg.ema_decay)
+        self.objective = build_objective(obj_cfg, model_cfg)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4, weight_decay=0.0)
+        self.device, self.dtype = device, dtype
+
+    def step(self, batch: FlowBatch) -> None:
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            out = self.objective(self.model, self.ema.module, batch)
+        self.opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.ema.update(self.model)
+
+    def count_flops(self, batch: FlowBatch) -> int:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        register_cpu_attention_flops()
+        with FlopCounterMode(display=False) as counter:
+            self.step(batch)
+        return counter.get_total_flops()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="tiny", help="size preset (configs/model/<name>.yaml)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--steps", type=int, default=20, help="timed steps per objective (split into rounds)")
+    p.add_argument("--rounds", type=int, default=4, help="alternating timing rounds per objective")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads on CPU (0 = leave as is)")
+    p.add_argument("overrides", nargs="*", help="model.<key>=<value> or objective.<key>=<value>")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device, dtype = torch.device(args.device), {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+
+    over = OmegaConf.from_dotlist(args.overrides)
+    unknown = set(over.keys()) - {"model", "objective"}
+    if unknown:
+        p.error(f"overrides must start with model. or objective., got {sorted(unknown)}")
+    model_yaml = OmegaConf.load(config_dir() / "model" / f"{args.model}.yaml")
+    model_cfg = structured(DiTConfig, OmegaConf.merge(model_yaml, over.get("model", {})))
+    base_obj = OmegaConf.merge(OmegaConf.load(config_dir() / "objective" / "selfflow.yaml"),
+                               over.get("objective", {}))
+
+    peak = matmul_peak(device, dtype)
+    batch = synthetic_batch(model_cfg, args.batch_size, device)
+    trainers = {name: Trainer(model_cfg, structured(ObjectiveConfig, OmegaConf.merge(base_obj, {"name": name})),
+                              device, dtype) for name in ("selfflow", "vanilla")}
+    flops = {name: tr.count_flops(batch) for name, tr in trainers.items()}
+    for tr in trainers.values():
+        for _ in range(args.warmup):
+            tr.step(batch)
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    per_round = max(1, args.steps // args.rounds)
+    for _ in range(args.rounds):
+        for name, tr in trainers.items():
+            sync(device)
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                tr.step(batch)
+                sync(device)
+                times[name].append(time.perf_counter() - t0)
+
+    tokens = args.batch_size * sum(model_cfg.num_tokens(g) for g in (CONTEXT, FUTURE, ACTIONS))
+    step = {name: statistics.median(ts) for name, ts in times.items()}
+    params = sum(p.numel() for p in trainers["vanilla"].model.parameters())
+    result = {
+        "model": args.model, "params_m": round(params / 1e6, 3), "device": str(device), "dtype": args.dtype,
+        "threads": torch.get_num_threads(), "batch_size": args.batch_size, "tokens_per_example": tokens // args.batch_size,
+        "steps_timed": len(times["vanilla"]),
+        "step_s_selfflow": round(step["selfflow"], 5), "step_s_vanilla": round(step["vanilla"], 5),
+        "ratio": round(step["selfflow"] / step["vanilla"], 3),
+        "tokens_per_s_selfflow": round(tokens / step["selfflow"], 1),
+        "tokens_per_s_vanilla": round(tokens / step["vanilla"], 1),
+        "flops_per_step_selfflow": flops["selfflow"], "flops_per_step_vanilla": flops["vanilla"],
+        "peak_tflops": round(peak / 1e12, 4),
+        "mfu_selfflow": round(flops["selfflow"] / step["selfflow"] / peak, 4),
+        "mfu_vanilla": round(flops["vanilla"] / step["vanilla"] / peak, 4),
+        "overrides": args.overrides,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
