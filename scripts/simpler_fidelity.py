@@ -19,8 +19,8 @@ The port and SimplerEnv live in different environments, so this runs in three ph
     python scripts/simpler_fidelity.py report --out runs/fidelity --img-dir docs/img/fidelity
 
 `--replay stratified` (default) replays 9 episodes per drawer task (every robot pose once, the 4 URDF
-colourings in turn) and 12 apple episodes (3 poses x 4 colourings); `--replay all` replays the whole grid
-(216 + 108 episodes). Frames (a) always cover the whole grid. Only numpy is imported at module level.
+colourings in turn) and 12 apple episodes (3 poses x 4 colourings); `--replay small` 4 per task (each
+colouring once); `--replay all` the whole grid (216 + 108 episodes). Frames (a) always cover the whole grid. Only numpy is imported at module level.
 """
 from __future__ import annotations
 
@@ -63,6 +63,10 @@ def replay_episodes(task: str, n: int, mode: str) -> list[int]:
     """Grid indices replayed in SimplerEnv: all, or a stratified subset covering every pose and colouring."""
     if mode == "all":
         return list(range(n))
+    if mode == "small":  # 4 episodes a task: each URDF colouring once, poses and apple cells varied
+        if n == 36:
+            return [0, 13, 26, 33]
+        return [0, 40, 80, 83]
     if n == 36:  # drawer: e = urdf * 9 + pose; pose p with colouring p % 4
         return sorted(((p % 4) * 9 + p) for p in range(9))
     # apple: e = urdf * 27 + pose * 9 + ix * 3 + iy; every (pose, colouring), apple cell varying
@@ -194,8 +198,12 @@ def _robot_quat(yaw: float) -> np.ndarray:
     return (Pose(q=euler2quat(0, 0, yaw)) * Pose(q=[0, 0, 0, 1])).q  # SimplerEnv's argparse
 
 
-def _simpler_frames(task: str, out: Path, data: Path) -> None:
-    """First frame of every grid episode in SimplerEnv: one env per URDF colouring, overlay set per pose."""
+def _simpler_frames(task: str, out: Path, data: Path, raytrace: int = 0) -> None:
+    """First frame of every grid episode in SimplerEnv: one env per URDF colouring, overlay set per pose.
+
+    `raytrace` > 0: instead, the first `raytrace` grid episodes with SimplerEnv's ray tracing (`shader_dir=rt`,
+    as its drawer scripts render) into `simpler/frames_rt/`.
+    """
     import cv2
     from PIL import Image
     from simpler_env.utils.env.env_builder import build_maniskill2_env
@@ -204,10 +212,11 @@ def _simpler_frames(task: str, out: Path, data: Path) -> None:
     from grid import episode_config, num_episodes  # our grid table, numpy only
 
     family = "apple" if task.startswith("place_apple") else "drawer"
-    frames = out / "simpler" / "frames"
+    frames = out / "simpler" / ("frames_rt" if raytrace else "frames")
     frames.mkdir(parents=True, exist_ok=True)
+    extra = {"shader_dir": "rt"} if raytrace else {}
     by_urdf: dict[str, list] = {}
-    for e in range(num_episodes(family)):
+    for e in range(raytrace or num_episodes(family)):
         ep = episode_config(family, e)
         by_urdf.setdefault(ep.urdf_version, []).append(ep)
     for urdf, eps in by_urdf.items():
@@ -219,7 +228,7 @@ def _simpler_frames(task: str, out: Path, data: Path) -> None:
             control_freq=3, max_episode_steps=200 if family == "apple" else 113, scene_name="dummy_drawer",
             camera_cfgs={"add_segmentation": True},
             rgb_overlay_path=str(data / "real_inpainting" / f"open_drawer_{todo[0].overlay_id}.png"),
-            **_simpler_kwargs(task, urdf))
+            **extra, **_simpler_kwargs(task, urdf))
         for ep in todo:
             # the overlay image is read at construction; switch it as SimplerEnv's prepackaged reset does
             img = cv2.imread(str(data / "real_inpainting" / f"open_drawer_{ep.overlay_id}.png"))
@@ -255,6 +264,11 @@ def phase_simpler(args: argparse.Namespace) -> None:
         for task in tasks:
             _simpler_frames(task, out, data)
             print(f"frames {task}: {time.time() - t0:.0f}s", flush=True)
+    if args.rt_frames:
+        for task in tasks:
+            _simpler_frames(task, out, data, raytrace=args.rt_frames)
+            print(f"ray-traced frames {task}: {time.time() - t0:.0f}s", flush=True)
+        return
     log = out / "simpler" / "replays.jsonl"
     done = {(r["task"], r["episode"]) for r in _jsonl(log)}
     for rec in port:
@@ -313,19 +327,33 @@ def phase_report(args: argparse.Namespace) -> None:
         lines.append(f"| {task} | {len(v)} | {np.mean(v):.2f} | {np.median(v):.2f} | {np.max(v):.2f} |")
     if allv:
         lines.append(f"| **all** | {len(allv)} | {np.mean(allv):.2f} | {np.median(allv):.2f} | {np.max(allv):.2f} |")
-    # side-by-side PNGs: episode 0 of every task (port | SimplerEnv | |difference| x4), downscaled to keep them small
+    # ray-traced SimplerEnv frames (its drawer scripts' default renderer), where rendered
+    rt = sorted((out / "simpler" / "frames_rt").glob("*.png"))
+    if rt:
+        lines += ["", "Against SimplerEnv's ray-traced render (`shader_dir=rt`, as its drawer scripts), same initial states:", "",
+                  "| frames | port vs SimplerEnv ray-traced | SimplerEnv rasterizer vs SimplerEnv ray-traced |", "|---|---|---|"]
+        d_port, d_se = [], []
+        for png in rt:
+            c = np.asarray(Image.open(png).convert("RGB"))
+            d_port.append(_mad(np.asarray(Image.open(out / "port" / "frames" / png.name).convert("RGB")), c))
+            d_se.append(_mad(np.asarray(Image.open(out / "simpler" / "frames" / png.name).convert("RGB")), c))
+        lines.append(f"| {len(rt)} | {np.mean(d_port):.2f} | {np.mean(d_se):.2f} |")
+    # side-by-side PNGs: episode 0 of every task (port | SimplerEnv | ray-traced if any | |difference| x4), 320x256 each
     for task in rows:
-        for name in (f"{task}_ep000.png",):
-            a = Image.open(out / "port" / "frames" / name).convert("RGB")
-            b = Image.open(out / "simpler" / "frames" / name).convert("RGB")
-            diff = np.clip(4 * np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)), 0, 255).astype(np.uint8)
-            w, h = 320, 256
-            canvas = Image.new("RGB", (3 * w, h + 18), "white")
-            for i, (im, label) in enumerate(((a, "ManiSkill3 port"), (b, "SimplerEnv (rasterizer)"),
-                                             (Image.fromarray(diff), f"|diff| x4, MAD {_mad(np.asarray(a), np.asarray(b)):.1f}"))):
-                canvas.paste(im.resize((w, h), Image.BILINEAR), (i * w, 18))
-                ImageDraw.Draw(canvas).text((i * w + 4, 3), label, fill="black")
-            canvas.save(img_dir / f"{task}_ep000.png", optimize=True)
+        name = f"{task}_ep000.png"
+        a = Image.open(out / "port" / "frames" / name).convert("RGB")
+        b = Image.open(out / "simpler" / "frames" / name).convert("RGB")
+        diff = np.clip(4 * np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)), 0, 255).astype(np.uint8)
+        panels = [(a, "ManiSkill3 port"), (b, "SimplerEnv, rasterizer")]
+        if (out / "simpler" / "frames_rt" / name).is_file():
+            panels.append((Image.open(out / "simpler" / "frames_rt" / name).convert("RGB"), "SimplerEnv, ray-traced"))
+        panels.append((Image.fromarray(diff), f"|port - SimplerEnv| x4 (MAD {_mad(np.asarray(a), np.asarray(b)):.2f})"))
+        w, h = 320, 256
+        canvas = Image.new("RGB", (len(panels) * w, h + 18), "white")
+        for i, (im, label) in enumerate(panels):
+            canvas.paste(im.resize((w, h), Image.BILINEAR), (i * w, 18))
+            ImageDraw.Draw(canvas).text((i * w + 4, 3), label, fill="black")
+        canvas.save(img_dir / f"{task}_ep000.png", optimize=True)
     reps = _jsonl(out / "simpler" / "replays.jsonl")
     lines += ["", "### (b) Port expert actions replayed open-loop in SimplerEnv (rasterizer)", "",
               "| task | replayed | port success | SimplerEnv success | agreement |", "|---|---|---|---|---|"]
@@ -357,12 +385,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("phase", choices=["port", "simpler", "report"])
     p.add_argument("--out", default="runs/fidelity")
     p.add_argument("--tasks", nargs="*", default=None, help="subset of tasks (default: all 7)")
-    p.add_argument("--replay", choices=["stratified", "all"], default="stratified")
+    p.add_argument("--replay", choices=["small", "stratified", "all"], default="stratified")
     p.add_argument("--workers", type=int, default=2, help="port phase: processes (one task each)")
     p.add_argument("--asset-root", default=None, help="port phase: ManiSkill2_real2sim copy")
     p.add_argument("--simpler-dir", default=os.environ.get("SIMPLER_ENV_DIR", "SimplerEnv"),
                    help="simpler phase: SimplerEnv checkout (with ManiSkill2_real2sim inside)")
     p.add_argument("--skip-frames", action="store_true", help="simpler phase: replays only")
+    p.add_argument("--rt-frames", type=int, default=0,
+                   help="simpler phase: only render the first N grid episodes of each task ray-traced (slow on CPU)")
     p.add_argument("--frames-only", action="store_true", help="port phase: first frames only, no expert episodes")
     p.add_argument("--img-dir", default="docs/img/fidelity", help="report phase: where the side-by-side PNGs go")
     args = p.parse_args(argv)
