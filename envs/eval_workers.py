@@ -164,6 +164,12 @@ def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Optional[Pat
             if terminate or _flag(truncated):
                 terminated_by_policy = terminate
                 break
+    except BaseException:
+        if writer is not None:
+            writer.close()
+            writer = None
+            tmp.unlink(missing_ok=True)  # no half video left behind
+        raise
     finally:
         if writer is not None:
             writer.close()
