@@ -399,7 +399,7 @@ class SelfFlowDiT(nn.Module):
         dtype = self.x_embedder.proj.weight.dtype
 
         h = torch.cat([self.embed_tokens(g, x[g]) for g in groups], dim=1)  # (B, N, D)
-        c, index = self._condition(groups, sizes, tau, text, text_drop, B)   # (B, M, D), (N,) or None
+        c, index = self._condition(groups, sizes, tau, text, text_drop, B)   # (B, M, D); (N,), (B, N) or None
         c = c.to(dtype)
         attn_mask = None
         if key_mask is not None:

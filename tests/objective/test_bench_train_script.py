@@ -1,0 +1,22 @@
+"""scripts/bench_train.py runs both objectives on one config and prints one JSON line with consistent figures."""
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_train.py"
+
+
+def test_bench_train_prints_one_json_line(capsys):
+    spec = importlib.util.spec_from_file_location("bench_train", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rc = bench.main(["--model", "tiny", "--batch-size", "2", "--steps", "2", "--rounds", "1", "--warmup", "1",
+                     "--peak-seconds", "0.2", "model.image_size=[32,40]", "model.horizon=2", "model.context_frames=1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0 and len(lines) == 1
+    r = json.loads(lines[0])
+    assert r["tokens_per_example"] == 3 * 20 + 2
+    assert r["ratio"] == round(r["step_s_selfflow"] / r["step_s_vanilla"], 3)
+    # the teacher adds one no-grad forward to block k = 3 of 4: more FLOPs, but far less than a second step
+    assert 1.0 < r["flops_per_step_selfflow"] / r["flops_per_step_vanilla"] < 1.5
+    assert r["peak_tflops"] > 0 and 0 < r["mfu_vanilla"] and 0 < r["mfu_selfflow"]
