@@ -119,6 +119,24 @@ def unpackb(data: bytes) -> Any:
 # Shared request/reply helpers
 # ---------------------------------------------------------------------------------------------
 
+def _websockets_major() -> int:
+    import websockets
+
+    try:
+        return int(str(websockets.__version__).split(".")[0])
+    except ValueError:  # pragma: no cover - unusual version strings
+        return 0
+
+
+def _no_proxy() -> Dict[str, Any]:
+    """websockets >= 15 honours $https_proxy/$http_proxy; a robot's proxy must not capture the policy link.
+
+    Older versions have no `proxy` argument (and their asyncio client forwards unknown keywords to
+    the event loop, which rejects them late), hence the version check instead of try/except.
+    """
+    return {"proxy": None} if _websockets_major() >= 15 else {}
+
+
 def _auth_headers(token: Optional[str]) -> Dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
@@ -182,10 +200,7 @@ class PolicyClient:
         self.timeout = timeout
         kwargs: Dict[str, Any] = dict(open_timeout=timeout, max_size=max_size, compression=None)
         headers = _auth_headers(token)
-        try:
-            conn = connect(uri, additional_headers=headers, proxy=None, **kwargs)
-        except TypeError:  # websockets < 15 has no `proxy` argument
-            conn = connect(uri, additional_headers=headers, **kwargs)
+        conn = connect(uri, additional_headers=headers, **_no_proxy(), **kwargs)
         # Enter the context explicitly (websockets >= 17.1 warns otherwise); `close()` ends it.
         self._ws = conn.__enter__()
         self._next_id = 0
@@ -250,10 +265,7 @@ def _async_connect(uri: str, headers: Dict[str, str], timeout: float, max_size: 
         from websockets.client import connect  # type: ignore[no-redef]
 
         return connect(uri, extra_headers=headers, **kwargs)
-    try:
-        return connect(uri, additional_headers=headers, proxy=None, **kwargs)
-    except TypeError:  # websockets 13/14 have no `proxy` argument
-        return connect(uri, additional_headers=headers, **kwargs)
+    return connect(uri, additional_headers=headers, **_no_proxy(), **kwargs)
 
 
 class AsyncPolicyClient:

@@ -210,3 +210,40 @@ def test_eight_concurrent_clients_for_30_seconds(server, engine):
     assert not errors, errors[:3]
     assert m["errors_total"] == 0 and lat.size >= 8
     assert all(not t.is_alive() for t in threads)
+
+
+def test_serve_cli_starts_serves_and_stops_on_sigint(tiny_checkpoint, engine):
+    """`selfflow-robot serve ckpt=DIR port=0` as users run it: prints its address, serves, exits 0 on Ctrl-C."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SELFFLOW_ROBOT_SERVE_TOKEN": "tok-123"}
+    proc = subprocess.Popen([sys.executable, "-m", "selfflow_robot.cli", "serve", f"ckpt={tiny_checkpoint}", "port=0",
+                             "threads=1", "device=cpu", "steps=4"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    try:
+        lines = []
+        for line in proc.stdout:  # model loading takes a few seconds
+            lines.append(line)
+            m = re.search(r"on ws://127\.0\.0\.1:(\d+) .*auth on", line)
+            if m:
+                port = int(m.group(1))
+                break
+        else:
+            pytest.fail("server exited before listening:\n" + "".join(lines))
+        with pytest.raises(InvalidStatus):
+            PolicyClient(f"ws://127.0.0.1:{port}")
+        with PolicyClient(f"ws://127.0.0.1:{port}", token="tok-123") as c:
+            assert c.metadata["steps"] == 4
+            c.reset(_instruction(engine))
+            assert c.infer(_image(7))["actions"].shape == (engine.base.horizon, 7)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert '"requests_total": 2' in out  # the final metrics line
