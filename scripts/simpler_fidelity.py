@@ -151,6 +151,40 @@ def phase_port(args: argparse.Namespace) -> None:
             print("port done:", f.result(), f"{time.time() - t0:.0f}s", flush=True)
 
 
+def phase_port_traj(args: argparse.Namespace) -> None:
+    """Replay every recorded expert episode open-loop in the port (no rendering): TCP path, drawer opening, success."""
+    import torch
+
+    torch.set_num_threads(1)
+    from selfflow_robot.envs.tasks import make_env
+
+    out = Path(args.out)
+    envs: dict = {}
+    for rec in _jsonl(out / "port" / "episodes.jsonl"):
+        task, e = rec["task"], rec["episode"]
+        dst = out / "port" / f"traj_{task}_ep{e:03d}.npz"
+        if dst.is_file() or (args.tasks and task not in args.tasks):
+            continue
+        if task not in envs:
+            envs[task] = make_env(task, asset_root=args.asset_root, obs_mode="none")
+        env = envs[task]
+        u = env.unwrapped
+        npz = np.load(out / "port" / f"{task}_ep{e:03d}.npz")
+        env.reset(options={"episode": e})
+        tcp, qpos, success = [], [], False
+        for a, term in zip(npz["actions"], npz["terminate"]):
+            if term and not u.is_final_subtask():
+                u.advance_to_next_subtask()
+            _, _, _, _, info = env.step(a)
+            tcp.append(np.asarray(u.agent.tcp.pose.p).reshape(-1)[:3])
+            qpos.append(float(np.asarray(u.drawer_qpos).reshape(-1)[0]))
+            success = bool(np.asarray(info["success"]).reshape(-1)[0])
+        np.savez_compressed(dst, tcp=np.stack(tcp), qpos=np.asarray(qpos), success=success)
+        print(f"port replay {task} ep{e}: success {success} (closed loop {rec['success']})", flush=True)
+    for env in envs.values():
+        env.close()
+
+
 # ------------------------------------------------------------------------------------------------ phase 2: SimplerEnv
 
 class ReplayPolicy:
@@ -241,6 +275,45 @@ def _simpler_frames(task: str, out: Path, data: Path, raytrace: int = 0) -> None
         env.close()
 
 
+def phase_simpler_traj(args: argparse.Namespace) -> None:
+    """Replay every recorded expert episode open-loop in SimplerEnv with our own loop, recording the TCP path
+    and the drawer opening per step (the evaluator's outcome is in `replays.jsonl`)."""
+    os.environ.setdefault("DISPLAY", "")
+    from simpler_env.utils.env.env_builder import build_maniskill2_env
+
+    out = Path(args.out)
+    data = Path(args.simpler_dir) / "ManiSkill2_real2sim" / "data"
+    for rec in _jsonl(out / "port" / "episodes.jsonl"):
+        task, e = rec["task"], rec["episode"]
+        dst = out / "simpler" / f"traj_{task}_ep{e:03d}.npz"
+        if dst.is_file() or (args.tasks and task not in args.tasks):
+            continue
+        apple = rec.get("apple_xy")
+        overlay = data / "real_inpainting" / f"open_drawer_{rec['overlay_id']}.png"
+        env = build_maniskill2_env(
+            SIMPLER_IDS[task], obs_mode="rgbd", robot="google_robot_static", sim_freq=513, control_mode=CONTROL_MODE,
+            control_freq=3, max_episode_steps=200 if apple else 113, scene_name="dummy_drawer",
+            camera_cfgs={"add_segmentation": True}, rgb_overlay_path=str(overlay),
+            **_simpler_kwargs(task, rec["urdf_version"]))
+        u = env.unwrapped
+        env.reset(options={"robot_init_options": {"init_xy": np.array(rec["robot_xy"]),
+                                                  "init_rot_quat": _robot_quat(rec["robot_yaw"])},
+                           "obj_init_options": {"init_xy": np.array(apple if apple else (0.0, 0.0))}})
+        npz = np.load(out / "port" / f"{task}_ep{e:03d}.npz")
+        tcp, qpos, success = [], [], False
+        for a, term in zip(npz["actions"], npz["terminate"]):
+            if term and not u.is_final_subtask():
+                u.advance_to_next_subtask()
+            _, _, done, _, info = env.step(a.astype(np.float64))
+            tcp.append(np.asarray(u.tcp.pose.p)[:3])
+            qpos.append(float(u.art_obj.get_qpos()[u.joint_idx]))
+            success = bool(done)
+        env.close()
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(dst, tcp=np.stack(tcp), qpos=np.asarray(qpos), success=success)
+        print(f"simpler traj {task} ep{e}: success {success}", flush=True)
+
+
 def phase_simpler(args: argparse.Namespace) -> None:
     os.environ.setdefault("DISPLAY", "")
     import shutil
@@ -300,6 +373,52 @@ def phase_simpler(args: argparse.Namespace) -> None:
 
 def _mad(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def _trajectory_section(out: Path, img_dir: Path) -> list[str]:
+    """(c) Same actions, both simulators: TCP path divergence and drawer opening; one plot per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = ["", "### (c) Same action sequence in both simulators: end-effector path and drawer opening", "",
+             "| task | episodes | TCP distance at step 10 (cm) | max TCP distance (cm) | final drawer opening port / SimplerEnv (m) | port open-loop = closed-loop |",
+             "|---|---|---|---|---|---|"]
+    closed = {(r["task"], r["episode"]): r["success"] for r in _jsonl(out / "port" / "episodes.jsonl")}
+    for task in SIMPLER_IDS:
+        pairs = []
+        for f in sorted((out / "simpler").glob(f"traj_{task}_ep*.npz")):
+            g = out / "port" / f.name
+            if g.is_file():
+                pairs.append((int(f.stem.rsplit("_ep", 1)[1]), np.load(g), np.load(f)))
+        if not pairs:
+            continue
+        d10 = [100 * np.linalg.norm(a["tcp"][min(9, len(a["tcp"]) - 1)] - b["tcp"][min(9, len(b["tcp"]) - 1)]) for _, a, b in pairs]
+        dmax = [100 * np.max(np.linalg.norm(a["tcp"] - b["tcp"], axis=1)) for _, a, b in pairs]
+        qp = [a["qpos"][-1] for _, a, _ in pairs]
+        qs = [b["qpos"][-1] for _, _, b in pairs]
+        same = sum(bool(a["success"]) == closed.get((task, e)) for e, a, _ in pairs)
+        lines.append(f"| {task} | {len(pairs)} | {np.mean(d10):.1f} | {np.mean(dmax):.1f} | "
+                     f"{np.mean(qp):.3f} / {np.mean(qs):.3f} | {same}/{len(pairs)} |")
+        e, a, b = pairs[0]
+        fig, axes = plt.subplots(1, 4, figsize=(13, 2.6), dpi=80)
+        for i, name in enumerate("xyz"):
+            axes[i].plot(a["tcp"][:, i], label="port")
+            axes[i].plot(b["tcp"][:, i], "--", label="SimplerEnv")
+            axes[i].set_title(f"TCP {name} (m)", fontsize=9)
+        axes[3].plot(a["qpos"], label="port")
+        axes[3].plot(b["qpos"], "--", label="SimplerEnv")
+        axes[3].set_title("drawer opening (m)", fontsize=9)
+        axes[3].legend(fontsize=7)
+        for ax in axes:
+            ax.set_xlabel("step", fontsize=8)
+            ax.tick_params(labelsize=7)
+        fig.suptitle(f"{task}, grid episode {e}: the port expert's actions replayed in both simulators", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(img_dir / f"traj_{task}.png")
+        plt.close(fig)
+    return lines
 
 
 def phase_report(args: argparse.Namespace) -> None:
@@ -369,6 +488,7 @@ def phase_report(args: argparse.Namespace) -> None:
     if agree_all:
         lines.append(f"| **all** | {len(agree_all)} | {sum(x['port_success'] for x in reps)}/{len(reps)} | "
                      f"{sum(x['simpler_success'] for x in reps)}/{len(reps)} | **{100 * np.mean(agree_all):.1f}%** |")
+    lines += _trajectory_section(out, img_dir)
     text = "\n".join(lines) + "\n"
     (out / "fidelity.md").write_text(text)
     summary = {"frame_mad": {t: float(np.mean(v)) for t, v in rows.items()},
@@ -382,7 +502,7 @@ def phase_report(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("phase", choices=["port", "simpler", "report"])
+    p.add_argument("phase", choices=["port", "port_traj", "simpler", "simpler_traj", "report"])
     p.add_argument("--out", default="runs/fidelity")
     p.add_argument("--tasks", nargs="*", default=None, help="subset of tasks (default: all 7)")
     p.add_argument("--replay", choices=["small", "stratified", "all"], default="stratified")
@@ -396,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames-only", action="store_true", help="port phase: first frames only, no expert episodes")
     p.add_argument("--img-dir", default="docs/img/fidelity", help="report phase: where the side-by-side PNGs go")
     args = p.parse_args(argv)
-    {"port": phase_port, "simpler": phase_simpler, "report": phase_report}[args.phase](args)
+    {"port": phase_port, "port_traj": phase_port_traj, "simpler": phase_simpler, "simpler_traj": phase_simpler_traj,
+     "report": phase_report}[args.phase](args)
     return 0
 
 
