@@ -115,12 +115,14 @@ class ValidationConfig:
         sample_steps: denoising steps of the sampler for actions and frames.
         world_model: also sample future frames and score PSNR/SSIM (slower than the action check).
         one_step: also score the one-step prediction (the model's conditional-mean estimate), keys `*_1step`.
+        at_start: also validate before the first step (logged at the start step): the untrained reference.
     """
 
     batches: int = 2
     sample_steps: int = 10
     world_model: bool = True
     one_step: bool = True
+    at_start: bool = False
 
 
 @dataclass

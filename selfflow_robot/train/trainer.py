@@ -101,8 +101,6 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
-    # ------------------------------------------------------------------ data
-
     # ------------------------------------------------------------------ one optimiser step
 
     def train_step(self) -> dict[str, float]:
@@ -146,6 +144,10 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.strategy == Parallelism.fsdp:
+            # FSDP2 keeps the root's parameters gathered after a no-grad (teacher) forward; shard them back
+            # so EMA and student parameters are the same kind (local shards of the same layout)
+            self.ema.module.reshard()
         self.ema.update(self.model)
         self.step += 1
         counts = parallel.all_reduce_sum(counts.to(self.device)).cpu()
@@ -230,6 +232,8 @@ class Trainer:
                            f"run dir {self.run_dir}")
         last = self.last_good
         try:
+            if t.validation.at_start and t.val_every and self.step == 0 < t.steps:
+                self.run_validation(logger)
             while self.step < t.steps:
                 logs = self.train_step()
                 logger.advance(1, loss=logs["loss/total"])
@@ -256,6 +260,8 @@ class Trainer:
         if self.info.is_main or sharded:
             result = validate(self.ema.module, self.codec, self.data, self.tcfg.validation, self.model_cfg,
                               device=self.device, seed=self.tcfg.seed, autocast=self._autocast)
+            if sharded:
+                self.ema.module.reshard()
         if self.info.is_main and result is not None:
             logger.log(self.step, {f"val/{k}": v for k, v in result.items()})
             logger.message(format_validation(self.step, result))

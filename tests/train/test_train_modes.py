@@ -1,0 +1,65 @@
+"""`build_flow_batch`: per-example modes set the right noisy / key / loss masks; text dropout; tokens."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from selfflow_robot import constants as C
+from selfflow_robot.model import build_model, dit_config
+from selfflow_robot.train.modes import MODES, Mode, build_flow_batch, mode_probabilities, sample_modes
+
+
+def _batch(B=3, k=2, H=4, size=(32, 40)):
+    g = np.random.default_rng(0)
+    frame_pad = np.zeros((B, H), bool)
+    frame_pad[1, 2:] = True
+    action_pad = frame_pad.copy()
+    return {
+        C.CONTEXT_FRAMES: torch.from_numpy(g.integers(0, 255, (B, k, *size, 3), dtype=np.uint8)),
+        C.FUTURE_FRAMES: torch.from_numpy(g.integers(0, 255, (B, H, *size, 3), dtype=np.uint8)),
+        C.ACTIONS_RAW: torch.from_numpy(g.normal(size=(B, H, 7)).astype(np.float32)),
+        C.TERMINATE_FLAG: torch.zeros(B, H),
+        C.ACTION_PAD: torch.from_numpy(action_pad), C.FRAME_PAD: torch.from_numpy(frame_pad),
+        C.LANGUAGE_EMBEDDING: torch.randn(B, 512), C.INSTRUCTION: ["a", "b", "c"],
+    }
+
+
+def _tokens(actions, terminate):
+    return torch.cat([actions.clamp(-1, 1), terminate[..., None] * 2 - 1], -1)
+
+
+def test_modes_set_noisy_key_and_loss_masks():
+    cfg = dit_config("tiny", image_size=(32, 40))
+    _, codec = build_model(cfg)
+    batch = _batch()
+    modes = torch.tensor([MODES.index(Mode.world_model), MODES.index(Mode.policy), MODES.index(Mode.joint)])
+    fb = build_flow_batch(batch, codec.encode, _tokens, modes, text_dropout=0.0, device=torch.device("cpu"))
+    per = cfg.tokens_per_frame
+    assert fb.x0[C.CONTEXT].shape == (3, 2 * per, cfg.frame_token_dim)
+    assert fb.x0[C.FUTURE].shape == (3, 4 * per, cfg.frame_token_dim) and fb.x0[C.ACTIONS].shape == (3, 4, 8)
+    assert fb.noisy[C.FUTURE].tolist() == [True, False, True]       # frames generated: world model, joint
+    assert fb.noisy[C.ACTIONS].tolist() == [False, True, True]      # actions generated: policy, joint
+    assert not fb.noisy[C.CONTEXT].any()
+    # policy example: future frames absent (no token attends to them) and out of the loss
+    assert fb.key_mask[C.FUTURE][1].sum() == 0 and fb.key_mask[C.FUTURE][[0, 2]].all()
+    assert fb.token_weights(C.FUTURE)[1].sum() == 0
+    # padded steps (example 1, steps 2-3) are out of the loss; world-model actions are clean (no loss)
+    assert fb.loss_mask[C.ACTIONS][1].tolist() == [True, True, False, False]
+    assert fb.token_weights(C.ACTIONS)[0].sum() == 0 and fb.token_weights(C.ACTIONS)[1].sum() == 2
+    assert fb.token_weights(C.FUTURE)[0].sum() == 4 * per
+    assert not fb.text_drop.any() and torch.equal(fb.text, batch[C.LANGUAGE_EMBEDDING])
+
+
+def test_mode_sampling_and_text_dropout_follow_probabilities():
+    p = mode_probabilities({"world_model": 1.0, "policy": 3.0, "joint": 0.0})
+    assert torch.allclose(p, torch.tensor([0.25, 0.75, 0.0], dtype=torch.float64))
+    m = sample_modes(4000, p, torch.Generator().manual_seed(0))
+    frac = torch.bincount(m, minlength=3).float() / 4000
+    assert abs(frac[1] - 0.75) < 0.03 and frac[2] == 0
+    cfg = dit_config("tiny", image_size=(32, 40))
+    _, codec = build_model(cfg)
+    batch = _batch()
+    drops = [build_flow_batch(batch, codec.encode, _tokens, torch.zeros(3, dtype=torch.long), 0.5,
+                              torch.device("cpu"), torch.Generator().manual_seed(s)).text_drop for s in range(40)]
+    rate = torch.stack(drops).float().mean()
+    assert 0.3 < rate < 0.7
