@@ -488,18 +488,22 @@ class PolicyServer:
 # ---------------------------------------------------------------------------------------------
 
 class SelfFlowEngine:
-    """Serve a `SelfFlowPolicy`: one policy object per connection, all sharing the weights.
+    """Serve a `SelfFlowPolicy`: one `PolicySession` per connection, all sharing the policy's weights.
 
     Each session keeps its own instruction, frame history and noise generator (seeded at
-    `reset`). A batch of requests from different sessions runs as one sampler call: contexts
-    and texts are stacked, and each row's initial noise is drawn from its own session's
-    generator, so with the `ode` sampler a session gets the same chunk whether or not it was
-    batched (the `sde` sampler's per-step noise comes from one shared generator in a batch).
+    `reset`). A batch of requests from different sessions is one `SelfFlowPolicy.infer_batch`
+    call: each row's initial noise comes from its own session's generator, so with the `ode`
+    sampler a session gets the same chunk whether or not it was batched.
+
+    Errors that concern one request (unknown instruction, infer before reset) fail only that
+    request; if the batched call itself fails, the requests are retried one by one so a single
+    bad request cannot take its batch-mates down with it.
     """
 
     def __init__(self, policy: Any) -> None:
-        self.base = policy
+        self.policy = policy
         meta = dict(policy.metadata)
+        meta.pop("execute_horizon", None)  # the client's loop decides how much of a chunk to execute
         for key in ("action_q01", "action_q99"):
             if key in meta and len(meta[key]) != meta.get("action_dim", len(meta[key])):
                 raise ConfigError(f"checkpoint statistics give {key} of length {len(meta[key])}, "
@@ -510,85 +514,63 @@ class SelfFlowEngine:
     def from_checkpoint(cls, ckpt: str, device: str = "auto", steps: Optional[int] = None,
                         use_ema: bool = True) -> "SelfFlowEngine":
         """Load `ckpt` (step dir or run dir) through `SelfFlowPolicy.from_pretrained`."""
-        import torch
-
         from selfflow_robot.policies.policy import SelfFlowPolicy
 
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         options: dict[str, Any] = {"device": device, "use_ema": use_ema}
         if steps is not None:
             options["steps"] = steps
         return cls(SelfFlowPolicy.from_pretrained(ckpt, **options))
 
+    @property
+    def device(self) -> Any:
+        return self.policy.device
+
     def metadata(self) -> dict[str, Any]:
         return dict(self._meta)
 
     def new_session(self) -> Any:
-        return self.base.with_options()
+        return self.policy.new_session()
 
     def reset(self, session: Any, instruction: str) -> None:
         from selfflow_robot.errors import UserError
 
         try:
-            session.reset(instruction)
+            self.policy.reset_session(session, instruction)
         except UserError as e:  # e.g. an instruction the checkpoint has never seen
             raise ProtocolError(str(e)) from e
 
-    def _prepare(self, session: Any, req: InferRequest) -> tuple[np.ndarray, np.ndarray]:
-        """Update the session with one observation; returns its context ``(k, h, w, 3)`` and text ``(512,)``.
-
-        Same steps as `SelfFlowPolicy.infer` before sampling.
-        """
-        if req.instruction is not None and req.instruction != session.task_description:
+    def _admit(self, session: Any, req: InferRequest) -> dict[str, Any]:
+        """Per-request checks before batching; returns the observation for `infer_batch`."""
+        if req.instruction is not None and req.instruction != session.instruction:
             self.reset(session, req.instruction)
         if session.text is None:
             raise ProtocolError("no instruction yet: send a 'reset' request or include 'instruction'")
-        if req.image.shape[0] > 1:  # the client sent its own frame history
-            session.history.clear()
-        try:
-            session._push_frames(req.image)
-        except ValueError as e:
-            raise ProtocolError(f"'image': {e}") from e
-        return np.stack(list(session.history)), np.asarray(session.text, np.float32)
+        return {"image": req.image}
+
+    def _run(self, rows: list[tuple[int, Any, dict[str, Any]]], results: list[Any]) -> None:
+        replies = self.policy.infer_batch([(session, obs) for _, session, obs in rows])
+        for (i, _, _), reply in zip(rows, replies):
+            results[i] = reply
 
     def infer_batch(self, batch: Sequence[tuple[Any, InferRequest]]) -> list[Any]:
-        import torch
-
-        from selfflow_robot.constants import ACTIONS as ACTION_GROUP
-        from selfflow_robot.constants import CONTEXT
-        from selfflow_robot.objective import sample
-        from selfflow_robot.policies import transforms as T
-
         results: list[Any] = [None] * len(batch)
-        rows: list[tuple[int, Any, np.ndarray, np.ndarray]] = []
+        rows = []
         for i, (session, req) in enumerate(batch):
             try:
-                rows.append((i, session, *self._prepare(session, req)))
+                rows.append((i, session, self._admit(session, req)))
             except ProtocolError as e:
                 results[i] = e
-        if not rows:
-            return results
-        base, cfg = self.base, self.base.config
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            frames = torch.from_numpy(np.stack([r[2] for r in rows])).to(base.device)   # (B, k, h, w, 3)
-            context = base.codec.encode(frames)                                           # (B, k*h*w, d)
-            noise = torch.cat([torch.randn(1, base.horizon, base.model_cfg.action_dim, generator=r[1].generator,
-                                           device=base.device) for r in rows])           # (B, H, 8)
-            text = torch.from_numpy(np.stack([r[3] for r in rows])).to(base.device)      # (B, 512)
-            generator = rows[0][1].generator if len(rows) == 1 else base.generator
-            out = sample(base.model, {CONTEXT: context, ACTION_GROUP: noise}, [ACTION_GROUP], text,
-                         steps=cfg.steps, method=cfg.sampler, cfg_scale=cfg.cfg_scale, generator=generator,
-                         noise={ACTION_GROUP: noise})
-            tokens = out[ACTION_GROUP].float().cpu().numpy()                               # (B, H, 8)
-        sample_ms = (time.perf_counter() - t0) * 1e3
-        for row, tok in zip(rows, tokens):
-            i, session = row[0], row[1]
-            post = session.outputs({T.ACTION_TOKENS: tok})
-            results[i] = {T.ACTIONS: np.asarray(post[T.ACTIONS], np.float32),
-                          T.TERMINATE_KEY: np.asarray(post[T.TERMINATE_KEY], np.float32),
-                          T.ACTION_TOKENS: tok.astype(np.float32), "timing": {"sample_ms": round(sample_ms, 3)}}
+        if len(rows) == 1:
+            self._run(rows, results)
+        elif rows:
+            try:
+                self._run(rows, results)
+            except Exception:  # noqa: BLE001 - isolate the failing request(s); see the class docstring
+                for row in rows:
+                    try:
+                        self._run([row], results)
+                    except Exception as e:  # noqa: BLE001 - reported to that client only
+                        results[row[0]] = e
         return results
 
 
@@ -627,7 +609,7 @@ def main(cfg: Any) -> int:
 
         def ready(port: int) -> None:
             print(f"serving {meta.get('checkpoint', conf.ckpt)} on ws://{conf.host}:{port} "
-                  f"(chunk {meta.get('chunk_length')}, steps {meta.get('steps')}, device {engine.base.device}, "
+                  f"(chunk {meta.get('chunk_length')}, steps {meta.get('steps')}, device {engine.device}, "
                   f"auth {'on' if token else 'off'}); health: http://{conf.host}:{port}{HEALTH_PATH}", flush=True)
 
         await server.serve(ready)

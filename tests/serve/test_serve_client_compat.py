@@ -27,7 +27,7 @@ POLICIES = Path(__file__).resolve().parents[2] / "policies"
 def test_vendored_client_in_another_interpreter_drives_the_real_server(engine, tmp_path):
     for name in ("client.py", "control_loop.py"):
         shutil.copy(POLICIES / name, tmp_path / name)
-    instr = engine.base.language.table.instructions[0]
+    instr = engine.policy.language.table.instructions[0]
     code = textwrap.dedent(f"""
         import asyncio, sys, numpy as np, websockets
         from client import PolicyClient, AsyncPolicyClient, ServerError

@@ -51,7 +51,7 @@ def test_action_bounds_from_quantiles_with_margin():
 @pytest.mark.parametrize("execute_horizon", [None, 2])
 def test_control_loop_against_running_server(engine, execute_horizon):
     arm = SimulatedArm()
-    instr = engine.base.language.table.instructions[0]
+    instr = engine.policy.language.table.instructions[0]
     with PolicyServer(engine, port=0) as srv, PolicyClient(srv.uri) as client:
         loop = RecedingHorizonLoop(client, arm.observe, arm.apply, control_hz=5.0,
                                    execute_horizon=execute_horizon, margin=0.0)

@@ -28,7 +28,7 @@ def _image(seed: int, h: int = 256, w: int = 320) -> np.ndarray:
 
 
 def _instruction(engine) -> str:
-    return engine.base.language.table.instructions[0]
+    return engine.policy.language.table.instructions[0]
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, dict]:
@@ -51,7 +51,7 @@ def test_metadata_healthz_metrics_and_one_chunk(server, engine):
     assert server.host == "127.0.0.1"
     with PolicyClient(server.uri) as c:
         meta = c.metadata
-        assert meta["chunk_length"] == engine.base.horizon and meta["action_dim"] == 7
+        assert meta["chunk_length"] == engine.policy.horizon and meta["action_dim"] == 7
         assert len(meta["action_q01"]) == len(meta["action_q99"]) == 7
         assert meta["limits"]["max_image_bytes"] == LIMITS.max_image_bytes
         c.reset(_instruction(engine))
@@ -69,7 +69,7 @@ def test_metadata_healthz_metrics_and_one_chunk(server, engine):
 def test_same_session_same_seed_gives_same_chunk_as_the_policy(server, engine):
     """Over the wire == SelfFlowPolicy.infer in-process (same checkpoint, same seed at reset)."""
     instr, img = _instruction(engine), _image(1)
-    local = engine.base.with_options()
+    local = engine.policy.with_options()
     local.reset(instr)
     expected = local.infer({"image": img})["actions"]
     with PolicyClient(server.uri) as c:
@@ -147,7 +147,7 @@ def test_concurrent_requests_are_batched_and_routed_to_their_sessions(engine):
     images = [_image(100 + i) for i in range(n)]
     expected = []
     for i, img in enumerate(images):  # unbatched reference: the policy in-process, same request sequence
-        local = engine.base.with_options()
+        local = engine.policy.with_options()
         local.reset(instr)
         for _ in range(i):
             local.infer({"image": img})
@@ -188,7 +188,7 @@ def test_eight_concurrent_clients_for_30_seconds(server, engine):
                     reply = c.infer(_image(1000 * i + k % 7, 128, 160))
                     with lock:
                         latencies.append((time.perf_counter() - t0) * 1e3)
-                    assert reply["actions"].shape == (engine.base.horizon, 7)
+                    assert reply["actions"].shape == (engine.policy.horizon, 7)
                     k += 1
                     if k % 25 == 0:
                         c.reset(instr)
@@ -239,7 +239,7 @@ def test_serve_cli_starts_serves_and_stops_on_sigint(tiny_checkpoint, engine):
         with PolicyClient(f"ws://127.0.0.1:{port}", token="tok-123") as c:
             assert c.metadata["steps"] == 4
             c.reset(_instruction(engine))
-            assert c.infer(_image(7))["actions"].shape == (engine.base.horizon, 7)
+            assert c.infer(_image(7))["actions"].shape == (engine.policy.horizon, 7)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:
