@@ -41,6 +41,7 @@ from selfflow_robot.policies.protocol import (
 log = logging.getLogger("selfflow_robot.serve")
 
 TOKEN_ENV = "SELFFLOW_ROBOT_SERVE_TOKEN"  # read when `token` is not set in the config
+BACKENDS = ("eager", "torchscript", "onnx", "torch_export", "compile")
 HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"
 
@@ -76,6 +77,8 @@ class ServeConfig:
         max_batch: most requests run as one batch (1 = no batching).
         batch_wait_ms: how long the batcher waits to fill a batch after the first request.
         threads: torch CPU threads (0 = leave torch's default).
+        backend: how the denoiser runs: eager, torch.compile (`compile`), or an exported graph
+            (`torchscript`, `onnx`, `torch_export`; CPU, exported and parity-checked at start).
         limits: request caps.
     """
 
@@ -89,6 +92,7 @@ class ServeConfig:
     max_batch: int = 8
     batch_wait_ms: float = 3.0
     threads: int = 0
+    backend: str = "eager"
     limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def __post_init__(self) -> None:
@@ -100,6 +104,9 @@ class ServeConfig:
             raise ConfigError(f"batch_wait_ms must be >= 0, got {self.batch_wait_ms}")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"steps must be >= 1 or null, got {self.steps}")
+        from selfflow_robot.config import check_choice
+
+        check_choice("backend", self.backend, BACKENDS)
 
     def request_limits(self) -> RequestLimits:
         try:
@@ -500,9 +507,14 @@ class SelfFlowEngine:
     bad request cannot take its batch-mates down with it.
     """
 
-    def __init__(self, policy: Any) -> None:
+    def __init__(self, policy: Any, backend: str = "eager") -> None:
         self.policy = policy
+        self.backend = backend
+        self._keep: Any = None  # owns the exported graph's temp dir while the engine lives
+        if backend != "eager":
+            self._use_backend(backend)
         meta = dict(policy.metadata)
+        meta["backend"] = backend
         meta.pop("execute_horizon", None)  # the client's loop decides how much of a chunk to execute
         for key in ("action_q01", "action_q99"):
             if key in meta and len(meta[key]) != meta.get("action_dim", len(meta[key])):
@@ -512,14 +524,54 @@ class SelfFlowEngine:
 
     @classmethod
     def from_checkpoint(cls, ckpt: str, device: str = "auto", steps: Optional[int] = None,
-                        use_ema: bool = True) -> "SelfFlowEngine":
+                        use_ema: bool = True, backend: str = "eager") -> "SelfFlowEngine":
         """Load `ckpt` (step dir or run dir) through `SelfFlowPolicy.from_pretrained`."""
         from selfflow_robot.policies.policy import SelfFlowPolicy
 
         options: dict[str, Any] = {"device": device, "use_ema": use_ema}
         if steps is not None:
             options["steps"] = steps
-        return cls(SelfFlowPolicy.from_pretrained(ckpt, **options))
+        return cls(SelfFlowPolicy.from_pretrained(ckpt, **options), backend=backend)
+
+    def _use_backend(self, backend: str) -> None:
+        """Run the policy's denoiser through an exported graph or `torch.compile` instead of eager.
+
+        The sampler loop stays in Python (`export.ExportedSampler`, the same Euler steps as the
+        policy's `ode` sampler); only this policy object's `predict_tokens` is replaced.
+        """
+        import tempfile
+
+        import torch
+
+        from selfflow_robot.config import check_choice
+        from selfflow_robot.policies.export import (
+            SUFFIX, ActionDenoiser, ExportedSampler, export_denoiser, load_exported,
+        )
+
+        check_choice("backend", backend, BACKENDS)
+        policy, cfg = self.policy, self.policy.config
+        if cfg.sampler != "ode":
+            raise ConfigError(f"backend={backend} runs the ode sampler only; the policy uses sampler={cfg.sampler!r}")
+        if backend == "compile":
+            denoise = torch.compile(ActionDenoiser(policy.model))
+        else:
+            if policy.device.type != "cpu":
+                raise ConfigError(f"backend={backend} is a float32 CPU graph; on {policy.device} use "
+                                  "backend=eager or backend=compile")
+            self._keep = tempfile.TemporaryDirectory(prefix="selfflow-serve-")
+            export_denoiser(policy.model, backend, self._keep.name, steps=cfg.steps, tolerance=1e-3)
+            denoise = load_exported(f"{self._keep.name}/denoiser.{SUFFIX[backend]}", backend, policy.device)
+        sampler = ExportedSampler(denoise, steps=cfg.steps, cfg_scale=cfg.cfg_scale)
+
+        @torch.inference_mode()
+        def predict_tokens(context: np.ndarray, text: np.ndarray, noise: torch.Tensor,
+                           generator: Optional[torch.Generator] = None) -> torch.Tensor:
+            frames = torch.from_numpy(np.ascontiguousarray(context)).to(policy.device)
+            ctx = policy.codec.encode(frames).float()                                 # (B, k*h*w, d)
+            txt = torch.as_tensor(text, dtype=torch.float32, device=policy.device)    # (B, 512)
+            return sampler(ctx, noise.to(policy.device).float(), txt).float()         # (B, H, 8)
+
+        policy.predict_tokens = predict_tokens
 
     @property
     def device(self) -> Any:
@@ -594,7 +646,7 @@ def main(cfg: Any) -> int:
     token = conf.resolved_token()
     if conf.host not in ("127.0.0.1", "localhost", "::1") and token is None:
         log.warning("serving on %s without a token: anyone who can reach this port can drive the policy", conf.host)
-    engine = SelfFlowEngine.from_checkpoint(conf.ckpt, conf.device, conf.steps, conf.use_ema)
+    engine = SelfFlowEngine.from_checkpoint(conf.ckpt, conf.device, conf.steps, conf.use_ema, conf.backend)
     server = PolicyServer(engine, conf.host, conf.port, token, conf.request_limits(), conf.max_batch,
                           conf.batch_wait_ms)
 
@@ -610,6 +662,7 @@ def main(cfg: Any) -> int:
         def ready(port: int) -> None:
             print(f"serving {meta.get('checkpoint', conf.ckpt)} on ws://{conf.host}:{port} "
                   f"(chunk {meta.get('chunk_length')}, steps {meta.get('steps')}, device {engine.device}, "
+                  f"backend {conf.backend}, "
                   f"auth {'on' if token else 'off'}); health: http://{conf.host}:{port}{HEALTH_PATH}", flush=True)
 
         await server.serve(ready)

@@ -18,6 +18,15 @@ from selfflow_robot.train.checkpoint import load_pretrained
 TOL = 1e-4
 
 
+def _redraw_zero_layers(model: torch.nn.Module) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.abs().max() < 1e-4:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    return model
+
+
 @pytest.fixture(scope="module")
 def live_model(tiny_checkpoint):
     """The checkpoint's model with its adaLN-Zero / output layers re-drawn.
@@ -25,12 +34,7 @@ def live_model(tiny_checkpoint):
     A 2-step checkpoint is still at its zero init (velocity ~1e-7), where any export would "match";
     re-drawing the zero layers makes the velocity O(1) so the parity figures mean something.
     """
-    model = copy.deepcopy(load_pretrained(tiny_checkpoint, device="cpu").model)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.abs().max() < 1e-4:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    model = _redraw_zero_layers(copy.deepcopy(load_pretrained(tiny_checkpoint, device="cpu").model))
     v = ActionDenoiser(model)(*example_inputs(model.cfg, 2))
     assert v.std() > 0.05, float(v.std())
     return model
@@ -81,3 +85,31 @@ def test_failed_parity_writes_nothing(live_model, tmp_path):
         export_denoiser(live_model, "onnx", tmp_path, tolerance=1e-12)
     assert not (tmp_path / "denoiser.onnx").exists() and not (tmp_path / "export.json").exists()
     assert not list(tmp_path.glob(".export-*"))  # the temp dir is gone too
+
+
+def test_server_backend_serves_the_exported_graph_with_eager_results(tiny_checkpoint):
+    """`serve backend=torchscript`: the policy's denoiser runs as the exported graph, chunks match eager."""
+    import numpy as np
+
+    from selfflow_robot.policies.client import PolicyClient
+    from selfflow_robot.policies.policy import SelfFlowPolicy
+    from selfflow_robot.policies.server import PolicyServer, SelfFlowEngine
+
+    policy = SelfFlowPolicy.from_pretrained(tiny_checkpoint, device="cpu", steps=10)
+    _redraw_zero_layers(policy.model)
+    eager = policy.with_options()
+    engine = SelfFlowEngine(policy.with_options(), backend="torchscript")
+    instr = policy.language.table.instructions[0]
+    img = np.random.default_rng(0).integers(0, 256, (128, 160, 3), dtype=np.uint8)
+    eager.reset(instr)
+    ref = eager.infer({"image": img})
+    with PolicyServer(engine, port=0) as srv, PolicyClient(srv.uri) as client:
+        assert client.metadata["backend"] == "torchscript"
+        client.reset(instr)
+        got = client.infer(img)
+    noise = torch.randn(1, policy.horizon, 8, generator=torch.Generator().manual_seed(policy.config.seed))[0]
+    moved = float(np.abs(ref["action_tokens"] - noise.numpy()).mean())
+    diff = float(np.abs(got["action_tokens"] - ref["action_tokens"]).max())
+    print(f"\nbackend=torchscript vs eager: max abs diff {diff:.2e} (tokens moved {moved:.3f} from the noise)")
+    assert diff <= TOL and moved > 0.05
+    np.testing.assert_allclose(got["actions"], ref["actions"], atol=TOL)
