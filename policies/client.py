@@ -93,7 +93,8 @@ def _ext_hook(code: int, data: bytes) -> Any:
     for n in shape:
         count *= n
     if count * dtype.itemsize != len(raw):
-        raise WireError(f"ndarray payload is {len(raw)} bytes, shape {shape} of {dtype_str} needs {count * dtype.itemsize}")
+        raise WireError(f"ndarray payload is {len(raw)} bytes, shape {shape} of {dtype_str} "
+                        f"needs {count * dtype.itemsize}")
     # Copy so the caller gets an ordinary writable array (frombuffer views are read-only).
     return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
 

@@ -94,7 +94,8 @@ class LoopStats:
 
     def summary(self) -> Dict[str, Any]:
         rt = np.asarray(self.round_trip_ms) if self.round_trip_ms else np.zeros(1)
-        return {"steps": self.steps, "requests": self.requests, "chunks": self.chunks, "clipped_steps": self.clipped_steps,
+        return {"steps": self.steps, "requests": self.requests, "chunks": self.chunks,
+                "clipped_steps": self.clipped_steps,
                 "starved_steps": self.starved_steps, "stale_actions_skipped": self.stale_actions_skipped,
                 "overrun_ticks": self.overrun_ticks, "terminated": self.terminated,
                 "round_trip_ms_p50": float(np.percentile(rt, 50)), "round_trip_ms_p99": float(np.percentile(rt, 99))}

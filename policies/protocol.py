@@ -74,7 +74,8 @@ class RequestLimits:
 
     def __post_init__(self) -> None:
         if not 0 < self.min_image_side <= self.max_image_side:
-            raise ValueError(f"need 0 < min_image_side <= max_image_side, got {self.min_image_side}, {self.max_image_side}")
+            raise ValueError(f"need 0 < min_image_side <= max_image_side, "
+                             f"got {self.min_image_side}, {self.max_image_side}")
         if self.max_message_bytes < self.max_image_bytes:
             raise ValueError("max_message_bytes must be >= max_image_bytes")
         if self.max_frames < 1 or self.max_instruction_chars < 1 or self.max_image_bytes < 1:

@@ -34,7 +34,7 @@ import numpy as np
 
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.policies.protocol import (
-    BAD_REQUEST, INTERNAL, MSG_CHUNK, MSG_METADATA, MSG_RESET, PROTOCOL_VERSION, InferRequest, ProtocolError,
+    INTERNAL, MSG_CHUNK, MSG_METADATA, MSG_RESET, PROTOCOL_VERSION, InferRequest, ProtocolError,
     RequestLimits, ResetRequest, error_reply, packb, parse_request,
 )
 
@@ -426,8 +426,9 @@ class PolicyServer:
         result = dict(result)
         engine_timing = result.pop("timing", {})
         reply = {"type": MSG_CHUNK, **result,
-                 "timing": {**engine_timing, "queue_ms": round(timing["queue_ms"], 3), "infer_ms": round(timing["infer_ms"], 3),
-                            "batch_size": int(timing["batch_size"]), "server_ms": round(server_ms, 3)}}
+                 "timing": {**engine_timing, "queue_ms": round(timing["queue_ms"], 3),
+                            "infer_ms": round(timing["infer_ms"], 3), "batch_size": int(timing["batch_size"]),
+                            "server_ms": round(server_ms, 3)}}
         if req.id is not None:
             reply["id"] = req.id
         return packb(reply)

@@ -43,7 +43,8 @@ def malformed_frames(n: int, limits: RequestLimits, instruction: str, seed: int 
                                             "instruction": [5, 2.5, ["a"], b"open"][int(rng.integers(0, 4))]})),
         ("instruction_long", lambda: packb({"type": "reset", "instruction": "a" * (limits.max_instruction_chars + 1)})),
         ("instruction_empty", lambda: packb({"type": "reset", "instruction": " " * int(rng.integers(0, 5))})),
-        ("instruction_unknown", lambda: packb({"type": "reset", "instruction": f"juggle {int(rng.integers(1e6))} eggs"})),
+        ("instruction_unknown", lambda: packb({"type": "reset",
+                                               "instruction": f"juggle {int(rng.integers(1e6))} eggs"})),
         ("id", lambda: packb({"type": "infer", "image": ok_img(), "id": ["1", 1.5, True, 2**64 - 1][
             int(rng.integers(0, 4))]})),
         ("forged_ndarray", lambda: msgpack.packb({"type": "infer", "image": [

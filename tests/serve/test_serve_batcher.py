@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -76,7 +75,11 @@ def test_metrics_snapshot_percentiles_and_counts():
     m = Metrics()
     for v in range(1, 101):
         m.infer_done(float(v), float(v) / 2)
-    m.count("infer"); m.count("infer"); m.error("bad_request"); m.batch(2); m.batch(4)
+    for kind in ("infer", "infer"):
+        m.count(kind)
+    m.error("bad_request")
+    m.batch(2)
+    m.batch(4)
     s = m.snapshot()
     assert s["requests_total"] == 2 and s["errors"] == {"bad_request": 1}
     assert s["latency_ms"]["p50"] == pytest.approx(50.5) and s["latency_ms"]["max"] == 100

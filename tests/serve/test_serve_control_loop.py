@@ -38,7 +38,8 @@ def test_action_bounds_from_quantiles_with_margin():
     np.testing.assert_allclose(b.low, [-1.5, -0.25, -3.0])
     np.testing.assert_allclose(b.high, [1.5, 1.25, 3.0])
     clipped, was = b.clip(np.array([2.0, 0.5, -9.0]))
-    np.testing.assert_allclose(clipped, [1.5, 0.5, -3.0]) and was
+    np.testing.assert_allclose(clipped, [1.5, 0.5, -3.0])
+    assert was
     assert b.clip(np.array([0.0, 0.0, 0.0]))[1] is False
     with pytest.raises(ValueError, match="non-finite"):
         b.clip(np.array([np.nan, 0, 0]))

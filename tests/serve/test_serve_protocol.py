@@ -13,7 +13,8 @@ LIMITS = RequestLimits(max_image_bytes=64 * 64 * 3 * 2, min_image_side=8, max_im
                        max_instruction_chars=32, max_message_bytes=64 * 1024)
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "int16", "int64", "float16", "float32", "float64", "bool", "complex64", ">f4"])
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "int64", "float16", "float32", "float64", "bool", "complex64",
+                                   ">f4"])
 def test_ndarray_roundtrip_keeps_dtype_shape_values(dtype):
     rng = np.random.default_rng(0)
     a = (rng.standard_normal((2, 3, 4)) * 10).astype(dtype)

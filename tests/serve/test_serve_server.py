@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from selfflow_robot.policies.client import AsyncPolicyClient, PolicyClient, ServerError
-from selfflow_robot.policies.protocol import RequestLimits, packb
+from selfflow_robot.policies.protocol import RequestLimits
 from selfflow_robot.policies.server import PolicyServer
 
 from serve_fuzz import malformed_frames
@@ -204,7 +204,8 @@ def test_eight_concurrent_clients_for_30_seconds(server, engine):
         m = c.metrics()
     lat = np.asarray(latencies)
     print(f"\n8 clients x {duration:.0f} s: {lat.size} chunks ({lat.size / duration:.1f}/s), client round trip "
-          f"p50 {np.percentile(lat, 50):.1f} ms, p90 {np.percentile(lat, 90):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms; "
+          f"p50 {np.percentile(lat, 50):.1f} ms, p90 {np.percentile(lat, 90):.1f} ms, "
+          f"p99 {np.percentile(lat, 99):.1f} ms; "
           f"server latency {m['latency_ms']}; batch sizes {m['batch_sizes']} (mean {m['mean_batch_size']}); "
           f"errors {m['errors']}")
     assert not errors, errors[:3]

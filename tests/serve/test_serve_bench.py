@@ -1,0 +1,45 @@
+"""scripts/bench_policy.py: FLOP counting and a short real run."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_policy.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_policy_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_depth_extrapolated_flops_equal_the_full_count(bench):
+    from selfflow_robot.model.sizes import dit_config
+
+    cfg = dit_config("tiny")
+    assert bench.chunk_flops(cfg, steps=1, batch=2) == bench._denoiser_flops(cfg, 2)
+    assert bench.chunk_flops(cfg, steps=10, batch=1, cfg_scale=3.0) == 20 * bench._denoiser_flops(cfg, 1)
+
+
+def test_bench_runs_eager_and_an_export(bench, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--size", "tiny", "--steps", "2", "--iters", "3", "--warmup", "1", "--threads", "1",
+                       "--modes", "eager,torchscript", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    for mode in ("eager", "torchscript"):
+        stats = result["modes"][mode]
+        assert stats["p50_ms"] > 0 and stats["p99_ms"] >= stats["p50_ms"] and stats["actions_per_s"] > 0
+        assert f"  {mode}" in printed
+    assert result["gflops_per_chunk"] > 0 and result["chunk"] == 4
+
+
+def test_bench_xl_flops_projection(bench, capsys):
+    assert bench.main(["--size", "xl", "--flops-only", "--peak-tflops", "989"]) == 0
+    line = capsys.readouterr().out
+    assert "model xl: 644 tokens" in line and "GFLOP/chunk" in line
