@@ -472,8 +472,17 @@ def phase_report(args: argparse.Namespace) -> None:
         for i, (im, label) in enumerate(panels):
             canvas.paste(im.resize((w, h), Image.BILINEAR), (i * w, 18))
             ImageDraw.Draw(canvas).text((i * w + 4, 3), label, fill="black")
-        canvas.save(img_dir / f"{task}_ep000.png", optimize=True)
-    reps = _jsonl(out / "simpler" / "replays.jsonl")
+        canvas.quantize(128).save(img_dir / f"{task}_ep000.png", optimize=True)  # palette PNG: small enough for git
+    # (b) outcomes: SimplerEnv success of the open-loop replay (own loop, `simpler_traj`), cross-checked with
+    # SimplerEnv's evaluator (`replays.jsonl`) where that ran too
+    port_recs = {(r["task"], r["episode"]): r for r in _jsonl(out / "port" / "episodes.jsonl")}
+    evaluator = {(r["task"], r["episode"]): r["simpler_success"] for r in _jsonl(out / "simpler" / "replays.jsonl")}
+    reps = []
+    for (task, e), rec in port_recs.items():
+        f = out / "simpler" / f"traj_{task}_ep{e:03d}.npz"
+        if f.is_file():
+            reps.append({"task": task, "episode": e, "port_success": rec["success"],
+                         "simpler_success": bool(np.load(f)["success"]), "evaluator": evaluator.get((task, e))})
     lines += ["", "### (b) Port expert actions replayed open-loop in SimplerEnv (rasterizer)", "",
               "| task | replayed | port success | SimplerEnv success | agreement |", "|---|---|---|---|---|"]
     agree_all = []
@@ -488,6 +497,11 @@ def phase_report(args: argparse.Namespace) -> None:
     if agree_all:
         lines.append(f"| **all** | {len(agree_all)} | {sum(x['port_success'] for x in reps)}/{len(reps)} | "
                      f"{sum(x['simpler_success'] for x in reps)}/{len(reps)} | **{100 * np.mean(agree_all):.1f}%** |")
+    checked = [x for x in reps if x["evaluator"] is not None]
+    if checked:
+        lines += ["", f"SimplerEnv's own evaluator (`run_maniskill2_eval_single_episode`) on {len(checked)} of these "
+                      f"episodes gives the same outcome as the replay loop in "
+                      f"{sum(x['evaluator'] == x['simpler_success'] for x in checked)}/{len(checked)}."]
     lines += _trajectory_section(out, img_dir)
     text = "\n".join(lines) + "\n"
     (out / "fidelity.md").write_text(text)
