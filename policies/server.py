@@ -75,6 +75,7 @@ class ServeConfig:
         steps: denoising steps per chunk (null = the policy's default).
         use_ema: serve the EMA weights (the usual choice).
         max_batch: most requests run as one batch (1 = no batching).
+        max_connections: further connections get HTTP 503 (each one holds a session).
         batch_wait_ms: how long the batcher waits to fill a batch after the first request.
         threads: torch CPU threads (0 = leave torch's default).
         backend: how the denoiser runs: eager, torch.compile (`compile`), or an exported graph
@@ -90,6 +91,7 @@ class ServeConfig:
     steps: Optional[int] = None
     use_ema: bool = True
     max_batch: int = 8
+    max_connections: int = 64
     batch_wait_ms: float = 3.0
     threads: int = 0
     backend: str = "eager"
@@ -100,6 +102,8 @@ class ServeConfig:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
         if self.max_batch < 1:
             raise ConfigError(f"max_batch must be >= 1, got {self.max_batch}")
+        if self.max_connections < 1:
+            raise ConfigError(f"max_connections must be >= 1, got {self.max_connections}")
         if self.batch_wait_ms < 0:
             raise ConfigError(f"batch_wait_ms must be >= 0, got {self.batch_wait_ms}")
         if self.steps is not None and self.steps < 1:
@@ -304,7 +308,10 @@ class MicroBatcher:
                           "batch_size": len(batch)}
                 # An engine may fail one item of a batch by returning the exception in its slot.
                 item_exc = res if isinstance(res, BaseException) else exc
-                p.loop.call_soon_threadsafe(_resolve, p.future, (res, timing), item_exc)
+                try:
+                    p.loop.call_soon_threadsafe(_resolve, p.future, (res, timing), item_exc)
+                except RuntimeError:  # that event loop has shut down; nobody is waiting any more
+                    pass
             if stop:
                 return
 
@@ -324,8 +331,9 @@ class PolicyServer:
 
     def __init__(self, engine: PolicyEngine, host: str = "127.0.0.1", port: int = 8000,
                  token: Optional[str] = None, limits: Optional[RequestLimits] = None,
-                 max_batch: int = 8, batch_wait_ms: float = 3.0) -> None:
+                 max_batch: int = 8, batch_wait_ms: float = 3.0, max_connections: int = 64) -> None:
         self.engine = engine
+        self.max_connections = max_connections
         self.host = host
         self.port = port
         self._token = token.encode() if token else None
@@ -366,6 +374,11 @@ class PolicyServer:
                                   {"error": "unauthorized", "message": "send 'Authorization: Bearer <token>'"})
         if path == METRICS_PATH:
             return _json_response(connection, http.HTTPStatus.OK, self.metrics.snapshot())
+        if path == "/" and self.metrics.connections_open >= self.max_connections:
+            self.metrics.error("over_capacity")
+            return _json_response(connection, http.HTTPStatus.SERVICE_UNAVAILABLE,
+                                  {"error": "over_capacity", "message": f"{self.max_connections} sessions are open; "
+                                   "retry later or raise max_connections"})
         if path != "/":
             return _json_response(connection, http.HTTPStatus.NOT_FOUND,
                                   {"error": "not_found", "message": f"no endpoint {path}; "
@@ -649,7 +662,7 @@ def main(cfg: Any) -> int:
         log.warning("serving on %s without a token: anyone who can reach this port can drive the policy", conf.host)
     engine = SelfFlowEngine.from_checkpoint(conf.ckpt, conf.device, conf.steps, conf.use_ema, conf.backend)
     server = PolicyServer(engine, conf.host, conf.port, token, conf.request_limits(), conf.max_batch,
-                          conf.batch_wait_ms)
+                          conf.batch_wait_ms, conf.max_connections)
 
     async def run() -> None:
         loop = asyncio.get_running_loop()

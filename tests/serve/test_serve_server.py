@@ -127,6 +127,22 @@ def test_semantic_errors_are_replies_not_crashes(server, engine):
         assert c.infer(_image(5))["actions"].shape[1] == 7
 
 
+def test_connections_beyond_capacity_get_503(engine):
+    with PolicyServer(engine, port=0, max_connections=2) as srv:
+        a, b = PolicyClient(srv.uri), PolicyClient(srv.uri)
+        with pytest.raises(InvalidStatus) as info:
+            PolicyClient(srv.uri)
+        assert info.value.response.status_code == 503
+        a.close()
+        deadline = time.monotonic() + 10
+        while srv.metrics.connections_open > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with PolicyClient(srv.uri) as c:  # a slot freed up
+            c.reset(_instruction(engine))
+            assert c.infer(_image(8))["actions"].shape[1] == 7
+        b.close()
+
+
 def test_oversized_frame_closes_that_connection_only(server, engine):
     with PolicyClient(server.uri) as c:
         with pytest.raises(ConnectionClosed) as info:
