@@ -24,8 +24,9 @@ from transforms3d.quaternions import quat2mat
 FRONT_INNER_X = 0.2975    # inner face of the front panel
 FRONT_OUTER_X = 0.3125    # outer face
 FRONT_TOP_Z = 0.07        # top edge of the front panel
-MAX_STEP_M = 0.06         # largest translation per action (metres)
-MAX_ROT = 0.15            # largest rotation per action (rad)
+MAX_STEP_M = 0.08         # largest translation per action (metres)
+MAX_ROT = 0.1             # largest rotation per action (rad)
+ROT_GAIN = 0.5            # fraction of the orientation error commanded per action
 
 
 def _np(x) -> np.ndarray:
@@ -75,7 +76,7 @@ def action_towards(s: State, p_goal: np.ndarray, R_goal: np.ndarray | None, grip
     rot = np.zeros(3)
     if R_goal is not None:
         axis, ang = mat2axangle(R_goal @ s.tcp_R.T)
-        ang = float(np.clip(ang, -MAX_ROT, MAX_ROT))
+        ang = float(np.clip(ROT_GAIN * ang, -MAX_ROT, MAX_ROT))
         rot = s.base_R.T @ (axis * ang)       # world-frame rotation vector -> base frame
     return np.concatenate([s.base_R.T @ d, rot, [gripper]]).astype(np.float32)
 
@@ -86,7 +87,7 @@ class DrawerExpert:
 
     mode: str                          # "open" | "close"
     open_target: float = 0.24          # pull until the drawer is this open (success: >= 0.15)
-    hook_tilt_deg: float = 45.0        # approach axis tilted from vertical toward the cabinet (open)
+    hook_tilt_deg: float = 40.0        # approach axis tilted from vertical toward the cabinet (open)
     phase: int = 0
     steps_in_phase: int = 0
     R_down: np.ndarray | None = None
@@ -95,8 +96,9 @@ class DrawerExpert:
     def reset(self, env, obs=None) -> None:
         s = State.read(env)
         self.phase, self.steps_in_phase = 0, 0
-        # fingers pointing straight down / tilted into the cabinet (-x), starting from the current grasp frame
-        self.R_down = rot_to(s.tcp_R, s.tcp_R[:, 2], np.array([0.0, 0.0, -1.0]))
+        # "down" = the start orientation (fingers ~17 deg off vertical): the wrist is 0.2 rad from its limit,
+        # so a truly vertical grasp is out of reach; "hook" tilts the fingers further into the cabinet (-x).
+        self.R_down = s.tcp_R.copy()
         t = np.deg2rad(self.hook_tilt_deg)
         self.R_hook = rot_to(s.tcp_R, s.tcp_R[:, 2], np.array([-np.sin(t), 0.0, -np.cos(t)]))
 

@@ -11,9 +11,11 @@ Action (7,), never normalised, as SimplerEnv's evaluator sends it:
   (SimplerEnv's `ee_align` frame);
 - gripper: relative, +1 closes, -1 opens; the finger target moves by 1.31 rad * g from the last
   target, clipped to the joint limits; |g| < 1e-3 (after scaling) keeps the last target.
-Joint targets are reached smoothly: per simulation step the drive target moves linearly toward
-the IK solution, capped at the planner speed limits (arm 1.5 rad/s, fingers 1.0 rad/s).
-(SimplerEnv plans with Ruckig, jerk-limited; this port uses a rate-limited linear path.)
+Joint targets are reached smoothly: per simulation step the drive target moves linearly from the
+measured joints toward the IK solution, capped at the planner speed limits (arm 1.5 rad/s, fingers
+1.0 rad/s). (SimplerEnv plans with Ruckig, jerk-limited; this port uses a rate-limited linear path.)
+With SimplerEnv's overdamped PD gains the end effector covers roughly a quarter of a commanded
+delta within one 1/3 s control step; repeated commands accumulate.
 """
 from __future__ import annotations
 
@@ -95,12 +97,9 @@ class AxisAngleEEPoseController(PDEEPoseController):
         super().reset()
         self._last_drive = None
 
-    def set_action(self, action):
-        super().set_action(action)
-        # Like ManiSkill2_real2sim's planner, the new joint path starts where the previous one's drive
-        # target is now, not at the (lagging) measured joints; the IK goal itself is measured EE pose + delta.
-        if self._last_drive is not None:
-            self._start_qpos = self._last_drive
+    # The joint path starts at the measured joints (ManiSkill3's interpolation). Starting it at the previous
+    # drive target instead (closer to ManiSkill2_real2sim's planner) tracks faster but made closed-loop
+    # orientation control oscillate in our tests, so the stable variant is kept.
 
     def before_simulation_step(self):
         self._step += 1
@@ -163,6 +162,9 @@ class GoogleRobotStatic(BaseAgent):
     urdf_path = ""  # set per asset root / colour variant by `agent_class`
     fix_root_link = True
     load_multiple_collisions = True
+    # The closed fingertips touch each other; with self-collision on, their contact (force-limited drive
+    # pushing past the joint limit) produced large internal torques that twisted the forearm/wrist.
+    disable_self_collisions = True
     urdf_config = dict(
         _materials=dict(
             finger_mat=dict(static_friction=FINGER_FRICTION, dynamic_friction=FINGER_FRICTION, restitution=0.0),
