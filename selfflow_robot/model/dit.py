@@ -242,16 +242,14 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-def _per_token(mod: torch.Tensor, index: Optional[torch.Tensor]) -> torch.Tensor:
+def _per_token(mod: torch.Tensor, route: Optional[torch.Tensor]) -> torch.Tensor:
     """Condition rows (B, M, ·) -> per-token rows (B, N, ·).
 
-    `index` maps tokens to rows: (N,) shared by all examples, (B, N) per example, or None (M == N already).
+    `route` is a one-hot token -> row matrix, (N, M) shared by all examples or (B, N, M), or None when
+    M == N already. A matmul rather than a gather: its backward is a matmul too, with no scatter-add into
+    a handful of rows (slow on CPU, atomics-bound on GPU). The copies are exact.
     """
-    if index is None:
-        return mod
-    if index.dim() == 1:
-        return mod.index_select(1, index)
-    return torch.gather(mod, 1, index[..., None].expand(*index.shape, mod.shape[-1]))
+    return mod if route is None else torch.matmul(route.to(mod.dtype), mod)
 
 
 class PerTokenDiTBlock(nn.Module):
@@ -265,9 +263,9 @@ class PerTokenDiTBlock(nn.Module):
         self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size, bias=True))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, index: Optional[torch.Tensor],
+    def forward(self, x: torch.Tensor, c: torch.Tensor, route: Optional[torch.Tensor],
                 attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        mod = _per_token(self.adaLN_modulation(c), index)                   # (B, N, 6D)
+        mod = _per_token(self.adaLN_modulation(c), route)                   # (B, N, 6D)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=-1)
         x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa), attn_mask)  # (B, N, D)
         x = x + gate_mlp * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))             # (B, N, D)
@@ -284,8 +282,8 @@ class PerTokenFinalLayer(nn.Module):
         self.action_linear = nn.Linear(hidden_size, action_dim, bias=True)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size, bias=True))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, index: Optional[torch.Tensor]) -> torch.Tensor:
-        shift, scale = _per_token(self.adaLN_modulation(c), index).chunk(2, dim=-1)
+    def forward(self, x: torch.Tensor, c: torch.Tensor, route: Optional[torch.Tensor]) -> torch.Tensor:
+        shift, scale = _per_token(self.adaLN_modulation(c), route).chunk(2, dim=-1)
         return modulate(self.norm_final(x), shift, scale)                    # (B, N, D)
 
 
@@ -399,7 +397,7 @@ class SelfFlowDiT(nn.Module):
         dtype = self.x_embedder.proj.weight.dtype
 
         h = torch.cat([self.embed_tokens(g, x[g]) for g in groups], dim=1)  # (B, N, D)
-        c, index = self._condition(groups, sizes, tau, text, text_drop, B)   # (B, M, D); (N,), (B, N) or None
+        c, route = self._condition(groups, sizes, tau, text, text_drop, B)   # (B, M, D); (N, M), (B, N, M) or None
         c = c.to(dtype)
         attn_mask = None
         if key_mask is not None:
@@ -411,12 +409,12 @@ class SelfFlowDiT(nn.Module):
         last = stop_at if stop_at is not None else len(self.blocks)
         features = None
         for i, block in enumerate(self.blocks[:last], start=1):
-            h = block(h, c, index, attn_mask)                                # (B, N, D)
+            h = block(h, c, route, attn_mask)                                # (B, N, D)
             if i == feature_layer:
                 features = self.projector(h)                                 # (B, N, D)
         if stop_at is not None:
             return DiTOutput(velocity=None, features=h)
-        h = self.final_layer(h, c, index)                                    # (B, N, D)
+        h = self.final_layer(h, c, route)                                    # (B, N, D)
         velocity = {}
         for g, part in zip(groups, h.split(sizes, dim=1)):
             head = self.final_layer.action_linear if g == ACTIONS else self.final_layer.linear
@@ -426,15 +424,15 @@ class SelfFlowDiT(nn.Module):
     def _condition(self, groups: list[str], sizes: list[int], tau: Mapping[str, torch.Tensor] | torch.Tensor,
                    text: Optional[torch.Tensor], text_drop: Optional[torch.Tensor], B: int
                    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Condition rows c = t_emb(tau) + text_emb + type_emb (B, M, D) and the token -> row index.
+        """Condition rows c = t_emb(tau) + text_emb + type_emb (B, M, D) and the one-hot token -> row route.
 
         The condition of a token depends only on (example, group, tau), so the adaLN modulation (the
         costliest part of per-token conditioning, 6·D² per token and block) is computed once per distinct
         row and gathered to tokens inside the blocks; the numbers are those of the per-token path.
-          - every group's tau one value per example: M = G rows, `index` (N,);
+          - every group's tau one value per example: M = G rows, `route` (N, G);
           - per-token tau with at most two levels per (example, group), as Dual-Timestep Scheduling
-            draws (t or s): M = 2·G rows, `index` (B, N);
-          - anything else (or `compress_condition = False`): M = N rows, `index` None.
+            draws (t or s): M = 2·G rows, `route` (B, N, 2G);
+          - anything else (or `compress_condition = False`): M = N rows, `route` None.
         """
         if isinstance(tau, torch.Tensor):
             tau = {g: tau for g in groups}
@@ -451,7 +449,7 @@ class SelfFlowDiT(nn.Module):
         if all(tau[g].dim() <= 1 for g in groups) and self.compress_condition:
             t = torch.stack([tau[g].expand(B) for g in groups], dim=1)      # (B, G)
             c = self.t_embedder(t) + text_emb + type_emb[None]               # (B, G, D)
-            return c, group_of_token
+            return c, F.one_hot(group_of_token, G).float()                   # (N, G)
         t = torch.cat([tau[g].expand(B, n) if tau[g].dim() == 2 else tau[g].reshape(-1, 1).expand(B, n)
                        for g, n in zip(groups, sizes)], dim=1)               # (B, N)
         if self.compress_condition:
@@ -462,7 +460,7 @@ class SelfFlowDiT(nn.Module):
             if bool(((t == lo_tok) | (t == hi_tok)).all()):                 # two levels at most (one host sync)
                 levels = torch.stack([lo, hi], dim=2).reshape(B, 2 * G)      # (B, 2G): rows (g, lo), (g, hi)
                 c = self.t_embedder(levels) + text_emb + type_emb.repeat_interleave(2, dim=0)[None]  # (B, 2G, D)
-                index = 2 * group_of_token[None] + (t == hi_tok).long()      # (B, N)
-                return c, index
+                row = 2 * group_of_token[None] + (t == hi_tok).long()        # (B, N)
+                return c, F.one_hot(row, 2 * G).float()                      # (B, N, 2G)
         c = self.t_embedder(t) + text_emb + type_emb[group_of_token][None]   # (B, N, D)
         return c, None
