@@ -60,7 +60,7 @@ def assert_ok(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def train_cli():
     """Namespace of the helpers above, for tests."""
     class _H:
