@@ -29,7 +29,7 @@ from selfflow_robot.train.logger import RunLogger, plot_curves
 from selfflow_robot.train.modes import MODES, build_flow_batch, mode_probabilities, sample_modes
 from selfflow_robot.train.rng import capture_rng_state, micro_batch_seed, restore_rng_state, seed_everything
 from selfflow_robot.train.schedule import build_scheduler
-from selfflow_robot.train.validate import validate
+from selfflow_robot.train.validate import summarize, validate
 
 FSDP_MIN_PARAMS = 500_000_000  # `parallel=auto` shards models this large (xl) with FSDP2, replicates smaller ones
 
@@ -281,6 +281,9 @@ def format_validation(step: int, r: dict[str, float]) -> str:
             lines.append(f"  frames ({what}): PSNR model {r['psnr' + suffix]:.2f} dB vs copy-last-frame "
                          f"{r['psnr_copy_last']:.2f} dB; SSIM model {r['ssim' + suffix]:.4f} vs copy-last-frame "
                          f"{r['ssim_copy_last']:.4f}")
+    verdict = summarize(r)
+    if verdict:
+        lines.append(f"  => {verdict} (sampled)")
     return "\n".join(lines)
 
 
