@@ -293,7 +293,7 @@ class RLDSReader:
         self.check_images = check_images
         self.files, lengths = _shard_files(self.builder_dir, self.info)
         self.num_skipped = 0
-        self.skipped: list[str] = []  # messages of skipped episodes (this process)
+        self.skipped: list[str] = []  # messages of skipped episodes (this process, each episode once)
         self._refs: list[RecordRef | None] = []
         self._bad_index: dict[int, str] = {}
         for i, f in enumerate(self.files):
@@ -320,6 +320,7 @@ class RLDSReader:
                     self._bad_index[len(self._refs)] = msg
                     self._refs.append(None)
         self._handles: dict[str, Any] = {}
+        self._known_bad: set[int] = set()
         self._pid = os.getpid()
 
     @staticmethod
@@ -367,8 +368,10 @@ class RLDSReader:
             if not self.skip_bad_episodes:
                 raise
             self.num_skipped += 1
-            self.skipped.append(str(e))
-            log.warning("skipping bad episode: %s", e)
+            if episode_id not in self._known_bad:  # log each bad episode once, not once per epoch
+                self._known_bad.add(episode_id)
+                self.skipped.append(str(e))
+                log.warning("skipping bad episode: %s", e)
             return None
 
     def __iter__(self) -> Iterator[Episode]:
