@@ -26,6 +26,7 @@ FRONT_OUTER_X = 0.3125    # outer face
 FRONT_TOP_Z = 0.07        # top edge of the front panel
 MAX_STEP_M = 0.08         # largest translation per action (metres)
 MAX_ROT = 0.1             # largest rotation per action (rad)
+HOOK_DEPTH = 0.01         # TCP behind the front panel's inner face when hooking (fingertips reach further)
 ROT_GAIN = 0.5            # fraction of the orientation error commanded per action
 
 
@@ -87,15 +88,23 @@ class DrawerExpert:
 
     mode: str                          # "open" | "close"
     open_target: float = 0.24          # pull until the drawer is this open (success: >= 0.15)
-    hook_tilt_deg: float = 40.0        # approach axis tilted from vertical toward the cabinet (open)
+    hook_tilt_deg: float = 55.0        # approach axis tilted from vertical toward the cabinet (open)
     phase: int = 0
     steps_in_phase: int = 0
     R_down: np.ndarray | None = None
     R_hook: np.ndarray | None = None
 
+    reach: bool = False
+    _last_p: np.ndarray | None = None
+    _stall: int = 0
+    _scale: float = 1.0
+    _prev_p: np.ndarray | None = None
+
     def reset(self, env, obs=None) -> None:
         s = State.read(env)
         self.phase, self.steps_in_phase = 0, 0
+        self.reach, self._last_p, self._stall, self._scale = False, None, 0, 1.0
+        self._prev_p = None
         # "down" = the start orientation (fingers ~17 deg off vertical): the wrist is 0.2 rad from its limit,
         # so a truly vertical grasp is out of reach; "hook" tilts the fingers further into the cabinet (-x).
         self.R_down = s.tcp_R.copy()
@@ -112,7 +121,18 @@ class DrawerExpert:
         if self.R_down is None:
             self.reset(env, obs)
         s = State.read(env)
-        return self._close(s) if self.mode == "close" else self._open(s)
+        a = self._close(s) if self.mode == "close" else self._open(s)
+        return self._shrink_when_stuck(s, a)
+
+    def _shrink_when_stuck(self, s: State, a: np.ndarray) -> np.ndarray:
+        """At the edge of the workspace the IK finds no solution and the arm stays put; smaller steps often do."""
+        stuck = self._prev_p is not None and np.linalg.norm(s.tcp_p - self._prev_p) < 0.001 \
+            and np.linalg.norm(a[:3]) > 0.01
+        self._prev_p = s.tcp_p.copy()
+        self._scale = max(0.125, self._scale * 0.5) if stuck else min(1.0, self._scale * 1.5)
+        out = a.copy()
+        out[:6] *= self._scale
+        return out
 
     def _close(self, s: State) -> np.ndarray:
         x_out = s.drawer_p[0] + FRONT_OUTER_X
@@ -128,9 +148,20 @@ class DrawerExpert:
             a = action_towards(s, goal, self.R_down, 1.0)
             self._advance(np.linalg.norm(goal - s.tcp_p) < 0.02, 25)
             return a
-        # push the front panel home (goal a little inside the closed position)
+        # push the front panel home (goal a little inside the closed position); when the arm stops short
+        # (far robot poses: IK has no solution with the fingers down), tilt the fingers toward the cabinet
+        # to reach further
         goal = np.array([s.drawer_p[0] - s.drawer_q + FRONT_OUTER_X - 0.02, y, top - 0.04])
-        return action_towards(s, goal, self.R_down, 1.0)
+        if self._stalled(s) and s.drawer_q > 0.01:
+            self.reach = True
+        return action_towards(s, goal, self.R_hook if self.reach else self.R_down, 1.0)
+
+    def _stalled(self, s: State) -> bool:
+        """True after 3 consecutive actions that moved the TCP less than 2 mm."""
+        moved = self._last_p is None or np.linalg.norm(s.tcp_p - self._last_p) > 0.002
+        self._last_p = s.tcp_p.copy()
+        self._stall = 0 if moved else self._stall + 1
+        return self._stall >= 3
 
     def _open(self, s: State) -> np.ndarray:
         x_in = s.drawer_p[0] + FRONT_INNER_X
@@ -143,17 +174,17 @@ class DrawerExpert:
             self._advance(np.linalg.norm(goal - s.tcp_p) < 0.025 and aligned, 45)
             return a
         if self.phase == 1:      # fingertips into the slot, just behind the front panel
-            goal = np.array([x_in - 0.025, y, top + 0.025])
+            goal = np.array([x_in - HOOK_DEPTH, y, top + 0.05])
             a = action_towards(s, goal, self.R_hook, 1.0)
             self._advance(np.linalg.norm(goal - s.tcp_p) < 0.012, 30)
             return a
         if self.phase == 2:      # drop behind the front panel (the hook)
-            goal = np.array([x_in - 0.025, y, top - 0.03])
+            goal = np.array([x_in - HOOK_DEPTH, y, top - 0.02])
             a = action_towards(s, goal, self.R_hook, 1.0)
             self._advance(np.linalg.norm(goal - s.tcp_p) < 0.012, 12)
             return a
         if s.drawer_q < self.open_target:   # pull toward the robot, staying hooked
-            goal = np.array([x_in - 0.025 + 0.06, y, top - 0.03])
+            goal = np.array([x_in - HOOK_DEPTH + 0.08, y, top - 0.02])
             return action_towards(s, goal, self.R_hook, 1.0)
         return action_towards(s, s.tcp_p, self.R_hook, 1.0)   # hold
 
