@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from selfflow_robot import constants as C
