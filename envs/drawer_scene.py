@@ -158,15 +158,20 @@ class DrawerSceneEnv(BaseEnv):
     def _initialize_episode(self, env_idx: torch.Tensor, options: dict):
         ep = self.episode
         with torch.device(self.device):
-            self.agent.reset(self.agent.qpos_from_names(DRAWER_INIT_QPOS_BY_NAME))
-            self.agent.robot.set_pose(sapien.Pose([ep.robot_xy[0], ep.robot_xy[1], ROBOT_BASE_HEIGHT],
-                                                  list(ep.robot_quat_wxyz)))
-            self.agent.hold_head(DRAWER_INIT_QPOS_BY_NAME)
             cab_q = torch.zeros(self.cabinet.max_dof)
             cab_q[self.drawer_joint_index] = self.init_drawer_qpos
             self.cabinet.set_qpos(cab_q)
             self.cabinet.set_qvel(torch.zeros(self.cabinet.max_dof))
+            # objects settle with the robot out of the way (as ManiSkill2_real2sim does), then the robot is placed
+            self.agent.robot.set_pose(sapien.Pose([-10.0, 0.0, 0.0]))
             self._initialize_objects(options)
+            qpos = self.agent.qpos_from_names(DRAWER_INIT_QPOS_BY_NAME)
+            self.agent.reset(qpos)
+            joints = self.agent.robot.get_active_joints()
+            self.agent.robot.set_joint_drive_targets(qpos, joints, torch.arange(len(joints)))
+            self.agent.robot.set_pose(sapien.Pose([ep.robot_xy[0], ep.robot_xy[1], ROBOT_BASE_HEIGHT],
+                                                  list(ep.robot_quat_wxyz)))
+            self.agent.hold_head(DRAWER_INIT_QPOS_BY_NAME)
             # controllers must start from the final robot state
             self.agent.controller.reset()
 
