@@ -2,8 +2,9 @@
 
 One chunk = encode the k context frames + `steps` denoiser evaluations (Euler, policy mode) for
 `chunk` action tokens; the figures are per chunk, for `batch` chunks at once. Prints p50/p99
-latency and actions/s (chunk * batch / p50), plus the FLOPs of one chunk (counted with
-`torch.utils.flop_counter` on the meta device) and the time it would take at `--peak-tflops`.
+latency, actions/s (chunk * batch / p50) and the process CPU time per chunk (robust to a busy
+machine when --threads 1), plus the FLOPs of one chunk (counted with `torch.utils.flop_counter`)
+and the time it would take at `--peak-tflops`.
 
     python scripts/bench_policy.py --size tiny --steps 10 --modes eager,torchscript,onnx,compile
     python scripts/bench_policy.py --ckpt runs/demo --steps 10
@@ -64,17 +65,23 @@ def percentiles(ms: list[float]) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "mean_ms": float(a.mean())}
 
 
-def time_it(fn, iters: int, warmup: int, sync) -> list[float]:
+def time_it(fn, iters: int, warmup: int, sync) -> tuple[list[float], float]:
+    """Wall-clock ms per call, and this process's CPU ms per call (all its threads).
+
+    On a shared machine wall time includes waiting for a core; with one thread, CPU time per chunk
+    is what the chunk would take on an idle core.
+    """
     for _ in range(warmup):
         fn()
     sync()
     out = []
+    cpu0 = time.process_time()
     for _ in range(iters):
         t0 = time.perf_counter()
         fn()
         sync()
         out.append((time.perf_counter() - t0) * 1e3)
-    return out
+    return out, (time.process_time() - cpu0) * 1e3 / iters
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,16 +176,17 @@ def main(argv: list[str] | None = None) -> int:
                     with torch.inference_mode():
                         sampler(encode(), noise.to(dtype), text.to(dtype))
             warm = args.warmup + (3 if mode == "compile" else 0)
-            ms = time_it(run, args.iters, warm, sync)
+            ms, cpu_ms = time_it(run, args.iters, warm, sync)
         except Exception as e:  # noqa: BLE001 - one failing backend must not hide the others
             print(f"  {mode}: FAILED {type(e).__name__}: {str(e).splitlines()[0][:200]}")
             result["modes"][mode] = {"error": f"{type(e).__name__}: {e}"[:500]}
             continue
         stats = percentiles(ms)
+        stats["cpu_ms_per_chunk"] = cpu_ms
         stats["actions_per_s"] = cfg.horizon * args.batch / (stats["p50_ms"] / 1e3)
         result["modes"][mode] = stats
         print(f"  {mode:<13} p50 {stats['p50_ms']:8.2f} ms   p99 {stats['p99_ms']:8.2f} ms   "
-              f"{stats['actions_per_s']:10.1f} actions/s")
+              f"{stats['actions_per_s']:10.1f} actions/s   cpu {cpu_ms:8.2f} ms/chunk")
     tmp.cleanup()
     _write(args.json, result)
     return 0
