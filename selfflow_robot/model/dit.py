@@ -242,14 +242,37 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-def _per_token(mod: torch.Tensor, route: Optional[torch.Tensor]) -> torch.Tensor:
-    """Condition rows (B, M, ·) -> per-token rows (B, N, ·).
+class TokenRoute(NamedTuple):
+    """Which of the M condition rows each token uses: `index` (N,) shared by all examples, or (B, N)."""
 
-    `route` is a one-hot token -> row matrix, (N, M) shared by all examples or (B, N, M), or None when
-    M == N already. A matmul rather than a gather: its backward is a matmul too, with no scatter-add into
-    a handful of rows (slow on CPU, atomics-bound on GPU). The copies are exact.
+    index: torch.Tensor
+
+    @property
+    def per_example(self) -> bool:
+        return self.index.dim() == 2
+
+
+def _per_token(mod: torch.Tensor, route: Optional[TokenRoute]) -> torch.Tensor:
+    """Condition rows (B, M, ·) -> per-token rows (B, N, ·) (route None: M == N already). Copies are exact.
+
+    CPU: `index_select`, whose backward is a serial, bit-reproducible index_add. CUDA: a one-hot matmul,
+    whose backward is a matmul too (no atomic adds into a handful of rows; deterministic cuBLAS).
     """
-    return mod if route is None else torch.matmul(route.to(mod.dtype), mod)
+    if route is None:
+        return mod
+    return _route_matmul(mod, route) if mod.is_cuda else _route_select(mod, route)
+
+
+def _route_matmul(mod: torch.Tensor, route: TokenRoute) -> torch.Tensor:
+    return torch.matmul(F.one_hot(route.index, mod.shape[1]).to(mod.dtype), mod)
+
+
+def _route_select(mod: torch.Tensor, route: TokenRoute) -> torch.Tensor:
+    B, M, K = mod.shape
+    if not route.per_example:
+        return mod.index_select(1, route.index)
+    flat = (route.index + M * torch.arange(B, device=mod.device)[:, None]).reshape(-1)   # (B*N,)
+    return mod.reshape(B * M, K).index_select(0, flat).reshape(B, -1, K)
 
 
 class PerTokenDiTBlock(nn.Module):
@@ -263,7 +286,7 @@ class PerTokenDiTBlock(nn.Module):
         self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size, bias=True))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, route: Optional[torch.Tensor],
+    def forward(self, x: torch.Tensor, c: torch.Tensor, route: Optional[TokenRoute],
                 attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
         mod = _per_token(self.adaLN_modulation(c), route)                   # (B, N, 6D)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=-1)
@@ -282,7 +305,7 @@ class PerTokenFinalLayer(nn.Module):
         self.action_linear = nn.Linear(hidden_size, action_dim, bias=True)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size, bias=True))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, route: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor, route: Optional[TokenRoute]) -> torch.Tensor:
         shift, scale = _per_token(self.adaLN_modulation(c), route).chunk(2, dim=-1)
         return modulate(self.norm_final(x), shift, scale)                    # (B, N, D)
 
@@ -397,7 +420,7 @@ class SelfFlowDiT(nn.Module):
         dtype = self.x_embedder.proj.weight.dtype
 
         h = torch.cat([self.embed_tokens(g, x[g]) for g in groups], dim=1)  # (B, N, D)
-        c, route = self._condition(groups, sizes, tau, text, text_drop, B)   # (B, M, D); (N, M), (B, N, M) or None
+        c, route = self._condition(groups, sizes, tau, text, text_drop, B)   # (B, M, D), TokenRoute or None
         c = c.to(dtype)
         attn_mask = None
         if key_mask is not None:
@@ -423,15 +446,15 @@ class SelfFlowDiT(nn.Module):
 
     def _condition(self, groups: list[str], sizes: list[int], tau: Mapping[str, torch.Tensor] | torch.Tensor,
                    text: Optional[torch.Tensor], text_drop: Optional[torch.Tensor], B: int
-                   ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Condition rows c = t_emb(tau) + text_emb + type_emb (B, M, D) and the one-hot token -> row route.
+                   ) -> tuple[torch.Tensor, Optional[TokenRoute]]:
+        """Condition rows c = t_emb(tau) + text_emb + type_emb (B, M, D) and the token -> row route.
 
         The condition of a token depends only on (example, group, tau), so the adaLN modulation (the
         costliest part of per-token conditioning, 6·D² per token and block) is computed once per distinct
-        row and gathered to tokens inside the blocks; the numbers are those of the per-token path.
-          - every group's tau one value per example: M = G rows, `route` (N, G);
+        row and expanded to tokens inside the blocks; the numbers are those of the per-token path.
+          - every group's tau one value per example: M = G rows;
           - per-token tau with at most two levels per (example, group), as Dual-Timestep Scheduling
-            draws (t or s): M = 2·G rows, `route` (B, N, 2G);
+            draws (t or s): M = 2·G rows;
           - anything else (or `compress_condition = False`): M = N rows, `route` None.
         """
         if isinstance(tau, torch.Tensor):
@@ -449,7 +472,7 @@ class SelfFlowDiT(nn.Module):
         if all(tau[g].dim() <= 1 for g in groups) and self.compress_condition:
             t = torch.stack([tau[g].expand(B) for g in groups], dim=1)      # (B, G)
             c = self.t_embedder(t) + text_emb + type_emb[None]               # (B, G, D)
-            return c, F.one_hot(group_of_token, G).float()                   # (N, G)
+            return c, TokenRoute(group_of_token)
         t = torch.cat([tau[g].expand(B, n) if tau[g].dim() == 2 else tau[g].reshape(-1, 1).expand(B, n)
                        for g, n in zip(groups, sizes)], dim=1)               # (B, N)
         if self.compress_condition:
@@ -460,7 +483,6 @@ class SelfFlowDiT(nn.Module):
             if bool(((t == lo_tok) | (t == hi_tok)).all()):                 # two levels at most (one host sync)
                 levels = torch.stack([lo, hi], dim=2).reshape(B, 2 * G)      # (B, 2G): rows (g, lo), (g, hi)
                 c = self.t_embedder(levels) + text_emb + type_emb.repeat_interleave(2, dim=0)[None]  # (B, 2G, D)
-                row = 2 * group_of_token[None] + (t == hi_tok).long()        # (B, N)
-                return c, F.one_hot(row, 2 * G).float()                      # (B, N, 2G)
+                return c, TokenRoute(2 * group_of_token[None] + (t == hi_tok).long())  # (B, N)
         c = self.t_embedder(t) + text_emb + type_emb[group_of_token][None]   # (B, N, D)
         return c, None

@@ -6,6 +6,7 @@ import torch
 
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE, GROUPS
 from selfflow_robot.model import DiTConfig, SelfFlowDiT, build_model, dit_config
+from selfflow_robot.model.dit import TokenRoute, _route_matmul, _route_select
 
 
 
@@ -182,3 +183,19 @@ def test_gradients_reach_every_trainable_parameter():
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert missing == []
+
+
+@pytest.mark.parametrize("per_example", [False, True])
+def test_condition_routes_agree(per_example):
+    """The CPU (index_select) and CUDA (one-hot matmul) routes copy the same rows, forward and backward."""
+    g = torch.Generator().manual_seed(0)
+    mod = torch.randn(3, 6, 10, generator=g, requires_grad=True)
+    index = torch.randint(0, 6, (3, 40) if per_example else (40,), generator=g)
+    grad = torch.randn(3, 40, 10, generator=g)
+    a = _route_select(mod, TokenRoute(index))
+    (ga,) = torch.autograd.grad(a, mod, grad)
+    b = _route_matmul(mod, TokenRoute(index))
+    (gb,) = torch.autograd.grad(b, mod, grad)
+    expected = mod[torch.arange(3)[:, None], index] if per_example else mod[:, index]
+    assert torch.equal(a, expected) and torch.equal(b, expected)
+    torch.testing.assert_close(ga, gb)
