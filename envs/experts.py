@@ -181,8 +181,11 @@ class DrawerExpert:
         if self.phase == 2:      # drop behind the front panel (the hook)
             goal = np.array([x_in - HOOK_DEPTH, y, top - 0.02])
             a = action_towards(s, goal, self.R_hook, 1.0)
-            self._advance(np.linalg.norm(goal - s.tcp_p) < 0.012, 12)
+            self._advance(s.tcp_p[2] < top - 0.005, 25)
             return a
+        if s.drawer_q < self.open_target and s.tcp_p[0] > x_in + 0.03:   # not hooked (missed or slipped): again
+            self.phase, self.steps_in_phase = 0, 0
+            return self._open(s)
         if s.drawer_q < self.open_target:   # pull toward the robot, staying hooked
             goal = np.array([x_in - HOOK_DEPTH + 0.08, y, top - 0.02])
             return action_towards(s, goal, self.R_hook, 1.0)
