@@ -118,7 +118,7 @@ def _expert_episode(task: str, episode: int, assets: str) -> bool:
 @pytest.mark.sim
 def test_eval_of_the_expert_as_policy_reproduces_its_success(tmp_path):
     assets = _assets()
-    cases = [("open_middle_drawer", 0), ("close_bottom_drawer", 20)]
+    cases = [(t, e) for t in ("open_middle_drawer", "close_bottom_drawer") for e in (0, 20)]
     out = ev.run_sweep(_cfg("policy=expert", "tasks=[open_middle_drawer,close_bottom_drawer]", "episodes=[0,20]",
                             f"asset_root={assets}", f"output_dir={tmp_path}", "workers=2", "video=false"))
     got = {(r["task"], r["episode"]): r["success"] for r in out["records"]}
