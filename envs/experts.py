@@ -26,6 +26,7 @@ FRONT_OUTER_X = 0.3125    # outer face
 FRONT_TOP_Z = 0.07        # top edge of the front panel
 MAX_STEP_M = 0.12         # largest translation per action (metres; the arm covers ~1/4 per step)
 MAX_ROT = 0.1             # largest rotation per action (rad)
+LOW_DRAWER_TOP = 0.4      # world z of a drawer front's top edge below which the close expert tilts (bottom)
 HOOK_DEPTH = 0.01         # TCP behind the front panel's inner face when hooking (fingertips reach further)
 ROT_GAIN = 0.5            # fraction of the orientation error commanded per action
 
@@ -88,7 +89,7 @@ class DrawerExpert:
 
     mode: str                          # "open" | "close"
     open_target: float = 0.24          # pull until the drawer is this open (success: >= 0.15)
-    hook_tilt_deg: float = 55.0        # approach axis tilted from vertical toward the cabinet (open)
+    hook_tilt_deg: float = 65.0        # approach axis tilted from vertical toward the cabinet (open)
     phase: int = 0
     steps_in_phase: int = 0
     R_down: np.ndarray | None = None
@@ -138,20 +139,22 @@ class DrawerExpert:
         x_out = s.drawer_p[0] + FRONT_OUTER_X
         top = s.drawer_p[2] + FRONT_TOP_Z
         y = s.drawer_p[1]
+        if top < LOW_DRAWER_TOP:     # low drawer: fingers tilted toward the cabinet from the start, for reach
+            self.reach = True
         if self.phase == 0:      # in front of the open drawer, above its front edge; close the fingers
             goal = np.array([x_out + 0.10, y, max(top + 0.10, min(s.tcp_p[2], top + 0.25))])
-            a = action_towards(s, goal, self.R_down, 1.0)
+            a = action_towards(s, goal, self.R_hook if self.reach else self.R_down, 1.0)
             self._advance(np.linalg.norm(goal - s.tcp_p) < 0.03, 30)
             return a
         if self.phase == 1:      # down in front of the front panel
-            goal = np.array([x_out + 0.06, y, top - 0.04])
-            a = action_towards(s, goal, self.R_down, 1.0)
+            goal = np.array([x_out + 0.06, y, top - 0.02])
+            a = action_towards(s, goal, self.R_hook if self.reach else self.R_down, 1.0)
             self._advance(np.linalg.norm(goal - s.tcp_p) < 0.02, 25)
             return a
         # push the front panel home (goal a little inside the closed position); when the arm stops short
         # (far robot poses: IK has no solution with the fingers down), tilt the fingers toward the cabinet
         # to reach further
-        goal = np.array([s.drawer_p[0] - s.drawer_q + FRONT_OUTER_X - 0.02, y, top - 0.04])
+        goal = np.array([s.drawer_p[0] - s.drawer_q + FRONT_OUTER_X - 0.02, y, top - 0.02])
         if self._stalled(s) and s.drawer_q > 0.01:
             self.reach = True
         return action_towards(s, goal, self.R_hook if self.reach else self.R_down, 1.0)
