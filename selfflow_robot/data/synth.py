@@ -6,13 +6,20 @@ goal with RT-1 actions, and the frames follow the actions exactly:
 
 - `world_vector` x (forward) moves the object up the image, y (left) moves it left, z
   (height) grows its radius; the motion is clipped at the workspace edge;
-- `rotation_delta` yaw turns a bar drawn through the object;
+- `rotation_delta` yaw turns a bar drawn through the object; roll and pitch are always 0;
 - the relative gripper command (+1 close, -1 open) flips a gripper indicator (top-left
   square: white = open, black = closed) and draws a dark ring on the object when closed;
 - the last step sets `terminate_episode = [1, 0, 0]` (all others `[0, 1, 0]`).
 
-So a world model can learn action-conditioned motion and a policy can infer actions from
-frames + instruction. Instructions have distinct, fixed 512-d unit embeddings.
+Every action is a function of what the current frame and the instruction show, up to small
+noise (so a policy CAN beat the mean action): the object starts at least `MIN_START_DISTANCE`
+from its goal and moves by `0.5 * (goal - position)` (clipped to `MAX_STEP`); the bar turns by
+`0.4 * (goal yaw - yaw)` toward the instruction's fixed goal yaw (`GOAL_YAW`); the gripper closes
+on the first step the object is within `GRIP_DISTANCE` of the goal, after which the object is
+lifted (`z` toward `LIFT_HEIGHT`, a growing disc); it opens again on the episode's last step
+(the one command no frame announces). The object is large and moves several pixels per step
+even at 32x40, so copying the last frame is a weak world-model baseline while the motion stays
+learnable. Instructions have distinct, fixed 512-d unit embeddings.
 """
 from __future__ import annotations
 
@@ -37,9 +44,24 @@ TASKS: dict[str, tuple[tuple[int, int, int], tuple[float, float]]] = {
     "close middle drawer": ((235, 200, 30), (-0.12, 0.12)),
     "place apple into top drawer": ((200, 50, 200), (0.0, 0.0)),
 }
-PIXELS_PER_METRE = 600.0      # image motion per metre of world_vector
+# instruction -> the yaw (radians) the bar is turned to; within (-pi/2, pi/2) so a bar shows it unambiguously
+GOAL_YAW: dict[str, float] = {
+    "pick coke can": 0.9,
+    "move blue chip bag near apple": -0.8,
+    "open top drawer": 0.0,
+    "close middle drawer": 0.5,
+    "place apple into top drawer": -0.4,
+}
+PIXELS_PER_METRE = 600.0      # image motion per metre of world_vector (at 256 rows)
 WORKSPACE = 0.2               # |x|, |y| <= 0.2 m
 MAX_STEP = 0.04               # metres per step
+MIN_START_DISTANCE = 0.15     # metres between the start position and the goal
+GRIP_DISTANCE = 0.025         # the gripper closes once the object is this close to its goal
+LIFT_HEIGHT = 0.12            # z target after the gripper closed
+ACTION_NOISE = 0.002          # std of the controller noise on world_vector (metres)
+YAW_NOISE = 0.01              # std of the controller noise on yaw (radians)
+OBJECT_RADIUS = 36.0          # pixels (at 256 rows) at z = 0
+RADIUS_PER_METRE = 150.0      # radius growth per metre of height
 
 
 def instruction_embedding(text: str) -> np.ndarray:
@@ -63,7 +85,8 @@ class _Renderer:
         self.background = np.clip(base * shade + rng.normal(0, 3, (h, w, 3)), 0, 255).astype(np.uint8)
         gr, gc = self.pixel(*goal)  # the goal ring is static: bake it into the background
         d_goal = np.hypot(yy - gr, xx - gc)
-        self.background[(d_goal > 14) & (d_goal < 18)] = (255, 255, 255)
+        ring = OBJECT_RADIUS * min(h, w) / 256.0
+        self.background[(d_goal > ring + 2) & (d_goal < ring + 7)] = (255, 255, 255)
 
     def pixel(self, x: float, y: float) -> tuple[float, float]:
         """(row, col) of a workspace point (x forward = up, y left = left)."""
@@ -73,7 +96,8 @@ class _Renderer:
     def draw(self, pos: np.ndarray, yaw: float, closed: bool, colour) -> np.ndarray:
         img = self.background.copy()
         r, c = self.pixel(pos[0], pos[1])
-        radius = 14.0 + 60.0 * pos[2]
+        scale = min(self.h, self.w) / 256.0
+        radius = (OBJECT_RADIUS + RADIUS_PER_METRE * pos[2]) * scale
         # only the object's bounding box is touched (fast)
         r0, r1 = max(0, int(r - radius - 1)), min(self.h, int(r + radius + 2))
         c0, c1 = max(0, int(c - radius - 1)), min(self.w, int(c + radius + 2))
@@ -83,14 +107,17 @@ class _Renderer:
             patch = img[r0:r1, c0:c1]
             patch[d < radius] = colour
             if closed:
-                patch[(d < radius) & (d > radius - 4)] = (20, 20, 20)
-        t = np.linspace(-radius - 6, radius + 6, 64)
-        rows = np.clip(np.round(r - t * np.cos(yaw)), 0, self.h - 2).astype(int)
-        cols = np.clip(np.round(c - t * np.sin(yaw)), 0, self.w - 2).astype(int)
-        for dr in (0, 1):
-            for dc in (0, 1):
-                img[rows + dr, cols + dc] = (250, 250, 250)
-        img[6:26, 6:26] = (15, 15, 15) if closed else (245, 245, 245)
+                patch[(d < radius) & (d > radius - 6 * scale)] = (20, 20, 20)
+        # the yaw bar: thick enough (8 px at 256 rows) to stay visible in 32x40 windows
+        t = np.linspace(-radius - 6 * scale, radius + 6 * scale, 96)
+        half = max(1, int(round(4 * scale)))
+        rows = np.round(r - t * np.cos(yaw)).astype(int)
+        cols = np.round(c - t * np.sin(yaw)).astype(int)
+        for dr in range(-half, half):
+            for dc in range(-half, half):
+                img[np.clip(rows + dr, 0, self.h - 1), np.clip(cols + dc, 0, self.w - 1)] = (250, 250, 250)
+        g = max(2, int(round(24 * scale)))
+        img[4:4 + g, 4:4 + g] = (15, 15, 15) if closed else (245, 245, 245)
         return img
 
 
@@ -99,20 +126,24 @@ def synth_episode(rng: np.random.Generator, instruction: str, length: int,
     """One episode (writer layout: schema path -> per-step arrays; frames uint8 (T, H, W, 3))."""
     colour, goal = TASKS[instruction]
     render = _Renderer(rng, size, goal)
-    pos = np.array([*rng.uniform(-WORKSPACE, WORKSPACE, 2), 0.0], np.float64)
+    while True:  # start far enough from the goal that the object moves for several steps
+        pos = np.array([*rng.uniform(-WORKSPACE, WORKSPACE, 2), 0.0], np.float64)
+        if np.hypot(goal[0] - pos[0], goal[1] - pos[1]) >= MIN_START_DISTANCE:
+            break
     yaw, closed = float(rng.uniform(-1, 1)), False
-    goal_yaw = float(rng.uniform(-1.2, 1.2))
-    grip_step = int(rng.integers(max(1, length // 3), max(2, length - 2)))
+    goal_yaw = GOAL_YAW[instruction]
     frames, wv, rd, grip, pose, closed_obs, yaws = [], [], [], [], [], [], []
     for t in range(length):
         yaws.append(yaw)
         frames.append(render.draw(pos, yaw, closed, colour))
         pose.append(np.concatenate([pos, _yaw_quat(yaw)]).astype(np.float32))
         closed_obs.append(float(closed))
-        to_goal = np.array([goal[0] - pos[0], goal[1] - pos[1], (0.15 if t >= grip_step else 0.0) - pos[2]])
-        a = np.clip(0.5 * to_goal + rng.normal(0, 0.006, 3), -MAX_STEP, MAX_STEP)
-        r = np.array([rng.normal(0, 0.02), rng.normal(0, 0.02), np.clip(0.4 * (goal_yaw - yaw), -0.3, 0.3)])
-        g = 1.0 if t == grip_step else (-1.0 if (t == length - 1 and closed) else 0.0)
+        # every command follows from the current state (what this frame shows) and the instruction
+        near = np.hypot(goal[0] - pos[0], goal[1] - pos[1]) < GRIP_DISTANCE
+        to_goal = np.array([goal[0] - pos[0], goal[1] - pos[1], (LIFT_HEIGHT if closed else 0.0) - pos[2]])
+        a = np.clip(0.5 * to_goal + rng.normal(0, ACTION_NOISE, 3), -MAX_STEP, MAX_STEP)
+        r = np.array([0.0, 0.0, np.clip(0.4 * (goal_yaw - yaw) + rng.normal(0, YAW_NOISE), -0.3, 0.3)])
+        g = -1.0 if (t == length - 1 and closed) else (1.0 if (near and not closed) else 0.0)
         wv.append(a)
         rd.append(r)
         grip.append([g])

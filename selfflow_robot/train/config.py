@@ -115,6 +115,9 @@ class ValidationConfig:
         sample_steps: denoising steps of the sampler for actions and frames.
         world_model: also sample future frames and score PSNR/SSIM (slower than the action check).
         one_step: also score the one-step prediction (the model's conditional-mean estimate), keys `*_1step`.
+        one_step_draws: noise draws the one-step estimate is averaged over (1 = a single draw). The ideal
+            conditional-mean estimate does not depend on the noise; a briefly trained model leaves some of
+            its input noise in the output, and averaging draws removes that part (a Monte-Carlo mean).
         at_start: also validate before the first step (logged at the start step): the untrained reference.
     """
 
@@ -122,7 +125,12 @@ class ValidationConfig:
     sample_steps: int = 10
     world_model: bool = True
     one_step: bool = True
+    one_step_draws: int = 1
     at_start: bool = False
+
+    def __post_init__(self) -> None:
+        if self.one_step_draws < 1:
+            raise ConfigError(f"train.validation.one_step_draws must be >= 1, got {self.one_step_draws}")
 
 
 @dataclass
@@ -146,6 +154,10 @@ class TrainConfig:
         val_every: validate every this many steps (and at the end); 0 = never.
         log_every: write scalars every this many steps.
         deterministic: `torch.use_deterministic_algorithms(True)` (exact reproducibility, slower on GPU).
+        ema_warmup: ramp the EMA decay as min(objective.ema_decay, (1 + n) / (10 + n)) at update n (0-based), so
+            the EMA weights (the Self-Flow teacher, validation, `load_pretrained(use_ema=True)`) track the
+            student early on instead of staying near the initial weights for ~1/(1 - decay) steps;
+            it only changes short runs (the ramp reaches 0.9999 after ~90,000 steps, 0.999 after ~9,000).
     """
 
     steps: int = 100_000
@@ -162,6 +174,7 @@ class TrainConfig:
     val_every: int = 5000
     log_every: int = 50
     deterministic: bool = False
+    ema_warmup: bool = True
     modes: ModesConfig = field(default_factory=ModesConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)

@@ -1,4 +1,4 @@
-"""Learning-rate schedule: linear warmup, then cosine decay to a floor (or constant)."""
+"""Learning-rate schedule (linear warmup, then cosine decay to a floor, or constant) and the EMA decay ramp."""
 from __future__ import annotations
 
 import math
@@ -24,3 +24,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int,
                     cfg: OptimConfig) -> torch.optim.lr_scheduler.LambdaLR:
     """A `LambdaLR` applying `lr_factor`; step it once per optimiser step. Its state_dict is resumable."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, cfg))
+
+
+def ema_decay_at(update: int, decay: float, warmup: bool = True) -> float:
+    """EMA decay for update `update` (0-based): `decay`, or with `warmup` min(decay, (1 + n) / (10 + n)).
+
+    The ramp (as in timm's ModelEmaV2 / TF's ExponentialMovingAverage num_updates) averages roughly
+    the last ~n/10..n/2 steps early on, so the EMA weights follow a short run; a function of the step
+    only, so resume and any process split give the same EMA.
+    """
+    return min(decay, (1.0 + update) / (10.0 + update)) if warmup else decay

@@ -28,7 +28,7 @@ from selfflow_robot.train.guard import check_finite
 from selfflow_robot.train.logger import RunLogger, plot_curves
 from selfflow_robot.train.modes import MODES, build_flow_batch, mode_probabilities, sample_modes
 from selfflow_robot.train.rng import capture_rng_state, micro_batch_seed, restore_rng_state, seed_everything
-from selfflow_robot.train.schedule import build_scheduler
+from selfflow_robot.train.schedule import build_scheduler, ema_decay_at
 from selfflow_robot.train.validate import summarize, validate
 
 FSDP_MIN_PARAMS = 500_000_000  # `parallel=auto` shards models this large (xl) with FSDP2, replicates smaller ones
@@ -148,7 +148,7 @@ class Trainer:
             # FSDP2 keeps the root's parameters gathered after a no-grad (teacher) forward; shard them back
             # so EMA and student parameters are the same kind (local shards of the same layout)
             self.ema.module.reshard()
-        self.ema.update(self.model)
+        self.ema.update(self.model, ema_decay_at(self.step, self.obj_cfg.ema_decay, self.tcfg.ema_warmup))
         self.step += 1
         counts = parallel.all_reduce_sum(counts.to(self.device)).cpu()
         dt = time.perf_counter() - t0

@@ -54,6 +54,9 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
     With `cfg.one_step`, the same metrics with suffix `_1step` for a single Euler step from pure
     noise, x0 = eps - v(eps, 1): the model's estimate of the conditional MEAN, the MSE-optimal point
     prediction (a multi-step sample draws one plausible future instead, which pays for the noise).
+    The exact estimate does not depend on eps; a small, briefly trained model does not cancel its
+    input noise exactly, so `cfg.one_step_draws` > 1 averages that many draws' estimates (for the
+    pixel codec, decoding is linear, so averaging tokens = averaging frames).
     """
     was_training = model.training
     model.eval()
@@ -87,20 +90,26 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
             m["psnr_copy_last"].add(psnr(copy, target)[valid_f])
             m["ssim_copy_last"].add(ssim(copy, target)[valid_f])
         for suffix, steps in runs:
+            draws = cfg.one_step_draws if suffix == "_1step" else 1
+
+            def predict(x: dict[str, torch.Tensor], group: str) -> torch.Tensor:
+                # the one-step estimate is averaged over `draws` noise draws (Monte-Carlo conditional mean)
+                outs = []
+                for _ in range(draws):
+                    with autocast():
+                        outs.append(sample(model, x, [group], text, steps=steps, generator=gen)[group].float())
+                return torch.stack(outs).mean(0)
+
             # --- policy: actions from context + text (future frames absent)
-            with autocast():
-                out = sample(model, {C.CONTEXT: x_ctx, C.ACTIONS: torch.zeros_like(tokens)}, [C.ACTIONS], text,
-                             steps=steps, generator=gen)
-            pred = out[C.ACTIONS].float()
+            pred = predict({C.CONTEXT: x_ctx, C.ACTIONS: torch.zeros_like(tokens)}, C.ACTIONS)
             pred_raw = data.unnormalize(pred)[..., :d]
             m["action_mse_norm" + suffix].add(((pred[..., :d] - tokens[..., :d]) ** 2).mean(-1)[sel])
             m["action_mse_raw" + suffix].add(((pred_raw - raw) ** 2).mean(-1)[sel])
             # --- world model: future frames from context + recorded actions + text
             if cfg.world_model:
-                with autocast():
-                    out = sample(model, {C.CONTEXT: x_ctx, C.FUTURE: torch.zeros_like(x_fut), C.ACTIONS: tokens},
-                                 [C.FUTURE], text, steps=steps, generator=gen)
-                frames = codec.decode(out[C.FUTURE].float(), H).clamp(0, 1).cpu()          # (B, H, h, w, 3)
+                fut_tokens = predict({C.CONTEXT: x_ctx, C.FUTURE: torch.zeros_like(x_fut), C.ACTIONS: tokens},
+                                     C.FUTURE)
+                frames = codec.decode(fut_tokens, H).clamp(0, 1).cpu()                      # (B, H, h, w, 3)
                 m["psnr" + suffix].add(psnr(frames, target)[valid_f])
                 m["ssim" + suffix].add(ssim(frames, target)[valid_f])
     model.train(was_training)

@@ -1,43 +1,69 @@
-"""A short CPU training on the synthetic dataset learns: held-out validation (printed with its baselines)
-improves clearly over the untrained model for both the world model (PSNR) and the policy (action MSE).
+"""A short CPU training on the synthetic dataset learns: on held-out episodes the world model beats
+copy-last-frame (PSNR) and the policy beats the mean action (normalised action MSE), both printed by
+validation next to their baselines.
 
-It does NOT assert that the model already beats copy-last-frame / the mean action: measured on this
-2-core machine, that takes far more steps than a test can spend (300 steps: 23.8 dB vs copy-last
-34.8 dB; normalised action MSE 0.31 vs mean-action 0.16). See the trainer's report.
+The synthetic data makes every action a function of what the frame and the instruction show
+(selfflow_robot/data/synth.py), and its object moves several pixels per frame, so both baselines are
+beatable. The model is `tiny` narrowed to what a 2-core CPU trains in a few minutes: 32x40 frames in
+4x4 pixel patches (48-d tokens, below the 96-d width, so noise can pass through the residual stream),
+1 context frame, horizon 2, frame stride 2. The EMA weights that validation scores follow the student
+through the EMA decay ramp (train.ema_warmup, on by default).
 
-The model is `tiny` narrowed to what a 2-core CPU trains in about a minute: 32x40 frames in 4x4 pixel
-patches (48-d tokens, below the 96-d width, so noise can pass through the residual stream),
-1 context frame, horizon 2, frame stride 2 (more motion per frame).
+Asserted on the one-step prediction (`*_1step`: a single Euler step from pure noise, the model's
+conditional-mean estimate, the MSE-optimal point prediction) for both metrics; the multi-step sampled
+numbers are printed beside them.
 """
 from __future__ import annotations
 
 import pytest
 
+from selfflow_robot.data.synth import SynthConfig, write_synthetic
 from selfflow_robot.train.logger import read_metrics
 
+STEPS = 400
 LEARN = ["model.patch_size=4", "model.depth=3", "model.hidden_size=96", "model.num_heads=4",
-         "model.context_frames=1", "model.horizon=2", "data.window.frame_stride=2", "train.batch_size=8",
-         "train.steps=120", "train.optim.lr=2e-3", "train.optim.warmup_steps=10", "objective.ema_decay=0.95",
-         "train.modes.world_model=0.5", "train.modes.policy=0.5", "train.modes.joint=0", "train.val_every=120",
-         "train.save_every=0", "train.validation.at_start=true", "train.validation.batches=2",
-         "train.validation.sample_steps=5"]
+         "model.context_frames=1", "model.horizon=2", "data.window.frame_stride=2", "data.val_fraction=0.2",
+         "train.batch_size=8", f"train.steps={STEPS}", "train.optim.lr=3e-3", "train.optim.warmup_steps=10",
+         "objective.ema_decay=0.9999", "train.modes.world_model=0.4", "train.modes.policy=0.6",
+         "train.modes.joint=0", f"train.val_every={STEPS}", "train.save_every=0", "train.log_every=10",
+         "train.validation.batches=3", "train.validation.sample_steps=5"]
+
+
+@pytest.fixture(scope="module")
+def learn_data(tmp_path_factory):
+    """40 synthetic episodes (8-12 steps); 20% (8 episodes) held out for validation."""
+    root = tmp_path_factory.mktemp("learn_synth")
+    write_synthetic(SynthConfig(output_dir=str(root), episodes=40, min_steps=8, max_steps=12, shards=2, seed=3))
+    return root
 
 
 @pytest.mark.slow
-def test_short_cpu_training_learns_world_model_and_policy(train_data, train_cli, tmp_path):
+def test_short_cpu_training_beats_copy_last_frame_and_mean_action(learn_data, train_cli, tmp_path):
     run = tmp_path / "run"
-    proc = train_cli.run(train_data, run, *LEARN, timeout=600)
+    proc = train_cli.run(learn_data, run, *LEARN, timeout=900)
     train_cli.ok(proc)
-    print(proc.stderr[proc.stderr.find("validation @ step 0"):].replace("\r", "\n")[-2500:])
-    rows = {r["step"]: r for r in read_metrics(run) if "val/psnr" in r}
-    start, end = rows[0], rows[120]
-    # the printed comparison with the baselines (model vs mean action, model vs copy-last-frame)
-    assert "validation @ step 120" in proc.stderr and "mean-action baseline" in proc.stderr
-    assert "copy-last-frame" in proc.stderr
-    # world model: predicted frames get much closer to the recorded ones
-    assert end["val/psnr_1step"] > start["val/psnr_1step"] + 3.0, (start["val/psnr_1step"], end["val/psnr_1step"])
-    assert end["val/psnr"] > start["val/psnr"] + 3.0, (start["val/psnr"], end["val/psnr"])
-    assert end["val/ssim_1step"] > start["val/ssim_1step"]
-    # policy: held-out action error (normalised units) falls by a large factor, mean and sampled
-    assert end["val/action_mse_norm_1step"] < 0.7 * start["val/action_mse_norm_1step"]
-    assert end["val/action_mse_norm"] < 0.7 * start["val/action_mse_norm"]
+    report = proc.stderr[proc.stderr.find(f"validation @ step {STEPS}"):].replace("\r", "\n")
+    print(report[:2000])
+    assert f"validation @ step {STEPS}" in proc.stderr
+    assert "mean-action baseline" in report and "copy-last-frame" in report
+    end = [r for r in read_metrics(run) if "val/psnr" in r and r["step"] == STEPS][-1]
+    # world model: the predicted next frames are closer to the recorded ones than the last context frame
+    assert end["val/psnr_1step"] > end["val/psnr_copy_last"], (end["val/psnr_1step"], end["val/psnr_copy_last"])
+    # policy: held-out action error (normalised units) below predicting the training mean action
+    assert end["val/action_mse_norm_1step"] < end["val/action_mse_norm_mean_baseline"], (
+        end["val/action_mse_norm_1step"], end["val/action_mse_norm_mean_baseline"])
+
+
+def test_ema_decay_ramp_follows_the_student_early_and_reaches_the_configured_decay():
+    from selfflow_robot.train.schedule import ema_decay_at
+
+    assert ema_decay_at(0, 0.9999) == pytest.approx(0.1)            # the first update nearly copies the student
+    assert ema_decay_at(90, 0.9999) == pytest.approx(91 / 100)
+    ramp = [ema_decay_at(n, 0.9999) for n in range(0, 200_000, 997)]
+    assert all(a <= b for a, b in zip(ramp, ramp[1:])) and max(ramp) == 0.9999   # monotone, capped
+    assert ema_decay_at(0, 0.9999, warmup=False) == 0.9999
+    # after 300 updates the EMA weights are a recent average: the initial weights' share is negligible
+    share = 1.0
+    for n in range(300):
+        share *= ema_decay_at(n, 0.9999)
+    assert share < 1e-6
