@@ -16,7 +16,7 @@ Position encoding: fixed sin-cos over (frame, row, col); action tokens use the f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping, NamedTuple, Optional, Tuple
 
 import torch

@@ -1,7 +1,7 @@
 """`FlowBatch` (what an objective consumes) and `LossOutput` (what it returns)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import NamedTuple, Optional
 
 import torch
