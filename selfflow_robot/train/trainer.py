@@ -281,9 +281,10 @@ def format_validation(step: int, r: dict[str, float]) -> str:
             lines.append(f"  frames ({what}): PSNR model {r['psnr' + suffix]:.2f} dB vs copy-last-frame "
                          f"{r['psnr_copy_last']:.2f} dB; SSIM model {r['ssim' + suffix]:.4f} vs copy-last-frame "
                          f"{r['ssim_copy_last']:.4f}")
-    verdict = summarize(r)
-    if verdict:
-        lines.append(f"  => {verdict} (sampled)")
+    for suffix, what in (("", "sampled"), ("_1step", "1-step mean")):
+        verdict = summarize(r, suffix)
+        if verdict and (suffix == "" or "action_mse_norm" + suffix in r):
+            lines.append(f"  => {what}: {verdict}")
     return "\n".join(lines)
 
 

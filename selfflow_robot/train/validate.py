@@ -125,13 +125,14 @@ def _take(batches: Iterable[Mapping[str, Any]], n: int) -> Iterable[Mapping[str,
         yield b
 
 
-def summarize(result: Mapping[str, float]) -> Optional[str]:
-    """`model beats baseline` verdicts, e.g. for a demo's last line."""
+def summarize(result: Mapping[str, float], suffix: str = "") -> Optional[str]:
+    """`model beats baseline` verdicts, e.g. for a demo's last line; `suffix="_1step"` judges the one-step estimate."""
     parts = []
-    if "action_mse_norm" in result:
-        parts.append("policy beats mean-action" if result["action_mse_norm"] < result["action_mse_norm_mean_baseline"]
+    if "action_mse_norm" + suffix in result:
+        parts.append("policy beats mean-action"
+                     if result["action_mse_norm" + suffix] < result["action_mse_norm_mean_baseline"]
                      else "policy does NOT beat mean-action")
-    if "psnr" in result:
-        parts.append("world model beats copy-last-frame" if result["psnr"] > result["psnr_copy_last"]
+    if "psnr" + suffix in result:
+        parts.append("world model beats copy-last-frame" if result["psnr" + suffix] > result["psnr_copy_last"]
                      else "world model does NOT beat copy-last-frame")
     return "; ".join(parts) if parts else None
