@@ -4,13 +4,16 @@ Each expert reads the simulator state (TCP pose, robot base pose, drawer link po
 from `env.unwrapped` and returns a SimplerEnv-style action `[world_vector, rot_axangle, gripper]`
 expressed in the robot base frame, so its demos are valid RT-1-convention actions.
 
-Strategies (cabinet frame = world frame, drawers slide along +x):
-- close: keep the gripper pointing down, put the closed fingertips in front of the drawer front
-  below its top edge, push along -x until the drawer is shut;
-- open: turn the gripper to point into the cabinet, slide the closed fingertips through the slot above
-  the drawer front, drop them behind the front panel (a hook) and pull along +x;
-- place apple: open the top drawer as above, back off, turn the gripper down, grasp the apple on the
-  cabinet top, carry it over the open drawer and release it.
+Strategies (cabinet frame = world frame, drawers slide along +x). The drawer handles are visual only
+(no collision in mk_station_recolor.urdf), so nothing can be grasped:
+- close: closed fingertips in front of the open drawer's front panel, just below its top edge, push
+  along -x until the drawer is shut (fingers tilted toward the cabinet for the low drawer, or when
+  the arm stalls at the edge of its reach);
+- open: tilt the closed fingers 65 deg into the cabinet, slide them through the slot above the front
+  panel, drop them behind it (a hook) and pull along +x; start over if the hook missed;
+- place apple: open the top drawer as above, then sweep the apple off the cabinet top over the front
+  edge so it drops into the drawer (not reliable yet, see docs/sim.md).
+Every expert halves its step when the arm did not move (the IK has no solution at the workspace edge).
 """
 from __future__ import annotations
 
