@@ -480,23 +480,32 @@ def phase_report(args: argparse.Namespace) -> None:
     reps = []
     for (task, e), rec in port_recs.items():
         f = out / "simpler" / f"traj_{task}_ep{e:03d}.npz"
+        g = out / "port" / f"traj_{task}_ep{e:03d}.npz"
         if f.is_file():
             reps.append({"task": task, "episode": e, "port_success": rec["success"],
+                         "port_open_loop": bool(np.load(g)["success"]) if g.is_file() else None,
                          "simpler_success": bool(np.load(f)["success"]), "evaluator": evaluator.get((task, e))})
     lines += ["", "### (b) Port expert actions replayed open-loop in SimplerEnv (rasterizer)", "",
-              "| task | replayed | port success | SimplerEnv success | agreement |", "|---|---|---|---|---|"]
-    agree_all = []
-    for task in SIMPLER_IDS:
-        r = [x for x in reps if x["task"] == task]
+              "| task | episodes | port expert (closed loop) | SimplerEnv, same actions | agreement | "
+              "port, same actions (open loop) | agreement, same actions |", "|---|---|---|---|---|---|---|"]
+    agree_all, agree_ol = [], []
+
+    def _frac(rows: list, key: str) -> str:
+        vals = [x[key] for x in rows if x[key] is not None]
+        return f"{sum(vals)}/{len(vals)}" if vals else "—"
+
+    for task in list(SIMPLER_IDS) + ["**all**"]:
+        r = reps if task == "**all**" else [x for x in reps if x["task"] == task]
         if not r:
             continue
         agree = [x["port_success"] == x["simpler_success"] for x in r]
-        agree_all += agree
-        lines.append(f"| {task} | {len(r)} | {sum(x['port_success'] for x in r)}/{len(r)} | "
-                     f"{sum(x['simpler_success'] for x in r)}/{len(r)} | {100 * np.mean(agree):.0f}% |")
-    if agree_all:
-        lines.append(f"| **all** | {len(agree_all)} | {sum(x['port_success'] for x in reps)}/{len(reps)} | "
-                     f"{sum(x['simpler_success'] for x in reps)}/{len(reps)} | **{100 * np.mean(agree_all):.1f}%** |")
+        ol = [x["port_open_loop"] == x["simpler_success"] for x in r if x["port_open_loop"] is not None]
+        if task != "**all**":
+            agree_all += agree
+            agree_ol += ol
+        lines.append(f"| {task} | {len(r)} | {_frac(r, 'port_success')} | {_frac(r, 'simpler_success')} | "
+                     f"{100 * np.mean(agree):.0f}% | {_frac(r, 'port_open_loop')} | "
+                     + (f"{100 * np.mean(ol):.0f}% |" if ol else "— |"))
     checked = [x for x in reps if x["evaluator"] is not None]
     if checked:
         lines += ["", f"SimplerEnv's own evaluator (`run_maniskill2_eval_single_episode`) on {len(checked)} of these "
@@ -508,6 +517,7 @@ def phase_report(args: argparse.Namespace) -> None:
     summary = {"frame_mad": {t: float(np.mean(v)) for t, v in rows.items()},
                "frame_mad_all": float(np.mean(allv)) if allv else None,
                "replay_agreement": float(np.mean(agree_all)) if agree_all else None,
+               "replay_agreement_same_actions": float(np.mean(agree_ol)) if agree_ol else None,
                "replays": len(agree_all), "worst_frame": worst}
     (out / "fidelity.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(text)
