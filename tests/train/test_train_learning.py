@@ -6,12 +6,16 @@ The synthetic data makes every action a function of what the frame and the instr
 (selfflow_robot/data/synth.py), and its object moves several pixels per frame, so both baselines are
 beatable. The model is `tiny` narrowed to what a 2-core CPU trains in a few minutes: 32x40 frames in
 4x4 pixel patches (48-d tokens, below the 96-d width, so noise can pass through the residual stream),
-1 context frame, horizon 2, frame stride 2. The EMA weights that validation scores follow the student
+1 context frame, horizon 2, frame stride 3 (the object moves up to ~9 px between frames, about two
+radii, so copy-last-frame is ~18.5 dB). The EMA weights that validation scores follow the student
 through the EMA decay ramp (train.ema_warmup, on by default).
 
 Asserted on the one-step prediction (`*_1step`: a single Euler step from pure noise, the model's
-conditional-mean estimate, the MSE-optimal point prediction) for both metrics; the multi-step sampled
-numbers are printed beside them.
+conditional-mean estimate, the MSE-optimal point prediction, averaged over 16 noise draws because a
+briefly trained model leaves some of its input noise in the output) for both metrics; the multi-step
+sampled numbers are printed beside them (a sample draws one plausible future, so it pays for the
+conditional variance and is not expected to beat a mean-type baseline on MSE). Measured (2-core CPU,
+seed 0): PSNR 19.7 dB vs copy-last 18.5 dB; normalised action MSE 0.28 vs mean-action 0.35.
 """
 from __future__ import annotations
 
@@ -22,11 +26,11 @@ from selfflow_robot.train.logger import read_metrics
 
 STEPS = 400
 LEARN = ["model.patch_size=4", "model.depth=3", "model.hidden_size=96", "model.num_heads=4",
-         "model.context_frames=1", "model.horizon=2", "data.window.frame_stride=2", "data.val_fraction=0.2",
+         "model.context_frames=1", "model.horizon=2", "data.window.frame_stride=3", "data.val_fraction=0.2",
          "train.batch_size=8", f"train.steps={STEPS}", "train.optim.lr=3e-3", "train.optim.warmup_steps=10",
-         "objective.ema_decay=0.9999", "train.modes.world_model=0.4", "train.modes.policy=0.6",
+         "objective.ema_decay=0.9999", "train.modes.world_model=0.6", "train.modes.policy=0.4",
          "train.modes.joint=0", f"train.val_every={STEPS}", "train.save_every=0", "train.log_every=10",
-         "train.validation.batches=3", "train.validation.sample_steps=5"]
+         "train.validation.batches=3", "train.validation.sample_steps=5", "train.validation.one_step_draws=16"]
 
 
 @pytest.fixture(scope="module")
