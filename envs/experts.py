@@ -210,10 +210,12 @@ class PlaceAppleExpert:
     opener: DrawerExpert = field(default_factory=lambda: DrawerExpert("open", open_target=0.30))
     phase: int = 0
     steps_in_phase: int = 0
+    R_grasp: np.ndarray | None = None
+    _hold: np.ndarray | None = None
 
     def reset(self, env, obs=None) -> None:
         self.opener.reset(env, obs)
-        self.phase, self.steps_in_phase = 0, 0
+        self.phase, self.steps_in_phase, self.R_grasp = 0, 0, None
 
     def _advance(self, cond: bool, limit: int) -> None:
         self.steps_in_phase += 1
@@ -229,32 +231,41 @@ class PlaceAppleExpert:
             a = self.opener._open(s)
             self._advance(s.drawer_q >= self.opener.open_target, 120)
             return self.opener._shrink_when_stuck(s, a)
-        R = self.opener.R_hook
         top = s.drawer_p[2] + FRONT_TOP_Z
         x_in = s.drawer_p[0] + FRONT_INNER_X
         apple = s.apple_p
-        behind = apple[0] - 0.075
+        if self.R_grasp is None:             # roll 90 deg about the approach axis: fingers spread sideways
+            a_ax = s.tcp_R[:, 2]
+            K = np.array([[0, -a_ax[2], a_ax[1]], [a_ax[2], 0, -a_ax[0]], [-a_ax[1], a_ax[0], 0]])
+            self.R_grasp = (np.eye(3) + K + K @ K) @ s.tcp_R     # Rodrigues, 90 degrees
+        R = self.R_grasp
+        drop = np.array([0.02 + 0.13, s.drawer_p[1], 0.95])
         plan = [
-            # (goal, tolerance, step limit)
-            (np.array([x_in - HOOK_DEPTH + 0.02, s.drawer_p[1], top + 0.07]), 0.015, 8),   # up out of the hook
-            (np.array([0.10, apple[1], 1.03]), 0.03, 20),                                  # out and above the top
-            (np.array([behind, apple[1], 1.0]), 0.02, 20),                                 # above, behind the apple
-            (np.array([behind, apple[1], apple[2] - 0.015]), 0.01, 15),                    # down behind it
-            # sweep it over the edge; the compliant arm is deflected sideways by the round apple, so the
-            # lateral goal over-corrects the TCP's offset from the apple's line
-            (np.array([0.16, apple[1] + 1.5 * (apple[1] - s.tcp_p[1]), apple[2] - 0.03]), 0.0, 20),
+            # (goal, gripper, tolerance, step limit)
+            (np.array([x_in - HOOK_DEPTH + 0.02, s.drawer_p[1], top + 0.07]), 0.0, 0.015, 6),   # out of the hook
+            (np.array([0.16, apple[1], apple[2] + 0.05]), -1.0, 0.025, 14),                    # back, roll, open
+            (np.array([apple[0] + 0.07, apple[1], apple[2] + 0.005]), -1.0, 0.015, 10),        # in front of it
+            (np.array([apple[0] - 0.015, apple[1], apple[2] + 0.005]), -1.0, 0.01, 12),        # around it, past its centre
+            (None, 1.0, 0.0, 5),                                                                # close
+            (np.array([apple[0] + 0.06, apple[1], 1.0]), 1.0, 0.03, 8),                         # lift
+            (drop, 1.0, 0.03, 12),                                                              # over the drawer
+            (None, -1.0, 0.0, 5),                                                               # release
         ]
         k = self.phase - 1
-        if k >= len(plan) and apple[0] < 0.02 and apple[2] > 0.85:   # still on the cabinet top: again
-            self.phase, k = 2, 1
-        if k >= len(plan):                   # done: lift away and wait
-            return self.opener._shrink_when_stuck(s, action_towards(s, np.array([0.2, s.tcp_p[1], 1.1]), R, 0.0))
-        goal, tol, limit = plan[k]
-        if k == 4 and apple[0] > 0.06:       # the apple is past the edge
-            self.phase += 1
-        # after leaving the slot, translation only: at the far end of the reach the hook orientation
-        # is not always attainable, and holding it makes the IK fail
-        a = action_towards(s, goal, R if k < 1 else None, 0.0, max_step=0.05 if k >= 3 else MAX_STEP_M)
+        if k >= len(plan):                   # done: back off and wait
+            return self.opener._shrink_when_stuck(s, action_towards(s, np.array([0.25, s.tcp_p[1], 1.05]), None, 0.0))
+        goal, g, tol, limit = plan[k]
+        if goal is None:                     # hold still while the fingers move
+            if self.steps_in_phase == 0:
+                self._hold = s.tcp_p.copy()
+            goal = self._hold
+        a = action_towards(s, goal, R if k >= 1 else None, g)
+        if k == 1:                           # the roll is large: rotate faster, leave only when it is done
+            axis, ang = mat2axangle(R @ s.tcp_R.T)
+            a[3:6] = s.base_R.T @ (axis * float(np.clip(ang, -0.35, 0.35)))
+            rolled = float(np.dot(s.tcp_R[:, 1], R[:, 1])) > 0.95
+            self._advance(rolled and np.linalg.norm(goal - s.tcp_p) < tol, 30)
+            return self.opener._shrink_when_stuck(s, a)
         self._advance(tol > 0 and np.linalg.norm(goal - s.tcp_p) < tol, limit)
         return self.opener._shrink_when_stuck(s, a)
 
