@@ -4,7 +4,8 @@ import pytest
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("task,episodes", [("close_middle_drawer", [4]), ("open_top_drawer", [0])])
+@pytest.mark.parametrize("task,episodes", [("close_middle_drawer", [4]), ("open_top_drawer", [0]),
+                                           ("place_apple_in_closed_top_drawer", [22])])
 def test_expert_succeeds_on_grid_episodes(sim, asset_root, task, episodes):
     from selfflow_robot.envs.collect import expert_success
     from selfflow_robot.envs.experts import make_expert
