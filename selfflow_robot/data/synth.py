@@ -110,13 +110,13 @@ class _Renderer:
                 patch[(d < radius) & (d > radius - 6 * scale)] = (20, 20, 20)
         # the yaw bar: thick enough (8 px at 256 rows) to stay visible in 32x40 windows
         t = np.linspace(-radius - 6 * scale, radius + 6 * scale, 96)
-        half = max(1, int(round(4 * scale)))
+        half = max(1, round(4 * scale))
         rows = np.round(r - t * np.cos(yaw)).astype(int)
         cols = np.round(c - t * np.sin(yaw)).astype(int)
         for dr in range(-half, half):
             for dc in range(-half, half):
                 img[np.clip(rows + dr, 0, self.h - 1), np.clip(cols + dc, 0, self.w - 1)] = (250, 250, 250)
-        g = max(2, int(round(24 * scale)))
+        g = max(2, round(24 * scale))
         img[4:4 + g, 4:4 + g] = (15, 15, 15) if closed else (245, 245, 245)
         return img
 

@@ -91,24 +91,16 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
             m["ssim_copy_last"].add(ssim(copy, target)[valid_f])
         for suffix, steps in runs:
             draws = cfg.one_step_draws if suffix == "_1step" else 1
-
-            def predict(x: dict[str, torch.Tensor], group: str) -> torch.Tensor:
-                # the one-step estimate is averaged over `draws` noise draws (Monte-Carlo conditional mean)
-                outs = []
-                for _ in range(draws):
-                    with autocast():
-                        outs.append(sample(model, x, [group], text, steps=steps, generator=gen)[group].float())
-                return torch.stack(outs).mean(0)
-
             # --- policy: actions from context + text (future frames absent)
-            pred = predict({C.CONTEXT: x_ctx, C.ACTIONS: torch.zeros_like(tokens)}, C.ACTIONS)
+            pred = _predict(model, {C.CONTEXT: x_ctx, C.ACTIONS: torch.zeros_like(tokens)}, C.ACTIONS, text,
+                            steps=steps, draws=draws, generator=gen, autocast=autocast)
             pred_raw = data.unnormalize(pred)[..., :d]
             m["action_mse_norm" + suffix].add(((pred[..., :d] - tokens[..., :d]) ** 2).mean(-1)[sel])
             m["action_mse_raw" + suffix].add(((pred_raw - raw) ** 2).mean(-1)[sel])
             # --- world model: future frames from context + recorded actions + text
             if cfg.world_model:
-                fut_tokens = predict({C.CONTEXT: x_ctx, C.FUTURE: torch.zeros_like(x_fut), C.ACTIONS: tokens},
-                                     C.FUTURE)
+                fut_tokens = _predict(model, {C.CONTEXT: x_ctx, C.FUTURE: torch.zeros_like(x_fut), C.ACTIONS: tokens},
+                                      C.FUTURE, text, steps=steps, draws=draws, generator=gen, autocast=autocast)
                 frames = codec.decode(fut_tokens, H).clamp(0, 1).cpu()                      # (B, H, h, w, 3)
                 m["psnr" + suffix].add(psnr(frames, target)[valid_f])
                 m["ssim" + suffix].add(ssim(frames, target)[valid_f])
@@ -116,6 +108,17 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
     result = {k: v.value for k, v in m.items() if v.count}
     result["windows"] = float(windows)
     return result
+
+
+def _predict(model: torch.nn.Module, x: dict[str, torch.Tensor], group: str, text: torch.Tensor, *, steps: int,
+             draws: int, generator: torch.Generator,
+             autocast: Callable[[], contextlib.AbstractContextManager]) -> torch.Tensor:
+    """`group` sampled from `x` in `steps` steps, averaged over `draws` noise draws (a Monte-Carlo mean), float."""
+    outs = []
+    for _ in range(draws):
+        with autocast():
+            outs.append(sample(model, x, [group], text, steps=steps, generator=generator)[group].float())
+    return torch.stack(outs).mean(0)
 
 
 def _take(batches: Iterable[Mapping[str, Any]], n: int) -> Iterable[Mapping[str, Any]]:

@@ -19,6 +19,8 @@ seed 0): PSNR 19.7 dB vs copy-last 18.5 dB; normalised action MSE 0.28 vs mean-a
 """
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from selfflow_robot.data.synth import SynthConfig, write_synthetic
@@ -64,7 +66,7 @@ def test_ema_decay_ramp_follows_the_student_early_and_reaches_the_configured_dec
     assert ema_decay_at(0, 0.9999) == pytest.approx(0.1)            # the first update nearly copies the student
     assert ema_decay_at(90, 0.9999) == pytest.approx(91 / 100)
     ramp = [ema_decay_at(n, 0.9999) for n in range(0, 200_000, 997)]
-    assert all(a <= b for a, b in zip(ramp, ramp[1:])) and max(ramp) == 0.9999   # monotone, capped
+    assert all(a <= b for a, b in itertools.pairwise(ramp)) and max(ramp) == 0.9999   # monotone, capped
     assert ema_decay_at(0, 0.9999, warmup=False) == 0.9999
     # after 300 updates the EMA weights are a recent average: the initial weights' share is negligible
     share = 1.0
