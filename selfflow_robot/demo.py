@@ -30,13 +30,14 @@ def main(cfg: DictConfig) -> int:
         print(f"reusing {data_dir}")
     else:
         synth.main(load_config("data_synth", [f"output_dir={data_dir}", f"episodes={cfg.episodes}",
+                                              f"min_steps={cfg.min_steps}", f"max_steps={cfg.max_steps}",
                                               f"seed={cfg.seed}"]))
 
     _stage(f"2/4 train tiny ({cfg.objective}, {cfg.steps} steps) -> {run_dir}")
     from selfflow_robot.train.trainer import train
 
     train_cfg = load_config("train", [
-        "model=tiny", "train=cpu", f"objective={cfg.objective}", f"data.path={data_dir}",
+        *cfg.model_overrides, "train=cpu", f"objective={cfg.objective}", f"data.path={data_dir}",
         f"train.steps={cfg.steps}", f"train.batch_size={cfg.batch_size}", f"train.seed={cfg.seed}",
         f"train.save_every={cfg.steps}", f"train.val_every={cfg.steps}", f"output_dir={run_dir}",
         f"resume={str((run_dir / 'checkpoints').exists()).lower()}"])
