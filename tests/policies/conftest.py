@@ -44,12 +44,3 @@ def write_tiny_ckpt():
 def tiny_ckpt(tmp_path_factory) -> Path:
     """Step dir of a tiny checkpoint (k=2, H=4, 64x80 frames)."""
     return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny_run"))
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest single-threaded; on a shared 2-core machine more threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

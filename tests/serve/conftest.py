@@ -35,14 +35,3 @@ def engine(tiny_checkpoint):
     from selfflow_robot.policies.server import SelfFlowEngine
 
     return SelfFlowEngine.from_checkpoint(str(tiny_checkpoint), device="cpu", steps=10)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine more threads thrash (and timings explode)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

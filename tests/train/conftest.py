@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from selfflow_robot.data.synth import SynthConfig, write_synthetic
 
@@ -20,14 +19,6 @@ from selfflow_robot.data.synth import SynthConfig, write_synthetic
 FAST = ["train=cpu", "model=tiny", "model.image_size=[32,40]", "train.batch_size=4", "train.log_every=1",
         "train.validation.batches=1", "train.validation.sample_steps=2", "objective.ema_decay=0.9",
         "train.optim.warmup_steps=2"]
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -46,12 +46,3 @@ def wm_ckpt(tmp_path_factory, wm_data) -> Path:
     return save_checkpoint(tmp_path_factory.mktemp("wm_run"), 1, config=config, model_state=model.state_dict(),
                            ema_state=model.state_dict(), statistics=stats.to_dict(), language_table=table,
                            trainer_state={"step": 1}, keep_last=1)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest single-threaded; on a shared 2-core machine more threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
