@@ -56,7 +56,9 @@ class FlowBatch:
 
 
 class LossOutput(NamedTuple):
-    """`loss`: scalar to backpropagate; `logs`: detached scalars (`flow`, and for selfflow `rep`, `teacher_cos`)."""
+    """`loss`: scalar to backpropagate; `logs`: detached scalars (`flow`, and for selfflow `rep`, `teacher_cos`);
+    `per_example`: detached (B,) flow error of each example over its own loss tokens (for per-mode logging)."""
 
     loss: torch.Tensor
     logs: dict[str, torch.Tensor]
+    per_example: Optional[torch.Tensor] = None

@@ -50,20 +50,27 @@ class Objective:
                                generator=generator) for g in groups}
 
     def flow_loss(self, pred: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor],
-                  weights: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """sum over groups of weight_g · mean over weighted tokens of mean-over-channels squared error."""
-        total = None
+                  weights: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """sum over groups of weight_g · mean over weighted tokens of mean-over-channels squared error.
+
+        Returns (loss, logs, per_example): `per_example` (B,) is the same sum with each example's own
+        token mean, detached, so the trainer can log the loss of each mode (world model / policy / joint).
+        """
+        total = per_example = None
         logs = {}
         for g, w in weights.items():
             err = (pred[g].float() - target[g].float()).pow(2).mean(-1)             # (B, N_g)
             w = w.to(err.dtype)
             loss_g = (err * w).sum() / w.sum().clamp(min=1.0)
             logs[f"flow_{g}"] = loss_g.detach()
-            term = self.group_weights.get(g, 1.0) * loss_g
+            gw = self.group_weights.get(g, 1.0)
+            term = gw * loss_g
             total = term if total is None else total + term
+            ex = gw * ((err * w).sum(1) / w.sum(1).clamp(min=1.0)).detach()       # (B,)
+            per_example = ex if per_example is None else per_example + ex
         if total is None:
             raise ValueError("the batch has no future/actions group to compute a loss on")
-        return total, logs
+        return total, logs, per_example
 
 
 class VanillaObjective(Objective):
@@ -82,8 +89,9 @@ class VanillaObjective(Objective):
         out = student(x_tau, tau, batch.text, text_drop=batch.text_drop, key_mask=batch.key_mask)
         loss_groups = [g for g in groups if g in batch.noisy]
         target = {g: velocity_target(batch.x0[g], eps[g]) for g in loss_groups}
-        flow, logs = self.flow_loss(out.velocity, target, {g: batch.token_weights(g) for g in loss_groups})
-        return LossOutput(flow, {"flow": flow.detach(), **logs, "loss": flow.detach()})
+        flow, logs, per_example = self.flow_loss(out.velocity, target,
+                                                 {g: batch.token_weights(g) for g in loss_groups})
+        return LossOutput(flow, {"flow": flow.detach(), **logs, "loss": flow.detach()}, per_example)
 
 
 class SelfFlowObjective(Objective):
@@ -121,7 +129,7 @@ class SelfFlowObjective(Objective):
         loss_groups = [g for g in groups if g in batch.noisy]
         weights = {g: batch.token_weights(g) for g in loss_groups}
         target = {g: velocity_target(batch.x0[g], eps[g]) for g in loss_groups}
-        flow, logs = self.flow_loss(out.velocity, target, weights)
+        flow, logs, per_example = self.flow_loss(out.velocity, target, weights)
 
         w = torch.cat([weights[g] if g in weights else torch.zeros(shapes[g], dtype=torch.bool, device=device)
                        for g in groups], dim=1).float()                                 # (B, N)
@@ -131,7 +139,7 @@ class SelfFlowObjective(Objective):
         loss = flow + self.cfg.gamma * rep
         logs.update(flow=flow.detach(), rep=rep.detach(), teacher_cos=((cos * w).sum() / denom).detach(),
                     loss=loss.detach())
-        return LossOutput(loss, logs)
+        return LossOutput(loss, logs, per_example)
 
 
 OBJECTIVE_CLASSES: dict[str, type[Objective]] = {"selfflow": SelfFlowObjective, "vanilla": VanillaObjective}

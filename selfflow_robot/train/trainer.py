@@ -109,6 +109,7 @@ class Trainer:
         accum, world = self.tcfg.grad_accum, self.info.world_size
         sums: dict[str, torch.Tensor] = {}
         counts = torch.zeros(len(MODES))
+        mode_flow = torch.zeros(len(MODES))  # summed per-example flow error of each mode
         examples = 0
         for micro in range(accum):
             batch = self.data.next_batch(micro)
@@ -128,6 +129,8 @@ class Trainer:
                 (out.loss / accum).backward()
             for k, v in {"loss": out.loss.detach(), **out.logs}.items():
                 sums[k] = sums.get(k, 0.0) + v.detach().float() / accum
+            if out.per_example is not None:
+                mode_flow.index_add_(0, modes, out.per_example.float().cpu())
         o = self.tcfg.optim
         if o.grad_clip > 0:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip)
@@ -150,7 +153,7 @@ class Trainer:
             self.ema.module.reshard()
         self.ema.update(self.model, ema_decay_at(self.step, self.obj_cfg.ema_decay, self.tcfg.ema_warmup))
         self.step += 1
-        counts = parallel.all_reduce_sum(counts.to(self.device)).cpu()
+        counts, mode_flow = parallel.all_reduce_sum(torch.stack([counts, mode_flow]).to(self.device)).cpu()
         dt = time.perf_counter() - t0
         out_logs = {f"loss/{'total' if k == 'loss' else k}": v for k, v in logs.items()}
         out_logs.update({"lr": lr, "grad_norm": float(grad_norm),
@@ -160,6 +163,8 @@ class Trainer:
             out_logs["ema/teacher_cos"] = out_logs.pop("loss/teacher_cos")
         for i, m in enumerate(MODES):
             out_logs[f"modes/{m.value}_fraction"] = float(counts[i] / counts.sum())
+            if counts[i] > 0:  # the flow loss of the examples trained in this mode
+                out_logs[f"loss/flow_mode_{m.value}"] = float(mode_flow[i] / counts[i])
         return out_logs
 
     # ------------------------------------------------------------------ checkpoints

@@ -98,3 +98,17 @@ def test_flow_loss_is_velocity_mse_on_noisy_tokens():
     x0 = {FUTURE: torch.zeros(512, 12, cfg.frame_token_dim)}
     out = build_objective({"name": "vanilla"}, cfg)(model, None, FlowBatch(x0, {FUTURE: torch.ones(512, dtype=torch.bool)}))
     assert abs(out.logs["flow"].item() - 1.0) < 0.01   # E|eps|^2 per channel
+
+
+def test_per_example_flow_averages_to_the_flow_loss():
+    """`per_example` is each example's own flow error; with equal token counts its mean is the flow loss."""
+    cfg = dit_config("tiny", image_size=(16, 24), context_frames=1, horizon=2)
+    model, _ = build_model(cfg, with_codec=False)
+    x0 = {FUTURE: torch.randn(6, 12, cfg.frame_token_dim)}
+    noisy = {FUTURE: torch.tensor([True, True, False, True, False, True])}
+    for name in ("vanilla", "selfflow"):
+        out = build_objective({"name": name}, cfg)(model, model, FlowBatch(x0, noisy),
+                                                   generator=torch.Generator().manual_seed(0))
+        assert out.per_example.shape == (6,) and not out.per_example.requires_grad
+        assert torch.all(out.per_example[~noisy[FUTURE]] == 0)          # clean examples have no flow loss
+        assert torch.allclose(out.per_example[noisy[FUTURE]].mean(), out.logs["flow"], rtol=1e-5)

@@ -54,6 +54,9 @@ def test_train_writes_complete_checkpoints_logs_and_loads(train_data, train_cli,
     for key in ("loss/flow", "loss/rep", "loss/flow_future", "loss/flow_actions", "lr", "grad_norm",
                 "throughput/examples_per_s", "ema/teacher_cos", "modes/policy_fraction"):
         assert key in train_rows[-1], key
+    # per-mode flow loss: every mode drawn in a step is logged (6 steps x 4 examples draw all three)
+    mode_keys = {k for r in train_rows for k in r if k.startswith("loss/flow_mode_")}
+    assert mode_keys == {"loss/flow_mode_world_model", "loss/flow_mode_policy", "loss/flow_mode_joint"}, mode_keys
     val_rows = [r for r in rows if "val/action_mse_norm" in r]
     assert [r["step"] for r in val_rows] == [3, 6]
     for key in ("val/action_mse_raw", "val/action_mse_norm_mean_baseline", "val/psnr", "val/ssim",
