@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from selfflow_robot import constants as C
-from selfflow_robot.data.reader import RLDSReader
+from selfflow_robot.data.reader import BACKENDS, RLDSReader, open_reader
 from selfflow_robot.data.windows import EpisodeWindows, WindowConfig
 from selfflow_robot.errors import ConfigError, DataError
 
@@ -47,6 +47,8 @@ class DataConfig:
         skip_bad_episodes: skip (and count) malformed episodes instead of stopping with an error.
         decode_threads: JPEG decode threads per process (0 = all cores in-process, 1 per DataLoader worker).
         num_workers: DataLoader worker processes.
+        backend: episode reader: `python` (TF-free), `tf` (tensorflow-datasets + tf.data, the `tf` extra) or
+            `auto` (`tf` for gs:// paths, else `python`); both give identical episodes and windows.
         window: how windows are cut (k, H and image size usually come from the model config).
     """
 
@@ -57,6 +59,7 @@ class DataConfig:
     skip_bad_episodes: bool = False
     decode_threads: int = 0
     num_workers: int = 0
+    backend: str = "auto"
     window: WindowConfig = field(default_factory=WindowConfig)
 
     def __post_init__(self) -> None:
@@ -66,6 +69,8 @@ class DataConfig:
             raise ConfigError(f"data.shuffle_episodes must be >= 1, got {self.shuffle_episodes}")
         if self.num_workers < 0 or self.decode_threads < 0:
             raise ConfigError("data.num_workers and data.decode_threads must be >= 0")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"data.backend must be one of {list(BACKENDS)}, got {self.backend!r}")
 
 
 def split_episodes(episode_ids: list[int], val_fraction: float, seed: int) -> dict[str, list[int]]:
@@ -101,18 +106,19 @@ class RT1Windows(IterableDataset):
             (default: True when infinite, i.e. training; a finite pass covers every episode).
         skip_bad_episodes: skip and count malformed episodes instead of raising `DataError`.
         decode_threads: JPEG decode threads (0 = automatic).
+        backend: reader backend when `source` is a path (see `reader.open_reader`).
     """
 
     def __init__(self, source: str | RLDSReader, window: WindowConfig | None = None, *, split: str = "train",
                  val_fraction: float = 0.05, seed: int = 0, shuffle: bool | None = None,
                  infinite: bool | None = None, shuffle_episodes: int = 8, rank: int | None = None,
                  world_size: int | None = None, even_shards: bool | None = None, skip_bad_episodes: bool = False,
-                 decode_threads: int = 0):
+                 decode_threads: int = 0, backend: str = "auto"):
         super().__init__()
         if split not in SPLITS:
             raise ConfigError(f"split must be one of {list(SPLITS)}, got {split!r}")
-        self.reader = source if isinstance(source, RLDSReader) else RLDSReader(
-            source, skip_bad_episodes=skip_bad_episodes)
+        self.reader = source if isinstance(source, RLDSReader) else open_reader(
+            source, backend, skip_bad_episodes=skip_bad_episodes)
         self.window = window or WindowConfig()
         self.split = split
         self.seed = seed
@@ -140,7 +146,7 @@ class RT1Windows(IterableDataset):
         """Build from a `DataConfig` (kwargs override, e.g. `window=...`)."""
         args: dict[str, Any] = dict(window=cfg.window, split=split, val_fraction=cfg.val_fraction, seed=cfg.seed,
                                     shuffle_episodes=cfg.shuffle_episodes, skip_bad_episodes=cfg.skip_bad_episodes,
-                                    decode_threads=cfg.decode_threads)
+                                    decode_threads=cfg.decode_threads, backend=cfg.backend)
         args.update(kwargs)
         return cls(cfg.path, **args)
 

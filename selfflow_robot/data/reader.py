@@ -210,6 +210,30 @@ def _image_size(data: bytes) -> tuple[int, int, int]:
         return im.size[1], im.size[0], channels
 
 
+def check_steps(steps: dict[str, Any], where: str, check_images: bool = True) -> None:
+    """Raise `DataError` (naming `where` and the key) for NaN/inf actions or embeddings, and, with
+    `check_images`, for frames that are not images of the schema's shape. Shared by both backends."""
+    images = steps[schema.IMAGE]
+    for key in _FINITE_KEYS:
+        arr = steps[key]
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            step = int(np.argwhere(bad)[0][0])
+            raise DataError(f"{where}, key 'steps/{key}': {int(bad.sum())} non-finite value(s) (NaN/inf), first at "
+                            f"step {step}. Fix the source data, {_FIX_SKIP}")
+    if check_images:
+        for t, data in enumerate(images):
+            try:
+                shape = _image_size(data)
+            except Exception as e:  # PIL raises several types for non-images
+                raise DataError(f"{where}, key 'steps/{schema.IMAGE}': frame {t} is not a decodable image ({e}); "
+                                f"{_FIX_SKIP}") from e
+            if shape != schema.IMAGE_SHAPE:
+                raise DataError(f"{where}, key 'steps/{schema.IMAGE}': frame {t} has shape {shape}, the schema "
+                                f"needs {schema.IMAGE_SHAPE}. Resize/pad frames when converting (`selfflow-robot "
+                                f"data convert` does), {_FIX_SKIP}")
+
+
 def parse_episode(payload: bytes, ref: RecordRef, episode_id: int, check_images: bool = True) -> Episode:
     """Parse and validate one record into an `Episode`; raises `DataError` naming file, episode, key."""
     where = f"{ref.path}, episode {episode_id} (record {ref.index})"
@@ -246,24 +270,7 @@ def parse_episode(payload: bytes, ref: RecordRef, episode_id: int, check_images:
                             f"schema ({_FIX_SKIP})")
         arr = np.asarray(value).reshape((T, *f.shape))
         steps[f.path] = arr.astype(_INT_DTYPES[f.dtype]) if f.dtype in _INT_DTYPES else arr.astype(np.float32)
-    for key in _FINITE_KEYS:
-        arr = steps[key]
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            step = int(np.argwhere(bad)[0][0])
-            raise DataError(f"{where}, key 'steps/{key}': {int(bad.sum())} non-finite value(s) (NaN/inf), first at "
-                            f"step {step}. Fix the source data, {_FIX_SKIP}")
-    if check_images:
-        for t, data in enumerate(images):
-            try:
-                shape = _image_size(data)
-            except Exception as e:  # PIL raises several types for non-images
-                raise DataError(f"{where}, key 'steps/{schema.IMAGE}': frame {t} is not a decodable image ({e}); "
-                                f"{_FIX_SKIP}") from e
-            if shape != schema.IMAGE_SHAPE:
-                raise DataError(f"{where}, key 'steps/{schema.IMAGE}': frame {t} has shape {shape}, the schema "
-                                f"needs {schema.IMAGE_SHAPE}. Resize/pad frames when converting (`selfflow-robot "
-                                f"data convert` does), {_FIX_SKIP}")
+    check_steps(steps, where, check_images)
     meta: dict[str, Any] = {}
     for f in schema.EPISODE_FIELDS:
         if f.path in feats:
@@ -359,11 +366,7 @@ class RLDSReader:
         if not 0 <= episode_id < len(self._refs):
             raise IndexError(f"episode {episode_id} out of range (dataset has {len(self._refs)})")
         try:
-            ref = self._refs[episode_id]
-            if ref is None:
-                raise DataError(self._bad_index.get(episode_id, f"episode {episode_id} is unreadable"))
-            payload = read_record(ref, self._handle(ref.path))
-            return parse_episode(payload, ref, episode_id, self.check_images)
+            return self._load(episode_id)
         except DataError as e:
             if not self.skip_bad_episodes:
                 raise
@@ -373,6 +376,14 @@ class RLDSReader:
                 self.skipped.append(str(e))
                 log.warning("skipping bad episode: %s", e)
             return None
+
+    def _load(self, episode_id: int) -> Episode:
+        """Read and validate one episode (raises `DataError`); `read` adds the skipping."""
+        ref = self._refs[episode_id]
+        if ref is None:
+            raise DataError(self._bad_index.get(episode_id, f"episode {episode_id} is unreadable"))
+        payload = read_record(ref, self._handle(ref.path))
+        return parse_episode(payload, ref, episode_id, self.check_images)
 
     def __iter__(self) -> Iterator[Episode]:
         """All good episodes in id order (bad ones raise, or are skipped and counted)."""
@@ -386,3 +397,26 @@ class RLDSReader:
         for h in self._handles.values():
             h.close()
         self._handles = {}
+
+
+# ------------------------------------------------------------------ backend selection
+
+BACKENDS = ("auto", "python", "tf")
+
+
+def open_reader(path: str | os.PathLike, backend: str = "auto", **kwargs) -> RLDSReader:
+    """An episode reader over `path` with the chosen backend (same `Episode` layout either way).
+
+    `python` is `RLDSReader` (TF-free); `tf` is `tf_backend.TFRLDSReader` (tensorflow-datasets +
+    tf.data, needs the `tf` extra); `auto` is `tf` for remote (`gs://`) paths and `python` otherwise.
+    `kwargs` go to the reader (`skip_bad_episodes`, `check_images`).
+    """
+    if backend not in BACKENDS:
+        from selfflow_robot.errors import ConfigError
+
+        raise ConfigError(f"data backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "tf" or (backend == "auto" and _is_remote(str(path))):
+        from selfflow_robot.data.tf_backend import TFRLDSReader
+
+        return TFRLDSReader(path, **kwargs)
+    return RLDSReader(path, **kwargs)
