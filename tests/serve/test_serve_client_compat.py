@@ -5,7 +5,7 @@ Set SELFFLOW_ROBOT_COMPAT_PYTHON to an interpreter that has only numpy, msgpack 
     python3.10 -m venv /tmp/py310 && /tmp/py310/bin/pip install "numpy<2" msgpack "websockets<14"
     SELFFLOW_ROBOT_COMPAT_PYTHON=/tmp/py310/bin/python pytest tests/serve/test_serve_client_compat.py
 
-Without it the test is skipped (CI sets it).
+Without it the test is skipped (CI sets it where python3.10 exists).
 """
 from __future__ import annotations
 
