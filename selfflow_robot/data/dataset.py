@@ -181,8 +181,7 @@ class RT1Windows(IterableDataset):
 
     def _block_windows(self, ids: list[int], rng: np.random.Generator) -> tuple[list[EpisodeWindows], np.ndarray]:
         blocks = []
-        for eid in ids:
-            ep = self.reader.read(eid)
+        for ep in self.reader.read_many(ids):
             if ep is not None:
                 blocks.append(EpisodeWindows(ep, self.window, threads=self.decode_threads))
         flat = np.array([(b, i) for b, ew in enumerate(blocks) for i in range(len(ew))], np.int64).reshape(-1, 2)
@@ -304,6 +303,8 @@ class WindowLoader:
         kw = dict(self.loader_kwargs)
         if self.num_workers > 0:
             kw.setdefault("persistent_workers", False)
+            if getattr(self.dataset.reader, "backend", "python") == "tf":
+                kw.setdefault("multiprocessing_context", "spawn")  # TensorFlow hangs in forked children
         loader = DataLoader(self.dataset, batch_size=self.batch_size, num_workers=self.num_workers,
                             collate_fn=collate, **kw)
         it = iter(loader)

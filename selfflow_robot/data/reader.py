@@ -377,6 +377,10 @@ class RLDSReader:
                 log.warning("skipping bad episode: %s", e)
             return None
 
+    def read_many(self, episode_ids: list[int]) -> list[Episode | None]:
+        """`read` of each id, in the given order (the tf backend reads them through one pipeline)."""
+        return [self.read(i) for i in episode_ids]
+
     def _load(self, episode_id: int) -> Episode:
         """Read and validate one episode (raises `DataError`); `read` adds the skipping."""
         ref = self._refs[episode_id]

@@ -35,7 +35,6 @@ from selfflow_robot.errors import DataError, require
 
 log = logging.getLogger(__name__)
 
-_STEPS_DECODERS = None  # built lazily: {"steps": tfds.decode.SkipDecoding()}
 _THREADS_SET: list[int] = []
 
 
@@ -63,6 +62,11 @@ def _options(tf, threads: int):
     opts.threading.private_threadpool_size = max(1, threads)
     opts.deterministic = True
     return opts
+
+
+def _read_config(tfds):
+    # one shard after another (episode ids = record order), no in-memory cache of small datasets
+    return tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False, num_parallel_calls_for_interleave_files=1)
 
 
 def _meta(ep: dict) -> dict[str, Any]:
@@ -175,14 +179,10 @@ class TFRLDSReader(RLDSReader):
     def episodes_dataset(self, start: int = 0, stop: int | None = None):
         """tf.data.Dataset of episodes [start, stop) in id order, steps as whole tensors, images encoded."""
         tf, tfds = tf_modules(self.threads)
-        global _STEPS_DECODERS
-        if _STEPS_DECODERS is None:
-            _STEPS_DECODERS = {"steps": tfds.decode.SkipDecoding()}
         stop = len(self._refs) if stop is None else stop
-        ds = self.builder().as_dataset(
-            split=f"{schema.SPLIT}[{start}:{stop}]", decoders=_STEPS_DECODERS, shuffle_files=False,
-            read_config=tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False,
-                                        num_parallel_calls_for_interleave_files=1))
+        ds = self.builder().as_dataset(split=f"{schema.SPLIT}[{start}:{stop}]",
+                                       decoders={"steps": tfds.decode.SkipDecoding()}, shuffle_files=False,
+                                       read_config=_read_config(tfds))
         return ds.with_options(_options(tf, self.threads))
 
     def _where(self, episode_id: int) -> str:
@@ -227,6 +227,32 @@ class TFRLDSReader(RLDSReader):
             self._stream = None  # a failed pipeline cannot continue; the next read reopens after this episode
             raise self._tf_error(e, episode_id) from None
         return self._to_episode(raw, episode_id)
+
+    def read_many(self, episode_ids: list[int]) -> list[Episode | None]:
+        """The episodes `episode_ids` in that order through ONE pipeline (split `train[a:a+1]+train[b:b+1]+...`),
+        which saves the ~0.1 s of opening a pipeline per episode on shuffled blocks. `None` for skipped ones."""
+        ids = list(episode_ids)
+        if len(ids) <= 1:
+            return [self.read(i) for i in ids]
+        tf, tfds = tf_modules(self.threads)
+        for i in ids:
+            if not 0 <= i < len(self._refs):
+                raise IndexError(f"episode {i} out of range (dataset has {len(self._refs)})")
+        split = "+".join(f"{schema.SPLIT}[{i}:{i + 1}]" for i in ids)
+        try:
+            ds = self.builder().as_dataset(split=split, decoders={"steps": tfds.decode.SkipDecoding()},
+                                           shuffle_files=False, read_config=_read_config(tfds))
+            raws = list(ds.with_options(_options(tf, self.threads)).as_numpy_iterator())
+        except tf.errors.OpError:
+            return [self.read(i) for i in ids]  # one by one: names the bad episode, skips it if asked
+        out: list[Episode | None] = []
+        for i, raw in zip(ids, raws, strict=True):
+            try:
+                out.append(self._to_episode(raw, i))
+            except DataError as e:
+                self._skip_or_raise(e, i)
+                out.append(None)
+        return out
 
     def close(self) -> None:
         """Drop the open pipeline."""

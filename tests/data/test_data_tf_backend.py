@@ -145,6 +145,24 @@ def test_tf_truncated_shard(make_dataset, good_features):
 
 
 @pytest.mark.slow
+def test_tf_backend_in_dataloader_worker(synth_dir):
+    """A worker process reads with TensorFlow (spawned: TF hangs in forked children) and its batches equal
+    the in-process Python backend's (one consumer either way)."""
+    import torch
+
+    from selfflow_robot.data.dataset import make_loader
+
+    cfg = WindowConfig(context_frames=2, horizon=2, height=32)
+    kw = dict(split="val", val_fraction=0.25, seed=0, shuffle_episodes=2)
+    a = list(make_loader(RT1Windows(str(synth_dir), cfg, backend="python", **kw), batch_size=4))
+    b = list(make_loader(RT1Windows(str(synth_dir), cfg, backend="tf", **kw), batch_size=4, num_workers=1))
+    assert len(a) == len(b) > 0
+    for ba, bb in zip(a, b):
+        for k, v in ba.items():
+            assert torch.equal(v, bb[k]) if isinstance(v, torch.Tensor) else v == bb[k], k
+
+
+@pytest.mark.slow
 def test_bench_script_prints_both_backends():
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_data.py"), "--episodes", "4", "--min-steps",
                           "6", "--max-steps", "8", "--heights", "64", "--workers", "0", "--repeats", "1",
