@@ -24,13 +24,21 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from selfflow_robot.data import schema
-from selfflow_robot.data.reader import (_FIX_SKIP, Episode, RLDSReader, _check_info, _shard_files, check_steps,
-                                        resolve_builder_dir)
+from selfflow_robot.data.reader import (
+    _FIX_SKIP,
+    Episode,
+    RLDSReader,
+    _check_info,
+    _shard_files,
+    check_steps,
+    resolve_builder_dir,
+)
 from selfflow_robot.errors import DataError, require
 
 log = logging.getLogger(__name__)
