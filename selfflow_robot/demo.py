@@ -37,7 +37,7 @@ def main(cfg: DictConfig) -> int:
     from selfflow_robot.train.trainer import train
 
     train_cfg = load_config("train", [
-        *cfg.model_overrides, "train=cpu", f"objective={cfg.objective}", f"data.path={data_dir}",
+        *cfg.train_overrides, "train=cpu", f"objective={cfg.objective}", f"data.path={data_dir}",
         f"train.steps={cfg.steps}", f"train.batch_size={cfg.batch_size}", f"train.seed={cfg.seed}",
         f"train.save_every={cfg.steps}", f"train.val_every={cfg.steps}", f"output_dir={run_dir}",
         f"resume={str((run_dir / 'checkpoints').exists()).lower()}"])

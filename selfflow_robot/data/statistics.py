@@ -315,11 +315,13 @@ class StatsConfig:
         path: dataset (builder dir or its parent).
         force: recompute even when a fresh cache exists.
         skip_bad_episodes: skip malformed episodes (counted in the output) instead of stopping.
+        backend: episode reader: auto (tf for gs://, else python) | python | tf.
     """
 
     path: str = "data/synth"
     force: bool = False
     skip_bad_episodes: bool = False
+    backend: str = "auto"
 
 
 def main(cfg: DictConfig) -> int:
@@ -327,7 +329,9 @@ def main(cfg: DictConfig) -> int:
     from selfflow_robot.config import structured
 
     sc = structured(StatsConfig, cfg)
-    reader = RLDSReader(sc.path, skip_bad_episodes=sc.skip_bad_episodes)
+    from selfflow_robot.data.reader import open_reader
+
+    reader = open_reader(sc.path, sc.backend, skip_bad_episodes=sc.skip_bad_episodes)
     stats, table = load_or_compute_statistics(reader, force=sc.force, progress=True)
     stats_path, table_path = cache_paths(reader)
     a = stats.action

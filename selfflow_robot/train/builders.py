@@ -115,12 +115,12 @@ class DataBundle:
 
 def build_data(cfg: DictConfig, model_cfg: DiTConfig, info: Any, tcfg: Any) -> DataBundle:
     """Train loaders (sharded per rank and accumulation slot), held-out batches, statistics, language table."""
-    from selfflow_robot.data.reader import RLDSReader
+    from selfflow_robot.data.reader import open_reader
     from selfflow_robot.train import parallel
 
     dcfg = structured(DataConfig, cfg.data)
     window = window_for_model(dcfg, model_cfg)
-    reader = RLDSReader(dcfg.path, skip_bad_episodes=dcfg.skip_bad_episodes)
+    reader = open_reader(dcfg.path, dcfg.backend, skip_bad_episodes=dcfg.skip_bad_episodes)
     # Rank 0 computes (and caches) the statistics first, so ranks never race on the cache files.
     if info.is_main:
         stats, table = load_or_compute_statistics(reader)

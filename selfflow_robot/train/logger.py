@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -34,6 +35,8 @@ class RunLogger:
         self._jsonl = None
         if not enabled:
             return
+        # tensorboard imports TensorFlow when it is installed (the `tf` extra); keep its C++ logs quiet
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -147,3 +147,14 @@ def test_help_and_flag_conflicts(capsys, train_data, tmp_path):
     assert rc == 2 and "exclude each other" in capsys.readouterr().err
     assert cli_main(["train", "train.batch_size=0", f"output_dir={tmp_path}"]) == 2
     assert "batch_size" in capsys.readouterr().err
+
+
+def test_train_reads_through_the_tf_backend(train_data, train_cli, tmp_path):
+    """`data.backend=tf` (tensorflow-datasets + tf.data) trains to the same first loss as the python reader."""
+    pytest.importorskip("tensorflow", reason="the tf backend needs tensorflow-cpu (the `tf` extra)")
+    losses = {}
+    for backend in ("python", "tf"):
+        run = tmp_path / backend
+        train_cli.ok(train_cli.run(train_data, run, "train.steps=1", "train.val_every=0", f"data.backend={backend}"))
+        losses[backend] = [r["loss/total"] for r in read_metrics(run) if "loss/total" in r]
+    assert losses["tf"] == losses["python"] and len(losses["tf"]) == 1
