@@ -87,8 +87,16 @@ def make_env(task: str, *, asset_root: str | Path | None = None, overlay: bool =
         raise ConfigError(f"num_envs must be 1 (one grid episode per env; batched GPU simulation of these tasks is "
                           f"not implemented), got {num_envs}; run several worker processes instead")
     ensure_vulkan_icd()
+    import sys
+
     import gymnasium as gym
-    from selfflow_robot.errors import MissingDependencyError
+    from selfflow_robot.errors import MissingDependencyError, UserError
+
+    if "tensorflow" in sys.modules:
+        # seen here: SAPIEN 3 segfaults building its scene in a process that has loaded TensorFlow
+        # (tensorboard loads it when installed, as does the tf.data reader backend)
+        raise UserError("TensorFlow is loaded in this process, and SAPIEN crashes beside it: run the simulator "
+                        "(eval / collect) in a separate process, or in an environment without the `tf` extra")
 
     try:
         import mani_skill.envs  # noqa: F401
