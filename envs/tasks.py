@@ -86,10 +86,8 @@ def make_env(task: str, *, asset_root: str | Path | None = None, overlay: bool =
 
         raise ConfigError(f"num_envs must be 1 (one grid episode per env; batched GPU simulation of these tasks is "
                           f"not implemented), got {num_envs}; run several worker processes instead")
-    ensure_vulkan_icd()
     import sys
 
-    import gymnasium as gym
     from selfflow_robot.errors import MissingDependencyError, UserError
 
     if "tensorflow" in sys.modules:
@@ -97,8 +95,9 @@ def make_env(task: str, *, asset_root: str | Path | None = None, overlay: bool =
         # (tensorboard loads it when installed, as does the tf.data reader backend)
         raise UserError("TensorFlow is loaded in this process, and SAPIEN crashes beside it: run the simulator "
                         "(eval / collect) in a separate process, or in an environment without the `tf` extra")
-
+    ensure_vulkan_icd()
     try:
+        import gymnasium as gym
         import mani_skill.envs  # noqa: F401
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise MissingDependencyError(f"the SIMPLER port needs ManiSkill3 ({e}); install it with: "
