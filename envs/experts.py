@@ -86,8 +86,22 @@ def action_towards(s: State, p_goal: np.ndarray, R_goal: np.ndarray | None, grip
     return np.concatenate([s.base_R.T @ d, rot, [gripper]]).astype(np.float32)
 
 
+class PhasedExpert:
+    """A scripted expert that moves through numbered phases: `phase`, and the steps spent in it."""
+
+    phase: int = 0
+    steps_in_phase: int = 0
+
+    def _advance(self, cond: bool, limit: int) -> None:
+        """Count a step of the current phase; go to the next when `cond` holds or `limit` steps have passed."""
+        self.steps_in_phase += 1
+        if cond or self.steps_in_phase >= limit:
+            self.phase += 1
+            self.steps_in_phase = 0
+
+
 @dataclass
-class DrawerExpert:
+class DrawerExpert(PhasedExpert):
     """Open or close one drawer, closed-loop on the drawer joint (see module doc)."""
 
     mode: str                          # "open" | "close"
@@ -114,12 +128,6 @@ class DrawerExpert:
         self.R_down = s.tcp_R.copy()
         t = np.deg2rad(self.hook_tilt_deg)
         self.R_hook = rot_to(s.tcp_R, s.tcp_R[:, 2], np.array([-np.sin(t), 0.0, -np.cos(t)]))
-
-    def _advance(self, cond: bool, limit: int) -> None:
-        self.steps_in_phase += 1
-        if cond or self.steps_in_phase >= limit:
-            self.phase += 1
-            self.steps_in_phase = 0
 
     def act(self, env, obs=None) -> np.ndarray:
         if self.R_down is None:
@@ -199,7 +207,7 @@ class DrawerExpert:
 
 
 @dataclass
-class PlaceAppleExpert:
+class PlaceAppleExpert(PhasedExpert):
     """Open the top drawer with the hook, then grasp the apple on the cabinet top and drop it in the drawer.
 
     The fingers keep the tilted "hook" pitch (reachable at every grid pose) and are rolled 90 degrees about
@@ -216,12 +224,6 @@ class PlaceAppleExpert:
     def reset(self, env, obs=None) -> None:
         self.opener.reset(env, obs)
         self.phase, self.steps_in_phase, self.R_grasp = 0, 0, None
-
-    def _advance(self, cond: bool, limit: int) -> None:
-        self.steps_in_phase += 1
-        if cond or self.steps_in_phase >= limit:
-            self.phase += 1
-            self.steps_in_phase = 0
 
     def act(self, env, obs=None) -> np.ndarray:
         if self.opener.R_down is None:
