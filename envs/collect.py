@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -22,8 +22,8 @@ from selfflow_robot.errors import ConfigError
 class CollectConfig:
     """`selfflow-robot collect` options."""
 
-    task: str = "open_top_drawer"       # a name of selfflow_robot.envs.tasks.TASKS
-    episodes: int = 10                  # episodes to record
+    task: Any = "open_top_drawer"       # a task name, a list of them, or a suite name (all its tasks)
+    episodes: int = 10                  # episodes to record per task
     start_episode: int = 0              # first grid episode; later ones follow, wrapping around the grid
     output_dir: str = "demos"           # the dataset goes to <output_dir>/fractal20220817_data/0.1.0
     only_success: bool = False          # drop failed episodes
@@ -32,12 +32,37 @@ class CollectConfig:
     overlay: bool = True                # green-screen the real background (visual matching)
     episodes_per_shard: int = 50
     max_steps: int | None = None        # cut episodes short (debugging, tests); default: the task's length
+    workers: int = 1                    # worker processes rendering episodes (0 = all cores)
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
             raise ConfigError(f"episodes must be >= 1, got {self.episodes}")
         if self.start_episode < 0:
             raise ConfigError(f"start_episode must be >= 0, got {self.start_episode}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0 = all cores), got {self.workers}")
+
+    def task_list(self) -> list[str]:
+        """The tasks to record, in order: `task` as a name, a list of names, or a suite name."""
+        from selfflow_robot.envs.tasks import SUITES, task_spec
+
+        names = [self.task] if isinstance(self.task, str) else [str(t) for t in self.task]
+        if not names:
+            raise ConfigError("task is empty: give a task name, a list of them, or a suite name")
+        out: list[str] = []
+        for name in names:
+            for t in SUITES.get(name, (name,)):
+                task_spec(t)  # a clear error (with close matches) for an unknown name
+                if t not in out:
+                    out.append(t)
+        return out
+
+    def jobs(self) -> list[tuple[str, int]]:
+        """(task, grid episode) pairs in recording order: per task, `episodes` from `start_episode`, wrapping."""
+        from selfflow_robot.envs.tasks import task_spec
+
+        return [(t, (self.start_episode + i) % task_spec(t).num_episodes)
+                for t in self.task_list() for i in range(self.episodes)]
 
 
 def resize_frame(frame: np.ndarray, size: tuple[int, int] = (256, 320)) -> np.ndarray:
@@ -100,24 +125,82 @@ def run_episode(env, expert, episode: int) -> dict[str, Any]:
     }
 
 
+class _Recorder:
+    """One env + expert per task, reused across episodes (per process)."""
+
+    def __init__(self, assets: str | None, overlay: bool, max_steps: int | None) -> None:
+        self.assets, self.overlay, self.max_steps = assets, overlay, max_steps
+        self.task: str | None = None
+        self.env: Any = None
+        self.expert: Any = None
+
+    def __call__(self, job: tuple[str, int]) -> dict[str, Any]:
+        from selfflow_robot.envs.experts import make_expert
+        from selfflow_robot.envs.tasks import make_env
+
+        task, episode = job
+        if task != self.task:
+            self.close()
+            extra = {} if self.max_steps is None else {"max_episode_steps": self.max_steps}
+            self.env = make_env(task, asset_root=self.assets, overlay=self.overlay, **extra)
+            self.expert, self.task = make_expert(task), task
+        return run_episode(self.env, self.expert, episode)
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+        self.env = self.task = None
+
+
+_RECORDER: _Recorder | None = None  # per worker process
+
+
+def _worker_init(assets: str | None, overlay: bool, max_steps: int | None) -> None:
+    global _RECORDER
+    import torch
+
+    torch.set_num_threads(1)
+    _RECORDER = _Recorder(assets, overlay, max_steps)
+
+
+def _worker_record(job: tuple[str, int]) -> dict[str, Any]:
+    assert _RECORDER is not None
+    return _RECORDER(job)
+
+
+def _recorded(cfg: CollectConfig, jobs: list[tuple[str, int]]) -> Iterator[dict[str, Any]]:
+    """Episodes of `jobs`, in order; rendered in `cfg.workers` spawn processes when > 1."""
+    import multiprocessing as mp
+    import os
+
+    workers = min(cfg.workers or os.cpu_count() or 1, len(jobs))
+    if workers <= 1:
+        rec = _Recorder(cfg.assets, cfg.overlay, cfg.max_steps)
+        try:
+            yield from map(rec, jobs)
+        finally:
+            rec.close()
+        return
+    ctx = mp.get_context("spawn")  # fork would duplicate SAPIEN/Vulkan state
+    with ctx.Pool(workers, _worker_init, (cfg.assets, cfg.overlay, cfg.max_steps)) as pool:
+        yield from pool.imap(_worker_record, jobs)  # in job order: the dataset is the same for any worker count
+
+
 def collect(cfg: CollectConfig, progress: bool = True) -> tuple[Path, int, int]:
-    """Record `cfg.episodes` expert episodes; returns (builder dir, episodes written, successes)."""
+    """Record `cfg.episodes` expert episodes per task into one dataset; returns (builder dir, written, successes)."""
     from tqdm import tqdm
 
     from selfflow_robot.data.writer import DatasetWriter
-    from selfflow_robot.envs.experts import make_expert
-    from selfflow_robot.envs.tasks import make_env, task_spec
+    from selfflow_robot.envs.assets import resolve_asset_root
 
-    spec = task_spec(cfg.task)
-    extra = {} if cfg.max_steps is None else {"max_episode_steps": cfg.max_steps}
-    env = make_env(cfg.task, asset_root=cfg.assets, overlay=cfg.overlay, **extra)
-    expert = make_expert(cfg.task)
+    resolve_asset_root(cfg.assets)  # missing assets: one clear error before any process starts
+    jobs = cfg.jobs()
     n_ok = n_written = 0
     writer = DatasetWriter(cfg.output_dir, overwrite=cfg.overwrite, episodes_per_shard=cfg.episodes_per_shard)
+    desc = f"collect {jobs[0][0]}" if len({t for t, _ in jobs}) == 1 else f"collect {len(jobs)} episodes"
     try:
-        bar = tqdm(range(cfg.episodes), desc=f"collect {cfg.task}", disable=not progress)
-        for i in bar:
-            ep = run_episode(env, expert, (cfg.start_episode + i) % spec.num_episodes)
+        bar = tqdm(_recorded(cfg, jobs), total=len(jobs), desc=desc, disable=not progress)
+        for i, ep in enumerate(bar):
             n_ok += int(ep["aspects/success"])
             bar.set_postfix(success=f"{n_ok}/{i + 1}")
             if ep["aspects/success"] or not cfg.only_success:
@@ -125,15 +208,13 @@ def collect(cfg: CollectConfig, progress: bool = True) -> tuple[Path, int, int]:
                 n_written += 1
         if n_written == 0:
             writer.abort()
-            raise ConfigError(f"no successful episodes out of {cfg.episodes} for {cfg.task}; "
+            raise ConfigError(f"no successful episodes out of {len(jobs)} for {cfg.task}; "
                               "nothing written (set only_success=false to keep failures)")
         path = writer.close()
     except BaseException:
         if writer.tmp.exists():
             writer.abort()
         raise
-    finally:
-        env.close()
     return path, n_written, n_ok
 
 
@@ -143,5 +224,5 @@ def main(cfg) -> int:
 
     c = structured(CollectConfig, cfg)
     path, n, ok = collect(c)
-    print(f"wrote {n} episodes ({ok}/{c.episodes} successful) to {path}")
+    print(f"wrote {n} episodes ({ok}/{len(c.jobs())} successful) to {path}")
     return 0

@@ -1,21 +1,108 @@
-"""The README's main command, `selfflow-robot demo`, end to end (few steps)."""
+"""The README's main command, `selfflow-robot demo`, end to end at CI size: every artefact produced and valid."""
 from __future__ import annotations
 
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from selfflow_robot.cli import main
 
+SHARED_ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets" / "ManiSkill2_real2sim"
+TASK = "close_top_drawer"
+CI_SIZE = [f"tasks=[{TASK}]", "demos_per_task=3", "demo_max_steps=14", "workers=1", "steps=6", "batch_size=4",
+           "eval_episodes_per_task=1", "imagine_length=4", "policy_options.steps=2",
+           'train_overrides=["model=tiny","model.image_size=[32,40]","model.patch_size=4","train.save_every=3",'
+           '"train.val_every=3"]']
+
+
+@pytest.fixture(scope="module")
+def assets() -> str:
+    root = os.environ.get("SELFFLOW_ROBOT_ASSETS") or str(SHARED_ASSETS)
+    if not Path(root, "data", "real_inpainting").is_dir():
+        pytest.skip(f"ManiSkill2_real2sim assets not at {root} (set SELFFLOW_ROBOT_ASSETS)")
+    pytest.importorskip("mani_skill", reason="ManiSkill3 not installed; run .ci/install_sim_deps.sh")
+    return root
+
+
+def _links(md: str) -> list[str]:
+    return re.findall(r"\]\(([^)]+)\)", md)
+
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.sim
+def test_demo_runs_end_to_end_and_resumes(tmp_path, assets, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from selfflow_robot.data.reader import RLDSReader
+
     out = tmp_path / "demo"
-    assert main(["demo", f"output_dir={out}", "episodes=10", "steps=4", "batch_size=4"]) == 0
+    args = ["demo", f"output_dir={out}", f"assets={assets}", *CI_SIZE]
+    assert main(args) == 0
     text = capsys.readouterr().out
-    assert (out / "data" / "fractal20220817_data" / "0.1.0" / "dataset_info.json").is_file()
-    assert list((out / "run" / "checkpoints").glob("step-*/model.safetensors"))
-    assert list((out / "imagine").glob("*.mp4")) and list((out / "imagine").glob("*.gif"))
-    assert "PSNR" in text or "psnr" in text
-    assert '"world_vector"' in text and "ms/step" in text
-    # rerun resumes: data reused, training already at its last step
-    assert main(["demo", f"output_dir={out}", "episodes=10", "steps=4", "batch_size=4"]) == 0
-    assert "reusing" in capsys.readouterr().out
+    for phase in ("collect", "train", "eval", "imagine", "report"):
+        assert f"--- {phase} done in" in text
+    assert "done in" in text.splitlines()[-1]
+
+    # demos: real RT-1 RLDS the reader reads back
+    collect = json.loads((out / "demos" / "collect.json").read_text())
+    assert collect["episodes"] == 3 and collect["tasks"] == [TASK]
+    reader = RLDSReader(out / "demos")
+    assert len(reader) == 3 and len(reader.read(0)) == 14 and reader.read(0).instruction == "close top drawer"
+
+    # training: checkpoints and validation metrics
+    assert list((out / "run" / "checkpoints").glob("step-0000006/model.safetensors"))
+    # evaluation: one scored episode with its video
+    results = json.loads((out / "eval" / "results.json").read_text())
+    (ck,) = results["checkpoints"].values()
+    assert ck["tasks"][TASK]["trials"] == 1
+    assert len(list((out / "eval" / "videos").rglob("*.mp4"))) == 1
+
+    # the report: tables, and every linked file exists and is a valid image/video
+    report = out / "report" / "report.md"
+    md = report.read_text()
+    assert "| close_top_drawer | " in md and "Wilson 95%" in md
+    assert "action MSE (normalised)" in md and "copy last frame" in md
+    assert "| frames ahead | PSNR (dB)" in md
+    links = _links(md)
+    for name in ("success.png", "curves.png", "imagine.gif", "imagine.mp4", "eval_results.md"):
+        assert name in links, f"report.md does not link {name}"
+    assert any(link.startswith("videos/") and link.endswith(".mp4") for link in links)
+    for link in links:
+        f = report.parent / link
+        assert f.is_file() and f.stat().st_size > 0, link
+        if f.suffix in (".png", ".gif"):
+            with Image.open(f) as im:
+                assert im.size[0] > 32 and im.size[1] > 32
+                if f.suffix == ".gif":
+                    assert getattr(im, "n_frames", 1) > 1
+                else:
+                    assert np.asarray(im.convert("L")).std() > 1  # a real plot, not a blank canvas
+        if f.suffix == ".mp4":
+            assert f.read_bytes()[4:8] == b"ftyp"
+
+    # rerun: every phase resumes (demos reused, training already done, no episode re-run)
+    mtime = (out / "eval" / "episodes.jsonl").stat().st_mtime_ns
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "reusing" in text
+    assert (out / "eval" / "episodes.jsonl").read_text().count("\n") == 1
+    assert (out / "eval" / "episodes.jsonl").stat().st_mtime_ns == mtime
+    assert len(list((out / "run" / "checkpoints").glob("step-*"))) >= 1
+    assert not list((out / "run" / "checkpoints").glob("step-0000007*"))
+
+
+def test_demo_rejects_bad_config(tmp_path) -> None:
+    from selfflow_robot.config import load_config, structured
+    from selfflow_robot.demo import DemoConfig
+    from selfflow_robot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="objective"):
+        structured(DemoConfig, load_config("demo", ["objective=flow"]))
+    with pytest.raises(ConfigError, match="phase"):
+        structured(DemoConfig, load_config("demo", ["phases=[collect,trian]"]))
+    with pytest.raises(ConfigError, match="demos_per_task must be >= 1"):
+        structured(DemoConfig, load_config("demo", ["demos_per_task=0"]))

@@ -1,0 +1,177 @@
+"""The `selfflow-robot demo` report: `<out>/report/report.md` with its plots and videos beside it.
+
+Everything is read back from the phases' own outputs on disk (so `phases=[report]` rebuilds it):
+`demos/collect.json`, `run/metrics.jsonl` + `run/curves.png`, `eval/results.json` + `eval/success.png`
++ `eval/episodes.jsonl` (videos), `imagine/*_metrics.json` (+ its mp4/gif).
+"""
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from selfflow_robot.envs.eval_report import atomic_write_text
+
+
+def _read_json(path: Path) -> Optional[Any]:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _pct(rate: Optional[float]) -> str:
+    return "n/a" if rate is None else f"{100 * rate:.1f}%"
+
+
+def _copy(src: Path, dest_dir: Path, name: Optional[str] = None) -> str:
+    """Copy `src` into the report dir; returns the relative link."""
+    dest = dest_dir / (name or src.name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    return str(dest.relative_to(dest_dir))
+
+
+def setup_section(cfg: Any, collect: Optional[dict], run_config: Optional[dict]) -> list[str]:
+    lines = ["## Setup", "", "| | |", "|---|---|", f"| suite | `{cfg.suite}` (ManiSkill3 port, visual matching) |"]
+    if collect:
+        lines.append(f"| demos | {collect['episodes']} scripted-expert episodes, {len(collect['tasks'])} tasks "
+                     f"(expert success {collect['expert_successes']}/{collect['episodes']}), "
+                     f"grid episodes 0-{cfg.demos_per_task - 1} of each task |")
+    if run_config:
+        m, t = run_config.get("model", {}), run_config.get("train", {})
+        lines += [
+            f"| model | `{m.get('depth')}`-block DiT, width {m.get('hidden_size')}, {m.get('image_size')} pixels in "
+            f"{m.get('patch_size')}x{m.get('patch_size')} patches, {m.get('context_frames')} context frames, "
+            f"{m.get('horizon')}-step chunks |",
+            f"| objective | `{run_config.get('objective', {}).get('name', cfg.objective)}` |",
+            f"| training | {t.get('steps')} steps x {t.get('batch_size')} windows, lr {t.get('optim', {}).get('lr')}, "
+            f"seed {t.get('seed')}, modes {t.get('modes')} |",
+        ]
+    return lines + [""]
+
+
+def eval_section(results: Optional[dict], report_dir: Path, eval_dir: Path) -> list[str]:
+    if not results:
+        return ["## Policy in the suite", "", "not evaluated (the `eval` phase did not run)", ""]
+    lines = ["## Policy in the suite", ""]
+    for name, ck in results["checkpoints"].items():
+        lines += [f"Checkpoint `{ck['path']}`; success at the last step of each episode, as SIMPLER reads it.", "",
+                  "| task | success | rate | Wilson 95% |", "|---|---|---|---|"]
+        for task, r in ck["tasks"].items():
+            lo, hi = r["ci95"]
+            lines.append(f"| {task} | {r['successes']}/{r['trials']} | {_pct(r['rate'])} | "
+                         f"{_pct(lo)} - {_pct(hi)} |")
+        lines += ["", f"Average over task columns: {_pct(ck['average_task_columns']['rate'])}.", ""]
+    if (eval_dir / "success.png").is_file():
+        lines += [f"![success per task]({_copy(eval_dir / 'success.png', report_dir)})", ""]
+    if (eval_dir / "results.md").is_file():
+        lines += ["Beside the published SIMPLER numbers: [results.md]"
+                  f"({_copy(eval_dir / 'results.md', report_dir, 'eval_results.md')}).", ""]
+    return lines
+
+
+def validation_section(val: Optional[Mapping[str, float]]) -> list[str]:
+    if not val:
+        return []
+    rows = [("action MSE (normalised), sampled chunk", "val/action_mse_norm", "val/action_mse_norm_mean_baseline",
+             "mean action", False),
+            ("action MSE (normalised), one-step estimate", "val/action_mse_norm_1step",
+             "val/action_mse_norm_mean_baseline", "mean action", False),
+            ("next-frames PSNR (dB), sampled", "val/psnr", "val/psnr_copy_last", "copy last frame", True),
+            ("next-frames PSNR (dB), one-step estimate", "val/psnr_1step", "val/psnr_copy_last", "copy last frame",
+             True)]
+    lines = [f"## Held-out demos (validation at step {int(val.get('step', 0))})", "",
+             "| metric | model | baseline | beats it |", "|---|---|---|---|"]
+    for label, key, base_key, base_name, higher in rows:
+        if key in val and base_key in val:
+            a, b = val[key], val[base_key]
+            lines.append(f"| {label} | {a:.4g} | {base_name} {b:.4g} | {'yes' if (a > b) == higher else 'no'} |")
+    return lines + [""]
+
+
+def imagine_section(imagine_dir: Path, report_dir: Path) -> list[str]:
+    files = sorted(imagine_dir.glob("*_metrics.json"))
+    if not files:
+        return []
+    r = json.loads(files[0].read_text())
+    lines = ["## World model: imagined rollout beside the real one", "",
+             f"Held-out demo `{r['label']}` (\"{r['instruction']}\"): the world model sees the first frames and the "
+             f"demo's {r['steps']} actions, and imagines the frames (left: imagined, right: real).", ""]
+    video = r.get("video", {})
+    if video.get("gif") and Path(video["gif"]).is_file():
+        lines += [f"![imagined rollout]({_copy(Path(video['gif']), report_dir, 'imagine.gif')})", ""]
+    if video.get("mp4") and Path(video["mp4"]).is_file():
+        lines += [f"[mp4]({_copy(Path(video['mp4']), report_dir, 'imagine.mp4')})", ""]
+    m = r.get("metrics")
+    if m:
+        lines += ["| frames ahead | PSNR (dB) | copy-last PSNR | SSIM | copy-last SSIM |", "|---|---|---|---|---|"]
+        for i in range(len(m["psnr"])):
+            lines.append(f"| {i + 1} | {m['psnr'][i]:.2f} | {m['psnr_copy_last'][i]:.2f} | {m['ssim'][i]:.3f} | "
+                         f"{m['ssim_copy_last'][i]:.3f} |")
+        lines.append(f"| mean | {np.mean(m['psnr']):.2f} | {np.mean(m['psnr_copy_last']):.2f} | "
+                     f"{np.mean(m['ssim']):.3f} | {np.mean(m['ssim_copy_last']):.3f} |")
+    return lines + [""]
+
+
+def videos_section(eval_dir: Path, report_dir: Path) -> list[str]:
+    """Link one success and one failure per task (copied into `report/videos/`)."""
+    log = eval_dir / "episodes.jsonl"
+    if not log.is_file():
+        return []
+    picked: dict[tuple[str, bool], str] = {}
+    for line in log.read_text().splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        key = (rec["task"], bool(rec["success"]))
+        if key not in picked and rec.get("video") and Path(rec["video"]).is_file():
+            picked[key] = rec["video"]
+    if not picked:
+        return []
+    lines = ["## Episode videos", "", "| task | success | failure |", "|---|---|---|"]
+    for task in sorted({t for t, _ in picked}):
+        cells = []
+        for ok in (True, False):
+            src = picked.get((task, ok))
+            cells.append(f"[{Path(src).name}]({_copy(Path(src), report_dir, f'videos/{task}/{Path(src).name}')})"
+                         if src else "-")
+        lines.append(f"| {task} | {cells[0]} | {cells[1]} |")
+    return lines + ["", f"All episodes: `{eval_dir / 'videos'}`.", ""]
+
+
+def write_report(cfg: Any, out: Path, timings: Mapping[str, float]) -> Path:
+    """Write `<out>/report/report.md` (+ plots, videos); returns its path."""
+    from omegaconf import OmegaConf
+
+    from selfflow_robot.constants import CONFIG_FILE
+    from selfflow_robot.train.logger import read_metrics
+
+    report_dir = out / "report"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    run_dir, eval_dir = out / "run", out / "eval"
+    collect = _read_json(out / "demos" / "collect.json")
+    run_config = None
+    ckpts = sorted((run_dir / "checkpoints").glob(f"step-*/{CONFIG_FILE}"))
+    if ckpts:
+        run_config = OmegaConf.to_container(OmegaConf.load(ckpts[-1]))
+    val_rows = [r for r in read_metrics(run_dir) if "val/action_mse_norm" in r] if run_dir.is_dir() else []
+    lines = [f"# selfflow-robot demo: {cfg.objective} on `{cfg.suite}`", "",
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()} "
+             f"({platform.processor() or platform.machine()}).", ""]
+    lines += eval_section(_read_json(eval_dir / "results.json"), report_dir, eval_dir)
+    lines += validation_section(val_rows[-1] if val_rows else None)
+    if (run_dir / "curves.png").is_file():
+        lines += ["## Training curves", "", f"![training curves]({_copy(run_dir / 'curves.png', report_dir)})", ""]
+    lines += imagine_section(out / "imagine", report_dir)
+    lines += videos_section(eval_dir, report_dir)
+    lines += setup_section(cfg, collect, run_config)
+    if timings:
+        lines += ["## Time (this invocation; reused phases are near zero)", "", "| phase | time |", "|---|---|"]
+        lines += [f"| {p} | {t / 60:.1f} min |" for p, t in timings.items()]
+        lines += [f"| total | {sum(timings.values()) / 60:.1f} min |", ""]
+    path = report_dir / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
