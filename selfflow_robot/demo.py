@@ -40,7 +40,7 @@ class DemoConfig:
         demos_per_task: expert episodes per task, grid episodes 0.. (36 = the whole visual-matching grid).
         demo_max_steps: cut demos short (CI); default: the task's episode length.
         workers: processes for collection and evaluation (0 = all cores).
-        objective: `selfflow` or `vanilla` (plain flow matching, the baseline).
+        objective: `selfflow` or `vanilla` (plain flow matching, the baseline); the config group's name.
         steps, batch_size, lr, seed: training length, windows per step, peak learning rate, seed (data, init, noise).
         train_overrides: extra `selfflow-robot train` overrides (model size, window, modes, ...).
         eval_episodes_per_task: episodes per task scored in the suite (default: the whole grid).
@@ -56,7 +56,7 @@ class DemoConfig:
     demos_per_task: int = 36
     demo_max_steps: Optional[int] = None
     workers: int = 0
-    objective: str = "selfflow"
+    objective: Any = "selfflow"
     steps: int = 6000
     batch_size: int = 16
     lr: float = 1e-3
@@ -69,6 +69,8 @@ class DemoConfig:
     phases: list[str] = field(default_factory=lambda: list(PHASES))
 
     def __post_init__(self) -> None:
+        if not isinstance(self.objective, str):  # the `objective` config group: train with its name
+            self.objective = str(self.objective["name"])
         check_choice("objective", self.objective, ["selfflow", "vanilla"])
         for p in self.phases:
             check_choice("phase", p, list(PHASES))
