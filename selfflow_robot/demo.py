@@ -1,6 +1,6 @@
 """`selfflow-robot demo`: the main job end to end on one CPU machine.
 
-    selfflow-robot demo                                   # defaults: drawer suite, tiny model, about 2 hours
+    selfflow-robot demo                                   # defaults: drawer suite, tiny model, under 2 hours
     selfflow-robot demo output_dir=runs/demo_vanilla objective=vanilla
     selfflow-robot demo demos_per_task=1 tasks=[close_top_drawer] steps=20 eval_episodes_per_task=1   # minutes
 
@@ -43,7 +43,7 @@ class DemoConfig:
         objective: `selfflow` or `vanilla` (plain flow matching, the baseline); the config group's name.
         steps, batch_size, lr, seed: training length, windows per step, peak learning rate, seed (data, init, noise).
         train_overrides: extra `selfflow-robot train` overrides (model size, window, modes, ...).
-        eval_episodes_per_task: episodes per task scored in the suite (default: the whole grid).
+        eval_episodes_per_task: episodes per task scored in the suite (None: the whole grid).
         policy_options: `SelfFlowPolicy` options for the evaluation (see `configs/eval.yaml`).
         imagine_length: frames the world model imagines after its context.
         assets: ManiSkill2_real2sim copy (default: $SELFFLOW_ROBOT_ASSETS or the `assets fetch` cache).
@@ -53,16 +53,16 @@ class DemoConfig:
     output_dir: str = "runs/demo"
     suite: str = "drawer_visual_matching"
     tasks: Optional[list[str]] = None
-    demos_per_task: int = 36
+    demos_per_task: int = 9
     demo_max_steps: Optional[int] = None
     workers: int = 0
     objective: Any = "selfflow"
-    steps: int = 6000
+    steps: int = 2000
     batch_size: int = 16
     lr: float = 1e-3
     seed: int = 0
-    train_overrides: list[str] = field(default_factory=list)
-    eval_episodes_per_task: Optional[int] = None
+    train_overrides: list[str] = field(default_factory=lambda: ["model=tiny"])
+    eval_episodes_per_task: Optional[int] = 9
     policy_options: dict[str, Any] = field(default_factory=dict)
     imagine_length: int = 12
     assets: Optional[str] = None
