@@ -1,0 +1,329 @@
+"""The Self-Flow vs vanilla study: its maths on hand-made metrics, its report on hand-made arms, and the
+script end to end at CI size (1 seed x 2 objectives, real collect/train/eval/imagine)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pytest
+
+from selfflow_robot import study
+from selfflow_robot.errors import DataError, UserError
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_ASSETS = REPO.parent / "shared" / "assets" / "ManiSkill2_real2sim"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("study_script", REPO / "scripts" / "study_selfflow_vs_vanilla.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The maths
+# ---------------------------------------------------------------------------------------------------------------
+
+def _curve(pairs):
+    return [{"step": s, "mean": v} for s, v in pairs]
+
+
+def test_steps_to_reach_first_step_at_least_as_good_no_interpolation() -> None:
+    c = _curve([(250, 0.9), (500, 0.5), (750, 0.31), (1000, 0.2)])
+    r = study.steps_to_reach(c, 0.3, higher_is_better=False, total_steps=2000)
+    # 0.3 lies between steps 750 (0.31) and 1000 (0.2): the answer is 1000, never an interpolated 770-odd
+    assert r["reached"] and r["step"] == 1000 and r["ratio"] == 0.5 and r["value"] == 0.2
+    r = study.steps_to_reach(c, 0.5, higher_is_better=False, total_steps=2000)
+    assert r["step"] == 500 and r["ratio"] == 0.25  # equal counts as reached
+    r = study.steps_to_reach(c, 0.1, higher_is_better=False, total_steps=2000)
+    assert not r["reached"] and r["step"] is None and r["ratio"] is None
+    # PSNR: higher is better
+    p = _curve([(250, 20.0), (500, 24.0), (750, 23.0)])
+    assert study.steps_to_reach(p, 22.5, higher_is_better=True, total_steps=1000)["step"] == 500
+    assert not study.steps_to_reach(p, 25.0, higher_is_better=True, total_steps=1000)["reached"]
+
+
+def test_seed_mean_curve_uses_the_steps_every_seed_has() -> None:
+    a = [(250, 1.0), (500, 0.6), (750, 0.4)]
+    b = [(250, 3.0), (500, 0.8)]          # an unfinished seed cuts the mean curve at 500
+    m = study.seed_mean_curve([a, b, []])  # a seed without validation rows is left out
+    assert [r["step"] for r in m] == [250, 500]
+    assert m[0]["mean"] == pytest.approx(2.0) and m[0]["std"] == pytest.approx(math.sqrt(2.0))
+    assert m[1]["mean"] == pytest.approx(0.7) and m[1]["seeds"] == 2
+    assert study.mean_std([5.0]) == (5.0, 0.0)
+    assert study.seed_mean_curve([]) == []
+
+
+def test_validation_rows_dedupe_and_parse_nonfinite() -> None:
+    rows = [{"step": 10, "loss/total": 1.0}, {"step": 250, "val/action_mse_norm": 0.5},
+            {"step": 250, "val/action_mse_norm": 0.4}, {"step": 500, "val/action_mse_norm": "nan"}]
+    v = study.validation_rows(rows)
+    assert [r["step"] for r in v] == [250, 500]
+    assert v[0]["val/action_mse_norm"] == 0.4 and math.isnan(v[1]["val/action_mse_norm"])
+
+
+def test_pooled_success_sums_counts_over_seeds_with_wilson() -> None:
+    a = study.ArmResult("selfflow-seed0", "selfflow", 0, "x", task_counts={"close_top_drawer": [2, 5],
+                                                                           "open_top_drawer": [0, 5]})
+    b = study.ArmResult("selfflow-seed1", "selfflow", 1, "y", task_counts={"close_top_drawer": [1, 5]})
+    s = study.success_summary([a, b])
+    close = s["tasks"]["close_top_drawer"]
+    assert (close["successes"], close["trials"]) == (3, 10) and close["rate"] == pytest.approx(0.3)
+    # Wilson 95% of 3/10, worked by hand: centre 0.3555, half-width 0.2477
+    assert close["ci95"] == pytest.approx([0.1078, 0.6032], abs=1e-4)
+    mean = s["mean_over_tasks"]  # plain mean of task rates (0.3 and 0.0), Wilson on pooled 3/15
+    assert mean["rate"] == pytest.approx(0.15) and (mean["successes"], mean["trials"]) == (3, 15)
+    assert s["seeds"] == [0, 1]
+    assert study.success_summary([study.ArmResult("v", "vanilla", 0, "z")]) is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The comparison on hand-made arm directories
+# ---------------------------------------------------------------------------------------------------------------
+
+def make_arm(out: Path, objective: str, seed: int, mse: list[tuple[int, float]], psnr: list[tuple[int, float]],
+             counts: Optional[dict[str, list[int]]], total: int = 1000, demos: Optional[Path] = None,
+             torn: bool = False) -> Path:
+    """An arm dir as `selfflow-robot demo` leaves it: demo_config.json, run/metrics.jsonl, checkpoints, eval."""
+    from dataclasses import asdict
+
+    arm = out / study.arm_name(objective, seed)
+    (arm / "run").mkdir(parents=True)
+    _, cfg = study.demo_config([f"output_dir={arm}", f"objective={objective}", f"seed={seed}", f"steps={total}",
+                                "demos_per_task=2", 'train_overrides=["model=tiny","train.val_every=250"]'])
+    (arm / "demo_config.json").write_text(json.dumps(asdict(cfg)))
+    lines = []
+    for (s, m), (_, p) in zip(mse, psnr):
+        lines.append(json.dumps({"step": s, "loss/total": 1.0}))
+        lines.append(json.dumps({"step": s, "val/action_mse_norm": m, "val/action_mse_norm_1step": m / 2,
+                                 "val/psnr": p, "val/psnr_1step": p + 1, "val/psnr_copy_last": 20.0,
+                                 "val/action_mse_norm_mean_baseline": 1.0}))
+    text = "\n".join(lines) + "\n" + ('{"step": 99' if torn else "")
+    (arm / "run" / "metrics.jsonl").write_text(text)
+    last = mse[-1][0] if mse else 0
+    if last:
+        (arm / "run" / "checkpoints" / f"step-{last:07d}").mkdir(parents=True)
+    if counts is not None:
+        (arm / "eval").mkdir()
+        (arm / "eval" / "results.json").write_text(json.dumps({"checkpoints": {"run": {"tasks": {
+            t: {"successes": k, "trials": n, "rate": k / n} for t, (k, n) in counts.items()}}}}))
+    if demos is not None:
+        study.link_demos(arm, demos)
+    return arm
+
+
+def test_comparison_on_hand_made_arms(tmp_path) -> None:
+    from PIL import Image
+
+    out = tmp_path / "study"
+    demos = tmp_path / "demos"
+    demos.mkdir()
+    (demos / "collect.json").write_text("{}")
+    steps = [250, 500, 750, 1000]
+    # vanilla ends at mean action MSE 0.40; Self-Flow's seed mean is (0.45+0.35)/2 = 0.40 at step 500: ratio 0.5
+    make_arm(out, "vanilla", 0, list(zip(steps, [0.9, 0.7, 0.5, 0.42])), list(zip(steps, [21, 22, 23, 24.0])),
+             {"close_top_drawer": [2, 4], "open_top_drawer": [1, 4]}, demos=demos)
+    make_arm(out, "vanilla", 1, list(zip(steps, [0.8, 0.6, 0.5, 0.38])), list(zip(steps, [21, 22, 23, 24.0])),
+             {"close_top_drawer": [1, 4], "open_top_drawer": [0, 4]}, demos=demos)
+    make_arm(out, "selfflow", 0, list(zip(steps, [0.7, 0.45, 0.3, 0.2])), list(zip(steps, [22, 23, 25, 26.0])),
+             {"close_top_drawer": [4, 4], "open_top_drawer": [2, 4]}, demos=demos, torn=True)
+    make_arm(out, "selfflow", 1, list(zip(steps, [0.7, 0.35, 0.3, 0.2])), list(zip(steps, [22, 23, 25, 26.0])),
+             {"close_top_drawer": [4, 4], "open_top_drawer": [3, 4]}, demos=demos)
+    report = tmp_path / "report"
+    paths = study.write_comparison(out, [0, 1], ["selfflow", "vanilla"], report_dir=report)
+    assert not (out / study.STUDY_JSON).exists()  # --report-dir: the study dir is only read
+    doc = json.loads(paths["json"].read_text())   # strict JSON (no NaN)
+    res = doc["result"]
+    assert doc["partial"] is False and doc["settings_differ"] == {}
+    r = res["steps_to_reach"]["action_mse_norm"]
+    assert r["reached"] and r["step"] == 500 and r["ratio"] == 0.5 and r["target"] == pytest.approx(0.40)
+    p = res["steps_to_reach"]["psnr"]  # vanilla final 24 dB, Self-Flow mean 25 at 750
+    assert p["step"] == 750 and p["ratio"] == 0.75
+    fv = res["objectives"]["vanilla"]["final_validation"]
+    assert fv["per_seed"]["1"]["action_mse_norm"] == 0.38 and fv["mean"]["action_mse_norm"]["mean"] == pytest.approx(0.4)
+    assert fv["mean"]["action_mse_norm"]["std"] == pytest.approx(np.std([0.42, 0.38], ddof=1))
+    s = res["objectives"]["selfflow"]["success"]
+    assert s["tasks"]["open_top_drawer"]["successes"] == 5 and s["mean_over_tasks"]["trials"] == 16
+    assert res["goals"]["half_steps"]["verdict"] == "met"
+    assert res["goals"]["success_ahead"]["verdict"] == "met"  # 13/16 vs 4/16
+    assert res["goals"]["success_ahead"]["significant"] is True
+    md = paths["md"].read_text()
+    assert "PARTIAL" not in md and "Verdict: goal 1" in md and "**met**" in md
+    assert "| close_top_drawer | 100.0% [" in md and "(8/8)" in md
+    cmd = md.split("```\n")[1].split("\n")[0]
+    assert f"--out {out.resolve()}" in cmd and "--seeds 0 1" in cmd and f"--demos {demos.resolve()}" in cmd
+    assert "--steps 1000" in cmd and "--demos-per-task 2" in cmd
+    for key in ("curves", "success"):
+        with Image.open(paths[key]) as im:
+            assert im.size[0] > 300 and np.asarray(im.convert("L")).std() > 5
+
+    # a missing arm and a vanilla arm still training: partial, but the target stays that of the finished seeds
+    make_arm(out, "vanilla", 2, [(250, 0.95)], [(250, 20.0)], None)
+    doc = json.loads(study.write_comparison(out, [0, 1, 2, 3], ["selfflow", "vanilla"], report_dir=report)["json"]
+                     .read_text())
+    van = doc["result"]["objectives"]["vanilla"]
+    assert van["arms"]["vanilla-seed2"]["status"] == "partial" and van["arms"]["vanilla-seed3"]["status"] == "missing"
+    assert doc["partial"] is True
+    r = doc["result"]["steps_to_reach"]["action_mse_norm"]
+    assert r["reference_step"] == 1000 and r["target"] == pytest.approx(0.40) and r["step"] == 500
+    assert van["final_validation"]["seeds"] == [0, 1] and van["final_validation"]["mean"]["action_mse_norm"]["n"] == 2
+    assert van["final_validation"]["per_seed"]["2"]["step"] == 250
+    md = (report / study.STUDY_MD).read_text()
+    assert "PARTIAL RESULTS" in md and "Provisional verdict" in md and "| vanilla | 2 | 250 (training) |" in md
+
+
+def test_goals_undecided_until_the_reference_finishes(tmp_path) -> None:
+    out = tmp_path / "study"
+    # both arms still training (total 2000): vanilla's "final" is not known yet
+    make_arm(out, "vanilla", 0, [(250, 0.9), (500, 0.6)], [(250, 20.0), (500, 21.0)], None, total=2000)
+    make_arm(out, "selfflow", 0, [(250, 0.5), (500, 0.4)], [(250, 20.0), (500, 22.0)], None, total=2000)
+    res = json.loads(study.write_comparison(out, [0], ["selfflow", "vanilla"])["json"].read_text())["result"]
+    assert res["goals"]["half_steps"]["verdict"] == "undecided" and "not known" in res["goals"]["half_steps"]["why"]
+    assert res["goals"]["success_ahead"]["verdict"] == "undecided"
+    assert res["steps_to_reach"]["action_mse_norm"]["step"] == 250  # still computed, flagged not final
+    assert res["steps_to_reach"]["action_mse_norm"]["reference_final"] is False
+    # vanilla finished at 0.2; Self-Flow, still training, is past half its steps without reaching it: not met
+    out2 = tmp_path / "study2"
+    make_arm(out2, "vanilla", 0, [(1000, 0.5), (2000, 0.2)], [(1000, 20.0), (2000, 21.0)], {"close_top_drawer": [1, 2]},
+             total=2000)
+    make_arm(out2, "selfflow", 0, [(500, 0.5), (1000, 0.3)], [(500, 20.0), (1000, 22.0)], {"close_top_drawer": [2, 2]},
+             total=2000)
+    res = json.loads(study.write_comparison(out2, [0], ["selfflow", "vanilla"])["json"].read_text())["result"]
+    assert res["goals"]["half_steps"]["verdict"] == "not met"
+    # Self-Flow's evaluation (of an unfinished run) does not count as final
+    assert res["objectives"]["selfflow"]["success_final"] is False
+    assert res["goals"]["success_ahead"]["verdict"] == "undecided"
+
+
+def test_goals_not_met_and_not_reached(tmp_path) -> None:
+    out = tmp_path / "study"
+    steps = [250, 500, 750, 1000]
+    make_arm(out, "vanilla", 0, list(zip(steps, [0.9, 0.5, 0.3, 0.2])), list(zip(steps, [21, 22, 23, 24.0])),
+             {"close_top_drawer": [3, 4]})
+    make_arm(out, "selfflow", 0, list(zip(steps, [0.9, 0.6, 0.4, 0.25])), list(zip(steps, [21, 22, 23, 23.5])),
+             {"close_top_drawer": [2, 4]})
+    doc = json.loads(study.write_comparison(out, [0], ["selfflow", "vanilla"])["json"].read_text())
+    g = doc["result"]["goals"]
+    assert g["half_steps"]["verdict"] == "not met" and "has not reached" in g["half_steps"]["why"]
+    assert g["success_ahead"]["verdict"] == "not met" and g["success_ahead"]["significant"] is False
+    assert not doc["result"]["steps_to_reach"]["psnr"]["reached"]
+    md = (out / study.STUDY_MD).read_text()
+    assert "not reached (by step 1000)" in md and "**not met**" in md
+
+
+def test_arms_with_different_settings_are_flagged(tmp_path) -> None:
+    out = tmp_path / "study"
+    make_arm(out, "vanilla", 0, [(250, 0.5)], [(250, 20.0)], None, total=1000)
+    make_arm(out, "selfflow", 0, [(250, 0.5)], [(250, 20.0)], None, total=2000)
+    doc = json.loads(study.write_comparison(out, [0], ["selfflow", "vanilla"])["json"].read_text())
+    assert "steps" in doc["settings_differ"]
+    assert "Warning: the arms' settings differ" in (out / study.STUDY_MD).read_text()
+
+
+def test_compare_only_without_arms_and_bad_demos_are_user_errors(tmp_path, capsys) -> None:
+    with pytest.raises(UserError, match="no arms under"):
+        study.write_comparison(tmp_path, [0], ["selfflow", "vanilla"])
+    with pytest.raises(DataError, match="collect.json"):
+        study.prepare_demos([], tmp_path, tmp_path / "nodemos")
+    script = _script()
+    assert script.main(["--out", str(tmp_path), "--compare-only"]) == 2
+    assert "no arms under" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main(["--out", str(tmp_path), "--set", "seed=3"])
+
+
+def test_link_demos_refuses_other_data(tmp_path) -> None:
+    d1, d2 = tmp_path / "d1", tmp_path / "d2"
+    d1.mkdir()
+    d2.mkdir()
+    arm = tmp_path / "study" / "selfflow-seed0"
+    study.link_demos(arm, d1)
+    study.link_demos(arm, d1)  # idempotent
+    assert (arm / "demos").resolve() == d1.resolve()
+    with pytest.raises(UserError, match="different data"):
+        study.link_demos(arm, d2)
+    real = tmp_path / "study" / "vanilla-seed0" / "demos"
+    real.mkdir(parents=True)
+    with pytest.raises(UserError, match="real folder"):
+        study.link_demos(real.parent, d1)
+
+
+def test_reproduce_command_round_trips_to_the_same_config() -> None:
+    from selfflow_robot.config import load_config, structured
+    from selfflow_robot.demo import DemoConfig
+
+    want = ['train_overrides=["model=tiny","model.image_size=[32,40]","train.val_every=3"]', "steps=6",
+            "tasks=[close_top_drawer]", "demo_max_steps=14", "policy_options.steps=2", "lr=0.0003",
+            "eval_episodes_per_task=1"]
+    cfg = structured(DemoConfig, load_config("demo", want))
+    defaults = structured(DemoConfig, load_config("demo"))
+    over = study.overrides_from_config(cfg, defaults)
+    again = structured(DemoConfig, load_config("demo", over))
+    assert study.settings_of(again) == study.settings_of(cfg)
+    args = _script().parse_args(["--out", "x", "--steps", "6", "--set", "lr=0.0003"])
+    assert _script().shared_overrides(args) == ["steps=6", "lr=0.0003"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end at CI size
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def assets() -> str:
+    root = os.environ.get("SELFFLOW_ROBOT_ASSETS") or str(SHARED_ASSETS)
+    if not Path(root, "data", "real_inpainting").is_dir():
+        pytest.skip(f"ManiSkill2_real2sim assets not at {root} (set SELFFLOW_ROBOT_ASSETS)")
+    pytest.importorskip("mani_skill", reason="ManiSkill3 not installed; run .ci/install_sim_deps.sh")
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, assets, capsys) -> None:
+    from PIL import Image
+
+    out = tmp_path / "study"
+    argv = ["--out", str(out), "--seeds", "0", "--demos-per-task", "2", "--steps", "6", "--batch-size", "4",
+            "--eval-episodes-per-task", "1", "--workers", "1", "--set", "tasks=[close_top_drawer]",
+            "--set", "demo_max_steps=14", "--set", "policy_options.steps=2", "--set", "imagine_length=4",
+            "--set", 'train_overrides=["model=tiny","model.image_size=[32,40]","model.patch_size=4",'
+                     '"train.save_every=3","train.val_every=3"]', "--set", f"assets={assets}"]
+    script = _script()
+    assert script.main(argv) == 0
+    capsys.readouterr()
+    assert json.loads((out / "demos" / "collect.json").read_text())["episodes"] == 2
+    for arm in ("selfflow-seed0", "vanilla-seed0"):
+        assert (out / arm / "demos").is_symlink() and (out / arm / "demos").resolve() == (out / "demos").resolve()
+        assert (out / arm / "run" / "checkpoints" / "step-0000006").is_dir()
+        assert (out / arm / "report" / "report.md").is_file()
+        cfg = json.loads((out / arm / "demo_config.json").read_text())
+        assert cfg["objective"] == arm.split("-")[0] and cfg["seed"] == 0 and cfg["steps"] == 6
+    doc = json.loads((out / study.STUDY_JSON).read_text())
+    assert doc["partial"] is False and doc["settings_differ"] == {}
+    for obj in ("selfflow", "vanilla"):
+        o = doc["result"]["objectives"][obj]
+        assert [r["step"] for r in o["curves"]["action_mse_norm"]] == [3, 6]
+        assert o["success"]["tasks"]["close_top_drawer"]["trials"] == 1
+        assert o["final_validation"]["per_seed"]["0"]["step"] == 6
+    assert doc["result"]["goals"]["half_steps"]["verdict"] in ("met", "not met")
+    md = (out / study.STUDY_MD).read_text()
+    assert "Verdict: goal 1" in md and "Wilson" in md and "close_top_drawer" in md
+    for png in (study.CURVES_PNG, study.SUCCESS_PNG):
+        with Image.open(out / png) as im:
+            assert im.size[0] > 300 and np.asarray(im.convert("L")).std() > 5
+
+    # the printed command reproduces the study: rerunning it reuses the demos and both finished arms
+    cmd = md.split("```\n")[1].split("\n")[0]
+    assert "--steps 6" in cmd and "--demos-per-task 2" in cmd and "policy_options.steps=2" in cmd
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/eval/episodes.jsonl")}
+    assert script.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "reusing" in text and text.count("reusing arm") == 2
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/eval/episodes.jsonl")} == mtimes
+    assert not list(out.glob("*/run/checkpoints/step-0000007*"))
