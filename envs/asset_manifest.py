@@ -2,6 +2,12 @@
 
 Generated from a verified copy at commit `COMMIT`; `selfflow-robot assets fetch` downloads exactly
 these and checks every checksum. Paths are relative to the repository root.
+
+The drawer variant-aggregation scene (`envs/drawer_variant_scene.py`) needs, per scene variant
+(`variant_files` lists them): the stage `data/hab2_bench_assets/stages/frl_apartment_stage_simple.glb`,
+the cabinets `data/custom/mk_station.urdf` / `mk_station2.urdf` / `mk_station3.urdf` (all in `FILES`),
+and for mk_station3 its tabletop mesh `data/custom/models/stone_tabletop.glb` (`VARIANT_AGG_EXTRA_FILES`:
+not in the shared asset copy, so kept out of `FILES`, which that copy must match).
 """
 COMMIT = "ef7a4d4fdf4b69f2c2154db5b15b9ac8dfe10682"
 
@@ -300,4 +306,10 @@ FILES: dict[str, tuple[str, int]] = {
     "mani_skill2_real2sim/assets/descriptions/googlerobot_description/google_robot_meta_sim_fix_wheel_fix_fingertip_recolor_sim.urdf": ("61d004817f17bc4d144b558154fbce9950c65fe5fef8dca160362ef39012a75d", 26065),
     "mani_skill2_real2sim/assets/descriptions/googlerobot_description/google_robot_meta_sim_fix_wheel_fix_fingertip_recolor_tabletop_visual_matching_1.urdf": ("978e820a8be2d769472aa00c674be78e5772225a4a296d18d479af40e2ced847", 26295),
     "mani_skill2_real2sim/assets/descriptions/googlerobot_description/google_robot_meta_sim_fix_wheel_fix_fingertip_recolor_tabletop_visual_matching_2.urdf": ("772df355eaf2c97dde97d04f6dfe71e8bbcd7298b90e336f3fbbbcf7d3f9e198", 26295),
+}
+
+# Files the port needs that the shared ManiSkill2_real2sim copy lacks (same pinned commit, sha256 of the
+# blob at COMMIT): mk_station3.urdf's tabletop visual. Without it the mk_station3 variant is left out.
+VARIANT_AGG_EXTRA_FILES: dict[str, tuple[str, int]] = {
+    "data/custom/models/stone_tabletop.glb": ("b38a4237c15dd2c74812abf9d134c0d149002fd583358e16661e239201846c7d", 250560),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 from mani_skill.utils.registration import register_env
 
 from selfflow_robot.envs.drawer_scene import DrawerSceneEnv
+from selfflow_robot.envs.drawer_variant_scene import DrawerVariantSceneEnv
 
 CLOSE_SUCCESS_QPOS = 0.05   # ManiSkill2_real2sim CloseDrawerInSceneEnv.evaluate: qpos <= 0.05
 CLOSE_INIT_QPOS = 0.2       # the drawer starts 0.2 m open (`cabinet_init_qpos`)
@@ -41,3 +42,19 @@ class CloseMiddleDrawerEnv(CloseDrawerEnv):
 @register_env("SelfFlowCloseBottomDrawer-v1", max_episode_steps=MAX_EPISODE_STEPS)
 class CloseBottomDrawerEnv(CloseDrawerEnv):
     drawer_id = "bottom"
+
+
+# ---- variant aggregation (SimplerEnv scripts/rt1_drawer_variant_agg.sh): frl_apartment stage, no overlay
+@register_env("SelfFlowCloseTopDrawerVariantAgg-v1", max_episode_steps=MAX_EPISODE_STEPS)
+class CloseTopDrawerVariantAggEnv(DrawerVariantSceneEnv, CloseTopDrawerEnv):
+    """Close the top drawer in the variant-aggregation scene (45 episodes: 5 scene variants x 9 robot poses)."""
+
+
+@register_env("SelfFlowCloseMiddleDrawerVariantAgg-v1", max_episode_steps=MAX_EPISODE_STEPS)
+class CloseMiddleDrawerVariantAggEnv(DrawerVariantSceneEnv, CloseMiddleDrawerEnv):
+    """Close the middle drawer in the variant-aggregation scene (45 episodes: 5 scene variants x 9 robot poses)."""
+
+
+@register_env("SelfFlowCloseBottomDrawerVariantAgg-v1", max_episode_steps=MAX_EPISODE_STEPS)
+class CloseBottomDrawerVariantAggEnv(DrawerVariantSceneEnv, CloseBottomDrawerEnv):
+    """Close the bottom drawer in the variant-aggregation scene (45 episodes: 5 scene variants x 9 robot poses)."""

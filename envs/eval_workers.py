@@ -117,10 +117,13 @@ def _flag(x: Any) -> bool:
     return bool(x)
 
 
-def video_name(success: bool, job: EpisodeJob, overlay_id: str, urdf_version: str) -> str:
-    """`{success|failure}_ep{NNN}_overlay_{id}_urdf_{version}.mp4`: the outcome first, as SimplerEnv names videos."""
-    return (f"{'success' if success else 'failure'}_ep{job.episode:03d}_overlay_{overlay_id}"
-            f"_urdf_{urdf_version or 'None'}.mp4")
+def video_name(success: bool, job: EpisodeJob, overlay_id: str, urdf_version: str, variant: str = "") -> str:
+    """`{success|failure}_ep{NNN}_overlay_{id}_urdf_{version}.mp4` (visual matching) or
+    `{success|failure}_ep{NNN}_variant_{name}.mp4` (variant aggregation): the outcome first, as SimplerEnv names videos."""
+    head = f"{'success' if success else 'failure'}_ep{job.episode:03d}"
+    if variant:
+        return f"{head}_variant_{variant}.mp4"
+    return f"{head}_overlay_{overlay_id}_urdf_{urdf_version or 'None'}.mp4"
 
 
 def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Optional[Path] = None,
@@ -178,10 +181,12 @@ def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Optional[Pat
               "instructions": instructions, "overlay_id": ep.overlay_id, "urdf_version": ep.urdf_version,
               "robot_xy": list(ep.robot_xy), "apple_xy": None if ep.apple_xy is None else list(ep.apple_xy),
               "seconds": round(time.time() - t0, 3)}
+    if ep.variant:
+        record["variant"] = ep.variant
     if hasattr(u, "drawer_qpos"):
         record["final_drawer_qpos"] = round(float(np.asarray(u.drawer_qpos).reshape(-1)[0]), 4)
     if tmp is not None:
-        final = video_dir / video_name(success, job, ep.overlay_id, ep.urdf_version)
+        final = video_dir / video_name(success, job, ep.overlay_id, ep.urdf_version, ep.variant)
         os.replace(tmp, final)
         record["video"] = str(final)
     return record

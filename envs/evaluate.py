@@ -3,10 +3,13 @@
     selfflow-robot eval ckpt=runs/demo suite=drawer_visual_matching
     selfflow-robot eval ckpt=[runs/a,runs/b] suite=apple_visual_matching workers=2
     selfflow-robot eval policy=expert suite=drawer_visual_matching max_episodes=9
+    selfflow-robot eval ckpt=runs/demo suite=drawer_variant_agg variants=[base,darker]
     selfflow-robot eval simpler_results=results_simpler        # report a real-SimplerEnv sweep (scripts/simpler)
 
-A sweep is suite x checkpoint: every task of the suite, every episode of its visual-matching grid
-(or the subset `episodes` / `max_episodes`), for every checkpoint. Episodes run in parallel worker
+A sweep is suite x checkpoint: every task of the suite, every episode of its grid (or the subset
+`episodes` / `max_episodes`), for every checkpoint. A variant-aggregation suite (`drawer_variant_agg`)
+runs the scene variants whose assets are present (or `variants=[...]`), and reports under the
+variant-aggregation protocol beside its published numbers. Episodes run in parallel worker
 processes (`workers`, default: all cores). Each finished episode is one JSON line in
 `<output_dir>/episodes.jsonl` (written by the parent, flushed and fsynced); a rerun with the same
 `output_dir` skips the episodes already there (`resume=true`). Each episode also leaves an mp4
@@ -39,9 +42,12 @@ class EvalConfig:
     Args:
         ckpt: checkpoint dir(s): one path, a list `[a,b]`, or comma-separated; a run dir means its newest step.
         policy: `checkpoint` (a trained policy) or `expert` (the scripted expert; `ckpt` is ignored).
-        suite: a suite of `selfflow_robot.envs.tasks.SUITES` (e.g. drawer_visual_matching: 6 tasks x 36 episodes).
+        suite: a suite of `selfflow_robot.envs.tasks.SUITES` (e.g. drawer_visual_matching: 6 tasks x 36 episodes,
+            drawer_variant_agg: 6 tasks x 45 episodes = 5 scene variants x 9 robot poses).
         tasks: only these tasks of the suite (default: all).
         episodes: only these grid indices of every task (default: the whole grid).
+        variants: variant-aggregation suites only: run these scene variants (`grid.VARIANT_NAMES`); default:
+            every variant whose asset files are present (the others are left out with a printed notice).
         max_episodes: at most this many episodes per task (the first ones of the grid, after `episodes`).
         output_dir: where episodes.jsonl, videos and the report go.
         workers: parallel worker processes (0 = all cores; 1 = run in this process).
@@ -64,6 +70,7 @@ class EvalConfig:
     suite: str = "drawer_visual_matching"
     tasks: Optional[list[str]] = None
     episodes: Optional[list[int]] = None
+    variants: Optional[list[str]] = None
     max_episodes: Optional[int] = None
     output_dir: str = "runs/eval"
     workers: int = 0
@@ -88,6 +95,11 @@ class EvalConfig:
             raise ConfigError(f"max_episodes must be >= 1 or null, got {self.max_episodes}")
         if self.video_fps < 1:
             raise ConfigError(f"video_fps must be >= 1, got {self.video_fps}")
+        if self.variants is not None:
+            from selfflow_robot.envs.grid import scene_variant
+
+            for v in self.variants:
+                scene_variant(str(v))  # ConfigError for an unknown name or a left-out background
 
 
 def checkpoint_list(ckpt: Any) -> list[str]:
@@ -122,11 +134,50 @@ def suite_tasks(cfg: EvalConfig) -> list[str]:
     return tasks
 
 
-def task_episodes(cfg: EvalConfig, task: str) -> list[int]:
-    """Grid indices to run for `task`: all, or `episodes`, truncated to `max_episodes`."""
-    from selfflow_robot.envs.tasks import TASKS
+def variant_selection(cfg: EvalConfig) -> tuple[list[str], dict[str, str]]:
+    """Scene variants a variant-aggregation sweep runs, and those left out with the reason.
 
-    n = TASKS[task].num_episodes
+    `cfg.variants` when given (each must have its assets: `AssetsMissingError` otherwise); else every
+    variant of `grid.VARIANTS` whose files are under the asset root. SimplerEnv's background variants
+    are always left out (their stages are not in the asset copy). ([], {}) for visual-matching suites.
+    """
+    from selfflow_robot.envs.tasks import VARIANT_FAMILY, TASKS
+
+    if TASKS[suite_tasks(cfg)[0]].family != VARIANT_FAMILY:
+        if cfg.variants is not None:
+            raise ConfigError(f"variants= applies to variant-aggregation suites (drawer_variant_agg), not to "
+                              f"suite {cfg.suite}; drop variants=")
+        return [], {}
+    from selfflow_robot.envs.assets import resolve_asset_root
+    from selfflow_robot.envs.drawer_variant_scene import check_variant_assets, missing_variant_files
+    from selfflow_robot.envs.grid import MISSING_VARIANTS, VARIANT_NAMES, scene_variant
+
+    root = resolve_asset_root(cfg.asset_root)
+    left_out = {name: "stage file not in the asset copy" for name in MISSING_VARIANTS}
+    if cfg.variants is not None:
+        names = [v for v in VARIANT_NAMES if v in {str(x) for x in cfg.variants}]
+        for v in names:
+            check_variant_assets(root, scene_variant(v))
+        left_out.update({v: "not selected (variants=)" for v in VARIANT_NAMES if v not in names})
+        return names, left_out
+    names = []
+    for v in VARIANT_NAMES:
+        missing = missing_variant_files(root, scene_variant(v))
+        if missing:
+            left_out[v] = f"missing {', '.join(missing)} under {root} (selfflow-robot assets fetch has it)"
+        else:
+            names.append(v)
+    return names, left_out
+
+
+def task_episodes(cfg: EvalConfig, task: str, variants: Optional[list[str]] = None) -> list[int]:
+    """Grid indices to run for `task`: all, or `episodes`, in the selected `variants` (variant-aggregation
+    tasks; default `variant_selection(cfg)`), truncated to `max_episodes`."""
+    from selfflow_robot.envs.grid import episode_config
+    from selfflow_robot.envs.tasks import VARIANT_FAMILY, TASKS
+
+    spec = TASKS[task]
+    n = spec.num_episodes
     if cfg.episodes is not None:
         bad = [e for e in cfg.episodes if not 0 <= int(e) < n]
         if bad:
@@ -134,6 +185,9 @@ def task_episodes(cfg: EvalConfig, task: str) -> list[int]:
         idx = sorted({int(e) for e in cfg.episodes})
     else:
         idx = list(range(n))
+    if spec.family == VARIANT_FAMILY:
+        keep = set(variant_selection(cfg)[0] if variants is None else variants)
+        idx = [e for e in idx if episode_config(spec.family, e).variant in keep]
     return idx[: cfg.max_episodes] if cfg.max_episodes else idx
 
 
@@ -155,8 +209,9 @@ def plan_jobs(cfg: EvalConfig) -> tuple[list[EpisodeJob], dict[str, str]]:
         if len(set(names)) != len(names):
             raise ConfigError(f"checkpoints {paths} give duplicate result names {names}; evaluate them into "
                               "separate output_dir folders")
-    jobs = [EpisodeJob(name, path, cfg.policy, task, e)
-            for name, path in agents for task in tasks for e in task_episodes(cfg, task)]
+    variants = variant_selection(cfg)[0]
+    episodes = {task: task_episodes(cfg, task, variants) for task in tasks}
+    jobs = [EpisodeJob(name, path, cfg.policy, task, e) for name, path in agents for task in tasks for e in episodes[task]]
     return jobs, dict(agents)
 
 
@@ -196,9 +251,15 @@ def run_sweep(cfg: EvalConfig) -> dict[str, Any]:
     from selfflow_robot.envs.eval_report import write_report
     from selfflow_robot.envs.eval_workers import run_jobs
 
+    from selfflow_robot.envs.tasks import suite_protocol
+
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs, ckpts = plan_jobs(cfg)
+    variants, left_out = variant_selection(cfg)
+    if variants:
+        print(f"variant aggregation: variants {variants}; left out: "
+              + "; ".join(f"{k} ({v})" for k, v in left_out.items()))
     log = out / EPISODES_FILE
     if log.exists() and not cfg.resume:
         aside = log.with_name(f"episodes.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
@@ -225,10 +286,12 @@ def run_sweep(cfg: EvalConfig) -> dict[str, Any]:
             bar.set_postfix(success=f"{ok}/{len(jobs) - len(todo) + n_run}")
     wanted = {j.key for j in jobs}
     records = [r for r in read_records(log) if (r["checkpoint"], r["task"], int(r["episode"])) in wanted]
-    paths = write_report(records, out, suite=cfg.suite, checkpoints=ckpts,
-                         extra={"simulator": cfg.simulator, "policy": cfg.policy, "workers": workers,
-                                "episodes_run_now": n_run, "seconds_now": round(time.time() - t0, 1),
-                                "policy_options": policy_options(cfg), "overlay": cfg.overlay})
+    extra = {"simulator": cfg.simulator, "policy": cfg.policy, "workers": workers, "episodes_run_now": n_run,
+             "seconds_now": round(time.time() - t0, 1), "policy_options": policy_options(cfg), "overlay": cfg.overlay}
+    if variants:
+        extra.update(overlay=False, variants=variants, variants_left_out=left_out)
+    paths = write_report(records, out, suite=cfg.suite, protocol=suite_protocol(cfg.suite), checkpoints=ckpts,
+                         extra=extra)
     return {"paths": paths, "ran": n_run, "skipped": len(jobs) - len(todo), "records": records}
 
 
@@ -276,4 +339,4 @@ def config_from_overrides(overrides: list[str]) -> EvalConfig:
 
 
 __all__ = ["EvalConfig", "run_sweep", "report_simpler", "plan_jobs", "main", "read_records", "summarize",
-           "checkpoint_list", "checkpoint_name", "config_from_overrides"]
+           "checkpoint_list", "checkpoint_name", "config_from_overrides", "variant_selection"]

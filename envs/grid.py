@@ -10,6 +10,14 @@ ManiSkill2_real2sim's `_additional_prepackaged_config_reset`:
 
 Episode index layout (URDF outermost so a sweep reloads the robot only 4 times):
 drawer `e = urdf * 9 + pose`; apple `e = urdf * 27 + pose * 9 + ix * 3 + iy`.
+
+SimplerEnv's drawer **variant aggregation** (`scripts/rt1_drawer_variant_agg.sh`; task family
+"drawer_variant"): the `frl_apartment_stage_simple` stage, no overlay, the plain robot URDF, the robot
+base at x in linspace(0.65, 0.85, 3) x y in linspace(-0.2, 0.2, 3) facing -x, in each scene variant
+of `VARIANTS` = base, lighting brighter / darker, cabinets mk_station2 / mk_station3 (the script's two
+background variants need stage files that are not in the asset copy: `MISSING_VARIANTS`).
+Layout (variant outermost so a sweep rebuilds the scene only once per variant):
+`e = variant * 9 + ix * 3 + iy` (x outer, y inner, as SimplerEnv's evaluator loops), 45 per task.
 """
 from __future__ import annotations
 
@@ -35,16 +43,74 @@ APPLE_YS = tuple(float(v) for v in np.linspace(-0.02, 0.08, 3))
 ROBOT_BASE_HEIGHT = 0.06205 + 0.017  # base height + ground offset (ManiSkill2_real2sim base_env)
 
 
+# ---- variant aggregation (rt1_drawer_variant_agg.sh: --robot-init-x 0.65 0.85 3 --robot-init-y -0.2 0.2 3)
+VARIANT_ROBOT_XS = tuple(float(v) for v in np.linspace(0.65, 0.85, 3))
+VARIANT_ROBOT_YS = tuple(float(v) for v in np.linspace(-0.2, 0.2, 3))
+VARIANT_STAGE = "frl_apartment_stage_simple"   # --scene-name of the base, lighting and cabinet runs
+
+
+@dataclass(frozen=True)
+class SceneVariant:
+    """One scene variant of SimplerEnv's drawer variant aggregation (ManiSkill2_real2sim env kwargs)."""
+
+    name: str           # our name = the value the .sh sets ("base" for the unchanged scene)
+    scene_name: str     # stage `data/hab2_bench_assets/stages/<scene_name>.glb`
+    light_mode: str     # "default" (light_mode=None), "brighter" or "darker"
+    station_name: str   # cabinet `data/custom/<station_name>.urdf`
+
+
+# In the order of the .sh, without the two background runs.
+VARIANTS = (
+    SceneVariant("base", VARIANT_STAGE, "default", "mk_station"),
+    SceneVariant("brighter", VARIANT_STAGE, "brighter", "mk_station"),
+    SceneVariant("darker", VARIANT_STAGE, "darker", "mk_station"),
+    SceneVariant("mk_station2", VARIANT_STAGE, "default", "mk_station2"),
+    SceneVariant("mk_station3", VARIANT_STAGE, "default", "mk_station3"),
+)
+VARIANT_NAMES = tuple(v.name for v in VARIANTS)
+# Variants of the .sh the port leaves out, and why.
+MISSING_VARIANTS = {
+    name: (f"SimplerEnv's background variant scene_name={name} needs the stage "
+           f"data/hab2_bench_assets/stages/{name}.glb, which is not in the ManiSkill2_real2sim asset copy "
+           f"(nor in the `assets fetch` manifest), so the port does not build it")
+    for name in ("modern_bedroom_no_roof", "modern_office_no_roof")
+}
+
+
+def scene_variant(name: str) -> SceneVariant:
+    """The variant called `name`; `ConfigError` for the left-out backgrounds (saying why) or an unknown name."""
+    from selfflow_robot.errors import ConfigError
+
+    for v in VARIANTS:
+        if v.name == name:
+            return v
+    if name in MISSING_VARIANTS:
+        raise ConfigError(f"variant {name!r} is not available: {MISSING_VARIANTS[name]}. "
+                          f"Choose from {list(VARIANT_NAMES)}")
+    from selfflow_robot.config import check_choice
+
+    check_choice("variant", name, list(VARIANT_NAMES))
+    raise AssertionError("unreachable")  # check_choice raised
+
+
+def variant_episodes(name: str) -> list[int]:
+    """The 9 grid indices of one variant (robot poses x-major)."""
+    k = VARIANTS.index(scene_variant(name))
+    n = len(VARIANT_ROBOT_XS) * len(VARIANT_ROBOT_YS)
+    return list(range(k * n, (k + 1) * n))
+
+
 @dataclass(frozen=True)
 class EpisodeConfig:
-    """Everything that defines one visual-matching episode."""
+    """Everything that defines one grid episode (visual matching, or variant aggregation with `variant`)."""
 
     index: int
     urdf_version: str          # "" = plain URDF
-    overlay_id: str            # e.g. "a0" -> real_inpainting/open_drawer_a0.png
+    overlay_id: str            # e.g. "a0" -> real_inpainting/open_drawer_a0.png; "" = no overlay
     robot_xy: tuple[float, float]
     robot_yaw: float           # added to the 180-degree base rotation (robot faces -x)
     apple_xy: tuple[float, float] | None = None
+    variant: str = ""          # variant aggregation: a name of VARIANT_NAMES; "" = visual matching
 
     @property
     def robot_quat_wxyz(self) -> tuple[float, float, float, float]:
@@ -54,7 +120,9 @@ class EpisodeConfig:
 
 
 def num_episodes(task_family: str) -> int:
-    """Grid size: 36 for a drawer task, 108 for the apple task."""
+    """Grid size: 36 for a drawer task, 108 for the apple task, 45 for a drawer variant-aggregation task."""
+    if task_family == "drawer_variant":
+        return len(VARIANTS) * len(VARIANT_ROBOT_XS) * len(VARIANT_ROBOT_YS)
     return len(URDF_VERSIONS) * (len(DRAWER_POSES) if task_family == "drawer"
                                  else len(APPLE_POSES) * len(APPLE_XS) * len(APPLE_YS))
 
@@ -62,12 +130,18 @@ def num_episodes(task_family: str) -> int:
 def episode_config(task_family: str, index: int) -> EpisodeConfig:
     """Map an episode index of the visual-matching grid to its configuration.
 
-    `task_family` is "drawer" (open/close) or "apple" (open top drawer and place apple).
+    `task_family` is "drawer" (open/close), "apple" (open top drawer and place apple) or
+    "drawer_variant" (open/close, variant aggregation).
     Raises IndexError outside [0, num_episodes(task_family)).
     """
     n = num_episodes(task_family)
     if not 0 <= index < n:
         raise IndexError(f"episode index {index} outside the {task_family} grid [0, {n})")
+    if task_family == "drawer_variant":
+        variant, rest = divmod(index, len(VARIANT_ROBOT_XS) * len(VARIANT_ROBOT_YS))
+        ix, iy = divmod(rest, len(VARIANT_ROBOT_YS))
+        return EpisodeConfig(index, "", "", (VARIANT_ROBOT_XS[ix], VARIANT_ROBOT_YS[iy]), 0.0,
+                             variant=VARIANTS[variant].name)
     if task_family == "drawer":
         urdf, pose = divmod(index, len(DRAWER_POSES))
         oid, x, y, yaw = DRAWER_POSES[pose]

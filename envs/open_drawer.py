@@ -4,6 +4,7 @@ from __future__ import annotations
 from mani_skill.utils.registration import register_env
 
 from selfflow_robot.envs.drawer_scene import DrawerSceneEnv
+from selfflow_robot.envs.drawer_variant_scene import DrawerVariantSceneEnv
 
 OPEN_SUCCESS_QPOS = 0.15  # ManiSkill2_real2sim OpenDrawerInSceneEnv.evaluate: qpos >= 0.15
 MAX_EPISODE_STEPS = 113
@@ -41,4 +42,21 @@ class OpenBottomDrawerEnv(OpenDrawerEnv):
     drawer_id = "bottom"
 
 
-__all__ = ["OpenDrawerEnv", "OpenTopDrawerEnv", "OpenMiddleDrawerEnv", "OpenBottomDrawerEnv"]
+# ---- variant aggregation (SimplerEnv scripts/rt1_drawer_variant_agg.sh): frl_apartment stage, no overlay
+@register_env("SelfFlowOpenTopDrawerVariantAgg-v1", max_episode_steps=MAX_EPISODE_STEPS)
+class OpenTopDrawerVariantAggEnv(DrawerVariantSceneEnv, OpenTopDrawerEnv):
+    """Open the top drawer in the variant-aggregation scene (45 episodes: 5 scene variants x 9 robot poses)."""
+
+
+@register_env("SelfFlowOpenMiddleDrawerVariantAgg-v1", max_episode_steps=MAX_EPISODE_STEPS)
+class OpenMiddleDrawerVariantAggEnv(DrawerVariantSceneEnv, OpenMiddleDrawerEnv):
+    """Open the middle drawer in the variant-aggregation scene (45 episodes: 5 scene variants x 9 robot poses)."""
+
+
+@register_env("SelfFlowOpenBottomDrawerVariantAgg-v1", max_episode_steps=MAX_EPISODE_STEPS)
+class OpenBottomDrawerVariantAggEnv(DrawerVariantSceneEnv, OpenBottomDrawerEnv):
+    """Open the bottom drawer in the variant-aggregation scene (45 episodes: 5 scene variants x 9 robot poses)."""
+
+
+__all__ = ["OpenDrawerEnv", "OpenTopDrawerEnv", "OpenMiddleDrawerEnv", "OpenBottomDrawerEnv",
+           "OpenTopDrawerVariantAggEnv", "OpenMiddleDrawerVariantAggEnv", "OpenBottomDrawerVariantAggEnv"]

@@ -6,6 +6,9 @@
     obs, reward, terminated, truncated, info = env.step(action7)   # [world_vector, rot_axangle, gripper]
     bool(info["success"]); overhead_rgb(obs)           # (512, 640, 3) uint8 with the real overlay
 
+    env = make_env("open_top_drawer_variant_agg")      # variant aggregation: frl_apartment stage, no overlay
+    obs, info = env.reset(options={"episode": 9})      # episode 9 of the 45-episode variant grid ("brighter")
+
 Run an episode until `truncated` (SimplerEnv does not stop on success) and read `info["success"]`
 at the last step.
 """
@@ -27,14 +30,28 @@ class TaskSpec:
 
     name: str
     env_id: str
-    family: str            # "drawer" | "apple"
+    family: str            # "drawer" | "apple" (visual matching) | "drawer_variant" (variant aggregation)
     max_episode_steps: int
-    simpler_name: str      # SimplerEnv's task name (simpler_env.make)
+    simpler_name: str      # SimplerEnv's task name (simpler_env.make), or its env id (variant aggregation)
 
     @property
     def num_episodes(self) -> int:
-        """Episodes in this task's visual-matching grid (36 or 108)."""
+        """Episodes in this task's grid (36 or 108 visual matching, 45 variant aggregation)."""
         return num_episodes(self.family)
+
+    @property
+    def protocol(self) -> str:
+        """SIMPLER protocol of the task's grid: "visual_matching" or "variant_aggregation"."""
+        from selfflow_robot.envs.eval_metrics import VARIANT_AGGREGATION, VISUAL_MATCHING
+
+        return VARIANT_AGGREGATION if self.family == VARIANT_FAMILY else VISUAL_MATCHING
+
+
+VARIANT_FAMILY = "drawer_variant"
+_DRAWER_VARIANT_TASKS = tuple(
+    TaskSpec(f"{verb}_{d}_drawer_variant_agg", f"SelfFlow{verb.title()}{d.title()}DrawerVariantAgg-v1", VARIANT_FAMILY,
+             113, f"{verb.title()}{d.title()}DrawerCustomInScene-v0")
+    for verb in ("open", "close") for d in ("top", "middle", "bottom"))
 
 
 TASKS: dict[str, TaskSpec] = {t.name: t for t in (
@@ -46,12 +63,20 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in (
     TaskSpec("close_bottom_drawer", "SelfFlowCloseBottomDrawer-v1", "drawer", 113, "google_robot_close_bottom_drawer"),
     TaskSpec("place_apple_in_closed_top_drawer", "SelfFlowPlaceAppleInClosedTopDrawer-v1", "apple", 200,
              "google_robot_place_apple_in_closed_top_drawer"),
+    *_DRAWER_VARIANT_TASKS,
 )}
-# SIMPLER suites -> tasks (drawer_visual_matching: 6 x 36 = 216 episodes; apple: 108).
+# SIMPLER suites -> tasks (drawer_visual_matching: 6 x 36 = 216 episodes; apple: 108;
+# drawer_variant_agg: 6 x 45 = 270, SimplerEnv's drawer variant aggregation without its 2 background variants).
 SUITES: dict[str, tuple[str, ...]] = {
     "drawer_visual_matching": tuple(n for n in TASKS if TASKS[n].family == "drawer"),
     "apple_visual_matching": ("place_apple_in_closed_top_drawer",),
+    "drawer_variant_agg": tuple(n for n in TASKS if TASKS[n].family == VARIANT_FAMILY),
 }
+
+
+def suite_protocol(suite: str) -> str:
+    """The SIMPLER protocol a suite is scored under (all its tasks share one)."""
+    return TASKS[SUITES[suite][0]].protocol
 
 
 def task_spec(name: str) -> TaskSpec:

@@ -1,0 +1,154 @@
+"""Scene of SimplerEnv's Google-robot drawer tasks under VARIANT AGGREGATION, on ManiSkill3 / SAPIEN 3.
+
+Faithful to SimplerEnv `scripts/rt1_drawer_variant_agg.sh` on ManiSkill2_real2sim
+`OpenDrawerInSceneEnv` / `CustomSceneEnv` (`envs/custom_scenes/{open_drawer_in_scene,base_env}.py`)
+without `prepackaged_config`:
+
+- stage `hab2_bench_assets/stages/frl_apartment_stage_simple.glb`, visual only (the drawer tasks load
+  the arena without collision), rotated y-up -> z-up by q = (0.707, 0.707, 0, 0) and placed at
+  -scene_offset = (1.6616, 3.0337, 0) (the Google robot's default offset);
+- no real-image overlay; the plain robot URDF (`urdf_version=None`) with SimplerEnv's robot render
+  material (`disable_bad_material=False`: specular 0.9, roughness 0.3);
+- lighting `light_mode` None / "brighter" / "darker" (`_setup_lighting_legacy`): ambient 0.3, a
+  shadow-casting directional light along (-0.2, 0, -1) of colour 1 / 2 / 0.5, and two fill lights of 0.5
+  along (-1, +-1, -0.05);
+- cabinet `station_name` mk_station (default) / mk_station2 / mk_station3 at (-0.295, 0, 0.017), joint
+  friction 0.05, drive damping 1 (the same pose for every station);
+- robot base at the grid's (x, y), facing -x, the same initial arm pose as visual matching; 3 Hz
+  control, 513 Hz physics, 113 steps, the same success rules (the task classes are shared).
+
+Episodes are indices of the variant grid (`grid.py`, family "drawer_variant"): `reset(options={"episode": i})`.
+A change of variant rebuilds the scene (stage, lights, cabinet) on that reset.
+
+Differences from SimplerEnv that remain: the SAPIEN 3 rasterizer instead of ray tracing (`shader_dir=rt`
+in the .sh), so shading, shadows and brightness differ; the joint path and physics as in `drawer_scene.py`.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sapien
+
+from selfflow_robot.envs.drawer_scene import CABINET_JOINT_FRICTION, CABINET_POSE, DrawerSceneEnv
+from selfflow_robot.envs.grid import VARIANTS, SceneVariant, episode_config, num_episodes
+
+TASK_FAMILY = "drawer_variant"
+STAGE_OFFSET = (-1.6616, -3.0337, 0.0)   # CustomSceneEnv default scene_offset for google_robot_static
+STAGE_ROTATION = (0.707, 0.707, 0.0, 0.0)  # habitat stages are y-up
+# _setup_lighting_legacy
+AMBIENT_LIGHT = 0.3
+MAIN_LIGHT_DIRECTION = (-0.2, 0.0, -1.0)
+MAIN_LIGHT_COLOUR = {"default": 1.0, "brighter": 2.0, "darker": 0.5}
+FILL_LIGHTS = (((-1.0, 1.0, -0.05), 0.5), ((-1.0, -1.0, -0.05), 0.5))
+ROBOT_SPECULAR, ROBOT_ROUGHNESS = 0.9, 0.3  # set_articulation_render_material when disable_bad_material=False
+
+
+def stage_path(asset_root: Path, variant: SceneVariant) -> Path:
+    """The stage mesh of a variant."""
+    return asset_root / "data" / "hab2_bench_assets" / "stages" / f"{variant.scene_name}.glb"
+
+
+def station_path(asset_root: Path, variant: SceneVariant) -> Path:
+    """The cabinet URDF of a variant."""
+    return asset_root / "data" / "custom" / f"{variant.station_name}.urdf"
+
+
+def variant_files(asset_root: Path, variant: SceneVariant) -> list[Path]:
+    """Every file the variant's scene loads: stage, cabinet URDF and the meshes that URDF names."""
+    urdf = station_path(asset_root, variant)
+    files = [stage_path(asset_root, variant), urdf]
+    if urdf.is_file():
+        files += [urdf.parent / m for m in re.findall(r'filename="([^"]+)"', urdf.read_text())]
+    return files
+
+
+def missing_variant_files(asset_root: Path, variant: SceneVariant) -> list[str]:
+    """Files of `variant_files` absent under `asset_root`, relative to it (empty when the variant can be built)."""
+    root = Path(asset_root)
+    return [str(p.relative_to(root)) for p in variant_files(root, variant) if not p.is_file()]
+
+
+def check_variant_assets(asset_root: Path, variant: SceneVariant) -> None:
+    """Raise `AssetsMissingError` naming the missing files of `variant` and the fix."""
+    missing = missing_variant_files(asset_root, variant)
+    if missing:
+        from selfflow_robot.envs.assets import AssetsMissingError
+
+        raise AssetsMissingError(
+            f"variant {variant.name!r} needs {', '.join(missing)}, missing under {asset_root}. Fix: run "
+            "`selfflow-robot assets fetch` and use its cache (or a full clone of simpler-env/ManiSkill2_real2sim), "
+            "or leave the variant out (eval: `variants=[...]` without it)")
+
+
+class DrawerVariantSceneEnv(DrawerSceneEnv):
+    """Drawer scene of the variant-aggregation protocol; mix in before an open/close task class.
+
+        class OpenTopDrawerVariantAggEnv(DrawerVariantSceneEnv, OpenTopDrawerEnv): ...
+
+    Reset with `options={"episode": i}` for episode i of the 45-episode variant grid (`grid.py`);
+    without it, a random grid episode is drawn from the seeded episode RNG. `overlay` is accepted
+    (make_env passes it) and ignored: variant aggregation renders the whole scene.
+    """
+
+    task_family = TASK_FAMILY
+
+    def __init__(self, *args, overlay: bool = False, urdf_version: str = "", **kwargs: Any):
+        self.scene_variant: SceneVariant = VARIANTS[0]
+        super().__init__(*args, overlay=False, urdf_version="", **kwargs)
+
+    # ------------------------------------------------------------------ episodes
+    def reset(self, seed=None, options: dict | None = None):
+        """Reset to variant-grid episode `options["episode"]` (int), or a random one; rebuild on a new variant."""
+        options = dict(options or {})
+        if "episode" in options:
+            index = int(options["episode"])
+        else:
+            index = int(np.random.default_rng(seed).integers(num_episodes(self.task_family)))
+        options["episode"] = index
+        variant = next(v for v in VARIANTS if v.name == episode_config(self.task_family, index).variant)
+        if variant != self.scene_variant:
+            check_variant_assets(self.asset_root, variant)
+            self.scene_variant = variant
+            options["reconfigure"] = True
+        return super().reset(seed=seed, options=options)
+
+    # ------------------------------------------------------------------ scene
+    def _load_lighting(self, options: dict):
+        self.scene.set_ambient_light([AMBIENT_LIGHT] * 3)
+        c = MAIN_LIGHT_COLOUR[self.scene_variant.light_mode]
+        # only the first directional light casts shadows (as in SAPIEN 2)
+        self.scene.add_directional_light(list(MAIN_LIGHT_DIRECTION), [c, c, c], shadow=True, shadow_scale=5,
+                                         shadow_map_size=2048)
+        for direction, colour in FILL_LIGHTS:
+            self.scene.add_directional_light(list(direction), [colour] * 3)
+
+    def _load_scene(self, options: dict):
+        from mani_skill.utils import sapien_utils
+
+        v = self.scene_variant
+        check_variant_assets(self.asset_root, v)
+        builder = self.scene.create_actor_builder()
+        builder.add_visual_from_file(str(stage_path(self.asset_root, v)), pose=sapien.Pose(q=list(STAGE_ROTATION)))
+        builder.initial_pose = sapien.Pose([-x for x in STAGE_OFFSET])
+        self.arena = builder.build_static(name="arena")
+
+        loader = self.scene.create_urdf_loader()
+        loader.fix_root_link = True
+        loader.name = "cabinet"
+        builder = loader.parse(str(station_path(self.asset_root, v)))["articulation_builders"][0]
+        builder.initial_pose = CABINET_POSE
+        self.cabinet = builder.build(name="cabinet")
+        for joint in self.cabinet.get_active_joints():
+            joint.set_friction(CABINET_JOINT_FRICTION)
+            joint.set_drive_properties(stiffness=0, damping=1)
+        self.drawer_joint_index = [j.name for j in self.cabinet.get_active_joints()].index(f"{self.drawer_id}_drawer_joint")
+        self.drawer_link = self.cabinet.links_map[f"{self.drawer_id}_drawer"]
+        for robot in self.agent.robot._objs:
+            sapien_utils.set_articulation_render_material(robot, specular=ROBOT_SPECULAR, roughness=ROBOT_ROUGHNESS)
+        self._load_objects(options)
+
+
+__all__ = ["DrawerVariantSceneEnv", "TASK_FAMILY", "variant_files", "missing_variant_files", "check_variant_assets"]
