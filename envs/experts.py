@@ -71,6 +71,13 @@ def rot_to(R: np.ndarray, a_from: np.ndarray, a_to: np.ndarray) -> np.ndarray:
     return (np.eye(3) + K + K @ K / (1 + c)) @ R
 
 
+def roll(R: np.ndarray, angle: float) -> np.ndarray:
+    """R rotated (left-multiplied) by `angle` about its own approach axis R[:, 2] (Rodrigues)."""
+    a = R[:, 2]
+    K = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+    return (np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K) @ R
+
+
 def action_towards(s: State, p_goal: np.ndarray, R_goal: np.ndarray | None, gripper: float,
                    max_step: float = MAX_STEP_M) -> np.ndarray:
     """Action moving the TCP toward (p_goal, R_goal) in world frame, expressed in the robot base frame."""
@@ -107,6 +114,10 @@ class DrawerExpert(PhasedExpert):
     mode: str                          # "open" | "close"
     open_target: float = 0.24          # pull until the drawer is this open (success: >= 0.15)
     hook_tilt_deg: float = 65.0        # approach axis tilted from vertical toward the cabinet (open)
+    hook_depth: float = HOOK_DEPTH     # TCP behind the front panel's inner face when hooking (open)
+    hook_above: float = 0.05           # TCP above the panel's top edge when entering the slot (open)
+    hook_drop: float = -0.02           # TCP height relative to the panel's top edge when hooked (open)
+    hook_roll_deg: float | None = None  # roll of the hook about the approach axis (open; None: by drawer)
     phase: int = 0
     steps_in_phase: int = 0
     R_down: np.ndarray | None = None
@@ -117,6 +128,7 @@ class DrawerExpert(PhasedExpert):
     _stall: int = 0
     _scale: float = 1.0
     _prev_p: np.ndarray | None = None
+    _roll_deg: float = 0.0
 
     def reset(self, env, obs=None) -> None:
         s = State.read(env)
@@ -128,6 +140,12 @@ class DrawerExpert(PhasedExpert):
         self.R_down = s.tcp_R.copy()
         t = np.deg2rad(self.hook_tilt_deg)
         self.R_hook = rot_to(s.tcp_R, s.tcp_R[:, 2], np.array([-np.sin(t), 0.0, -np.cos(t)]))
+        # Rolled 90 degrees, the closed fingers (which stop on each other at 1.075 rad, ~7 cm apart at the
+        # base) lie flat: thin enough to pass between the panel's top edge and the cabinet top, and to drop
+        # behind the panel. The side that reaches better differs for the bottom drawer.
+        self._roll_deg = self.hook_roll_deg if self.hook_roll_deg is not None else \
+            (90.0 if s.drawer_p[2] + FRONT_TOP_Z < LOW_DRAWER_TOP else -90.0)
+        self.R_hook = roll(self.R_hook, np.deg2rad(self._roll_deg))
 
     def act(self, env, obs=None) -> np.ndarray:
         if self.R_down is None:
@@ -188,20 +206,20 @@ class DrawerExpert(PhasedExpert):
             self._advance(np.linalg.norm(goal - s.tcp_p) < 0.025 and aligned, 45)
             return a
         if self.phase == 1:      # fingertips into the slot, just behind the front panel
-            goal = np.array([x_in - HOOK_DEPTH, y, top + 0.05])
+            goal = np.array([x_in - self.hook_depth, y, top + self.hook_above])
             a = action_towards(s, goal, self.R_hook, 1.0)
             self._advance(np.linalg.norm(goal - s.tcp_p) < 0.012, 30)
             return a
         if self.phase == 2:      # drop behind the front panel (the hook)
-            goal = np.array([x_in - HOOK_DEPTH, y, top - 0.02])
+            goal = np.array([x_in - self.hook_depth, y, top + self.hook_drop])
             a = action_towards(s, goal, self.R_hook, 1.0)
-            self._advance(s.tcp_p[2] < top - 0.005, 25)
+            self._advance(s.tcp_p[2] < top + self.hook_drop + 0.015, 25)
             return a
         if s.drawer_q < self.open_target and s.tcp_p[0] > x_in + 0.03:   # not hooked (missed or slipped): again
             self.phase, self.steps_in_phase = 0, 0
             return self._open(s)
         if s.drawer_q < self.open_target:   # pull toward the robot, staying hooked
-            goal = np.array([x_in - HOOK_DEPTH + 0.08, y, top - 0.02])
+            goal = np.array([x_in - self.hook_depth + 0.08, y, top + self.hook_drop])
             return action_towards(s, goal, self.R_hook, 1.0)
         return action_towards(s, s.tcp_p, self.R_hook, 1.0)   # hold
 
@@ -237,10 +255,8 @@ class PlaceAppleExpert(PhasedExpert):
         top = s.drawer_p[2] + FRONT_TOP_Z
         x_in = s.drawer_p[0] + FRONT_INNER_X
         apple = s.apple_p
-        if self.R_grasp is None:             # roll 90 deg about the approach axis: fingers spread sideways
-            a_ax = s.tcp_R[:, 2]
-            K = np.array([[0, -a_ax[2], a_ax[1]], [a_ax[2], 0, -a_ax[0]], [-a_ax[1], a_ax[0], 0]])
-            self.R_grasp = (np.eye(3) + K + K @ K) @ s.tcp_R     # Rodrigues, 90 degrees
+        if self.R_grasp is None:             # fingers spread sideways: the rolled hook already is
+            self.R_grasp = roll(self.opener.R_hook, 0.0 if self.opener._roll_deg else np.pi / 2)
         R = self.R_grasp
         # over the middle of the drawer's exposed part (tabletop edge at x=0.02 to the drawer's inner back)
         drop = np.array([0.02 + float(np.clip(0.5 * (s.drawer_q - 0.02), 0.07, 0.15)), s.drawer_p[1], 0.95])

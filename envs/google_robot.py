@@ -34,6 +34,8 @@ from mani_skill.sensors.camera import CameraConfig
 from mani_skill.utils.geometry.rotation_conversions import axis_angle_to_quaternion, quaternion_multiply
 from mani_skill.utils.structs import Pose
 
+from selfflow_robot.envs.joint_planner import JointLimits, plan_batch
+
 DESCRIPTION_DIR = "mani_skill2_real2sim/assets/descriptions/googlerobot_description"
 BASE_URDF = "google_robot_meta_sim_fix_wheel_fix_fingertip"
 
@@ -49,9 +51,15 @@ ARM_STIFFNESS = (1700.0, 1737.0471680861954, 979.975871856535, 930.0, 1212.15450
 ARM_DAMPING = (1059.9791902443303, 1010.4720585373592, 767.2803161582076, 680.0, 674.9946964336588,
                274.613381336198, 340.532560578637)
 ARM_FORCE_LIMIT = (300, 300, 100, 100, 100, 100, 100)
-ARM_VEL_LIMIT = 1.5
+# Ruckig limits of SimplerEnv's planner-interpolated controllers (velocity rad/s, acceleration rad/s^2, jerk rad/s^3)
+ARM_PLANNER_LIMITS = JointLimits(velocity=1.5, acceleration=2.0, jerk=50.0)
 GRIPPER_STIFFNESS, GRIPPER_DAMPING, GRIPPER_FORCE_LIMIT = 200.0, 8.0, 60.0
-GRIPPER_VEL_LIMIT = 1.0
+GRIPPER_PLANNER_LIMITS = JointLimits(velocity=1.0, acceleration=7.0, jerk=50.0)
+FINGER_URDF_LIMITS = (-0.0001, 1.3)
+# Where SimplerEnv's closed fingers stop on each other (fingertip contact, self-collision; measured 1.071-1.080
+# rad). The port has robot self-collision off (PhysX 5 made that contact jitter and slide the tips past each
+# other), so the finger joints get this as their upper limit instead; targets still run to 1.3 (+0.01).
+FINGER_CONTACT_Q = 1.075
 GRIPPER_SCALE = 1.3 + 0.01  # normalised gripper action 1 -> 1.31 rad finger target change
 FINGER_FRICTION = 2.0
 EE_LINK = "link_gripper_tcp"
@@ -66,7 +74,8 @@ DRAWER_INIT_QPOS = (-0.2639457174606611, 0.0831913360274175, 0.5017611504652179,
                     0.7851361)
 INIT_QPOS_NAMES = ARM_JOINTS + GRIPPER_JOINTS + HEAD_JOINTS
 DRAWER_INIT_QPOS_BY_NAME = dict(zip(INIT_QPOS_NAMES, DRAWER_INIT_QPOS))
-CONTROL_MODE = "arm_pd_ee_delta_pose_align_gripper_pd_joint_target_delta_pos"
+CONTROL_MODE = ("arm_pd_ee_delta_pose_align_interpolate_by_planner_gripper_pd_joint_target_delta_pos_"
+                "interpolate_by_planner")  # SimplerEnv's name for the Google robot's RT-1 control mode
 
 
 def urdf_path(asset_root: Path, urdf_version: str = "") -> Path:
@@ -75,18 +84,39 @@ def urdf_path(asset_root: Path, urdf_version: str = "") -> Path:
     return Path(asset_root) / DESCRIPTION_DIR / f"{BASE_URDF}{suffix}.urdf"
 
 
-def _rate_limited(start: torch.Tensor, target: torch.Tensor, step: int, sim_steps: int, vmax_per_step: float):
-    """Drive target at sim step `step`: linear from start to target over the control period, at most vmax per step."""
-    lin = start + (target - start) * min(step, sim_steps) / sim_steps
-    cap = start + torch.clamp(target - start, -vmax_per_step * step, vmax_per_step * step)
-    # the slower of the two: the one closer to start
-    return torch.where((lin - start).abs() <= (cap - start).abs(), lin, cap)
+def _sim_freq(controller) -> float:
+    """The simulation rate (Hz) a controller's plan is sampled at (ManiSkill3 controllers keep only steps/control)."""
+    return round(1.0 / controller.articulation.px.timestep)
 
 
-class AxisAngleEEPoseController(PDEEPoseController):
-    """EE delta pose in the base frame, rotation as axis-angle (SimplerEnv `ee_align`), rate-limited tracking."""
+def _drive_to(controller, targets: torch.Tensor, limits: torch.Tensor | None = None) -> None:
+    """Send position targets (B, n) to the controller's joints, clamped to the joint limits (n, 2).
 
-    config: "AxisAngleEEPoseControllerConfig"
+    SAPIEN 2.2.2 (PhysX 4) behaves as if it clamps drive targets to the joint limits: a joint driven past its
+    limit approaches the limit exponentially at rate stiffness / damping (measured on the wrist, torso,
+    elbow, gripper and finger joints). PhysX 5 drives toward the unclamped target and stops hard at the
+    limit, which made the port's wrist reach its limit ~0.5 s earlier than SimplerEnv's. `limits` defaults
+    to the articulation's.
+    """
+    if limits is None:
+        limits = controller.articulation.get_qlimits()[0, controller.active_joint_indices]
+    limits = limits.to(targets)
+    controller.set_drive_targets(torch.clamp(targets, limits[:, 0], limits[:, 1]).float())
+
+
+class PlannedEEPoseController(PDEEPoseController):
+    """SimplerEnv's `arm_pd_ee_delta_pose_align_interpolate_by_planner` (ManiSkill2_real2sim `PDEEPoseController`).
+
+    Per action: target pose = the *measured* TCP pose in the base frame, rotated (left-multiplied) by the
+    axis-angle delta and shifted by the translation delta (`ee_align`); joint target = Pinocchio IK seeded
+    with the measured joints (the measured joints if IK fails); then a Ruckig plan to that target, sampled
+    at the simulation rate, that starts where the previous plan was at the end of the last control period
+    (its position and velocity; after a reset: the measured joints and velocity, clipped to the velocity
+    limit). Simulation step k drives toward sample k. Actions are used as given (no normalisation, no
+    clipping).
+    """
+
+    config: "PlannedEEPoseControllerConfig"
 
     def compute_target_pose(self, prev_ee_pose_at_base: Pose, action: torch.Tensor) -> Pose:
         delta_pos, delta_rot = action[:, 0:3], action[:, 3:6]
@@ -94,65 +124,99 @@ class AxisAngleEEPoseController(PDEEPoseController):
         return Pose.create_from_pq(prev_ee_pose_at_base.p + delta_pos, q)
 
     def reset(self):
+        self._target_qpos = None   # ManiSkill3's reset writes float32 into it in place; ours is float64
         super().reset()
-        self._last_drive = None
+        self._path = self._path_vel = None
 
-    # The joint path starts at the measured joints (ManiSkill3's interpolation). Starting it at the previous
-    # drive target instead (closer to ManiSkill2_real2sim's planner) tracks faster but made closed-loop
-    # orientation control oscillate in our tests, so the stable variant is kept.
+    def set_action(self, action: torch.Tensor):
+        action = self._preprocess_action(action)
+        self._step = 0
+        self._start_qpos = self.qpos.clone()
+        current = self.ee_pose_at_base
+        self._target_pose = self.compute_target_pose(current, action)
+        target = self.kinematics.compute_ik(pose=self._target_pose, q0=self.articulation.get_qpos(),
+                                            is_delta_pose=False, current_pose=current,
+                                            solver_config=self.config.delta_solver_config)
+        self._target_qpos = (self._start_qpos if target is None else target).double()
+        if self._path is None:   # first action after reset: from the measured joints and velocity
+            vlim = self.config.limits.velocity
+            init_q, init_v = self._start_qpos, self.qvel.clamp(-vlim, vlim)
+        else:                    # later ones continue the previous plan where this control period ended it
+            i = min(self._sim_steps, self._path.shape[1] - 1)
+            init_q, init_v = self._path[:, i], self._path_vel[:, i]
+        self._path, self._path_vel = plan_batch(init_q, self._target_qpos, init_v, self.config.limits,
+                                                self._sim_steps, _sim_freq(self))
 
     def before_simulation_step(self):
         self._step += 1
-        dt = 1.0 / (self._sim_steps * self._control_freq)
-        self._last_drive = _rate_limited(self._start_qpos, self._target_qpos, self._step, self._sim_steps,
-                                         self.config.vel_limit * dt)
-        self.set_drive_targets(self._last_drive)
+        if self._path is not None:
+            _drive_to(self, self._path[:, min(self._step, self._path.shape[1] - 1)])
 
 
 @dataclass
-class AxisAngleEEPoseControllerConfig(PDEEPoseControllerConfig):
-    vel_limit: float = ARM_VEL_LIMIT
-    controller_cls = AxisAngleEEPoseController
+class PlannedEEPoseControllerConfig(PDEEPoseControllerConfig):
+    limits: JointLimits = ARM_PLANNER_LIMITS
+    controller_cls = PlannedEEPoseController
 
 
-class RelativeGripperController(PDJointPosController):
-    """One action drives both fingers: target += 1.31 * g from the last target (SimplerEnv Google gripper)."""
+class PlannedGripperController(PDJointPosController):
+    """SimplerEnv's `gripper_pd_joint_target_delta_pos_interpolate_by_planner` for the two fingers (one action).
 
-    config: "RelativeGripperControllerConfig"
+    Per action g (clipped to [-1, 1]): delta = 1.31 g; target = last drive target + delta, clipped to the
+    finger limits +- 0.01 (`delta_target_from_last_drive_target`, `clip_target`); |delta| < 1e-3 keeps the
+    previous target instead (`small_action_repeat_last_target`). A Ruckig plan (v 1.0, a 7.0, jerk 50) runs
+    from the measured finger joints and velocity to the target; both the planned position and the planned
+    velocity are sent to the drives every simulation step (`interpolate_planner_exec_set_target_vel`).
+    """
+
+    config: "PlannedGripperControllerConfig"
 
     def _initialize_action_space(self):
         self.single_action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
 
-    def reset(self):
-        super().reset()
-        self._goal = self.qpos.clone()
-        self._last_drive = None
+    @property
+    def _urdf_limits(self) -> torch.Tensor:
+        """(n, 2) finger limits of the URDF (the articulation's upper limit is the fingertip stop, see agent)."""
+        return torch.tensor([self.config.urdf_limits] * len(self.joints), dtype=torch.float64)
 
-    def set_action(self, action):
-        action = self._preprocess_action(action)  # (B, 1), not normalised: scaled here
+    def reset(self):
+        self._target_qpos = None   # ManiSkill3's reset writes float32 into it in place; ours is float64
+        super().reset()
+        self._target_qpos = self.qpos.double()
+        self._last_drive = self.qpos.double()
+        self._path = self._path_vel = None
+
+    def set_action(self, action: torch.Tensor):
+        action = self._preprocess_action(action)  # (B, 1), not normalised by ManiSkill3: scaled here
         self._step = 0
-        self._start_qpos = self._last_drive.clone() if self._last_drive is not None else self.qpos.clone()
-        delta = action[:, :1] * GRIPPER_SCALE
-        lo, hi = self.config.qlimits
-        new_goal = torch.clamp(self._goal + delta, lo - 0.01, hi + 0.01)
-        small = delta.abs() < 1e-3
-        self._goal = torch.where(small, self._goal, new_goal)
-        self._target_qpos = self._goal.expand_as(self._start_qpos).clone()
+        delta = action[:, :1].double().clamp(-1.0, 1.0) * GRIPPER_SCALE
+        last_target = self._target_qpos
+        qlimits = self._urdf_limits.to(delta)
+        thres = self.config.clip_target_thres
+        target = torch.clamp(self._last_drive + delta, qlimits[:, 0] - thres, qlimits[:, 1] + thres)
+        self._target_qpos = torch.where(delta.abs() < 1e-3, last_target, target)
+        vlim = self.config.limits.velocity
+        self._start_qpos = self.qpos.clone()
+        self._path, self._path_vel = plan_batch(self._start_qpos, self._target_qpos, self.qvel.clamp(-vlim, vlim),
+                                                self.config.limits, self._sim_steps, _sim_freq(self))
 
     def before_simulation_step(self):
         self._step += 1
-        dt = 1.0 / (self._sim_steps * self._control_freq)
-        # Constant speed toward the goal (planner velocity limit), not tied to the control period.
-        step = torch.clamp(self._target_qpos - self._start_qpos, -GRIPPER_VEL_LIMIT * dt * self._step,
-                           GRIPPER_VEL_LIMIT * dt * self._step)
-        self._last_drive = self._start_qpos + step
-        self.set_drive_targets(self._last_drive)
+        if self._path is None:
+            return
+        i = min(self._step, self._path.shape[1] - 1)
+        self._last_drive = self._path[:, i]
+        _drive_to(self, self._last_drive, self._urdf_limits)
+        self.articulation.set_joint_drive_velocity_targets(self._path_vel[:, i].float(), self.joints,
+                                                           self.active_joint_indices)
 
 
 @dataclass
-class RelativeGripperControllerConfig(PDJointPosControllerConfig):
-    qlimits: tuple[float, float] = (-0.0001, 1.3)
-    controller_cls = RelativeGripperController
+class PlannedGripperControllerConfig(PDJointPosControllerConfig):
+    limits: JointLimits = GRIPPER_PLANNER_LIMITS
+    urdf_limits: tuple[float, float] = FINGER_URDF_LIMITS
+    clip_target_thres: float = 0.01
+    controller_cls = PlannedGripperController
 
 
 class GoogleRobotStatic(BaseAgent):
@@ -192,18 +256,36 @@ class GoogleRobotStatic(BaseAgent):
 
     @property
     def _controller_configs(self):
-        arm = AxisAngleEEPoseControllerConfig(
+        arm = PlannedEEPoseControllerConfig(
             joint_names=list(ARM_JOINTS), pos_lower=-1.0, pos_upper=1.0, rot_lower=-np.pi / 2, rot_upper=np.pi / 2,
             stiffness=list(ARM_STIFFNESS), damping=list(ARM_DAMPING), force_limit=list(ARM_FORCE_LIMIT),
             friction=0.0, ee_link=EE_LINK, urdf_path=ik_urdf(self.urdf_path), normalize_action=False,
             frame="root_translation:root_aligned_body_rotation", use_delta=True, interpolate=True,
         )
-        gripper = RelativeGripperControllerConfig(
+        gripper = PlannedGripperControllerConfig(
             joint_names=list(GRIPPER_JOINTS), lower=None, upper=None, stiffness=GRIPPER_STIFFNESS,
             damping=GRIPPER_DAMPING, force_limit=GRIPPER_FORCE_LIMIT, normalize_action=False,
             drive_mode="force",
         )
         return {CONTROL_MODE: dict(arm=arm, gripper=gripper)}
+
+    def _after_loading_articulation(self):
+        super()._after_loading_articulation()
+        for name in GRIPPER_JOINTS:   # the fingertip stop (see FINGER_CONTACT_Q)
+            self.robot.joints_map[name].limits = [[FINGER_URDF_LIMITS[0], FINGER_CONTACT_Q]]
+
+    def before_simulation_step(self):
+        """Drive targets of this simulation step, plus the Coriolis/centrifugal balance SimplerEnv applies.
+
+        ManiSkill2_real2sim sets qf = passive force (gravity + Coriolis/centrifugal) before every simulation
+        step (`balance_passive_force`); ManiSkill3 disables gravity on the robot's links instead (the same for
+        gravity) and leaves Coriolis out, so that part is added here (CPU simulation only: PhysX's GPU
+        pipeline cannot compute passive forces).
+        """
+        super().before_simulation_step()
+        if not self.scene.gpu_sim_enabled:
+            qf = self.robot.compute_passive_force(gravity=False, coriolis_and_centrifugal=True)
+            self.robot.set_qf(torch.as_tensor(qf, dtype=torch.float32).reshape(1, -1))
 
     def qpos_from_names(self, values: dict[str, float]) -> torch.Tensor:
         """(1, dof) qpos in this articulation's active-joint order from a joint-name -> value dict."""

@@ -44,6 +44,9 @@ SIMPLER_IDS = {
     "close_bottom_drawer": "CloseBottomDrawerCustomInScene-v0",
     "place_apple_in_closed_top_drawer": "PlaceIntoClosedTopDrawerCustomInScene-v0",
 }
+# joints recorded per step by the trajectory phases (7 arm joints, then the two fingers)
+ROBOT_JOINTS = ("joint_torso", "joint_shoulder", "joint_bicep", "joint_elbow", "joint_forearm", "joint_wrist",
+                "joint_gripper", "joint_finger_right", "joint_finger_left")
 CONTROL_MODE = ("arm_pd_ee_delta_pose_align_interpolate_by_planner_gripper_pd_joint_target_delta_pos_"
                 "interpolate_by_planner")
 
@@ -171,15 +174,23 @@ def phase_port_traj(args: argparse.Namespace) -> None:
         u = env.unwrapped
         npz = np.load(out / "port" / f"{task}_ep{e:03d}.npz")
         env.reset(options={"episode": e})
-        tcp, qpos, success = [], [], False
+        tcp, qpos, joints, targets, ik_fail, success = [], [], [], [], [], False
+        arm = u.agent.controller.controllers["arm"]
+        names = [j.name for j in u.agent.robot.get_active_joints()]
+        idx = [names.index(n) for n in ROBOT_JOINTS]
         for a, term in zip(npz["actions"], npz["terminate"]):
             if term and not u.is_final_subtask():
                 u.advance_to_next_subtask()
             _, _, _, _, info = env.step(a)
             tcp.append(np.asarray(u.agent.tcp.pose.p).reshape(-1)[:3])
             qpos.append(float(np.asarray(u.drawer_qpos).reshape(-1)[0]))
+            joints.append(np.asarray(u.agent.robot.get_qpos()).reshape(-1)[idx])
+            targets.append(arm._target_qpos.cpu().numpy().reshape(-1)[:7])
+            ik_fail.append(bool(np.abs(a[:6]).max() > 0 and np.allclose(arm._target_qpos.cpu().numpy(),
+                                                                       arm._start_qpos.cpu().numpy())))
             success = bool(np.asarray(info["success"]).reshape(-1)[0])
-        np.savez_compressed(dst, tcp=np.stack(tcp), qpos=np.asarray(qpos), success=success)
+        np.savez_compressed(dst, tcp=np.stack(tcp), qpos=np.asarray(qpos), joints=np.stack(joints), ik_target=np.stack(targets),
+                            ik_fail=np.asarray(ik_fail), success=success)
         print(f"port replay {task} ep{e}: success {success} (closed loop {rec['success']})", flush=True)
     for env in envs.values():
         env.close()
@@ -300,17 +311,24 @@ def phase_simpler_traj(args: argparse.Namespace) -> None:
                                                   "init_rot_quat": _robot_quat(rec["robot_yaw"])},
                            "obj_init_options": {"init_xy": np.array(apple if apple else (0.0, 0.0))}})
         npz = np.load(out / "port" / f"{task}_ep{e:03d}.npz")
-        tcp, qpos, success = [], [], False
+        tcp, qpos, joints, targets, ik_fail, success = [], [], [], [], [], False
+        arm = u.agent.controller.controllers["arm"]
+        names = [j.get_name() for j in u.agent.robot.get_active_joints()]
+        idx = [names.index(n) for n in ROBOT_JOINTS]
         for a, term in zip(npz["actions"], npz["terminate"]):
             if term and not u.is_final_subtask():
                 u.advance_to_next_subtask()
             _, _, done, _, info = env.step(a.astype(np.float64))
             tcp.append(np.asarray(u.tcp.pose.p)[:3])
             qpos.append(float(u.art_obj.get_qpos()[u.joint_idx]))
+            joints.append(u.agent.robot.get_qpos()[idx])
+            targets.append(np.asarray(arm._target_qpos).reshape(-1)[:7])
+            ik_fail.append(bool(np.abs(a[:6]).max() > 0 and np.allclose(arm._target_qpos, arm._start_qpos)))
             success = bool(done)
         env.close()
         dst.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(dst, tcp=np.stack(tcp), qpos=np.asarray(qpos), success=success)
+        np.savez_compressed(dst, tcp=np.stack(tcp), qpos=np.asarray(qpos), joints=np.stack(joints), ik_target=np.stack(targets),
+                            ik_fail=np.asarray(ik_fail), success=success)
         print(f"simpler traj {task} ep{e}: success {success}", flush=True)
 
 
