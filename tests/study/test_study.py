@@ -295,8 +295,10 @@ def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, assets, c
             "--set", 'train_overrides=["model=tiny","model.image_size=[32,40]","model.patch_size=4",'
                      '"train.save_every=3","train.val_every=3"]', "--set", f"assets={assets}"]
     script = _script()
-    assert script.main(argv) == 0
-    capsys.readouterr()
+    assert script.main([*argv, "--parallel", "2"]) == 0  # both arms at once, as `selfflow-robot demo` processes
+    assert "started arm vanilla-seed0" in capsys.readouterr().out
+    for arm in ("selfflow-seed0", "vanilla-seed0"):
+        assert "--- report done in" in (out / f"{arm}.log").read_text()
     assert json.loads((out / "demos" / "collect.json").read_text())["episodes"] == 2
     for arm in ("selfflow-seed0", "vanilla-seed0"):
         assert (out / arm / "demos").is_symlink() and (out / arm / "demos").resolve() == (out / "demos").resolve()
@@ -324,6 +326,12 @@ def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, assets, c
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/eval/episodes.jsonl")}
     assert script.main(argv) == 0
     text = capsys.readouterr().out
-    assert "reusing" in text and text.count("reusing arm") == 2
+    assert text.count("reusing arm") == 2 and "##### arm" not in text
+    # an arm without its report reruns in this process: every phase resumes, nothing is trained or scored again
+    (out / "vanilla-seed0" / "report" / "report.md").unlink()
+    assert script.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "reusing arm selfflow-seed0" in text and "##### arm 1/1: vanilla-seed0" in text
+    assert (out / "vanilla-seed0" / "report" / "report.md").is_file()
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/eval/episodes.jsonl")} == mtimes
     assert not list(out.glob("*/run/checkpoints/step-0000007*"))
