@@ -21,9 +21,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 from selfflow_robot.config import check_choice, load_config, structured
 from selfflow_robot.errors import DataError, UserError
@@ -138,7 +139,7 @@ FLAG_OF = {"steps": "--steps", "batch_size": "--batch-size", "demos_per_task": "
 
 
 def study_command(out: Path, seeds: Sequence[int], objectives: Sequence[str], overrides: Sequence[str],
-                  demos: Optional[Path], workers: Optional[int] = None) -> str:
+                  demos: Path | None, workers: int | None = None) -> str:
     """The script command line that runs (or resumes) this study, from the repository root."""
     parts = ["python", "scripts/study_selfflow_vs_vanilla.py", "--out", str(out),
              "--seeds", *map(str, seeds), "--objectives", *objectives]
@@ -159,7 +160,7 @@ def study_command(out: Path, seeds: Sequence[int], objectives: Sequence[str], ov
 # Running the arms
 # ---------------------------------------------------------------------------------------------------------------
 
-def prepare_demos(shared: Sequence[str], out: Path, demos: Optional[Path]) -> Path:
+def prepare_demos(shared: Sequence[str], out: Path, demos: Path | None) -> Path:
     """The shared demos dir: `demos` if given (must hold collect.json), else `<out>/demos` (collected once)."""
     from selfflow_robot.demo import collect_phase
 
@@ -246,7 +247,7 @@ def run_arms(out: Path, shared: Sequence[str], seeds: Sequence[int], objectives:
     while queue or running:
         while queue and len(running) < parallel:
             name, arm_dir, overrides, _ = queue.pop(0)
-            log = open(out / f"{name}.log", "a")
+            log = open(out / f"{name}.log", "a")  # noqa: SIM115 - open while the arm runs, closed below
             cmd = [sys.executable, "-m", "selfflow_robot.cli", "demo", *overrides]
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
             print(f"started arm {name} (pid {proc.pid}), log {out / f'{name}.log'}", flush=True)
@@ -307,8 +308,8 @@ class ArmResult:
     seed: int
     path: str
     exists: bool = False
-    config: Optional[dict[str, Any]] = None
-    total_steps: Optional[int] = None
+    config: dict[str, Any] | None = None
+    total_steps: int | None = None
     trained_steps: int = 0
     train_status: str = "missing"     # complete | partial | missing
     validation: list[dict[str, float]] = field(default_factory=list)
@@ -402,7 +403,7 @@ def seed_mean_curve(curves: Sequence[Sequence[tuple[int, float]]]) -> list[dict[
 
 
 def steps_to_reach(curve: Sequence[Mapping[str, float]], target: float, *, higher_is_better: bool,
-                   total_steps: Optional[int]) -> dict[str, Any]:
+                   total_steps: int | None) -> dict[str, Any]:
     """The first validation step at which `curve` (rows with `step`, `mean`) is at least as good as `target`.
 
     No interpolation between validations. `ratio` = step / total_steps (None without a total or when not reached).
@@ -427,7 +428,7 @@ def pooled_success(arms: Sequence[ArmResult]):
     return score(outcomes) if outcomes else None
 
 
-def success_summary(arms: Sequence[ArmResult]) -> Optional[dict[str, Any]]:
+def success_summary(arms: Sequence[ArmResult]) -> dict[str, Any] | None:
     """Per-task pooled rates and their plain mean over tasks (interval: Wilson on the pooled counts)."""
     from selfflow_robot.envs.eval_metrics import Rate
 
@@ -554,11 +555,11 @@ def goals(result: Mapping[str, Any], *, reference: str = "vanilla", candidate: s
     return out
 
 
-def _pct(x: Optional[float]) -> str:
+def _pct(x: float | None) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f}%"
 
 
-def _num(x: Optional[float], fmt: str = ".4g") -> str:
+def _num(x: float | None, fmt: str = ".4g") -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "n/a"
     return format(x, fmt)
@@ -605,11 +606,11 @@ def markdown(study: Mapping[str, Any]) -> str:
     objs = list(res["objectives"])
     lines = ["# Self-Flow vs vanilla flow matching: side-by-side study", ""]
     if study["partial"]:
-        lines += ["> **PARTIAL RESULTS**: not every arm has finished (or started); the numbers below use what is on "
-                  "disk now and will change. Rerun the command below to finish the arms.", ""]
+        lines += [("> **PARTIAL RESULTS**: not every arm has finished (or started); the numbers below use what is on "
+                  "disk now and will change. Rerun the command below to finish the arms."), ""]
     lines += [verdict_paragraph(res, study["partial"]), "",
-              f"Written {study['written']} from `{study['out']}`. Reproduce (runs or resumes every arm, then writes "
-              "this report; run from the repository root):", "", "```", study["command"], "```", ""]
+              (f"Written {study['written']} from `{study['out']}`. Reproduce (runs or resumes every arm, then writes "
+              "this report; run from the repository root):"), "", "```", study["command"], "```", ""]
     if study.get("settings_differ"):
         lines += ["**Warning: the arms' settings differ** (the comparison is not like for like): "
                   + "; ".join(f"`{k}`: {v}" for k, v in study["settings_differ"].items()), ""]
@@ -623,8 +624,8 @@ def markdown(study: Mapping[str, Any]) -> str:
     lines += _md_table(["arm", "status", "training (steps)", "evaluation"], rows) + [""]
     # Final validation
     lines += ["## Held-out validation at the final validation step", "",
-              "Normalised action MSE (lower is better) and next-frames PSNR (dB, higher is better) on held-out "
-              "demo windows, sampled (the policy's/world model's real output) and 1-step estimate.", ""]
+              ("Normalised action MSE (lower is better) and next-frames PSNR (dB, higher is better) on held-out "
+              "demo windows, sampled (the policy's/world model's real output) and 1-step estimate."), ""]
     head = ["objective", "seed", "step"] + [m.label for m in METRICS] + ["PSNR copy-last-frame"]
     rows = []
     for obj in objs:
@@ -643,10 +644,10 @@ def markdown(study: Mapping[str, Any]) -> str:
     # Steps to reach
     if res["steps_to_reach"]:
         lines += ["## Steps for Self-Flow to reach vanilla's final quality", "",
-                  "Target: vanilla's seed-mean value at its last validation (over the seeds that finished "
+                  ("Target: vanilla's seed-mean value at its last validation (over the seeds that finished "
                   "training). Reached: the first validation step at "
                   "which Self-Flow's seed-mean curve is at least as good (no interpolation between validations). "
-                  f"Goal for the action MSE: ratio <= {GOAL_RATIO:g}.", ""]
+                  f"Goal for the action MSE: ratio <= {GOAL_RATIO:g}."), ""]
         rows = []
         for m in METRICS:
             r = res["steps_to_reach"].get(m.name)
@@ -775,14 +776,15 @@ def load_study(out: Path, seeds: Sequence[int], objectives: Sequence[str]) -> di
     return {o: [load_arm(out / arm_name(o, s), arm_name(o, s), o, s) for s in seeds] for o in objectives}
 
 
-def write_comparison(out: Path, seeds: Sequence[int], objectives: Sequence[str], *, report_dir: Optional[Path] = None,
-                     command: Optional[str] = None) -> dict[str, Path]:
+def write_comparison(out: Path, seeds: Sequence[int], objectives: Sequence[str], *, report_dir: Path | None = None,
+                     command: str | None = None) -> dict[str, Path]:
     """Read the arms under `out` and write study.json, study.md and the two plots into `report_dir` (default `out`).
 
     Only reads `out`: pointing `report_dir` elsewhere compares a study that is still running without touching it.
     """
-    from selfflow_robot.demo import DemoConfig
     from selfflow_robot.envs.eval_report import atomic_write_text
+
+    from selfflow_robot.demo import DemoConfig
 
     for o in objectives:
         check_choice("objective", o, list(OBJECTIVES))
@@ -847,7 +849,29 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-__all__ = ["ArmResult", "METRICS", "OBJECTIVES", "arm_name", "arm_overrides", "compare", "demo_config",
-           "final_validation", "goals", "link_demos", "load_arm", "load_study", "markdown", "mean_std",
-           "overrides_from_config", "pooled_success", "prepare_demos", "run_arms", "seed_mean_curve",
-           "steps_to_reach", "study_command", "success_summary", "validation_rows", "write_comparison"]
+__all__ = [
+    "METRICS",
+    "OBJECTIVES",
+    "ArmResult",
+    "arm_name",
+    "arm_overrides",
+    "compare",
+    "demo_config",
+    "final_validation",
+    "goals",
+    "link_demos",
+    "load_arm",
+    "load_study",
+    "markdown",
+    "mean_std",
+    "overrides_from_config",
+    "pooled_success",
+    "prepare_demos",
+    "run_arms",
+    "seed_mean_curve",
+    "steps_to_reach",
+    "study_command",
+    "success_summary",
+    "validation_rows",
+    "write_comparison",
+]

@@ -7,7 +7,6 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pytest
@@ -88,7 +87,7 @@ def test_pooled_success_sums_counts_over_seeds_with_wilson() -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 def make_arm(out: Path, objective: str, seed: int, mse: list[tuple[int, float]], psnr: list[tuple[int, float]],
-             counts: Optional[dict[str, list[int]]], total: int = 1000, demos: Optional[Path] = None,
+             counts: dict[str, list[int]] | None, total: int = 1000, demos: Path | None = None,
              torn: bool = False) -> Path:
     """An arm dir as `selfflow-robot demo` leaves it: demo_config.json, run/metrics.jsonl, checkpoints, eval."""
     from dataclasses import asdict
@@ -292,8 +291,8 @@ def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, assets, c
     argv = ["--out", str(out), "--seeds", "0", "--demos-per-task", "2", "--steps", "6", "--batch-size", "4",
             "--eval-episodes-per-task", "1", "--workers", "1", "--set", "tasks=[close_top_drawer]",
             "--set", "demo_max_steps=14", "--set", "policy_options.steps=2", "--set", "imagine_length=4",
-            "--set", 'train_overrides=["model=tiny","model.image_size=[32,40]","model.patch_size=4",'
-                     '"train.save_every=3","train.val_every=3"]', "--set", f"assets={assets}"]
+            "--set", ('train_overrides=["model=tiny","model.image_size=[32,40]","model.patch_size=4",'
+                     '"train.save_every=3","train.val_every=3"]'), "--set", f"assets={assets}"]
     script = _script()
     assert script.main([*argv, "--parallel", "2"]) == 0  # both arms at once, as `selfflow-robot demo` processes
     assert "started arm vanilla-seed0" in capsys.readouterr().out
