@@ -73,12 +73,13 @@ def arm_name(objective: str, seed: int) -> str:
 
 def arm_overrides(shared: Sequence[str], *, output_dir: Path, objective: str, seed: int,
                   phases: Sequence[str] = ARM_PHASES) -> list[str]:
-    """The `selfflow-robot demo` overrides of one arm (the shared ones win nothing over objective/seed/dir)."""
+    """The `selfflow-robot demo` overrides of one arm: the shared ones, then its dir, objective, seed and phases
+    (last, so a shared override can never change what makes the arm this arm)."""
     return [*shared, f"output_dir={output_dir}", f"objective={objective}", f"seed={seed}",
             "phases=[" + ",".join(phases) + "]"]
 
 
-def demo_config(overrides: Sequence[str]):
+def demo_config(overrides: Sequence[str]) -> tuple[Any, Any]:
     """Compose `configs/demo.yaml` with `overrides` and validate it: (DictConfig, DemoConfig)."""
     from selfflow_robot.demo import DemoConfig
 
@@ -584,13 +585,16 @@ def verdict_paragraph(result: Mapping[str, Any], partial: bool, *, reference: st
     parts.append(f"Goal 2 (Self-Flow ends ahead on suite success) is **{sa['verdict']}**: {sa['why']}.")
     p = result["steps_to_reach"].get(HEADLINE_PSNR)
     if p:
+        which = "final" if p["reference_final"] else f"latest (step {p['reference_step']}, still training)"
         parts.append(f"On world-model PSNR, {candidate} " + (
-            f"reached {reference}'s final {p['target']:.2f} dB at step {p['step']} (ratio {_num(p['ratio'], '.2f')})."
-            if p["reached"] else f"did not reach {reference}'s final {p['target']:.2f} dB."))
+            f"reached {reference}'s {which} {p['target']:.2f} dB at step {p['step']} "
+            f"(ratio {_num(p['ratio'], '.2f')})." if p["reached"] else
+            f"has not reached {reference}'s {which} {p['target']:.2f} dB by step {p['candidate_last_step']}."))
     fv_c = result["objectives"][candidate]["final_validation"]["mean"].get(HEADLINE_MSE)
     fv_r = result["objectives"][reference]["final_validation"]["mean"].get(HEADLINE_MSE)
     if fv_c and fv_r:
-        parts.append(f"Final held-out action MSE: {candidate} {fv_c['mean']:.4g} +- {fv_c['std']:.2g} "
+        done = result["objectives"][candidate]["curves_final"] and result["objectives"][reference]["curves_final"]
+        parts.append(f"{'Final' if done else 'Latest (training goes on)'} held-out action MSE: {candidate} {fv_c['mean']:.4g} +- {fv_c['std']:.2g} "
                      f"({fv_c['n']} seed(s)) vs {reference} {fv_r['mean']:.4g} +- {fv_r['std']:.2g} "
                      f"({fv_r['n']} seed(s)).")
     return head + " ".join(parts)
