@@ -723,7 +723,8 @@ def plot_curves(arms: Mapping[str, Sequence[ArmResult]], result: Mapping[str, An
                         marker="o", ms=3, label=f"{obj} (mean of {mc[0]['seeds']} seed(s))")
         r = result["steps_to_reach"].get(m.name)
         if r:
-            ax.axhline(r["target"], color="grey", ls="--", lw=1, label="vanilla final")
+            ax.axhline(r["target"], color="grey", ls="--", lw=1,
+                       label="vanilla final" if r["reference_final"] else "vanilla latest (still training)")
             if r["reached"]:
                 ax.axvline(r["step"], color=COLOURS["selfflow"], ls=":", lw=1.2,
                            label=f"Self-Flow reaches it: step {r['step']}")
