@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             demos = study.prepare_demos(shared, out, args.demos)
             status = study.run_arms(out, shared, args.seeds, args.objectives, demos, parallel=args.parallel)
             failed = {k: v for k, v in status.items() if v.startswith("failed")}
-            for k, v in failed.items():
-                print(f"arm {k}: {v}", file=sys.stderr)
+            for k, v in status.items():
+                if v not in ("done", "reused"):  # failed, or busy in another process: the comparison is partial
+                    print(f"arm {k}: {v}", file=sys.stderr)
         else:
             failed = {}
         paths = study.write_comparison(out, args.seeds, args.objectives, report_dir=args.report_dir)

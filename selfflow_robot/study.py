@@ -208,12 +208,79 @@ def arm_is_done(arm_dir: Path, wanted: Any) -> bool:
     return a.train_status == "complete" and a.eval_status == "complete"
 
 
+LOCK_FILE = ".study.lock"
+
+
+def process_running(arm_dir: Path) -> tuple[int, str] | None:
+    """(pid, command) of another process whose command line has an `output_dir=` in this arm, else None.
+
+    Catches an arm started by hand (`selfflow-robot demo output_dir=...`, relative to that process's working
+    dir): a second trainer on the same run dir would corrupt it. Reads Linux /proc; None where there is none.
+    """
+    arm = arm_dir.resolve()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    for p in proc.iterdir():
+        if not p.name.isdigit() or int(p.name) == os.getpid():
+            continue
+        try:
+            args = [a.decode(errors="replace") for a in (p / "cmdline").read_bytes().split(b"\0") if a]
+            cwd = Path(os.readlink(p / "cwd"))
+        except OSError:  # gone, or not ours to read
+            continue
+        for a in args:
+            if a.startswith("output_dir="):
+                d = (cwd / a.split("=", 1)[1]).resolve()
+                if d == arm or arm in d.parents:
+                    return int(p.name), " ".join(args)
+    return None
+
+
+class ArmLock:
+    """An exclusive, non-blocking lock on `<arm>/.study.lock` (flock: released by the OS if we die)."""
+
+    def __init__(self, arm_dir: Path) -> None:
+        self.path = arm_dir / LOCK_FILE
+        self._f: Any = None
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        self._f = open(self.path, "a")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._f.close()
+            self._f = None
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._f is not None:
+            self._f.close()  # closing drops the flock
+            self._f = None
+
+
+def _claim(name: str, arm_dir: Path) -> tuple[ArmLock | None, str]:
+    """Lock an arm to run it, or say why not ("busy (...)")."""
+    lock = ArmLock(arm_dir)
+    if not lock.acquire():
+        return None, f"busy (another study run holds {lock.path})"
+    other = process_running(arm_dir)
+    if other is not None:
+        lock.release()
+        return None, f"busy (process {other[0]} runs it: {other[1][:160]})"
+    return lock, ""
+
+
 def run_arms(out: Path, shared: Sequence[str], seeds: Sequence[int], objectives: Sequence[str], demos: Path,
              parallel: int = 1) -> dict[str, str]:
-    """Run (or resume) every arm; returns arm -> "done" | "reused" | "failed (...)".
+    """Run (or resume) every arm; returns arm -> "done" | "reused" | "busy (...)" | "failed (...)".
 
     `parallel` > 1 runs that many arms at once as `selfflow-robot demo` processes (log: `<out>/<arm>.log`);
-    otherwise the arms run one after another in this process.
+    otherwise the arms run one after another in this process. An arm that another process is running
+    (another study run, or a `selfflow-robot demo` started by hand) is left alone and reported busy.
     """
     from selfflow_robot.demo import main as demo_main
 
@@ -235,34 +302,55 @@ def run_arms(out: Path, shared: Sequence[str], seeds: Sequence[int], objectives:
             todo.append((name, arm_dir, overrides, cfg))
     if parallel <= 1:
         for i, (name, arm_dir, _, cfg) in enumerate(todo, 1):
-            print(f"\n##### arm {i}/{len(todo)}: {name} -> {arm_dir}", flush=True)
-            demo_main(cfg)
-            status[name] = "done"
+            lock, why = _claim(name, arm_dir)
+            if lock is None:
+                status[name] = why
+                print(f"skipping arm {name}: {why}", flush=True)
+                continue
+            try:
+                print(f"\n##### arm {i}/{len(todo)}: {name} -> {arm_dir}", flush=True)
+                demo_main(cfg)
+                status[name] = "done"
+            finally:
+                lock.release()
         return status
-    running: list[tuple[str, subprocess.Popen, Any]] = []
+    running: list[tuple[str, subprocess.Popen, Any, ArmLock]] = []
     queue = list(todo)
     env = dict(os.environ)
     # Share the cores: N arms each using every core oversubscribe them, and OpenMP spin-waiting then makes
     # small matmuls many times slower (measured here: 6 CI-size steps took 7 min instead of ~20 s).
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // parallel)))
-    while queue or running:
-        while queue and len(running) < parallel:
-            name, arm_dir, overrides, _ = queue.pop(0)
-            log = open(out / f"{name}.log", "a")  # noqa: SIM115 - open while the arm runs, closed below
-            cmd = [sys.executable, "-m", "selfflow_robot.cli", "demo", *overrides]
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-            print(f"started arm {name} (pid {proc.pid}), log {out / f'{name}.log'}", flush=True)
-            running.append((name, proc, log))
-        time.sleep(2.0)
-        for item in list(running):
-            name, proc, log = item
-            rc = proc.poll()
-            if rc is None:
-                continue
+    try:
+        while queue or running:
+            while queue and len(running) < parallel:
+                name, arm_dir, overrides, _ = queue.pop(0)
+                lock, why = _claim(name, arm_dir)
+                if lock is None:
+                    status[name] = why
+                    print(f"skipping arm {name}: {why}", flush=True)
+                    continue
+                log = open(out / f"{name}.log", "a")  # noqa: SIM115 - open while the arm runs, closed below
+                cmd = [sys.executable, "-m", "selfflow_robot.cli", "demo", *overrides]
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+                print(f"started arm {name} (pid {proc.pid}), log {out / f'{name}.log'}", flush=True)
+                running.append((name, proc, log, lock))
+            time.sleep(2.0)
+            for item in list(running):
+                name, proc, log, lock = item
+                rc = proc.poll()
+                if rc is None:
+                    continue
+                log.close()
+                lock.release()
+                running.remove(item)
+                status[name] = "done" if rc == 0 else f"failed (exit {rc}, see {out / f'{name}.log'})"
+                print(f"arm {name}: {status[name]}", flush=True)
+    finally:
+        for name, proc, log, lock in running:  # interrupted: stop our own children, keep their resumable state
+            proc.terminate()
+            proc.wait()
             log.close()
-            running.remove(item)
-            status[name] = "done" if rc == 0 else f"failed (exit {rc}, see {out / f'{name}.log'})"
-            print(f"arm {name}: {status[name]}", flush=True)
+            lock.release()
     return status
 
 

@@ -253,6 +253,45 @@ def test_link_demos_refuses_other_data(tmp_path) -> None:
         study.link_demos(real.parent, d1)
 
 
+def test_arms_run_elsewhere_are_left_alone(tmp_path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "study"
+    demos = tmp_path / "demos"
+    demos.mkdir()
+    # selfflow-seed0: another study run holds its lock; vanilla-seed0: a `selfflow-robot demo` started by hand
+    # from another working dir, with a relative output_dir
+    (out / "selfflow-seed0").mkdir(parents=True)
+    held = study.ArmLock(out / "selfflow-seed0")
+    assert held.acquire()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "demo",
+                              "output_dir=study/vanilla-seed0"], cwd=tmp_path)
+    try:
+        found = None
+        for _ in range(200):  # until the child has exec'ed (its /proc cmdline is the parent's before that)
+            found = study.process_running(out / "vanilla-seed0")
+            if found is not None:
+                break
+            time.sleep(0.05)
+        assert found is not None and found[0] == other.pid
+        assert study.process_running(out / "selfflow-seed0") is None
+        for parallel in (1, 2):
+            status = study.run_arms(out, ["steps=6"], [0], ["selfflow", "vanilla"], demos, parallel=parallel)
+            assert status["selfflow-seed0"].startswith("busy (another study run")
+            assert status["vanilla-seed0"].startswith(f"busy (process {other.pid}")
+        assert not (out / "vanilla-seed0" / "run").exists()  # nothing was started
+    finally:
+        other.kill()
+        other.wait()
+        held.release()
+    assert study.process_running(out / "vanilla-seed0") is None
+    lock = study.ArmLock(out / "selfflow-seed0")
+    assert lock.acquire()  # released locks can be taken again
+    lock.release()
+
+
 def test_reproduce_command_round_trips_to_the_same_config() -> None:
     from selfflow_robot.config import load_config, structured
     from selfflow_robot.demo import DemoConfig
