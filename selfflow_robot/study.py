@@ -171,11 +171,25 @@ def prepare_demos(shared: Sequence[str], out: Path, demos: Path | None) -> Path:
             raise DataError(f"--demos {demos}: no {COLLECT_SUMMARY} there, so it is not a finished demos dir; "
                             f"point --demos at the `demos/` folder of a `selfflow-robot demo` run, or leave "
                             f"--demos out to collect the demos into {out / DEMOS_DIR}")
+        check_demos(demos, demo_config([*shared, f"output_dir={out}"])[1])
         return demos
     _, cfg = demo_config([*shared, f"output_dir={out}"])
     print(f"=== demos -> {out / DEMOS_DIR}", flush=True)
     collect_phase(cfg, out)
     return (out / DEMOS_DIR).resolve()
+
+
+def check_demos(demos: Path, cfg: Any) -> None:
+    """Refuse a demos dir whose tasks or episode count differ from the study's (its records would be wrong)."""
+    from selfflow_robot.envs.collect import CollectConfig
+
+    summary = json.loads((demos / COLLECT_SUMMARY).read_text())
+    tasks = CollectConfig(task=list(cfg.tasks or [cfg.suite]), episodes=cfg.demos_per_task).task_list()
+    want = len(tasks) * cfg.demos_per_task
+    if list(summary.get("tasks", [])) != tasks or int(summary.get("episodes", -1)) != want:
+        raise DataError(f"--demos {demos}: it holds {summary.get('episodes')} demos of {summary.get('tasks')}, but "
+                        f"the study asks for {cfg.demos_per_task} per task of {tasks} ({want}); pass the "
+                        f"--demos-per-task and --set tasks=[...]/suite= it was collected with, or another --demos")
 
 
 def link_demos(arm_dir: Path, demos: Path) -> None:

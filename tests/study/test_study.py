@@ -230,6 +230,12 @@ def test_compare_only_without_arms_and_bad_demos_are_user_errors(tmp_path, capsy
         study.write_comparison(tmp_path, [0], ["selfflow", "vanilla"])
     with pytest.raises(DataError, match="collect.json"):
         study.prepare_demos([], tmp_path, tmp_path / "nodemos")
+    demos = tmp_path / "demos"
+    demos.mkdir()
+    (demos / "collect.json").write_text(json.dumps({"tasks": ["close_top_drawer"], "episodes": 3}))
+    with pytest.raises(DataError, match="holds 3 demos"):
+        study.prepare_demos(["tasks=[close_top_drawer]", "demos_per_task=2"], tmp_path, demos)
+    assert study.prepare_demos(["tasks=[close_top_drawer]", "demos_per_task=3"], tmp_path, demos) == demos.resolve()
     script = _script()
     assert script.main(["--out", str(tmp_path), "--compare-only"]) == 2
     assert "no arms under" in capsys.readouterr().err
