@@ -1,17 +1,17 @@
 #!/usr/bin/env python
 """Self-Flow vs vanilla flow matching, side by side: same demos, same steps, same seeds.
 
-    python scripts/study_selfflow_vs_vanilla.py --out runs/study                    # 3 seeds x 2 objectives
-    python scripts/study_selfflow_vs_vanilla.py --out runs/study --seeds 0 --demos-per-task 9 --steps 2000 \\
-        --batch-size 16 --eval-episodes-per-task 9 --workers 1 \\
-        --set 'train_overrides=["model=tiny","train.val_every=250","train.save_every=500"]'
-    python scripts/study_selfflow_vs_vanilla.py --out runs/study --compare-only      # report what is finished
+    python scripts/study_selfflow_vs_vanilla.py --out runs/study            # 3 seeds x 2 objectives, demo defaults
+    python scripts/study_selfflow_vs_vanilla.py --out runs/study --seeds 0 --steps 2000 --workers 1 --parallel 2 \\
+        --demos runs/demo/demos --set 'train_overrides=["model=tiny","train.val_every=250","train.save_every=500"]'
+    python scripts/study_selfflow_vs_vanilla.py --out runs/study --compare-only   # report what is on disk now
 
 The demos are collected once into `<out>/demos` (or `--demos DIR` reuses a demos dir that has
 `collect.json`). Each arm is one `selfflow-robot demo` output dir, `<out>/<objective>-seed<s>/`, whose
 `demos` links to the shared demos; it runs the demo phases train, eval, imagine, report with
 `objective=<objective> seed=<s>` and everything else identical. Every phase resumes, so rerunning the
-same command finishes an interrupted study and reuses finished arms. At the end (and with
+same command finishes an interrupted study and reuses finished arms; an arm another process is running
+(a second study run, or a `selfflow-robot demo` started by hand) is skipped and reported busy. At the end (and with
 `--compare-only` at any time, from whatever is on disk) it writes `study.md`, `study.json`,
 `study_curves.png` and `study_success.png` into `<out>` (or `--report-dir`).
 """
@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, help="training steps per arm (default: configs/demo.yaml)")
     p.add_argument("--batch-size", type=int, help="windows per step (default: configs/demo.yaml)")
     p.add_argument("--demos-per-task", type=int, help="expert demos per task (default: configs/demo.yaml)")
-    p.add_argument("--eval-episodes-per-task", type=int, help="suite episodes per task per arm (default: all)")
+    p.add_argument("--eval-episodes-per-task", type=int, help="suite episodes per task per arm (default: configs/demo.yaml)")
     p.add_argument("--workers", type=int, help="processes for collect and eval in each arm (0 = all cores)")
     p.add_argument("--demos", type=Path, help="reuse this demos dir (must hold collect.json) instead of collecting")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
