@@ -520,28 +520,35 @@ def steps_to_reach(curve: Sequence[Mapping[str, float]], target: float, *, highe
     return {"reached": False, "step": None, "ratio": None, "value": None, "target": target}
 
 
-def pooled_success(arms: Sequence[ArmResult]):
-    """Suite success of several seeds pooled: a `SuiteScore` (per task, Wilson 95%) or None without episodes."""
-    from selfflow_robot.envs.eval_metrics import score
-
-    outcomes = []
+def pooled_counts(arms: Sequence[ArmResult]) -> dict[str, list[int]]:
+    """task -> [successes, trials] summed over the arms (seeds pooled)."""
+    pooled: dict[str, list[int]] = {}
     for a in arms:
         for task, (k, n) in a.task_counts.items():
-            outcomes += [(task, True)] * k + [(task, False)] * (n - k)
-    return score(outcomes) if outcomes else None
+            c = pooled.setdefault(task, [0, 0])
+            c[0] += k
+            c[1] += n
+    return dict(sorted(pooled.items()))
 
 
 def success_summary(arms: Sequence[ArmResult]) -> dict[str, Any] | None:
-    """Per-task pooled rates and their plain mean over tasks (interval: Wilson on the pooled counts)."""
-    from selfflow_robot.envs.eval_metrics import Rate
+    """Per-task pooled rates with Wilson 95% intervals, their plain mean over tasks (interval: Wilson on the
+    pooled counts) and SIMPLER's two averages (None for tasks outside SIMPLER's cells); None without episodes."""
+    from selfflow_robot.envs.eval_metrics import Rate, score
 
-    s = pooled_success(arms)
-    if s is None:
+    pooled = pooled_counts(arms)
+    if not pooled:
         return None
-    mean = Rate.mean_of(list(s.tasks.values()))
-    return {"tasks": {t: r.as_dict() for t, r in s.tasks.items()}, "mean_over_tasks": mean.as_dict(),
-            "seeds": [a.seed for a in arms if a.task_counts],
-            "simpler_average_task_columns": s.column_average, "simpler_average_sub_cells": s.sub_cell_average}
+    tasks = {t: Rate.of(k, n) for t, (k, n) in pooled.items()}
+    try:
+        s = score([(t, True) for t, (k, _) in pooled.items() for _ in range(k)]
+                  + [(t, False) for t, (k, n) in pooled.items() for _ in range(n - k)])
+        simpler = {"simpler_average_task_columns": s.column_average, "simpler_average_sub_cells": s.sub_cell_average}
+    except ValueError:  # a task that belongs to no SIMPLER sub-cell
+        simpler = {"simpler_average_task_columns": None, "simpler_average_sub_cells": None}
+    return {"tasks": {t: r.as_dict() for t, r in tasks.items()},
+            "mean_over_tasks": Rate.mean_of(list(tasks.values())).as_dict(),
+            "seeds": [a.seed for a in arms if a.task_counts], **simpler}
 
 
 def final_validation(arms: Sequence[ArmResult], used: Sequence[ArmResult]) -> dict[str, Any]:
@@ -957,28 +964,8 @@ def _json_default(o: Any) -> Any:
 
 
 __all__ = [
-    "METRICS",
-    "OBJECTIVES",
-    "ArmResult",
-    "arm_name",
-    "arm_overrides",
-    "compare",
-    "demo_config",
-    "final_validation",
-    "goals",
-    "link_demos",
-    "load_arm",
-    "load_study",
-    "markdown",
-    "mean_std",
-    "overrides_from_config",
-    "pooled_success",
-    "prepare_demos",
-    "run_arms",
-    "seed_mean_curve",
-    "steps_to_reach",
-    "study_command",
-    "success_summary",
-    "validation_rows",
-    "write_comparison",
+    "ArmLock", "ArmResult", "METRICS", "OBJECTIVES", "arm_name", "arm_overrides", "check_demos", "compare",
+    "demo_config", "final_validation", "goals", "link_demos", "load_arm", "load_study", "markdown", "mean_std",
+    "overrides_from_config", "pooled_counts", "prepare_demos", "process_running", "run_arms", "seed_mean_curve",
+    "steps_to_reach", "study_command", "success_summary", "validation_rows", "write_comparison"
 ]
