@@ -872,10 +872,12 @@ def plot_success(result: Mapping[str, Any], path: Path) -> Path:
         lo = [100 * (r["rate"] - r["ci95"][0]) if r else 0.0 for r in rs]
         hi = [100 * (r["ci95"][1] - r["rate"]) if r else 0.0 for r in rs]
         xs = [x - 0.4 + width * (i + 0.5) for x in range(len(groups))]
-        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, color=COLOURS.get(o, f"C{i + 4}"),
-               label=f"{o} ({len(s['seeds'])} seed(s) pooled)")
+        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, color=COLOURS.get(o, f"C{i + 4}"),
+                      label=f"{o} ({len(s['seeds'])} seed(s) pooled)")
+        # counts on the bars: a 0% bar is otherwise invisible
+        ax.bar_label(bars, [f"{r['successes']}/{r['trials']}" if r else "" for r in rs], fontsize=7, padding=2)
     ax.set_xticks(range(len(groups)), [g.replace("_", " ") for g in groups], fontsize=8, rotation=15)
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 110)
     ax.set_ylabel("success %")
     ax.set_title("Suite success per task, seeds pooled (error bars: Wilson 95%)", fontsize=9, loc="left")
     if objs:
