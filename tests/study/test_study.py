@@ -158,6 +158,15 @@ def test_comparison_on_hand_made_arms(tmp_path) -> None:
     cmd = md.split("```\n")[1].split("\n")[0]
     assert f"--out {out.resolve()}" in cmd and "--seeds 0 1" in cmd and f"--demos {demos.resolve()}" in cmd
     assert "--steps 1000" in cmd and "--demos-per-task 2" in cmd
+    # the command, parsed by the script, gives back the arms' settings
+    import shlex
+
+    script = _script()
+    args = script.parse_args(shlex.split(cmd)[2:])
+    assert args.out == out.resolve() and args.seeds == [0, 1] and args.demos == demos.resolve()
+    _, again = study.demo_config(script.shared_overrides(args))
+    recorded = json.loads((out / "vanilla-seed0" / "demo_config.json").read_text())
+    assert study.settings_of(again) == study.settings_of(recorded)
     for key in ("curves", "success"):
         with Image.open(paths[key]) as im:
             assert im.size[0] > 300 and np.asarray(im.convert("L")).std() > 5
