@@ -78,6 +78,17 @@ def roll(R: np.ndarray, angle: float) -> np.ndarray:
     return (np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K) @ R
 
 
+def level_fingers(R: np.ndarray) -> np.ndarray:
+    """R rolled about its approach axis R[:, 2] so the fingers close horizontally (R[:, 1] level), by the
+    smaller of the two rolls that do."""
+    z = R[:, 2]
+    y = np.cross(z, [0.0, 0.0, 1.0])
+    y = y / np.linalg.norm(y)
+    if np.dot(y, R[:, 1]) < 0:
+        y = -y
+    return np.stack([np.cross(y, z), y, z], axis=1)
+
+
 def action_towards(s: State, p_goal: np.ndarray, R_goal: np.ndarray | None, gripper: float,
                    max_step: float = MAX_STEP_M) -> np.ndarray:
     """Action moving the TCP toward (p_goal, R_goal) in world frame, expressed in the robot base frame."""
@@ -237,6 +248,9 @@ class PlaceAppleExpert(PhasedExpert):
     phase: int = 0
     steps_in_phase: int = 0
     R_grasp: np.ndarray | None = None
+    grasp_depth: float = 0.015         # TCP this far past the apple's centre when closing (open fingertips trail it)
+    grasp_dz: float = 0.005            # TCP height above the apple's centre when grasping
+    lift_back: float = 0.06            # lift goal this far in front of (toward the robot from) the apple's centre
     _hold: np.ndarray | None = None
 
     def reset(self, env, obs=None) -> None:
@@ -255,8 +269,8 @@ class PlaceAppleExpert(PhasedExpert):
         top = s.drawer_p[2] + FRONT_TOP_Z
         x_in = s.drawer_p[0] + FRONT_INNER_X
         apple = s.apple_p
-        if self.R_grasp is None:             # fingers spread sideways: the rolled hook already is
-            self.R_grasp = roll(self.opener.R_hook, 0.0 if self.opener._roll_deg else np.pi / 2)
+        if self.R_grasp is None:             # the hook's approach axis, fingers closing horizontally
+            self.R_grasp = level_fingers(self.opener.R_hook)
         R = self.R_grasp
         # over the middle of the drawer's exposed part (tabletop edge at x=0.02 to the drawer's inner back)
         drop = np.array([0.02 + float(np.clip(0.5 * (s.drawer_q - 0.02), 0.07, 0.15)), s.drawer_p[1], 0.95])
@@ -264,10 +278,10 @@ class PlaceAppleExpert(PhasedExpert):
             # (goal, gripper, tolerance, step limit)
             (np.array([x_in - HOOK_DEPTH + 0.02, s.drawer_p[1], top + 0.07]), 0.0, 0.015, 6),   # out of the hook
             (np.array([0.16, apple[1], apple[2] + 0.05]), -1.0, 0.025, 14),                    # back, roll, open
-            (np.array([apple[0] + 0.07, apple[1], apple[2] + 0.005]), -1.0, 0.015, 10),        # in front of it
-            (np.array([apple[0] - 0.015, apple[1], apple[2] + 0.005]), -1.0, 0.01, 12),        # around it, past its centre
+            (np.array([apple[0] + 0.07, apple[1], apple[2] + self.grasp_dz]), -1.0, 0.015, 10),  # in front of it
+            (np.array([apple[0] - self.grasp_depth, apple[1], apple[2] + self.grasp_dz]), -1.0, 0.01, 12),  # around
             (None, 1.0, 0.0, 5),                                                                # close
-            (np.array([apple[0] + 0.06, apple[1], 1.0]), 1.0, 0.03, 8),                         # lift
+            (np.array([apple[0] + self.lift_back, apple[1], 1.0]), 1.0, 0.03, 8),              # lift
             (drop, 1.0, 0.03, 12),                                                              # over the drawer
             (None, -1.0, 0.0, 5),                                                               # release
         ]
