@@ -33,7 +33,7 @@ import numpy as np
 import sapien
 
 from selfflow_robot.envs.drawer_scene import CABINET_JOINT_FRICTION, CABINET_POSE, DrawerSceneEnv
-from selfflow_robot.envs.grid import VARIANTS, SceneVariant, episode_config, num_episodes
+from selfflow_robot.envs.grid import VARIANTS, SceneVariant, episode_config, num_episodes, scene_variant
 
 TASK_FAMILY = "drawer_variant"
 STAGE_OFFSET = (-1.6616, -3.0337, 0.0)   # CustomSceneEnv default scene_offset for google_robot_static
@@ -96,6 +96,7 @@ class DrawerVariantSceneEnv(DrawerSceneEnv):
     task_family = TASK_FAMILY
 
     def __init__(self, *args, overlay: bool = False, urdf_version: str = "", **kwargs: Any):
+        # `overlay` / `urdf_version` are taken out of kwargs and fixed: no overlay, the plain URDF
         self.scene_variant: SceneVariant = VARIANTS[0]
         super().__init__(*args, overlay=False, urdf_version="", **kwargs)
 
@@ -108,7 +109,7 @@ class DrawerVariantSceneEnv(DrawerSceneEnv):
         else:
             index = int(np.random.default_rng(seed).integers(num_episodes(self.task_family)))
         options["episode"] = index
-        variant = next(v for v in VARIANTS if v.name == episode_config(self.task_family, index).variant)
+        variant = scene_variant(episode_config(self.task_family, index).variant)
         if variant != self.scene_variant:
             check_variant_assets(self.asset_root, variant)
             self.scene_variant = variant

@@ -158,7 +158,7 @@ def variant_selection(cfg: EvalConfig) -> tuple[list[str], dict[str, str]]:
         names = [v for v in VARIANT_NAMES if v in {str(x) for x in cfg.variants}]
         for v in names:
             check_variant_assets(root, scene_variant(v))
-        left_out.update({v: "not selected (variants=)" for v in VARIANT_NAMES if v not in names})
+        left_out.update({v: "not selected by variants=" for v in VARIANT_NAMES if v not in names})
         return names, left_out
     names = []
     for v in VARIANT_NAMES:

@@ -79,18 +79,14 @@ MISSING_VARIANTS = {
 
 def scene_variant(name: str) -> SceneVariant:
     """The variant called `name`; `ConfigError` for the left-out backgrounds (saying why) or an unknown name."""
+    from selfflow_robot.config import check_choice
     from selfflow_robot.errors import ConfigError
 
-    for v in VARIANTS:
-        if v.name == name:
-            return v
     if name in MISSING_VARIANTS:
         raise ConfigError(f"variant {name!r} is not available: {MISSING_VARIANTS[name]}. "
                           f"Choose from {list(VARIANT_NAMES)}")
-    from selfflow_robot.config import check_choice
-
-    check_choice("variant", name, list(VARIANT_NAMES))
-    raise AssertionError("unreachable")  # check_choice raised
+    check_choice("variant", name, list(VARIANT_NAMES))  # ConfigError with a close match
+    return VARIANTS[VARIANT_NAMES.index(name)]
 
 
 def variant_episodes(name: str) -> list[int]:

@@ -118,7 +118,7 @@ def test_reset_step_shapes_and_the_stage_is_rendered(sim, env, asset_root):
     assert u.get_language_instruction() == "open top drawer" and u.scene_variant.name == "base"
     assert u.episode.robot_xy == pytest.approx((0.75, 0.0))
     assert np.allclose(u.agent.robot.pose.p.numpy().reshape(-1)[:2], (0.75, 0.0), atol=1e-6)
-    obs, reward, terminated, truncated, info = env.step(np.zeros(7, np.float32))
+    obs, _, _, _, info = env.step(np.zeros(7, np.float32))
     assert sim.overhead_rgb(obs).shape == (512, 640, 3)
     assert not bool(info["success"][0]) and float(info["drawer_qpos"][0]) == pytest.approx(0.0, abs=1e-3)
     # the frl_apartment stage fills the background: textured floor and walls, not visual matching's white
