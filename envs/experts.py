@@ -248,9 +248,8 @@ class PlaceAppleExpert(PhasedExpert):
     phase: int = 0
     steps_in_phase: int = 0
     R_grasp: np.ndarray | None = None
-    grasp_depth: float = 0.015         # TCP this far past the apple's centre when closing (open fingertips trail it)
-    grasp_dz: float = 0.005            # TCP height above the apple's centre when grasping
-    lift_back: float = 0.06            # lift goal this far in front of (toward the robot from) the apple's centre
+    grasp_reach: float = 0.065         # TCP this far past the apple's centre along the approach axis when closing
+    grasp_dz: float = 0.0              # aim this far above the apple's centre
     _hold: np.ndarray | None = None
 
     def reset(self, env, obs=None) -> None:
@@ -274,14 +273,19 @@ class PlaceAppleExpert(PhasedExpert):
         R = self.R_grasp
         # over the middle of the drawer's exposed part (tabletop edge at x=0.02 to the drawer's inner back)
         drop = np.array([0.02 + float(np.clip(0.5 * (s.drawer_q - 0.02), 0.07, 0.15)), s.drawer_p[1], 0.95])
+        # grasp along the approach axis: the open fingertips trail the TCP by ~7 cm, and the apple (wider than
+        # the gap between the finger joints) must sit just in front of them for the fingertips to wrap it
+        approach = R[:, 2]
+        centre = apple + np.array([0.0, 0.0, self.grasp_dz])
+        grasp = centre + approach * self.grasp_reach
         plan = [
             # (goal, gripper, tolerance, step limit)
             (np.array([x_in - HOOK_DEPTH + 0.02, s.drawer_p[1], top + 0.07]), 0.0, 0.015, 6),   # out of the hook
             (np.array([0.16, apple[1], apple[2] + 0.05]), -1.0, 0.025, 14),                    # back, roll, open
-            (np.array([apple[0] + 0.07, apple[1], apple[2] + self.grasp_dz]), -1.0, 0.015, 10),  # in front of it
-            (np.array([apple[0] - self.grasp_depth, apple[1], apple[2] + self.grasp_dz]), -1.0, 0.01, 12),  # around
+            (centre - approach * 0.07, -1.0, 0.015, 10),                                        # in front of it
+            (grasp, -1.0, 0.01, 12),                                                            # around it
             (None, 1.0, 0.0, 5),                                                                # close
-            (np.array([apple[0] + self.lift_back, apple[1], 1.0]), 1.0, 0.03, 8),              # lift
+            (np.array([grasp[0], grasp[1], 1.0]), 1.0, 0.03, 8),                                # lift
             (drop, 1.0, 0.03, 12),                                                              # over the drawer
             (None, -1.0, 0.0, 5),                                                               # release
         ]
