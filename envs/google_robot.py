@@ -1,21 +1,30 @@
-"""Google robot (static base) for ManiSkill3, with SimplerEnv's action convention and gains.
+"""Google robot (static base) for ManiSkill3, controlled exactly as SimplerEnv controls it for RT-1.
 
-Numbers from ManiSkill2_real2sim `agents/configs/google_robot/defaults.py` (simpler-env, ef7a4d4):
-arm PD gains/force limits of `arm_pd_ee_delta_pose_align_interpolate_by_planner`, gripper PD
-200/8/60, finger friction 2.0, overhead camera 640x512 with fx=fy=425, cx=320, cy=256 on `link_camera`.
+Numbers from ManiSkill2_real2sim `agents/configs/google_robot/defaults.py` (simpler-env, ef7a4d4): control
+mode `arm_pd_ee_delta_pose_align_interpolate_by_planner_gripper_pd_joint_target_delta_pos_interpolate_by_
+planner` (SimplerEnv's `get_robot_control_mode` for the Google robot), arm PD gains / force limits of that
+mode (force drives, joint friction 0), gripper PD 200/8/60, finger friction 2.0, overhead camera 640x512
+with fx=fy=425, cx=320, cy=256 on `link_camera`; 513 Hz physics, 3 Hz control (171 steps per action).
 
 Action (7,), never normalised, as SimplerEnv's evaluator sends it:
 `[world_vector (3), rot_axangle (3), gripper (1)]`
-- translation: metres, added to the current end-effector position in the robot base frame;
-- rotation: axis-angle, left-multiplied onto the current end-effector orientation in the base frame
-  (SimplerEnv's `ee_align` frame);
-- gripper: relative, +1 closes, -1 opens; the finger target moves by 1.31 rad * g from the last
-  target, clipped to the joint limits; |g| < 1e-3 (after scaling) keeps the last target.
-Joint targets are reached smoothly: per simulation step the drive target moves linearly from the
-measured joints toward the IK solution, capped at the planner speed limits (arm 1.5 rad/s, fingers
-1.0 rad/s). (SimplerEnv plans with Ruckig, jerk-limited; this port uses a rate-limited linear path.)
-With SimplerEnv's overdamped PD gains the end effector covers roughly a quarter of a commanded
-delta within one 1/3 s control step; repeated commands accumulate.
+- arm (`PlannedEEPoseController`): target pose = the measured TCP pose in the base frame, translated by
+  world_vector and left-multiplied by the axis-angle rotation (`ee_align`); joint target = Pinocchio IK
+  seeded with the measured joints (unchanged joints if IK fails). A Ruckig plan (jerk-limited, time-
+  synchronised; v 1.5 rad/s, a 2.0 rad/s^2, jerk 50 rad/s^3) runs to it from where the previous plan was
+  at the end of the last control period (position and velocity; after a reset from the measured joints),
+  sampled at 513 Hz; each simulation step drives toward the next sample (`joint_planner.py`).
+- gripper (`PlannedGripperController`, both fingers): g clipped to [-1, 1], +1 closes; target = last drive
+  target + 1.31 g, clipped to the finger limits +- 0.01; |1.31 g| < 1e-3 keeps the previous target. A Ruckig
+  plan (v 1.0, a 7.0, jerk 50) runs from the measured fingers and velocity; planned position and velocity
+  are both sent to the drives.
+
+Physics details matched to SAPIEN 2.2.2 (measured there, see docs/simpler_fidelity.md): drive targets are
+clamped to the joint limits (a joint driven past its limit slows down exponentially, at stiffness/damping);
+the closed fingertips stop on each other at 1.075 rad (SimplerEnv: self-collision; here: the fingers' upper
+joint limit, robot self-collision stays off because PhysX 5 made that contact jitter); Coriolis and
+centrifugal forces are balanced as ManiSkill2's `balance_passive_force` does (gravity: links without gravity).
+With these the port's joints follow SimplerEnv's to ~0.1 mm for a free-space action sequence.
 """
 from __future__ import annotations
 
@@ -226,8 +235,10 @@ class GoogleRobotStatic(BaseAgent):
     urdf_path = ""  # set per asset root / colour variant by `agent_class`
     fix_root_link = True
     load_multiple_collisions = True
-    # The closed fingertips touch each other; with self-collision on, their contact (force-limited drive
-    # pushing past the joint limit) produced large internal torques that twisted the forearm/wrist.
+    # SimplerEnv (SAPIEN 2) has self-collision on; its only effect there is the closed fingertips resting on
+    # each other at ~1.075 rad. In PhysX 5 that contact jitters, slides the tips past each other and twists
+    # the wrist (joints off by 5 cm at the TCP within 5 actions), so it is off and the fingers get the
+    # contact angle as their upper limit instead (`FINGER_CONTACT_Q`, `_after_loading_articulation`).
     disable_self_collisions = True
     urdf_config = dict(
         _materials=dict(

@@ -387,6 +387,55 @@ def phase_simpler(args: argparse.Namespace) -> None:
         print(f"replay {name}: simpler {ok} port {rec['success']} ({time.time() - t1:.0f}s)", flush=True)
 
 
+# ------------------------------------------------------------------------------------------------ controller check
+
+CHECK_ARM = [0.03, 0.0, 0.03, 0.0, 0.0, 0.0, 0.0]     # 6 times, then the gripper actions below
+CHECK_GRIPPER = [1.0, 1.0, 0.0, -1.0]
+
+
+def phase_controller(args: argparse.Namespace) -> None:
+    """The controller check: from open-top-drawer grid episode 0, 6 actions `CHECK_ARM`, then gripper actions
+    `CHECK_GRIPPER`; prints the TCP displacement (world, m) and the mean finger joint (rad) after each. Runs in
+    the port (`--sim port`) or in SimplerEnv (`--sim simpler`, its environment); the two printouts should agree
+    (tests/envs/test_sim_controller.py holds SimplerEnv's numbers)."""
+    rows = []
+    if args.sim == "simpler":
+        os.environ.setdefault("DISPLAY", "")
+        from simpler_env.utils.env.env_builder import build_maniskill2_env
+
+        data = Path(args.simpler_dir) / "ManiSkill2_real2sim" / "data"
+        env = build_maniskill2_env(
+            SIMPLER_IDS["open_top_drawer"], obs_mode="state_dict", robot="google_robot_static", sim_freq=513,
+            control_mode=CONTROL_MODE, control_freq=3, max_episode_steps=113, scene_name="dummy_drawer",
+            rgb_overlay_path=str(data / "real_inpainting" / "open_drawer_a0.png"),
+            **_simpler_kwargs("open_top_drawer", "recolor_cabinet_visual_matching_1"))
+        u = env.unwrapped
+        env.reset(options={"robot_init_options": {"init_xy": np.array([0.644, -0.179]),
+                                                  "init_rot_quat": _robot_quat(-0.03)},
+                           "obj_init_options": {"init_xy": np.array([0.0, 0.0])}})
+        tcp = lambda: np.asarray(u.tcp.pose.p)[:3]                              # noqa: E731
+        fingers = lambda: float(np.mean(u.agent.robot.get_qpos()[-4:-2]))        # noqa: E731
+    else:
+        import torch
+
+        torch.set_num_threads(1)
+        from selfflow_robot.envs.tasks import make_env
+
+        env = make_env("open_top_drawer", asset_root=args.asset_root, obs_mode="none")
+        env.reset(options={"episode": 0})
+        u = env.unwrapped
+        tcp = lambda: np.asarray(u.agent.tcp.pose.p).reshape(-1)[:3]            # noqa: E731
+        fingers = lambda: float(np.mean([u.agent.robot.joints_map[n].qpos.item()  # noqa: E731
+                                         for n in ("joint_finger_right", "joint_finger_left")]))
+    p0 = tcp().copy()
+    for a in [CHECK_ARM] * 6 + [[0.0] * 6 + [g] for g in CHECK_GRIPPER]:
+        env.step(np.asarray(a, np.float64 if args.sim == "simpler" else np.float32))
+        rows.append((tcp() - p0, fingers()))
+    env.close()
+    for i, (d, f) in enumerate(rows):
+        print(f"action {i}: TCP displacement {[round(float(x), 4) for x in d]} m, fingers {f:.4f} rad")
+
+
 # ------------------------------------------------------------------------------------------------ phase 3: report
 
 def _mad(a: np.ndarray, b: np.ndarray) -> float:
@@ -544,7 +593,7 @@ def phase_report(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("phase", choices=["port", "port_traj", "simpler", "simpler_traj", "report"])
+    p.add_argument("phase", choices=["port", "port_traj", "simpler", "simpler_traj", "report", "controller"])
     p.add_argument("--out", default="runs/fidelity")
     p.add_argument("--tasks", nargs="*", default=None, help="subset of tasks (default: all 7)")
     p.add_argument("--replay", choices=["small", "stratified", "all"], default="stratified")
@@ -557,9 +606,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="simpler phase: only render the first N grid episodes of each task ray-traced (slow on CPU)")
     p.add_argument("--frames-only", action="store_true", help="port phase: first frames only, no expert episodes")
     p.add_argument("--img-dir", default="docs/img/fidelity", help="report phase: where the side-by-side PNGs go")
+    p.add_argument("--sim", choices=["port", "simpler"], default="port", help="controller phase: which simulator")
     args = p.parse_args(argv)
     {"port": phase_port, "port_traj": phase_port_traj, "simpler": phase_simpler, "simpler_traj": phase_simpler_traj,
-     "report": phase_report}[args.phase](args)
+     "report": phase_report, "controller": phase_controller}[args.phase](args)
     return 0
 
 
