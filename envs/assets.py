@@ -20,8 +20,9 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
-from selfflow_robot.envs.asset_manifest import COMMIT, FILES
+from selfflow_robot.envs.asset_manifest import COMMIT, FILES, VARIANT_AGG_EXTRA_FILES
 from selfflow_robot.errors import UserError
 
 ENV_VAR = "SELFFLOW_ROBOT_ASSETS"
@@ -101,9 +102,12 @@ class FetchReport:
     bytes_downloaded: int
 
 
-def _fetch_one(rel: str, dest_root: Path, base_url: str, timeout_s: float) -> tuple[int, str | None]:
-    """Download one file to a temp name, verify, rename into place. Returns (bytes, error or None)."""
-    sha, size = FILES[rel]
+def _fetch_one(rel: str, expected: tuple[str, int], dest_root: Path, base_url: str,
+               timeout_s: float) -> tuple[int, str | None]:
+    """Download one file to a temp name, verify against (sha256, size), rename into place.
+
+    Returns (bytes, error or None)."""
+    sha, size = expected
     dest = dest_root / rel
     dest.parent.mkdir(parents=True, exist_ok=True)
     url = f"{base_url.rstrip('/')}/{urllib.request.quote(rel)}"
@@ -128,28 +132,32 @@ def _fetch_one(rel: str, dest_root: Path, base_url: str, timeout_s: float) -> tu
 
 
 def fetch_assets(cache_dir: str | os.PathLike | None = None, base_url: str = DEFAULT_BASE_URL,
-                 workers: int = 8, timeout_s: float = 60.0, progress: bool = True) -> FetchReport:
+                 workers: int = 8, timeout_s: float = 60.0, progress: bool = True,
+                 files: Mapping[str, tuple[str, int]] | None = None) -> FetchReport:
     """Download every manifest file missing or wrong in the cache, verify sha256, return a report.
 
-    Files already present with the right checksum are kept. A file that fails verification is
-    never left in place; `AssetChecksumError` lists every bad or unreachable file at the end.
+    `files` maps relative paths to (sha256, size); default: the visual-matching files (`FILES`) plus
+    the variant-aggregation extras (`VARIANT_AGG_EXTRA_FILES`). Files already present with the right
+    checksum are kept. A file that fails verification is never left in place; `AssetChecksumError`
+    lists every bad or unreachable file at the end.
     """
     from tqdm import tqdm
 
+    wanted = dict(files) if files is not None else {**FILES, **VARIANT_AGG_EXTRA_FILES}
     root = cache_root(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
-    todo = [rel for rel, (sha, size) in FILES.items()
+    todo = [rel for rel, (sha, size) in wanted.items()
             if not ((root / rel).is_file() and (root / rel).stat().st_size == size and sha256_file(root / rel) == sha)]
     errors: list[str] = []
     nbytes = 0
     with cf.ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
-            tqdm(total=sum(FILES[r][1] for r in todo), unit="B", unit_scale=True, disable=not progress,
+            tqdm(total=sum(wanted[r][1] for r in todo), unit="B", unit_scale=True, disable=not progress,
                  desc="assets") as bar:
-        futures = {pool.submit(_fetch_one, rel, root, base_url, timeout_s): rel for rel in todo}
+        futures = {pool.submit(_fetch_one, rel, wanted[rel], root, base_url, timeout_s): rel for rel in todo}
         for fut in cf.as_completed(futures):
             n, err = fut.result()
             nbytes += n
-            bar.update(FILES[futures[fut]][1])
+            bar.update(wanted[futures[fut]][1])
             if err:
                 errors.append(err)
     if errors:
@@ -157,7 +165,7 @@ def fetch_assets(cache_dir: str | os.PathLike | None = None, base_url: str = DEF
             f"{len(errors)} of {len(todo)} asset files failed from {base_url} (nothing bad was kept in {root}): "
             + "; ".join(sorted(errors)[:5]) + ("; ..." if len(errors) > 5 else "")
             + ". Fix: re-run `selfflow-robot assets fetch` (it resumes), or check the network / `base_url=`.")
-    return FetchReport(root, len(todo), len(FILES) - len(todo), nbytes)
+    return FetchReport(root, len(todo), len(wanted) - len(todo), nbytes)
 
 
 @dataclass

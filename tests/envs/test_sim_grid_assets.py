@@ -73,15 +73,18 @@ def test_fetch_from_local_server_verifies_checksums(asset_root, tmp_path):
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         with pytest.raises(assets.AssetChecksumError, match="open_drawer_b1.png: sha256"):
-            assets.fetch_assets(tmp_path, base_url=url, workers=4, progress=False)
+            assets.fetch_assets(tmp_path, base_url=url, workers=4, progress=False, files=FILES)
         root = assets.cache_root(tmp_path)
         assert not (root / bad).exists()                    # the corrupt download was not kept
         assert (root / "data/custom/mk_station_recolor.urdf").is_file()
         handler.corrupt = ""                                # the server is fixed: fetch resumes
-        rep = assets.fetch_assets(tmp_path, base_url=url, workers=4, progress=False)
+        rep = assets.fetch_assets(tmp_path, base_url=url, workers=4, progress=False, files=FILES)
         assert rep.downloaded == 1 and rep.already_present == len(FILES) - 1
         sha, _ = FILES[bad]
         assert hashlib.sha256((root / bad).read_bytes()).hexdigest() == sha
         assert assets.resolve_asset_root(root) == root.resolve()
+        # by default the variant-aggregation extras are fetched too (this server's copy lacks the tabletop mesh)
+        with pytest.raises(assets.AssetChecksumError, match="1 of 1 asset files failed.*stone_tabletop.glb"):
+            assets.fetch_assets(tmp_path, base_url=url, workers=4, progress=False)
     finally:
         server.shutdown()
