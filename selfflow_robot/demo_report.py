@@ -34,7 +34,7 @@ def _copy(src: Path, dest_dir: Path, name: Optional[str] = None) -> str:
     return str(dest.relative_to(dest_dir))
 
 
-def setup_section(cfg: Any, collect: Optional[dict], run_config: Optional[dict]) -> list[str]:
+def setup_section(cfg: Any, collect: Optional[dict], run_config: Optional[dict], trained_to: int = 0) -> list[str]:
     lines = ["## Setup", "", "| | |", "|---|---|", f"| suite | `{cfg.suite}` (ManiSkill3 port, visual matching) |"]
     if collect:
         lines.append(f"| demos | {collect['episodes']} scripted-expert episodes, {len(collect['tasks'])} tasks "
@@ -47,7 +47,8 @@ def setup_section(cfg: Any, collect: Optional[dict], run_config: Optional[dict])
             f"{m.get('patch_size')}x{m.get('patch_size')} patches, {m.get('context_frames')} context frames, "
             f"{m.get('horizon')}-step chunks |",
             f"| objective | `{run_config.get('objective', {}).get('name', cfg.objective)}` |",
-            f"| training | {t.get('steps')} steps x {t.get('batch_size')} windows, lr {t.get('optim', {}).get('lr')}, "
+            f"| training | step {trained_to} of a {t.get('steps')}-step schedule, {t.get('batch_size')} windows per step, "
+            f"lr {t.get('optim', {}).get('lr')}, "
             f"seed {t.get('seed')}, modes {t.get('modes')} |",
         ]
     return lines + [""]
@@ -167,7 +168,7 @@ def write_report(cfg: Any, out: Path, timings: Mapping[str, float]) -> Path:
         lines += ["## Training curves", "", f"![training curves]({_copy(run_dir / 'curves.png', report_dir)})", ""]
     lines += imagine_section(out / "imagine", report_dir)
     lines += videos_section(eval_dir, report_dir)
-    lines += setup_section(cfg, collect, run_config)
+    lines += setup_section(cfg, collect, run_config, int(ckpts[-1].parent.name.split("-")[1]) if ckpts else 0)
     if timings:
         lines += ["## Time (this invocation; reused phases are near zero)", "", "| phase | time |", "|---|---|"]
         lines += [f"| {p} | {t / 60:.1f} min |" for p, t in timings.items()]
