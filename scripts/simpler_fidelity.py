@@ -11,6 +11,9 @@ Two measurements, each per task:
 
 The port and SimplerEnv live in different environments, so this runs in three phases sharing `--out`:
 
+    # 0. the controller alone: the same 10 actions printed in the port and (in SimplerEnv's env) in SimplerEnv
+    python scripts/simpler_fidelity.py controller
+    python scripts/simpler_fidelity.py controller --sim simpler --simpler-dir /path/to/SimplerEnv
     # 1. our environment: first frames of every grid episode, expert episodes (actions + outcome)
     python scripts/simpler_fidelity.py port --out runs/fidelity --workers 2
     # 2. SimplerEnv's environment (CPU: `. /tmp/vkl/env.sh` first, see docs/simpler.md)
@@ -450,8 +453,8 @@ def _trajectory_section(out: Path, img_dir: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     lines = ["", "### (c) Same action sequence in both simulators: end-effector path and drawer opening", "",
-             "| task | episodes | TCP distance at step 10 (cm) | max TCP distance (cm) | final drawer opening port / SimplerEnv (m) | port open-loop = closed-loop |",
-             "|---|---|---|---|---|---|"]
+             "| task | episodes | TCP distance at step 10 (cm) | first step > 1 cm apart (median) | max TCP distance (cm) | final drawer opening port / SimplerEnv (m) | port open-loop = closed-loop |",
+             "|---|---|---|---|---|---|---|"]
     closed = {(r["task"], r["episode"]): r["success"] for r in _jsonl(out / "port" / "episodes.jsonl")}
     for task in SIMPLER_IDS:
         pairs = []
@@ -463,10 +466,12 @@ def _trajectory_section(out: Path, img_dir: Path) -> list[str]:
             continue
         d10 = [100 * np.linalg.norm(a["tcp"][min(9, len(a["tcp"]) - 1)] - b["tcp"][min(9, len(b["tcp"]) - 1)]) for _, a, b in pairs]
         dmax = [100 * np.max(np.linalg.norm(a["tcp"] - b["tcp"], axis=1)) for _, a, b in pairs]
+        apart = [int(np.argmax(d > 1.0)) + 1 if (d := 100 * np.linalg.norm(a["tcp"] - b["tcp"], axis=1)).max() > 1.0
+                 else len(d) for _, a, b in pairs]
         qp = [a["qpos"][-1] for _, a, _ in pairs]
         qs = [b["qpos"][-1] for _, _, b in pairs]
         same = sum(bool(a["success"]) == closed.get((task, e)) for e, a, _ in pairs)
-        lines.append(f"| {task} | {len(pairs)} | {np.mean(d10):.1f} | {np.mean(dmax):.1f} | "
+        lines.append(f"| {task} | {len(pairs)} | {np.mean(d10):.2f} | {int(np.median(apart))} | {np.mean(dmax):.1f} | "
                      f"{np.mean(qp):.3f} / {np.mean(qs):.3f} | {same}/{len(pairs)} |")
         e, a, b = pairs[0]
         fig, axes = plt.subplots(1, 4, figsize=(13, 2.6), dpi=80)
