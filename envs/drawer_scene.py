@@ -8,7 +8,7 @@ Google robot with its overhead camera, and the real image `open_drawer_<id>.png`
 behind robot + cabinet (+ objects) using actor-level segmentation. 3 Hz control, 513 Hz physics.
 
 Differences from SimplerEnv that remain: SAPIEN 3 rasterizer instead of SAPIEN 2 ray tracing,
-a rate-limited linear joint path instead of the Ruckig planner, SAPIEN 3 physics.
+SAPIEN 3 physics.
 """
 from __future__ import annotations
 

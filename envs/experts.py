@@ -237,24 +237,26 @@ class DrawerExpert(PhasedExpert):
 
 @dataclass
 class PlaceAppleExpert(PhasedExpert):
-    """Open the top drawer with the hook, then grasp the apple on the cabinet top and drop it in the drawer.
+    """Open the top drawer with the hook, then sweep the apple off the cabinet top into the open drawer.
 
-    The fingers keep the tilted "hook" pitch (reachable at every grid pose) and are rolled 90 degrees about
-    the approach axis so they close sideways around the apple, which sits 2-8 cm behind the cabinet's
-    front edge, right above the opened drawer.
+    No grasp: SimplerEnv's gripper controller restarts each period's finger plan from the measured finger
+    angle, so fingers stopped by the apple lose their squeeze every period and the apple slips out. Instead
+    the closed fingers keep the hook's pose (tilted toward the cabinet, rolled flat and wide), go up and
+    over the apple, drop behind it and pull it toward the robot: it rolls over the cabinet's front edge and
+    falls into the opened top drawer right below, touching the drawer's interior bottom (the success rule).
     """
 
     opener: DrawerExpert = field(default_factory=lambda: DrawerExpert("open", open_target=0.25))
     phase: int = 0
     steps_in_phase: int = 0
-    R_grasp: np.ndarray | None = None
-    grasp_reach: float = 0.065         # TCP this far past the apple's centre along the approach axis when closing
-    grasp_dz: float = 0.0              # aim this far above the apple's centre
+    behind: float = 0.07               # TCP this far behind (-x) the apple's centre when sweeping
+    sweep_z: float = 0.90              # TCP height while sweeping (cabinet top at 0.87, apple centre ~0.918)
+    sweep_step: float = 0.06           # largest translation per action while sweeping (slow: the apple rolls)
     _hold: np.ndarray | None = None
 
     def reset(self, env, obs=None) -> None:
         self.opener.reset(env, obs)
-        self.phase, self.steps_in_phase, self.R_grasp = 0, 0, None
+        self.phase, self.steps_in_phase = 0, 0
 
     def act(self, env, obs=None) -> np.ndarray:
         if self.opener.R_down is None:
@@ -268,42 +270,26 @@ class PlaceAppleExpert(PhasedExpert):
         top = s.drawer_p[2] + FRONT_TOP_Z
         x_in = s.drawer_p[0] + FRONT_INNER_X
         apple = s.apple_p
-        if self.R_grasp is None:             # the hook's approach axis, fingers closing horizontally
-            self.R_grasp = level_fingers(self.opener.R_hook)
-        R = self.R_grasp
-        # over the middle of the drawer's exposed part (tabletop edge at x=0.02 to the drawer's inner back)
-        drop = np.array([0.02 + float(np.clip(0.5 * (s.drawer_q - 0.02), 0.07, 0.15)), s.drawer_p[1], 0.95])
-        # grasp along the approach axis: the open fingertips trail the TCP by ~7 cm, and the apple (wider than
-        # the gap between the finger joints) must sit just in front of them for the fingertips to wrap it
-        approach = R[:, 2]
-        centre = apple + np.array([0.0, 0.0, self.grasp_dz])
-        grasp = centre + approach * self.grasp_reach
+        R = self.opener.R_hook
+        behind_x = apple[0] - self.behind
         plan = [
-            # (goal, gripper, tolerance, step limit)
-            (np.array([x_in - HOOK_DEPTH + 0.02, s.drawer_p[1], top + 0.07]), 0.0, 0.015, 6),   # out of the hook
-            (np.array([0.16, apple[1], apple[2] + 0.05]), -1.0, 0.025, 14),                    # back, roll, open
-            (centre - approach * 0.07, -1.0, 0.015, 10),                                        # in front of it
-            (grasp, -1.0, 0.01, 12),                                                            # around it
-            (None, 1.0, 0.0, 5),                                                                # close
-            (np.array([grasp[0], grasp[1], 1.0]), 1.0, 0.03, 8),                                # lift
-            (drop, 1.0, 0.03, 12),                                                              # over the drawer
-            (None, -1.0, 0.0, 5),                                                               # release
+            # (goal, tolerance, step limit, max step)
+            (np.array([x_in - HOOK_DEPTH + 0.02, s.drawer_p[1], top + 0.07]), 0.015, 6, MAX_STEP_M),  # out of the hook
+            (np.array([0.06, apple[1], apple[2] + 0.12]), 0.025, 10, MAX_STEP_M),              # up, in front of it
+            (np.array([behind_x, apple[1], apple[2] + 0.10]), 0.02, 12, MAX_STEP_M),            # over, behind it
+            (np.array([behind_x, apple[1], self.sweep_z]), 0.012, 8, MAX_STEP_M),                # down behind it
+            (np.array([0.12, apple[1], self.sweep_z]), 0.0, 20, self.sweep_step),               # pull it off the edge
         ]
         k = self.phase - 1
+        if k == 4 and apple[2] < 0.85:      # the apple fell off the cabinet top: done
+            self.phase, k = self.phase + 1, 5
+        elif k == 4 and (s.tcp_p[0] > apple[0] + 0.05 or self.steps_in_phase >= 19):
+            # the fingers slid past the apple (it slipped sideways or under): over it and sweep again
+            self.phase, self.steps_in_phase, k = 2, 0, 1
         if k >= len(plan):                   # done: back off and wait
-            return self.opener._shrink_when_stuck(s, action_towards(s, np.array([0.25, s.tcp_p[1], 1.05]), None, 0.0))
-        goal, g, tol, limit = plan[k]
-        if goal is None:                     # hold still while the fingers move
-            if self.steps_in_phase == 0:
-                self._hold = s.tcp_p.copy()
-            goal = self._hold
-        a = action_towards(s, goal, R if k >= 1 else None, g)
-        if k == 1:                           # the roll is large: rotate faster, leave only when it is done
-            axis, ang = mat2axangle(R @ s.tcp_R.T)
-            a[3:6] = s.base_R.T @ (axis * float(np.clip(ang, -0.35, 0.35)))
-            rolled = float(np.dot(s.tcp_R[:, 1], R[:, 1])) > 0.95
-            self._advance(rolled and np.linalg.norm(goal - s.tcp_p) < tol, 30)
-            return self.opener._shrink_when_stuck(s, a)
+            return self.opener._shrink_when_stuck(s, action_towards(s, np.array([0.25, s.tcp_p[1], 1.05]), R, 1.0))
+        goal, tol, limit, step = plan[k]
+        a = action_towards(s, goal, R, 1.0, max_step=step)
         self._advance(tol > 0 and np.linalg.norm(goal - s.tcp_p) < tol, limit)
         return self.opener._shrink_when_stuck(s, a)
 
