@@ -249,7 +249,7 @@ class PlaceAppleExpert(PhasedExpert):
     opener: DrawerExpert = field(default_factory=lambda: DrawerExpert("open", open_target=0.25))
     phase: int = 0
     steps_in_phase: int = 0
-    behind: float = 0.07               # TCP this far behind (-x) the apple's centre when sweeping
+    behind: float = 0.08               # TCP this far behind (-x) the apple's centre when sweeping
     sweep_z: float = 0.90              # TCP height while sweeping (cabinet top at 0.87, apple centre ~0.918)
     sweep_step: float = 0.06           # largest translation per action while sweeping (slow: the apple rolls)
     _hold: np.ndarray | None = None
