@@ -285,6 +285,7 @@ def _claim(name: str, arm_dir: Path) -> tuple[ArmLock | None, str]:
     if other is not None:
         lock.release()
         return None, f"busy (process {other[0]} runs it: {other[1][:160]})"
+    set_aside_stale_eval(arm_dir)  # only now: nothing else is writing it
     return lock, ""
 
 
@@ -416,7 +417,7 @@ class ArmResult:
     trained_steps: int = 0
     train_status: str = "missing"     # complete | partial | missing
     validation: list[dict[str, float]] = field(default_factory=list)
-    eval_status: str = "missing"      # complete | partial | missing
+    eval_status: str = "missing"      # complete | partial | stale | missing
     task_counts: dict[str, list[int]] = field(default_factory=dict)  # task -> [successes, trials]
 
     @property
@@ -472,9 +473,45 @@ def load_arm(arm_dir: Path, name: str, objective: str, seed: int) -> ArmResult:
         counts = _counts(r for r in records if r.get("checkpoint") == last_ck)
         if sum(n for _, n in counts.values()) > sum(n for _, n in a.task_counts.values()):
             a.task_counts, a.eval_status = counts, "partial"  # a sweep still running past its last results.json
-    if a.eval_status == "complete" and a.train_status != "complete":
-        a.eval_status = "partial"  # scored an unfinished run
+    if a.eval_status != "missing" and eval_is_stale(arm_dir):
+        a.eval_status = "stale"  # scored an earlier checkpoint than the run's final one
     return a
+
+
+def _final_checkpoint_time(arm_dir: Path) -> float | None:
+    """When the newest complete checkpoint's weights were written (None without one)."""
+    steps = sorted((arm_dir / "run" / "checkpoints").glob("step-*/model.safetensors"))
+    return steps[-1].stat().st_mtime if steps else None
+
+
+def eval_is_stale(arm_dir: Path) -> bool:
+    """True when `<arm>/eval` scored an unfinished run: its episodes were written before the newest checkpoint,
+    or training is not finished yet. The eval resumes by checkpoint *name* (the run dir), so the demo's eval
+    phase would keep such episodes for the final weights; `set_aside_stale_eval` moves them out of its way."""
+    log = arm_dir / "eval" / "episodes.jsonl"
+    if not log.is_file():
+        log = arm_dir / "eval" / "results.json"
+        if not log.is_file():
+            return False
+    cfg_file = arm_dir / "demo_config.json"
+    total = json.loads(cfg_file.read_text()).get("steps") if cfg_file.is_file() else None
+    ckpts = [int(p.name.split("-")[1]) for p in (arm_dir / "run" / "checkpoints").glob("step-*")
+             if p.name.split("-")[1].isdigit()]
+    if total is None or not ckpts or max(ckpts) < int(total):
+        return True
+    final = _final_checkpoint_time(arm_dir)
+    return final is not None and log.stat().st_mtime < final
+
+
+def set_aside_stale_eval(arm_dir: Path) -> Path | None:
+    """Rename a stale `<arm>/eval` to `<arm>/eval.stale-<time>` (kept, never deleted); returns the new path."""
+    if not eval_is_stale(arm_dir):
+        return None
+    dest = arm_dir / f"eval.stale-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.replace(arm_dir / "eval", dest)
+    print(f"{arm_dir / 'eval'} scored an unfinished run: moved to {dest}; the final checkpoint is scored anew",
+          flush=True)
+    return dest
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -735,6 +772,10 @@ def markdown(study: Mapping[str, Any]) -> str:
             rows.append([f"`{name}`", a["status"], f"{a['train']} ({a['trained_steps']}/{a['total_steps'] or '?'})",
                          f"{a['eval']} ({a['episodes']} episode(s))"])
     lines += _md_table(["arm", "status", "training (steps)", "evaluation"], rows) + [""]
+    if any(a["eval"] == "stale" for o in objs for a in res["objectives"][o]["arms"].values()):
+        lines += [("Evaluation `stale`: it scored a checkpoint from before the end of training; those episodes count "
+                  "only provisionally. Rerunning the study command moves such `eval/` dirs aside (to "
+                  "`eval.stale-<time>`) and scores the final checkpoint."), ""]
     # Final validation
     lines += ["## Held-out validation at the final validation step", "",
               ("Normalised action MSE (lower is better) and next-frames PSNR (dB, higher is better) on held-out "
@@ -968,6 +1009,6 @@ def _json_default(o: Any) -> Any:
 __all__ = [
     "ArmLock", "ArmResult", "METRICS", "OBJECTIVES", "arm_name", "arm_overrides", "check_demos", "compare",
     "demo_config", "final_validation", "goals", "link_demos", "load_arm", "load_study", "markdown", "mean_std",
-    "overrides_from_config", "pooled_counts", "prepare_demos", "process_running", "run_arms", "seed_mean_curve",
+    "overrides_from_config", "pooled_counts", "prepare_demos", "process_running", "run_arms", "eval_is_stale", "set_aside_stale_eval", "seed_mean_curve",
     "steps_to_reach", "study_command", "success_summary", "validation_rows", "write_comparison"
 ]

@@ -209,6 +209,31 @@ def test_goals_undecided_until_the_reference_finishes(tmp_path) -> None:
     assert res["goals"]["success_ahead"]["verdict"] == "undecided"
 
 
+def test_an_eval_of_an_unfinished_run_is_stale_and_set_aside(tmp_path) -> None:
+    out = tmp_path / "study"
+    arm = make_arm(out, "selfflow", 0, [(500, 0.5), (1000, 0.3)], [(500, 20.0), (1000, 22.0)],
+                   {"close_top_drawer": [2, 2]}, total=1000)
+    (arm / "eval" / "episodes.jsonl").write_text(json.dumps({"checkpoint": "run", "task": "close_top_drawer",
+                                                             "episode": 0, "success": True}) + "\n")
+    weights = arm / "run" / "checkpoints" / "step-0001000" / "model.safetensors"
+    weights.write_bytes(b"x")
+    t = (arm / "eval" / "episodes.jsonl").stat().st_mtime
+    os.utime(weights, (t + 60, t + 60))  # the final weights came after the episodes were scored
+    assert study.load_arm(arm, arm.name, "selfflow", 0).eval_status == "stale"
+    res = json.loads(study.write_comparison(out, [0], ["selfflow"])["json"].read_text())["result"]
+    assert res["objectives"]["selfflow"]["success_final"] is False
+    assert "Evaluation `stale`" in (out / study.STUDY_MD).read_text()
+    moved = study.set_aside_stale_eval(arm)
+    assert moved is not None and (moved / "episodes.jsonl").is_file() and not (arm / "eval").exists()
+    assert study.load_arm(arm, arm.name, "selfflow", 0).eval_status == "missing"
+    # scored after the final weights: complete, and left where it is
+    (arm / "eval").mkdir()
+    (arm / "eval" / "episodes.jsonl").write_text((moved / "episodes.jsonl").read_text())
+    os.utime(weights, (t - 60, t - 60))
+    os.utime(arm / "eval" / "episodes.jsonl", (t, t))
+    assert not study.eval_is_stale(arm) and study.set_aside_stale_eval(arm) is None
+
+
 def test_goals_not_met_and_not_reached(tmp_path) -> None:
     out = tmp_path / "study"
     steps = [250, 500, 750, 1000]
