@@ -122,10 +122,19 @@ def train_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
 
 
 def eval_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
-    """Score the run's newest checkpoint in the suite; returns `results.json`'s content."""
-    from selfflow_robot.envs.evaluate import EvalConfig, run_sweep
+    """Score the run's newest checkpoint in the suite; returns `results.json`'s content.
 
-    e = EvalConfig(ckpt=str(_paths(out)["train"]), suite=cfg.suite, tasks=cfg.tasks,
+    The step dir itself is evaluated, so its episodes are recorded as `run_step-N`: after more training
+    a rerun scores the new checkpoint instead of reusing the old one's episodes.
+    """
+    from selfflow_robot.envs.evaluate import EvalConfig, run_sweep
+    from selfflow_robot.train.checkpoint import latest_checkpoint
+
+    ckpt = latest_checkpoint(_paths(out)["train"])
+    if ckpt is None:
+        raise ConfigError(f"no checkpoint in {_paths(out)['train']}: run the train phase first "
+                          "(phases=[train,eval,imagine,report])")
+    e = EvalConfig(ckpt=str(ckpt), suite=cfg.suite, tasks=cfg.tasks,
                    max_episodes=cfg.eval_episodes_per_task, output_dir=str(_paths(out)["eval"]),
                    workers=cfg.workers, asset_root=cfg.assets, policy_options=dict(cfg.policy_options))
     run_sweep(e)

@@ -57,7 +57,8 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, assets, capsys: pytest.Captu
     assert list((out / "run" / "checkpoints").glob("step-0000006/model.safetensors"))
     # evaluation: one scored episode with its video
     results = json.loads((out / "eval" / "results.json").read_text())
-    (ck,) = results["checkpoints"].values()
+    (name, ck), = results["checkpoints"].items()
+    assert name == "run_step-0000006"          # the step scored, so more training is scored anew
     assert ck["tasks"][TASK]["trials"] == 1
     assert len(list((out / "eval" / "videos").rglob("*.mp4"))) == 1
 
