@@ -11,8 +11,10 @@ Strategies (cabinet frame = world frame, drawers slide along +x). The drawer han
   the arm stalls at the edge of its reach);
 - open: tilt the closed fingers 65 deg into the cabinet, slide them through the slot above the front
   panel, drop them behind it (a hook) and pull along +x; start over if the hook missed;
-- place apple: open the top drawer as above (to 0.3 m), back out, roll the fingers 90 deg so they spread
-  sideways, grasp the apple from the front, lift it, carry it over the open drawer and release it.
+- place apple: open the top drawer as above (to 0.25 m), back out, lift the closed fingers over the apple,
+  drop them behind it and sweep it toward the robot off the cabinet's front edge into the open drawer
+  (no grasp: SimplerEnv's gripper controller loses the squeeze on an object every control period);
+  sweep again when the fingers slide past it.
 Every expert halves its step when the arm did not move (the IK has no solution at the workspace edge).
 """
 from __future__ import annotations
@@ -76,17 +78,6 @@ def roll(R: np.ndarray, angle: float) -> np.ndarray:
     a = R[:, 2]
     K = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
     return (np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K) @ R
-
-
-def level_fingers(R: np.ndarray) -> np.ndarray:
-    """R rolled about its approach axis R[:, 2] so the fingers close horizontally (R[:, 1] level), by the
-    smaller of the two rolls that do."""
-    z = R[:, 2]
-    y = np.cross(z, [0.0, 0.0, 1.0])
-    y = y / np.linalg.norm(y)
-    if np.dot(y, R[:, 1]) < 0:
-        y = -y
-    return np.stack([np.cross(y, z), y, z], axis=1)
 
 
 def action_towards(s: State, p_goal: np.ndarray, R_goal: np.ndarray | None, gripper: float,
@@ -250,9 +241,9 @@ class PlaceAppleExpert(PhasedExpert):
     phase: int = 0
     steps_in_phase: int = 0
     behind: float = 0.08               # TCP this far behind (-x) the apple's centre when sweeping
-    sweep_z: float = 0.90              # TCP height while sweeping (cabinet top at 0.87, apple centre ~0.918)
+    sweep_z: float = 0.90              # commanded TCP height while sweeping (cabinet top 0.87, apple centre
+                                       # ~0.918); the TCP stops near 0.96, the tilted fingers reaching lower
     sweep_step: float = 0.06           # largest translation per action while sweeping (slow: the apple rolls)
-    _hold: np.ndarray | None = None
 
     def reset(self, env, obs=None) -> None:
         self.opener.reset(env, obs)
