@@ -1,8 +1,13 @@
 """Suite-wide fixtures."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
+
+SHARED_ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets" / "ManiSkill2_real2sim"
 
 
 @pytest.fixture(autouse=True)
@@ -16,3 +21,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def sim_assets() -> str:
+    """ManiSkill2_real2sim copy for end-to-end runs that simulate: $SELFFLOW_ROBOT_ASSETS, else the shared copy.
+
+    Skips when the assets or ManiSkill3 are missing (CI has both).
+    """
+    root = os.environ.get("SELFFLOW_ROBOT_ASSETS") or str(SHARED_ASSETS)
+    if not Path(root, "data", "real_inpainting").is_dir():
+        pytest.skip(f"ManiSkill2_real2sim assets not at {root} (set SELFFLOW_ROBOT_ASSETS)")
+    pytest.importorskip("mani_skill", reason="ManiSkill3 not installed; run .ci/install_sim_deps.sh")
+    return root

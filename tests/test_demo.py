@@ -2,30 +2,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from selfflow_robot.cli import main
 
-SHARED_ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets" / "ManiSkill2_real2sim"
 TASK = "close_top_drawer"
 CI_SIZE = [f"tasks=[{TASK}]", "demos_per_task=3", "demo_max_steps=14", "workers=1", "steps=6", "batch_size=4",
            "eval_episodes_per_task=1", "imagine_length=4", "policy_options.steps=2",
-           'train_overrides=["model=tiny","model.image_size=[32,40]","model.patch_size=4","train.save_every=3",'
-           '"train.val_every=3"]']
-
-
-@pytest.fixture(scope="module")
-def assets() -> str:
-    root = os.environ.get("SELFFLOW_ROBOT_ASSETS") or str(SHARED_ASSETS)
-    if not Path(root, "data", "real_inpainting").is_dir():
-        pytest.skip(f"ManiSkill2_real2sim assets not at {root} (set SELFFLOW_ROBOT_ASSETS)")
-    pytest.importorskip("mani_skill", reason="ManiSkill3 not installed; run .ci/install_sim_deps.sh")
-    return root
+           ('train_overrides=["model=tiny","model.image_size=[32,40]","model.patch_size=4","train.save_every=3",'
+            '"train.val_every=3"]')]
 
 
 def _links(md: str) -> list[str]:
@@ -34,13 +22,13 @@ def _links(md: str) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.sim
-def test_demo_runs_end_to_end_and_resumes(tmp_path, assets, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_runs_end_to_end_and_resumes(tmp_path, sim_assets, capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
 
     from selfflow_robot.data.reader import RLDSReader
 
     out = tmp_path / "demo"
-    args = ["demo", f"output_dir={out}", f"assets={assets}", *CI_SIZE]
+    args = ["demo", f"output_dir={out}", f"assets={sim_assets}", *CI_SIZE]
     assert main(args) == 0
     text = capsys.readouterr().out
     for phase in ("collect", "train", "eval", "imagine", "report"):

@@ -15,7 +15,6 @@ from selfflow_robot import study
 from selfflow_robot.errors import DataError, UserError
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_ASSETS = REPO.parent / "shared" / "assets" / "ManiSkill2_real2sim"
 
 
 def _script():
@@ -352,18 +351,9 @@ def test_reproduce_command_round_trips_to_the_same_config() -> None:
 # End to end at CI size
 # ---------------------------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def assets() -> str:
-    root = os.environ.get("SELFFLOW_ROBOT_ASSETS") or str(SHARED_ASSETS)
-    if not Path(root, "data", "real_inpainting").is_dir():
-        pytest.skip(f"ManiSkill2_real2sim assets not at {root} (set SELFFLOW_ROBOT_ASSETS)")
-    pytest.importorskip("mani_skill", reason="ManiSkill3 not installed; run .ci/install_sim_deps.sh")
-    return root
-
-
 @pytest.mark.slow
 @pytest.mark.sim
-def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, assets, capsys) -> None:
+def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, sim_assets, capsys) -> None:
     from PIL import Image
 
     out = tmp_path / "study"
@@ -371,7 +361,7 @@ def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, assets, c
             "--eval-episodes-per-task", "1", "--workers", "1", "--set", "tasks=[close_top_drawer]",
             "--set", "demo_max_steps=14", "--set", "policy_options.steps=2", "--set", "imagine_length=4",
             "--set", ('train_overrides=["model=tiny","model.image_size=[32,40]","model.patch_size=4",'
-                     '"train.save_every=3","train.val_every=3"]'), "--set", f"assets={assets}"]
+                     '"train.save_every=3","train.val_every=3"]'), "--set", f"assets={sim_assets}"]
     script = _script()
     assert script.main([*argv, "--parallel", "2"]) == 0  # both arms at once, as `selfflow-robot demo` processes
     assert "started arm vanilla-seed0" in capsys.readouterr().out
