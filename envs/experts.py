@@ -29,7 +29,7 @@ from transforms3d.quaternions import quat2mat
 FRONT_INNER_X = 0.2975    # inner face of the front panel
 FRONT_OUTER_X = 0.3125    # outer face
 FRONT_TOP_Z = 0.07        # top edge of the front panel
-MAX_STEP_M = 0.12         # largest translation per action (metres; the arm covers ~1/4 per step)
+MAX_STEP_M = 0.12         # largest translation per action (metres)
 MAX_ROT = 0.1             # largest rotation per action (rad)
 LOW_DRAWER_TOP = 0.4      # world z of a drawer front's top edge below which the close expert tilts (bottom)
 HOOK_DEPTH = 0.01         # TCP behind the front panel's inner face when hooking (fingertips reach further)
