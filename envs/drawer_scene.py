@@ -105,10 +105,15 @@ class DrawerSceneEnv(BaseEnv):
         builder.initial_pose = sapien.Pose()
         self.arena = builder.build_kinematic(name="arena")
 
+        self._load_cabinet(self.asset_root / "data" / "custom" / "mk_station_recolor.urdf")
+        self._load_objects(options)
+
+    def _load_cabinet(self, urdf: Path) -> None:
+        """The cabinet articulation at `CABINET_POSE`, passive drawers (SimplerEnv's friction and damping)."""
         loader = self.scene.create_urdf_loader()
         loader.fix_root_link = True
         loader.name = "cabinet"
-        builder = loader.parse(str(self.asset_root / "data" / "custom" / "mk_station_recolor.urdf"))["articulation_builders"][0]
+        builder = loader.parse(str(urdf))["articulation_builders"][0]
         builder.initial_pose = CABINET_POSE
         self.cabinet = builder.build(name="cabinet")
         for joint in self.cabinet.get_active_joints():
@@ -116,7 +121,6 @@ class DrawerSceneEnv(BaseEnv):
             joint.set_drive_properties(stiffness=0, damping=1)
         self.drawer_joint_index = [j.name for j in self.cabinet.get_active_joints()].index(f"{self.drawer_id}_drawer_joint")
         self.drawer_link = self.cabinet.links_map[f"{self.drawer_id}_drawer"]
-        self._load_objects(options)
 
     def _load_objects(self, options: dict) -> None:
         """Hook for task objects (the apple)."""

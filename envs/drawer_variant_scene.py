@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import sapien
 
-from selfflow_robot.envs.drawer_scene import CABINET_JOINT_FRICTION, CABINET_POSE, DrawerSceneEnv
+from selfflow_robot.envs.drawer_scene import DrawerSceneEnv
 from selfflow_robot.envs.grid import VARIANTS, SceneVariant, episode_config, num_episodes, scene_variant
 
 TASK_FAMILY = "drawer_variant"
@@ -136,17 +136,7 @@ class DrawerVariantSceneEnv(DrawerSceneEnv):
         builder.initial_pose = sapien.Pose([-x for x in STAGE_OFFSET])
         self.arena = builder.build_static(name="arena")
 
-        loader = self.scene.create_urdf_loader()
-        loader.fix_root_link = True
-        loader.name = "cabinet"
-        builder = loader.parse(str(station_path(self.asset_root, v)))["articulation_builders"][0]
-        builder.initial_pose = CABINET_POSE
-        self.cabinet = builder.build(name="cabinet")
-        for joint in self.cabinet.get_active_joints():
-            joint.set_friction(CABINET_JOINT_FRICTION)
-            joint.set_drive_properties(stiffness=0, damping=1)
-        self.drawer_joint_index = [j.name for j in self.cabinet.get_active_joints()].index(f"{self.drawer_id}_drawer_joint")
-        self.drawer_link = self.cabinet.links_map[f"{self.drawer_id}_drawer"]
+        self._load_cabinet(station_path(self.asset_root, v))
         for robot in self.agent.robot._objs:
             sapien_utils.set_articulation_render_material(robot, specular=ROBOT_SPECULAR, roughness=ROBOT_ROUGHNESS)
         self._load_objects(options)
