@@ -1,6 +1,5 @@
 """`selfflow-robot eval`: planning, resume, reports, and the expert-as-policy on the real ManiSkill3 port."""
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -8,15 +7,6 @@ import pytest
 from selfflow_robot.config import load_config
 from selfflow_robot.errors import ConfigError, UserError
 from selfflow_robot.envs import evaluate as ev
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _assets() -> str:
-    root = os.environ.get("SELFFLOW_ROBOT_ASSETS") or str(REPO.parent / "shared" / "assets" / "ManiSkill2_real2sim")
-    if not Path(root, "data", "real_inpainting").is_dir():
-        pytest.skip(f"ManiSkill2_real2sim assets not at {root} (set SELFFLOW_ROBOT_ASSETS)")
-    return root
 
 
 def _cfg(*overrides: str) -> ev.EvalConfig:
@@ -75,8 +65,8 @@ def test_report_of_a_simpler_results_folder(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.sim
-def test_checkpoint_sweep_writes_videos_report_and_resumes(eval_ckpt, tmp_path):
-    assets = _assets()
+def test_checkpoint_sweep_writes_videos_report_and_resumes(eval_ckpt, tmp_path, sim_assets):
+    assets = sim_assets
     base = [f"ckpt={eval_ckpt}", "tasks=[close_top_drawer]", f"asset_root={assets}", f"output_dir={tmp_path}",
             "workers=1", "policy_options.steps=2"]
     first = ev.run_sweep(_cfg(*base, "episodes=[4]"))
@@ -116,8 +106,8 @@ def _expert_episode(task: str, episode: int, assets: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.sim
-def test_eval_of_the_expert_as_policy_reproduces_its_success(tmp_path):
-    assets = _assets()
+def test_eval_of_the_expert_as_policy_reproduces_its_success(tmp_path, sim_assets):
+    assets = sim_assets
     cases = [(t, e) for t in ("open_middle_drawer", "close_bottom_drawer") for e in (0, 20)]
     out = ev.run_sweep(_cfg("policy=expert", "tasks=[open_middle_drawer,close_bottom_drawer]", "episodes=[0,20]",
                             f"asset_root={assets}", f"output_dir={tmp_path}", "workers=2", "video=false"))

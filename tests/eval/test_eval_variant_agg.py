@@ -1,6 +1,5 @@
 """`selfflow-robot eval suite=drawer_variant_agg`: variant planning, errors, the per-variant report, one real episode."""
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -10,26 +9,17 @@ from selfflow_robot.envs import grid
 from selfflow_robot.envs.eval_report import write_report
 from selfflow_robot.errors import ConfigError, UserError
 
-REPO = Path(__file__).resolve().parents[2]
 SUITE = "suite=drawer_variant_agg"
-
-
-def _assets() -> str:
-    root = os.environ.get("SELFFLOW_ROBOT_ASSETS") or str(REPO.parent / "shared" / "assets" / "ManiSkill2_real2sim")
-    if not Path(root, "data", "real_inpainting").is_dir():
-        pytest.skip(f"ManiSkill2_real2sim assets not at {root} (set SELFFLOW_ROBOT_ASSETS)")
-    return root
 
 
 def _cfg(*overrides: str) -> ev.EvalConfig:
     return ev.config_from_overrides(list(overrides))
 
 
-def test_plan_runs_the_variants_whose_assets_are_present():
-    pytest.importorskip("mani_skill", reason="ManiSkill3 not installed")
+def test_plan_runs_the_variants_whose_assets_are_present(sim_assets):
     from selfflow_robot.envs.drawer_variant_scene import missing_variant_files
 
-    assets = _assets()
+    assets = sim_assets
     present = [v.name for v in grid.VARIANTS if not missing_variant_files(Path(assets), v)]
     assert present[:4] == ["base", "brighter", "darker", "mk_station2"]
     cfg = _cfg("policy=expert", SUITE, f"asset_root={assets}")
@@ -51,7 +41,7 @@ def test_plan_runs_the_variants_whose_assets_are_present():
     assert {j.episode for j in jobs} == {10} and len(jobs) == 6
 
 
-def test_variant_config_errors_say_what_and_how():
+def test_variant_config_errors_say_what_and_how(sim_assets):
     with pytest.raises(ConfigError, match="modern_office_no_roof.glb, which is not in the ManiSkill2_real2sim"):
         _cfg("policy=expert", SUITE, "variants=[modern_office_no_roof]")
     with pytest.raises(ConfigError, match="did you mean 'brighter'"):
@@ -59,7 +49,7 @@ def test_variant_config_errors_say_what_and_how():
     with pytest.raises(ConfigError, match="variants= applies to variant-aggregation suites"):
         ev.plan_jobs(_cfg("policy=expert", "variants=[base]"))
     with pytest.raises(ConfigError, match="outside the 45-episode grid"):
-        ev.plan_jobs(_cfg("policy=expert", SUITE, "episodes=[45]", f"asset_root={_assets()}"))
+        ev.plan_jobs(_cfg("policy=expert", SUITE, "episodes=[45]", f"asset_root={sim_assets}"))
 
 
 def test_variant_report_is_scored_under_variant_aggregation(tmp_path):
@@ -87,9 +77,8 @@ def test_variant_report_is_scored_under_variant_aggregation(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.sim
-def test_expert_episode_of_a_variant_end_to_end(tmp_path):
-    pytest.importorskip("mani_skill", reason="ManiSkill3 not installed")
-    assets = _assets()
+def test_expert_episode_of_a_variant_end_to_end(tmp_path, sim_assets):
+    assets = sim_assets
     out = ev.run_sweep(_cfg("policy=expert", SUITE, "tasks=[close_top_drawer_variant_agg]", "variants=[darker]",
                             "max_episodes=1", f"asset_root={assets}", f"output_dir={tmp_path}", "workers=1"))
     (rec,) = out["records"]
