@@ -87,6 +87,7 @@ def _paths(out: Path) -> dict[str, Path]:
 def collect_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     """Expert demos for every task of the suite into one RT-1 RLDS dataset (reused when complete)."""
     from selfflow_robot.envs.collect import CollectConfig, collect
+    from selfflow_robot.envs.eval_report import atomic_write_text
 
     dest = _paths(out)["collect"]
     summary_file = dest / "collect.json"
@@ -97,7 +98,7 @@ def collect_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
                       assets=cfg.assets, max_steps=cfg.demo_max_steps, workers=cfg.workers, overwrite=True)
     path, written, ok = collect(c)
     summary = {"dataset": str(path), "tasks": c.task_list(), "episodes": written, "expert_successes": ok}
-    summary_file.write_text(json.dumps(summary, indent=2))  # written last: marks the phase complete
+    atomic_write_text(summary_file, json.dumps(summary, indent=2))  # written last: marks the phase complete
     return summary
 
 
