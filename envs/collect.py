@@ -33,8 +33,14 @@ class CollectConfig:
     episodes_per_shard: int = 50
     max_steps: int | None = None        # cut episodes short (debugging, tests); default: the task's length
     workers: int = 1                    # worker processes rendering episodes (0 = all cores)
+    action_noise_m: float = 0.0         # std of Gaussian noise on each executed translation (metres, per axis)
+    action_noise_rad: float = 0.0       # ... and rotation (rad, per axis); 0 = the expert's actions exactly
+    noise_seed: int = 0                 # the noise of (task, episode) is seeded by (noise_seed, task, episode)
 
     def __post_init__(self) -> None:
+        if self.action_noise_m < 0 or self.action_noise_rad < 0:
+            raise ConfigError(f"action_noise_m / action_noise_rad must be >= 0, got "
+                              f"{self.action_noise_m} / {self.action_noise_rad}")
         if self.episodes < 1:
             raise ConfigError(f"episodes must be >= 1, got {self.episodes}")
         if self.start_episode < 0:
@@ -74,19 +80,55 @@ def resize_frame(frame: np.ndarray, size: tuple[int, int] = (256, 320)) -> np.nd
     return np.asarray(Image.fromarray(frame).resize((size[1], size[0]), Image.BILINEAR))
 
 
-def expert_success(env, expert, episode: int) -> bool:
+@dataclass(frozen=True)
+class ActionNoise:
+    """Gaussian noise on the arm part of executed actions (DART-style state coverage for imitation).
+
+    The episode records the action it executed (expert + noise), so the frames stay consistent with the
+    actions for the world model, while the noise is zero-mean and independent of the state: the conditional
+    mean a policy learns is still the expert's action, now also from the perturbed states the expert
+    recovers from.
+    """
+
+    trans_m: float = 0.0
+    rot_rad: float = 0.0
+    seed: int = 0
+
+    def __bool__(self) -> bool:
+        return self.trans_m > 0 or self.rot_rad > 0
+
+    def rng(self, task: str, episode: int) -> np.random.Generator:
+        """The generator of one (task, episode): the same noise for any worker count or order."""
+        import zlib
+
+        return np.random.default_rng([self.seed, zlib.crc32(task.encode()), episode])
+
+    def perturb(self, action: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """`action` (7,) with noise on world_vector (0:3) and rotation_delta (3:6); the gripper is untouched."""
+        out = np.asarray(action, np.float32).copy()
+        out[0:3] += rng.normal(0.0, self.trans_m, 3).astype(np.float32)
+        out[3:6] += rng.normal(0.0, self.rot_rad, 3).astype(np.float32)
+        return out
+
+
+def expert_success(env, expert, episode: int, noise: ActionNoise = ActionNoise(), task: str = "") -> bool:
     """Roll the expert out on grid `episode` to the time limit (any obs mode); success at the last step."""
     obs, _ = env.reset(options={"episode": episode})
     expert.reset(env, obs)
+    rng = noise.rng(task, episode) if noise else None
     truncated, info = False, {}
     while not truncated:
-        obs, _, _, truncated, info = env.step(expert.act(env, obs))
+        a = expert.act(env, obs)
+        obs, _, _, truncated, info = env.step(a if rng is None else noise.perturb(a, rng))
         truncated = bool(np.asarray(truncated).reshape(-1)[0])
     return bool(np.asarray(info["success"]).reshape(-1)[0])
 
 
-def run_episode(env, expert, episode: int) -> dict[str, Any]:
-    """Roll the expert out on grid `episode` until the time limit; returns the RLDS episode dict."""
+def run_episode(env, expert, episode: int, noise: ActionNoise = ActionNoise(), task: str = "") -> dict[str, Any]:
+    """Roll the expert out on grid `episode` until the time limit; returns the RLDS episode dict.
+
+    With `noise`, each expert action is perturbed before it is executed (and recorded); `task` seeds it.
+    """
     from selfflow_robot.data import schema
     from selfflow_robot.data.synth import instruction_embedding
     from selfflow_robot.envs.tasks import overhead_rgb
@@ -95,11 +137,14 @@ def run_episode(env, expert, episode: int) -> dict[str, Any]:
     obs, _ = env.reset(options={"episode": episode})
     expert.reset(env, obs)
     frames, actions, instructions = [], [], []
+    rng = noise.rng(task, episode) if noise else None
     truncated, info = False, {}
     while not truncated:
         instructions.append(u.get_language_instruction())
         frames.append(resize_frame(overhead_rgb(obs), schema.IMAGE_SHAPE[:2]))
         a = expert.act(env, obs)
+        if rng is not None:
+            a = noise.perturb(a, rng)
         actions.append(a)
         obs, _, _, truncated, info = env.step(a)
         truncated = bool(np.asarray(truncated).reshape(-1)[0])
@@ -120,7 +165,8 @@ def run_episode(env, expert, episode: int) -> dict[str, Any]:
         "is_terminal": np.arange(T) == T - 1,
         "aspects/success": success, "aspects/feasible": True, "aspects/has_aspects": True,
         "attributes/env_name": f"selfflow_simpler/{u.spec.id if u.spec else type(u).__name__}/episode_{episode}",
-        "attributes/data_type_name": "scripted_expert",
+        "attributes/data_type_name": "scripted_expert" if not noise else
+        f"scripted_expert_noise_{noise.trans_m:g}m_{noise.rot_rad:g}rad",
         "attributes/task_family_name": instructions[0],
     }
 
@@ -128,8 +174,9 @@ def run_episode(env, expert, episode: int) -> dict[str, Any]:
 class _Recorder:
     """One env + expert per task, reused across episodes (per process)."""
 
-    def __init__(self, assets: str | None, overlay: bool, max_steps: int | None) -> None:
-        self.assets, self.overlay, self.max_steps = assets, overlay, max_steps
+    def __init__(self, assets: str | None, overlay: bool, max_steps: int | None,
+                 noise: ActionNoise = ActionNoise()) -> None:
+        self.assets, self.overlay, self.max_steps, self.noise = assets, overlay, max_steps, noise
         self.task: str | None = None
         self.env: Any = None
         self.expert: Any = None
@@ -144,7 +191,7 @@ class _Recorder:
             extra = {} if self.max_steps is None else {"max_episode_steps": self.max_steps}
             self.env = make_env(task, asset_root=self.assets, overlay=self.overlay, **extra)
             self.expert, self.task = make_expert(task), task
-        return run_episode(self.env, self.expert, episode)
+        return run_episode(self.env, self.expert, episode, self.noise, task)
 
     def close(self) -> None:
         if self.env is not None:
@@ -155,12 +202,12 @@ class _Recorder:
 _RECORDER: _Recorder | None = None  # per worker process
 
 
-def _worker_init(assets: str | None, overlay: bool, max_steps: int | None) -> None:
+def _worker_init(assets: str | None, overlay: bool, max_steps: int | None, noise: ActionNoise) -> None:
     global _RECORDER
     import torch
 
     torch.set_num_threads(1)
-    _RECORDER = _Recorder(assets, overlay, max_steps)
+    _RECORDER = _Recorder(assets, overlay, max_steps, noise)
 
 
 def _worker_record(job: tuple[str, int]) -> dict[str, Any]:
@@ -174,15 +221,16 @@ def _recorded(cfg: CollectConfig, jobs: list[tuple[str, int]]) -> Iterator[dict[
     import os
 
     workers = min(cfg.workers or os.cpu_count() or 1, len(jobs))
+    noise = ActionNoise(cfg.action_noise_m, cfg.action_noise_rad, cfg.noise_seed)
     if workers <= 1:
-        rec = _Recorder(cfg.assets, cfg.overlay, cfg.max_steps)
+        rec = _Recorder(cfg.assets, cfg.overlay, cfg.max_steps, noise)
         try:
             yield from map(rec, jobs)
         finally:
             rec.close()
         return
     ctx = mp.get_context("spawn")  # fork would duplicate SAPIEN/Vulkan state
-    with ctx.Pool(workers, _worker_init, (cfg.assets, cfg.overlay, cfg.max_steps)) as pool:
+    with ctx.Pool(workers, _worker_init, (cfg.assets, cfg.overlay, cfg.max_steps, noise)) as pool:
         yield from pool.imap(_worker_record, jobs)  # in job order: the dataset is the same for any worker count
 
 

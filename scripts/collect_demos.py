@@ -26,19 +26,19 @@ def _episodes(spec: str, n: int) -> list[int]:
     return [e for e in out if 0 <= e < n]
 
 
-def _run(job: tuple[str, list[int]]) -> list[tuple[str, int, bool, float]]:
-    task, episodes = job
+def _run(job: tuple[str, list[int], tuple[float, float]]) -> list[tuple[str, int, bool, float]]:
+    task, episodes, (noise_m, noise_rad) = job
     import torch
 
     torch.set_num_threads(1)
-    from selfflow_robot.envs.collect import expert_success
+    from selfflow_robot.envs.collect import ActionNoise, expert_success
     from selfflow_robot.envs.experts import make_expert
     from selfflow_robot.envs.tasks import make_env
 
     env, expert, out = make_env(task, obs_mode="none"), make_expert(task), []
     for ep in episodes:
         t0 = time.perf_counter()
-        ok = expert_success(env, expert, ep)
+        ok = expert_success(env, expert, ep, ActionNoise(noise_m, noise_rad), task)
         out.append((task, ep, ok, time.perf_counter() - t0))
         print(f"{task:34s} episode {ep:3d} {'success' if ok else 'FAIL'} ({out[-1][3]:.0f}s)", flush=True)
     env.close()
@@ -53,7 +53,11 @@ def main() -> None:
     p.add_argument("--episodes", default="all", help="grid indices: all, or e.g. 0-8,20")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--output-dir", default=None, help="also record demos into <dir>/<task>/ (renders)")
+    p.add_argument("--action-noise", nargs=2, type=float, default=(0.0, 0.0), metavar=("METRES", "RAD"),
+                   help="std of the Gaussian noise on each executed translation / rotation (collect's "
+                        "action_noise_m / action_noise_rad)")
     a = p.parse_args()
+    noise = (a.action_noise[0], a.action_noise[1])
     tasks = list(TASKS) if a.tasks == "all" else a.tasks.split(",")
     if a.output_dir:
         from selfflow_robot.envs.collect import CollectConfig, collect
@@ -61,14 +65,15 @@ def main() -> None:
         for t in tasks:
             eps = _episodes(a.episodes, TASKS[t].num_episodes)
             path, n, ok = collect(CollectConfig(task=t, episodes=len(eps), start_episode=eps[0],
-                                                output_dir=os.path.join(a.output_dir, t)))
+                                                output_dir=os.path.join(a.output_dir, t),
+                                                action_noise_m=noise[0], action_noise_rad=noise[1]))
             print(f"{t}: {ok}/{len(eps)} successful, {n} episodes in {path}")
         return
     jobs = []
     for t in tasks:
         eps = _episodes(a.episodes, TASKS[t].num_episodes)
         chunks = max(1, min(a.workers, len(eps)))
-        jobs += [(t, eps[i::chunks]) for i in range(chunks)]
+        jobs += [(t, eps[i::chunks], noise) for i in range(chunks)]
     t0 = time.perf_counter()
     with mp.get_context("spawn").Pool(a.workers) as pool:
         results = [r for chunk in pool.imap_unordered(_run, jobs) for r in chunk]

@@ -23,7 +23,8 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "demo": Command("selfflow_robot.demo:main", "demo",
-                    "Built-in default: synthetic RT-1 data -> train `tiny` -> imagine + policy check (CPU, minutes)."),
+                    "The main job: expert demos in the drawer suite -> train `tiny` (world model + policy) -> "
+                    "score it in the suite -> imagine -> report (2-core CPU, under 2 hours)."),
     "train": Command("selfflow_robot.train.cli:main", "train",
                      "Fine-tune a Self-Flow DiT into a world model / policy (single process or torchrun)."),
     "imagine": Command("selfflow_robot.world_model.cli:main", "imagine",

@@ -39,6 +39,8 @@ class DemoConfig:
         tasks: a subset of the suite's tasks (default: all).
         demos_per_task: expert episodes per task, grid episodes 0.. (36 = the whole visual-matching grid).
         demo_max_steps: cut demos short (CI); default: the task's episode length.
+        demo_noise_m, demo_noise_rad: std of the Gaussian noise on each executed expert translation (m) and
+            rotation (rad) while collecting (DART-style: the demos also show recoveries; 0 = none).
         workers: processes for collection and evaluation (0 = all cores).
         objective: `selfflow` or `vanilla` (plain flow matching, the baseline); the config group's name.
         steps, batch_size, lr, seed: training length, windows per step, peak learning rate, seed (data, init, noise).
@@ -55,6 +57,8 @@ class DemoConfig:
     tasks: Optional[list[str]] = None
     demos_per_task: int = 9
     demo_max_steps: Optional[int] = None
+    demo_noise_m: float = 0.0
+    demo_noise_rad: float = 0.0
     workers: int = 0
     objective: Any = "selfflow"
     steps: int = 2000
@@ -95,9 +99,11 @@ def collect_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
         print(f"reusing {dest} (delete it to collect again)")
         return json.loads(summary_file.read_text())
     c = CollectConfig(task=list(cfg.tasks or [cfg.suite]), episodes=cfg.demos_per_task, output_dir=str(dest),
-                      assets=cfg.assets, max_steps=cfg.demo_max_steps, workers=cfg.workers, overwrite=True)
+                      assets=cfg.assets, max_steps=cfg.demo_max_steps, workers=cfg.workers, overwrite=True,
+                      action_noise_m=cfg.demo_noise_m, action_noise_rad=cfg.demo_noise_rad)
     path, written, ok = collect(c)
-    summary = {"dataset": str(path), "tasks": c.task_list(), "episodes": written, "expert_successes": ok}
+    summary = {"dataset": str(path), "tasks": c.task_list(), "episodes": written, "expert_successes": ok,
+               "action_noise_m": c.action_noise_m, "action_noise_rad": c.action_noise_rad}
     atomic_write_text(summary_file, json.dumps(summary, indent=2))  # written last: marks the phase complete
     return summary
 

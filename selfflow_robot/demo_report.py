@@ -39,7 +39,10 @@ def setup_section(cfg: Any, collect: Optional[dict], run_config: Optional[dict],
     if collect:
         lines.append(f"| demos | {collect['episodes']} scripted-expert episodes, {len(collect['tasks'])} tasks "
                      f"(expert success {collect['expert_successes']}/{collect['episodes']}), "
-                     f"grid episodes 0-{cfg.demos_per_task - 1} of each task |")
+                     f"grid episodes 0-{cfg.demos_per_task - 1} of each task"
+                     + (f", executed actions perturbed by Gaussian noise ({collect['action_noise_m']:g} m, "
+                        f"{collect['action_noise_rad']:g} rad)" if collect.get("action_noise_m") or
+                        collect.get("action_noise_rad") else "") + " |")
     if run_config:
         m, t = run_config.get("model", {}), run_config.get("train", {})
         lines += [

@@ -110,7 +110,7 @@ def _hydra_value(v: Any) -> str:
 
 
 # Written out in a study's command even when equal to the defaults, so it survives a change of configs/demo.yaml.
-PINNED = ("suite", "demos_per_task", "steps", "batch_size", "lr", "train_overrides", "eval_episodes_per_task")
+PINNED = ("suite", "demos_per_task", "demo_noise_m", "demo_noise_rad", "steps", "batch_size", "lr", "train_overrides", "eval_episodes_per_task")
 
 
 def overrides_from_config(cfg: Any, defaults: Any) -> list[str]:
@@ -190,6 +190,11 @@ def check_demos(demos: Path, cfg: Any) -> None:
         raise DataError(f"--demos {demos}: it holds {summary.get('episodes')} demos of {summary.get('tasks')}, but "
                         f"the study asks for {cfg.demos_per_task} per task of {tasks} ({want}); pass the "
                         f"--demos-per-task and --set tasks=[...]/suite= it was collected with, or another --demos")
+    noise = [float(summary.get("action_noise_m", 0.0)), float(summary.get("action_noise_rad", 0.0))]
+    if noise != [float(cfg.demo_noise_m), float(cfg.demo_noise_rad)]:
+        raise DataError(f"--demos {demos}: collected with action noise {noise[0]:g} m / {noise[1]:g} rad, but the "
+                        f"study asks for {cfg.demo_noise_m:g} m / {cfg.demo_noise_rad:g} rad; pass "
+                        f"--set demo_noise_m={noise[0]:g} --set demo_noise_rad={noise[1]:g}, or another --demos")
 
 
 def link_demos(arm_dir: Path, demos: Path) -> None:

@@ -33,6 +33,32 @@ def test_collect_round_trip_through_rlds_reader(sim, asset_root, tmp_path):
     assert str(reader.read(1).meta["attributes/env_name"]).endswith("episode_0")   # the grid wraps 35 -> 0
 
 
+def test_noisy_collect_records_the_executed_actions(sim, asset_root):
+    """With action noise, each recorded action is the expert's plus the (task, episode)-seeded draw."""
+    from selfflow_robot.envs.collect import ActionNoise, run_episode
+    from selfflow_robot.envs.experts import make_expert
+
+    task, episode = "open_middle_drawer", 4
+    env = sim.make_env(task, asset_root=asset_root, max_episode_steps=3)
+    try:
+        clean = run_episode(env, make_expert(task), episode)
+        noise = ActionNoise(0.015, 0.03, seed=7)
+        noisy = [run_episode(env, make_expert(task), episode, noise, task) for _ in range(2)]
+    finally:
+        env.close()
+    a_clean = np.concatenate([clean[k] for k in ("action/world_vector", "action/rotation_delta")], 1)
+    a_noisy = [np.concatenate([n[k] for k in ("action/world_vector", "action/rotation_delta")], 1) for n in noisy]
+    np.testing.assert_array_equal(a_noisy[0], a_noisy[1])          # reproducible
+    rng = noise.rng(task, episode)                                 # the first action: same state, so exactly
+    want = np.concatenate([rng.normal(0, 0.015, 3), rng.normal(0, 0.03, 3)]).astype(np.float32)
+    np.testing.assert_allclose(a_noisy[0][0] - a_clean[0], want, atol=1e-6)
+    np.testing.assert_array_equal(noisy[0]["action/gripper_closedness_action"],
+                                  clean["action/gripper_closedness_action"])
+    assert noisy[0]["attributes/data_type_name"] == "scripted_expert_noise_0.015m_0.03rad"
+    assert clean["attributes/data_type_name"] == "scripted_expert"
+    assert not np.array_equal(noisy[0]["observation/image"][-1], clean["observation/image"][-1])  # it moved elsewhere
+
+
 def test_collect_rejects_bad_config(sim):
     from selfflow_robot.config import structured
     from selfflow_robot.envs.collect import CollectConfig
@@ -40,6 +66,8 @@ def test_collect_rejects_bad_config(sim):
 
     with pytest.raises(ConfigError, match="episodes must be >= 1"):
         structured(CollectConfig, {"episodes": 0})
+    with pytest.raises(ConfigError, match="action_noise_m / action_noise_rad must be >= 0"):
+        structured(CollectConfig, {"action_noise_rad": -0.1})
     from selfflow_robot.envs.tasks import task_spec
     with pytest.raises(ConfigError, match="did you mean 'open_top_drawer'"):
         task_spec("open_top_drawr")
