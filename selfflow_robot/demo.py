@@ -179,8 +179,10 @@ def main(cfg: DictConfig) -> int:
             runners[phase](c, out)
         timings[phase] = time.perf_counter() - t0
         print(f"--- {phase} done in {_fmt(timings[phase])}", flush=True)
-    print(f"\ndone in {_fmt(time.perf_counter() - t_start)}. Report: {_paths(out)['report'] / 'report.md'}; "
-          f"TensorBoard: tensorboard --logdir {_paths(out)['train']}")
+    where = [f"Report: {_paths(out)['report'] / 'report.md'}"] if "report" in c.phases else []
+    if "train" in c.phases:
+        where.append(f"TensorBoard: tensorboard --logdir {_paths(out)['train']}")
+    print(f"\ndone in {_fmt(time.perf_counter() - t_start)}." + (" " + "; ".join(where) if where else ""))
     return 0
 
 
