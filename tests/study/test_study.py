@@ -268,9 +268,9 @@ def test_compare_only_without_arms_and_bad_demos_are_user_errors(tmp_path, capsy
     (demos / "collect.json").write_text(json.dumps({"tasks": ["close_top_drawer"], "episodes": 3}))
     with pytest.raises(DataError, match="holds 3 demos"):
         study.prepare_demos(["tasks=[close_top_drawer]", "demos_per_task=2"], tmp_path, demos)
-    # a collect.json from before the noise option: noise-free demos, which the default (noisy) study refuses
+    # a collect.json from before the noise option: noise-free demos, which a noisy study refuses
     with pytest.raises(DataError, match="action noise 0 m / 0 rad.*--set demo_noise_m=0"):
-        study.prepare_demos(["tasks=[close_top_drawer]", "demos_per_task=3"], tmp_path, demos)
+        study.prepare_demos(["tasks=[close_top_drawer]", "demos_per_task=3", "demo_noise_m=0.015"], tmp_path, demos)
     clean = ["tasks=[close_top_drawer]", "demos_per_task=3", "demo_noise_m=0", "demo_noise_rad=0"]
     assert study.prepare_demos(clean, tmp_path, demos) == demos.resolve()
     script = _script()
