@@ -28,6 +28,8 @@ from selfflow_robot.constants import ACTION_DIM, ACTIONS, CONTEXT, FUTURE, GROUP
 from selfflow_robot.errors import ConfigError
 
 CODECS = ("pixel", "vae")
+PREDICTIONS = ("v", "x")
+X_PRED_TAU_MIN = 0.05  # x-prediction: velocity = (x_tau - x0_hat) / max(tau, this), as JiT clips it
 
 
 #################################################################################
@@ -57,6 +59,11 @@ class DiTConfig:
         projector_dim: hidden width of the representation projector (0 = 2 * hidden_size, as released).
         timestep_scale: tau is multiplied by this before the sinusoidal embedding (1.0 = SiT/Self-Flow, needed
             to import the released weights; 1000 = DiT, finer resolution when training from scratch).
+        prediction: what the head outputs for frame tokens: `v` the velocity eps - x0 (SiT, the released
+            weights), or `x` the clean tokens x0, turned into the velocity (x_tau - x0_hat) / tau (JiT, Li & He
+            2025). `x` is needed when a frame token is wider than the model (pixel patches: 3·8·8 = 192 values
+            in `tiny`'s width 128): a velocity head must reproduce the token's noise, which does not fit
+            through the narrower hidden state, so sampled frames stay noise. Action tokens always predict v.
     """
 
     depth: int = 4
@@ -76,9 +83,11 @@ class DiTConfig:
     text_dim: int = TEXT_DIM
     projector_dim: int = 0
     timestep_scale: float = 1000.0
+    prediction: str = "v"
 
     def __post_init__(self) -> None:
         check_choice("model.codec", self.codec, CODECS)
+        check_choice("model.prediction", self.prediction, PREDICTIONS)
         self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
         if self.hidden_size % self.num_heads:
             raise ConfigError(f"model.hidden_size={self.hidden_size} must be divisible by "
@@ -392,7 +401,7 @@ class SelfFlowDiT(nn.Module):
                 text: Optional[torch.Tensor], *, text_drop: Optional[torch.Tensor] = None,
                 key_mask: Optional[Mapping[str, torch.Tensor]] = None, feature_layer: Optional[int] = None,
                 stop_at: Optional[int] = None) -> DiTOutput:
-        """Predict the velocity eps - x0 of every token.
+        """Predict the velocity eps - x0 of every token (with `prediction=x`, via the clean frame tokens).
 
         Args:
             x: dict[group, (B, N_g, d_g)] raw tokens; absent groups are simply left out.
@@ -441,7 +450,12 @@ class SelfFlowDiT(nn.Module):
         velocity = {}
         for g, part in zip(groups, h.split(sizes, dim=1)):
             head = self.final_layer.action_linear if g == ACTIONS else self.final_layer.linear
-            velocity[g] = head(part)                                         # (B, N_g, d_g)
+            out = head(part)                                                 # (B, N_g, d_g)
+            if g != ACTIONS and self.cfg.prediction == "x":                  # out = x0_hat
+                t = tau[g] if isinstance(tau, Mapping) else tau
+                t = (t[:, None] if t.dim() == 1 else t)[..., None].to(out.dtype)  # (B, N_g or 1, 1)
+                out = (x[g].to(out.dtype) - out) / t.clamp_min(X_PRED_TAU_MIN)
+            velocity[g] = out
         return DiTOutput(velocity=velocity, features=features)
 
     def _condition(self, groups: list[str], sizes: list[int], tau: Mapping[str, torch.Tensor] | torch.Tensor,

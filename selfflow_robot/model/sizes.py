@@ -10,7 +10,7 @@ SD_VAE = "stabilityai/sd-vae-ft-ema"  # the autoencoder the released ImageNet ch
 
 SIZES: dict[str, DiTConfig] = {
     # CPU tests and the demo: 64x80 frames, 8x8 pixel patches -> 80 tokens per frame.
-    "tiny": DiTConfig(depth=4, hidden_size=128, num_heads=4),
+    "tiny": DiTConfig(depth=4, hidden_size=128, num_heads=4, prediction="x"),
     # DiT-S / DiT-B geometry on 128x160 frames (RT-1's 256x320 halved), pixel patches.
     "small": DiTConfig(depth=12, hidden_size=384, num_heads=6, image_size=(128, 160)),
     "base": DiTConfig(depth=12, hidden_size=768, num_heads=12, image_size=(128, 160)),

@@ -164,11 +164,30 @@ def test_stop_at_returns_raw_hidden_state_and_no_velocity():
 
 def test_fresh_model_predicts_zero_velocity_and_positions_differ():
     """adaLN-Zero init: every block is the identity and the output layer is zero."""
-    model, _ = build_model(dit_config("tiny", image_size=(16, 24)), with_codec=False)
+    model, _ = build_model(dit_config("tiny", image_size=(16, 24), prediction="v"), with_codec=False)
     x = window(model.cfg, B=1)
     out = model(x, torch.rand(1), None)
     for g in GROUPS:
         assert torch.count_nonzero(out.velocity[g]) == 0
+
+
+def test_x_prediction_turns_the_clean_estimate_into_the_velocity():
+    """prediction=x: a zero head means x0_hat = 0, so frame velocities are x_tau / max(tau, 0.05); actions stay v."""
+    from selfflow_robot.model.dit import X_PRED_TAU_MIN
+
+    model, _ = build_model(dit_config("tiny", image_size=(16, 24), prediction="x"), with_codec=False)
+    x = window(model.cfg, B=2)
+    tau = {g: torch.rand(2, v.shape[1]) for g, v in x.items()}
+    tau[FUTURE][0, :3] = 0.0                                  # clean tokens: the clamp keeps them finite
+    out = model(x, tau, None)
+    for g in (CONTEXT, FUTURE):
+        want = x[g] / tau[g].clamp_min(X_PRED_TAU_MIN)[..., None]
+        torch.testing.assert_close(out.velocity[g], want)
+    assert torch.count_nonzero(out.velocity[ACTIONS]) == 0
+    one = model(x, torch.full((2,), 0.5), None)               # one tau per example broadcasts too
+    torch.testing.assert_close(one.velocity[FUTURE], x[FUTURE] / 0.5)
+    with pytest.raises(Exception, match="prediction"):
+        DiTConfig(prediction="eps")
     # the (frame, row, col) position table gives every frame token its own position
     pos = torch.cat([model.pos_context, model.pos_future])
     assert torch.unique(pos, dim=0).shape[0] == pos.shape[0]
