@@ -5,7 +5,8 @@ validation next to their baselines.
 The synthetic data makes every action a function of what the frame and the instruction show
 (selfflow_robot/data/synth.py), and its object moves several pixels per frame, so both baselines are
 beatable. The model is `tiny` narrowed to what a 2-core CPU trains in a few minutes: 32x40 frames in
-4x4 pixel patches (48-d tokens, below the 96-d width, so noise can pass through the residual stream),
+4x4 pixel patches (48-d tokens, below the 96-d width, so noise can pass through the residual stream and
+the velocity head `model.prediction=v` works; `tiny`'s own 192-d patches need `x`),
 1 context frame, horizon 2, frame stride 3 (the object moves up to ~9 px between frames, about two
 radii, so copy-last-frame is ~18.5 dB). The EMA weights that validation scores follow the student
 through the EMA decay ramp (train.ema_warmup, on by default).
@@ -27,7 +28,7 @@ from selfflow_robot.data.synth import SynthConfig, write_synthetic
 from selfflow_robot.train.logger import read_metrics
 
 STEPS = 400
-LEARN = ["model.patch_size=4", "model.depth=3", "model.hidden_size=96", "model.num_heads=4",
+LEARN = ["model.patch_size=4", "model.prediction=v", "model.depth=3", "model.hidden_size=96", "model.num_heads=4",
          "model.context_frames=1", "model.horizon=2", "data.window.frame_stride=3", "data.val_fraction=0.2",
          "train.batch_size=8", f"train.steps={STEPS}", "train.optim.lr=3e-3", "train.optim.warmup_steps=10",
          "objective.ema_decay=0.9999", "train.modes.world_model=0.6", "train.modes.policy=0.4",
