@@ -57,7 +57,7 @@ def main() -> None:
                    help="std of the Gaussian noise on each executed translation / rotation (collect's "
                         "action_noise_m / action_noise_rad)")
     a = p.parse_args()
-    noise = (a.action_noise[0], a.action_noise[1])
+    noise = tuple(a.action_noise)
     tasks = list(TASKS) if a.tasks == "all" else a.tasks.split(",")
     if a.output_dir:
         from selfflow_robot.envs.collect import CollectConfig, collect

@@ -55,13 +55,13 @@ class DemoConfig:
     output_dir: str = "runs/demo"
     suite: str = "drawer_visual_matching"
     tasks: Optional[list[str]] = None
-    demos_per_task: int = 9
+    demos_per_task: int = 18
     demo_max_steps: Optional[int] = None
-    demo_noise_m: float = 0.0
-    demo_noise_rad: float = 0.0
+    demo_noise_m: float = 0.015
+    demo_noise_rad: float = 0.03
     workers: int = 0
     objective: Any = "selfflow"
-    steps: int = 2000
+    steps: int = 3000
     batch_size: int = 16
     lr: float = 1e-3
     seed: int = 0

@@ -110,7 +110,8 @@ def _hydra_value(v: Any) -> str:
 
 
 # Written out in a study's command even when equal to the defaults, so it survives a change of configs/demo.yaml.
-PINNED = ("suite", "demos_per_task", "demo_noise_m", "demo_noise_rad", "steps", "batch_size", "lr", "train_overrides", "eval_episodes_per_task")
+PINNED = ("suite", "demos_per_task", "demo_noise_m", "demo_noise_rad", "steps", "batch_size", "lr", "train_overrides",
+          "eval_episodes_per_task")
 
 
 def overrides_from_config(cfg: Any, defaults: Any) -> list[str]:

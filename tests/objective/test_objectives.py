@@ -92,7 +92,7 @@ def test_absent_and_unlossed_tokens_do_not_change_the_loss(name):
 
 
 def test_flow_loss_is_velocity_mse_on_noisy_tokens():
-    """With a fresh v-prediction model (velocity 0) the vanilla loss is the mean of |eps - x0|^2 over the noisy tokens."""
+    """With a fresh v-prediction model (velocity 0) the vanilla loss is the mean of |eps - x0|^2 over noisy tokens."""
     cfg = dit_config("tiny", image_size=(16, 24), context_frames=1, horizon=2, prediction="v")
     model, _ = build_model(cfg, with_codec=False)
     x0 = {FUTURE: torch.zeros(512, 12, cfg.frame_token_dim)}
