@@ -3,7 +3,8 @@
 Each episode becomes one RLDS episode in the exact fractal20220817_data schema (written by
 `selfflow_robot.data.writer.DatasetWriter`, so the trainer and `RLDSReader` read it unchanged):
 3 Hz overhead frames resized 640x512 -> 320x256, `world_vector` / `rotation_delta` (axis-angle) /
-`gripper_closedness_action` (+1 close) as sent to the env, the instruction of each step (it changes
+`gripper_closedness_action` (+1 close) as sent to the env, the proprioception seen with each frame
+(`base_pose_tool_reached`, `gripper_closed`: `envs.tasks.robot_state`), the instruction of each step (it changes
 at the place-apple switch), its 512-d embedding (`data.synth.instruction_embedding`), terminate on
 the last step, `aspects/success` from the env's success at the last step.
 """
@@ -131,17 +132,18 @@ def run_episode(env, expert, episode: int, noise: ActionNoise = ActionNoise(), t
     """
     from selfflow_robot.data import schema
     from selfflow_robot.data.synth import instruction_embedding
-    from selfflow_robot.envs.tasks import overhead_rgb
+    from selfflow_robot.envs.tasks import overhead_rgb, robot_state
 
     u = env.unwrapped
     obs, _ = env.reset(options={"episode": episode})
     expert.reset(env, obs)
-    frames, actions, instructions = [], [], []
+    frames, actions, instructions, states = [], [], [], []
     rng = noise.rng(task, episode) if noise else None
     truncated, info = False, {}
     while not truncated:
         instructions.append(u.get_language_instruction())
         frames.append(resize_frame(overhead_rgb(obs), schema.IMAGE_SHAPE[:2]))
+        states.append(robot_state(env))
         a = expert.act(env, obs)
         if rng is not None:
             a = noise.perturb(a, rng)
@@ -149,7 +151,7 @@ def run_episode(env, expert, episode: int, noise: ActionNoise = ActionNoise(), t
         obs, _, _, truncated, info = env.step(a)
         truncated = bool(np.asarray(truncated).reshape(-1)[0])
     T = len(actions)
-    acts = np.asarray(actions, np.float32)
+    acts, state = np.asarray(actions, np.float32), np.asarray(states, np.float32)
     terminate = np.tile(np.array([0, 1, 0], np.int32), (T, 1))
     terminate[-1] = (1, 0, 0)
     success = bool(np.asarray(info["success"]).reshape(-1)[0])
@@ -159,6 +161,8 @@ def run_episode(env, expert, episode: int, noise: ActionNoise = ActionNoise(), t
         "action/gripper_closedness_action": acts[:, 6:7],
         "action/terminate_episode": terminate,
         "observation/image": np.stack(frames),
+        schema.TOOL_POSE: state[:, :7],
+        schema.GRIPPER_CLOSED: state[:, 7:],
         "observation/natural_language_instruction": instructions,
         "observation/natural_language_embedding": np.stack([instruction_embedding(s) for s in instructions]),
         "reward": (np.arange(T) == T - 1).astype(np.float32) * float(success),

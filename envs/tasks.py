@@ -140,6 +140,36 @@ def overhead_rgb(obs: dict, env_index: int = 0) -> np.ndarray:
     return rgb.cpu().numpy() if hasattr(rgb, "cpu") else np.asarray(rgb)
 
 
+def tool_state(tcp_p: np.ndarray, tcp_q: np.ndarray, base_p: np.ndarray, base_q: np.ndarray,
+               gripper_closed: float) -> np.ndarray:
+    """RT-1's 8-D proprioception (`schema.STATE_KEYS`) from world-frame poses (quaternions w, x, y, z, as SAPIEN
+    gives them): the tool pose in the base frame as position + quaternion (x, y, z, w) (sign: see
+    `schema.canonical_state`), then `gripper_closed` in [0, 1]."""
+    from transforms3d.quaternions import qinverse, qmult, rotate_vector
+
+    from selfflow_robot.data.schema import canonical_state
+
+    inv = qinverse(np.asarray(base_q, np.float64))
+    p = rotate_vector(np.asarray(tcp_p, np.float64) - np.asarray(base_p, np.float64), inv)
+    q = qmult(inv, np.asarray(tcp_q, np.float64))
+    return canonical_state(np.concatenate([p, q[1:], q[:1], [np.clip(gripper_closed, 0.0, 1.0)]]))
+
+
+def robot_state(env: Any) -> np.ndarray:
+    """The Google robot's 8-D proprioception in a ManiSkill3 task (see `tool_state`); gripper_closed is the
+    mean finger joint over its closed position (the fingertips meet at `FINGER_CONTACT_Q`)."""
+    from selfflow_robot.envs.google_robot import FINGER_CONTACT_Q, GRIPPER_JOINTS
+
+    u = env.unwrapped
+
+    def vec(x: Any) -> np.ndarray:
+        return x.detach().cpu().numpy().reshape(-1) if hasattr(x, "detach") else np.asarray(x).reshape(-1)
+
+    tcp, base = u.agent.tcp.pose, u.agent.robot.pose
+    fingers = np.mean([vec(u.agent.robot.joints_map[n].qpos)[0] for n in GRIPPER_JOINTS])
+    return tool_state(vec(tcp.p), vec(tcp.q), vec(base.p), vec(base.q), float(fingers) / FINGER_CONTACT_Q)
+
+
 def to_action(action: Any) -> np.ndarray:
     """A SimplerEnv-style action dict (`world_vector`, `rot_axangle`, `gripper`) or 7-vector -> float32 (7,)."""
     if isinstance(action, dict):

@@ -18,6 +18,7 @@ TERMINATE = 7                  # 1 = terminate episode (token value in {-1, +1} 
 RAW_ACTION_DIM = 7             # world_vector(3) + rotation_delta(3) + gripper(1)
 ACTION_DIM = 8                 # RAW_ACTION_DIM + terminate
 TEXT_DIM = 512                 # RT-1 natural_language_embedding (USE-large)
+STATE_DIM = 8                  # proprioception: tool pose in the base frame (xyz + quaternion) + gripper_closed
 
 # Keys of a training batch (numpy per window, torch after collate; B = batch).
 CONTEXT_FRAMES = "context_frames"        # uint8 (B, k, H, W, 3)
@@ -29,6 +30,7 @@ FRAME_PAD = "frame_pad"                  # bool (B, H) True where the future fra
 INSTRUCTION = "instruction"              # list[str] (B,)
 LANGUAGE_EMBEDDING = "language_embedding"  # float32 (B, 512)
 EPISODE_ID = "episode_id"                # int64 (B,)
+STATE = "state"                          # float32 (B, 8) raw proprioception at the last context frame
 STEP_INDEX = "step_index"                # int64 (B,) index of the first future step in its episode
 
 # Checkpoint directory files (DESIGN.md Conventions).

@@ -70,6 +70,17 @@ class Episode:
         """(T, 7) float32: world_vector(3), rotation_delta(3), gripper_closedness_action(1) (raw)."""
         return np.concatenate([self.steps[k] for k in schema.ACTION_KEYS], axis=1).astype(np.float32)
 
+    def state(self) -> np.ndarray:
+        """(T, 8) float32 proprioception: base_pose_tool_reached(7), gripper_closed(1) (`schema.STATE_KEYS`).
+
+        Raises `DataError` naming the key when the episode does not store it (a state-conditioned model
+        cannot train on it)."""
+        for k in schema.STATE_KEYS:
+            if k not in self.steps:
+                raise DataError(f"{self.where(k)}: missing; a model with model.state_dim > 0 needs the "
+                                "proprioception in every episode (or train with model.state_dim=0)")
+        return schema.canonical_state(np.concatenate([self.steps[k] for k in schema.STATE_KEYS], axis=1))
+
     def terminate(self) -> np.ndarray:
         """(T,) float32: 1.0 where `terminate_episode[0] > 0` (RT-1's terminate index), else 0.0."""
         return (self.steps[schema.TERMINATE][:, 0] > 0).astype(np.float32)

@@ -106,6 +106,24 @@ TERMINATE = "action/terminate_episode"
 REQUIRED_STEP_KEYS = (IMAGE, INSTRUCTION, EMBEDDING, WORLD_VECTOR, ROTATION_DELTA, GRIPPER, TERMINATE,
                       "is_first", "is_last")
 ACTION_KEYS = (WORLD_VECTOR, ROTATION_DELTA, GRIPPER)   # concatenated in this order -> 7-D action
+# Proprioception, concatenated in this order -> 8-D state (Octo's and OpenVLA's RT-1 `proprio`): the tool pose
+# in the robot base frame, position (m) + quaternion (x, y, z, w), and how closed the gripper is (0 open ..
+# 1 closed).
+TOOL_POSE = "observation/base_pose_tool_reached"
+GRIPPER_CLOSED = "observation/gripper_closed"
+STATE_KEYS = (TOOL_POSE, GRIPPER_CLOSED)
+QUAT = slice(3, 7)
+# q and -q are the same rotation; `canonical_state` picks the sign on the side of the Google robot's home tool
+# orientation (its start pose in SimplerEnv, x y z w), so the value stays continuous over every reachable pose.
+HOME_TOOL_QUAT = np.array([-0.604, 0.780, -0.032, 0.160])
+
+
+def canonical_state(state: np.ndarray) -> np.ndarray:
+    """(..., 8) proprioception with each quaternion's sign chosen so that q . HOME_TOOL_QUAT >= 0 (a copy)."""
+    out = np.array(state, np.float32, copy=True)
+    q = out[..., QUAT]
+    q *= np.where(q @ HOME_TOOL_QUAT < 0, -1.0, 1.0)[..., None].astype(np.float32)
+    return out
 
 
 def serialized_key(path: str, step: bool = True) -> str:

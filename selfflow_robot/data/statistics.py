@@ -6,6 +6,9 @@ instruction table; `load_or_compute_statistics` caches them next to the data as
 `dataset_statistics.json` (+ `language_table.safetensors`), or under
 `~/.cache/selfflow_robot/` when the data dir is read-only or remote.
 
+With proprioception in every episode, `state` holds the same statistics of the 8-D state
+(`schema.STATE_KEYS`) and `StateNormalizer` maps it to the model's state input.
+
 `ActionNormalizer` maps raw actions to the model's 8-D action token and back:
 dims 0-5 (world_vector, rotation_delta): clip(2 (x - q01) / (q99 - q01) - 1, -1, 1)
 (0 where q99 == q01); dim 6 (relative gripper, already in [-1, 1]) passes through, as in
@@ -21,7 +24,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 from omegaconf import DictConfig
@@ -33,11 +36,13 @@ from selfflow_robot.errors import DataError
 
 log = logging.getLogger(__name__)
 
-STATS_VERSION = 1
+STATS_VERSION = 2  # 2: + state statistics (caches of version 1 are recomputed)
 NORMALIZATION_MASK = [True] * 6 + [False]        # gripper (dim 6) is not normalised
+STATE_NAMES = ["tool_x", "tool_y", "tool_z", "tool_qx", "tool_qy", "tool_qz", "tool_qw", "gripper_closed"]
 ACTION_NAMES = ["world_vector_x", "world_vector_y", "world_vector_z",
                 "rotation_delta_roll", "rotation_delta_pitch", "rotation_delta_yaw", "gripper_closedness_action"]
 _EPS = 1e-8
+STATE_CLIP = 1.5
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -62,6 +67,8 @@ class DatasetStatistics:
     terminate_fraction: float = 0.0
     num_skipped: int = 0
     fingerprint: str = ""
+    state: Optional[dict[str, list[float]]] = None   # statistics of the 8-D proprioception, if every episode has it
+    version: int = STATS_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -70,7 +77,8 @@ class DatasetStatistics:
                 "action": {**self.action, "mask": NORMALIZATION_MASK, "names": ACTION_NAMES},
                 "terminate": {"fraction": self.terminate_fraction},
                 "num_transitions": self.num_transitions, "num_trajectories": self.num_trajectories,
-                "num_skipped": self.num_skipped, "fingerprint": self.fingerprint, **self.extra}
+                "num_skipped": self.num_skipped, "fingerprint": self.fingerprint,
+                **({"state": {**self.state, "names": STATE_NAMES}} if self.state else {}), **self.extra}
 
     @classmethod
     def from_dict(cls, d: dict) -> "DatasetStatistics":
@@ -80,10 +88,17 @@ class DatasetStatistics:
             for k, v in action.items():
                 if len(v) != C.RAW_ACTION_DIM:
                     raise DataError(f"dataset statistics: action.{k} has {len(v)} dims, expected {C.RAW_ACTION_DIM}")
+            state = None
+            if d.get("state"):
+                state = {k: [float(x) for x in d["state"][k]] for k in ("mean", "std", "min", "max", "q01", "q99")}
+                if any(len(v) != C.STATE_DIM for v in state.values()):
+                    raise DataError(f"dataset statistics: state has {len(state['mean'])} dims, expected "
+                                    f"{C.STATE_DIM}")
             return cls(action=action, num_transitions=int(d["num_transitions"]),
                        num_trajectories=int(d["num_trajectories"]),
                        terminate_fraction=float(d.get("terminate", {}).get("fraction", 0.0)),
-                       num_skipped=int(d.get("num_skipped", 0)), fingerprint=str(d.get("fingerprint", "")))
+                       num_skipped=int(d.get("num_skipped", 0)), fingerprint=str(d.get("fingerprint", "")),
+                       state=state, version=int(d.get("version", 1)))
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"dataset statistics are malformed ({e!r}); recompute them with "
                             "`selfflow-robot data stats path=DATA force=true`") from e
@@ -113,11 +128,11 @@ def dataset_fingerprint(reader: RLDSReader) -> str:
     return h.hexdigest()[:16]
 
 
-def action_statistics(actions: np.ndarray) -> dict[str, list[float]]:
-    """mean/std/min/max/q01/q99 of (N, 7) actions, per dim."""
+def action_statistics(actions: np.ndarray, dim: int = C.RAW_ACTION_DIM) -> dict[str, list[float]]:
+    """mean/std/min/max/q01/q99 of (N, dim) values (actions, or states with dim=8), per dim."""
     a = np.asarray(actions, np.float64)
-    if a.ndim != 2 or a.shape[1] != C.RAW_ACTION_DIM or len(a) == 0:
-        raise DataError(f"need a non-empty (N, {C.RAW_ACTION_DIM}) action array, got {a.shape}")
+    if a.ndim != 2 or a.shape[1] != dim or len(a) == 0:
+        raise DataError(f"need a non-empty (N, {dim}) array, got {a.shape}")
     q01, q99 = np.quantile(a, [0.01, 0.99], axis=0)
     return {"mean": a.mean(0).tolist(), "std": a.std(0).tolist(), "min": a.min(0).tolist(),
             "max": a.max(0).tolist(), "q01": q01.tolist(), "q99": q99.tolist()}
@@ -126,7 +141,8 @@ def action_statistics(actions: np.ndarray) -> dict[str, list[float]]:
 def compute_statistics(reader: RLDSReader, progress: bool = False
                        ) -> tuple[DatasetStatistics, dict[str, np.ndarray]]:
     """One pass over all episodes: (statistics, instruction -> 512-d embedding table)."""
-    acts, terms, table = [], [], {}
+    acts, terms, states, table = [], [], [], {}
+    has_state = True
     reader.check_images, check = False, reader.check_images  # actions only: skip the frame header checks
     try:
         ids = range(len(reader))
@@ -142,6 +158,9 @@ def compute_statistics(reader: RLDSReader, progress: bool = False
             n_eps += 1
             acts.append(ep.actions())
             terms.append(ep.terminate())
+            has_state = has_state and all(k in ep.steps for k in schema.STATE_KEYS)
+            if has_state:
+                states.append(ep.state())
             table.setdefault(ep.instruction, ep.language_embedding.astype(np.float32))
     finally:
         reader.check_images = check
@@ -150,7 +169,8 @@ def compute_statistics(reader: RLDSReader, progress: bool = False
     a = np.concatenate(acts)
     stats = DatasetStatistics(action=action_statistics(a), num_transitions=len(a), num_trajectories=n_eps,
                               terminate_fraction=float(np.concatenate(terms).mean()),
-                              num_skipped=reader.num_skipped, fingerprint=dataset_fingerprint(reader))
+                              num_skipped=reader.num_skipped, fingerprint=dataset_fingerprint(reader),
+                              state=action_statistics(np.concatenate(states), C.STATE_DIM) if has_state else None)
     return stats, table
 
 
@@ -211,9 +231,9 @@ def load_or_compute_statistics(source: str | RLDSReader, force: bool = False, pr
     if not force and stats_path.is_file() and table_path.is_file():
         try:
             stats = DatasetStatistics.load(stats_path)
-            if stats.fingerprint == fp:
+            if stats.fingerprint == fp and stats.version == STATS_VERSION:
                 return stats, load_language_table(table_path)
-            log.info("%s is stale (data changed); recomputing", stats_path)
+            log.info("%s is stale (data or format changed); recomputing", stats_path)
         except DataError as e:
             log.warning("ignoring unreadable cached statistics: %s", e)
     stats, table = compute_statistics(reader, progress=progress)
@@ -297,6 +317,36 @@ class ActionNormalizer:
         return self.stats.to_dict()
 
 
+class StateNormalizer:
+    """Raw 8-D proprioception (..., 8) -> the model's state input: 2 (x - q01) / (q99 - q01) - 1, clipped to
+    [-STATE_CLIP, STATE_CLIP] (a little room past the training range), 0 where q99 == q01. numpy or torch."""
+
+    def __init__(self, stats: DatasetStatistics | dict):
+        if isinstance(stats, dict):
+            stats = DatasetStatistics.from_dict(stats)
+        if stats.state is None:
+            raise DataError("the dataset statistics have no proprioception (`state`): the data does not store "
+                            f"{' and '.join(schema.STATE_KEYS)} in every episode; train with model.state_dim=0")
+        self.q01 = np.asarray(stats.state["q01"], np.float32)
+        self.span = np.asarray(stats.state["q99"], np.float32) - self.q01
+        self.constant = self.span < _EPS
+
+    def normalize(self, state):
+        """(..., 8) raw -> (..., 8) normalised (same kind as the input; quaternion sign made canonical)."""
+        if isinstance(state, np.ndarray):
+            state = schema.canonical_state(state)
+            out = np.clip(2.0 * (state.astype(np.float32) - self.q01) / (self.span + _EPS) - 1.0, -STATE_CLIP,
+                          STATE_CLIP)
+            return np.where(self.constant, 0.0, out).astype(np.float32)
+        import torch
+
+        state = torch.as_tensor(schema.canonical_state(state.detach().cpu().numpy()), device=state.device)
+        q01 = torch.as_tensor(self.q01, dtype=state.dtype, device=state.device)
+        span = torch.as_tensor(self.span, dtype=state.dtype, device=state.device)
+        out = (2.0 * (state - q01) / (span + _EPS) - 1.0).clamp(-STATE_CLIP, STATE_CLIP)
+        return out.masked_fill(torch.as_tensor(self.constant, device=state.device), 0.0)
+
+
 def torch_where(cond, a, b):
     """`torch.where` (kept as a function so numpy-only callers never import torch)."""
     import torch
@@ -340,7 +390,11 @@ def main(cfg: DictConfig) -> int:
     if stats.num_skipped:
         print(f"skipped {stats.num_skipped} bad episode(s)")
     print(f"{'dim':<28}{'mean':>10}{'std':>10}{'q01':>10}{'q99':>10}{'min':>10}{'max':>10}")
-    for i, name in enumerate(ACTION_NAMES):
-        print(f"{name:<28}" + "".join(f"{a[k][i]:>10.4f}" for k in ("mean", "std", "q01", "q99", "min", "max")))
+    rows = [(n, a, i) for i, n in enumerate(ACTION_NAMES)]
+    rows += [(f"state/{n}", stats.state, i) for i, n in enumerate(STATE_NAMES)] if stats.state else []
+    for name, d, i in rows:
+        print(f"{name:<28}" + "".join(f"{d[k][i]:>10.4f}" for k in ("mean", "std", "q01", "q99", "min", "max")))
+    if not stats.state:
+        print("no proprioception statistics: some episode lacks " + " / ".join(schema.STATE_KEYS))
     print(f"wrote {stats_path} and {table_path}")
     return 0

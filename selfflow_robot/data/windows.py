@@ -13,6 +13,8 @@ observation is the last context frame and whose action is `actions[0]`). With fr
   largest magnitude (sign kept), terminate is their maximum.
   Past the episode end: zero motion, gripper 0 (hold), terminate 1, `action_pad` True.
 - `terminate[j]` = 1.0 where `terminate_episode[0] > 0`.
+- with `state`: the raw 8-D proprioception (`schema.STATE_KEYS`) at step c, what the robot reports
+  with the last context frame.
 
 Anchors run over c = 0, a, 2a, ... (a = `anchor_stride`) up to the second-to-last step
 (so at least one future frame is real); with `pad_end=False` only windows whose H future
@@ -43,6 +45,7 @@ class WindowConfig:
         width: frame width after resize; 0 keeps the stored 256:320 aspect (width = height * 1.25).
         pad_end: also make windows whose future runs past the episode end (padded, masked).
         anchor_stride: use every n-th step as a window anchor.
+        state: also return the proprioception at the anchor (set from `model.state_dim > 0`).
     """
 
     context_frames: int = 2
@@ -52,6 +55,7 @@ class WindowConfig:
     width: int = 0
     pad_end: bool = True
     anchor_stride: int = 1
+    state: bool = False
 
     def __post_init__(self) -> None:
         for name in ("context_frames", "horizon", "frame_stride", "anchor_stride"):
@@ -130,6 +134,7 @@ class EpisodeWindows:
         self._actions, self._terminate = episode.actions(), episode.terminate()
         self._instruction = episode.instruction
         self._embedding = episode.language_embedding.astype(np.float32)
+        self._state = episode.state() if cfg.state else None
 
     def __len__(self) -> int:
         return len(self.anchors)
@@ -149,7 +154,7 @@ class EpisodeWindows:
         c = self.anchors[i]
         ctx, fut, fpad = self._idx[i]
         act, term, apad = window_actions(self._actions, self._terminate, c, self.cfg)
-        return {
+        out = {
             C.CONTEXT_FRAMES: self._take(ctx),
             C.FUTURE_FRAMES: self._take(fut),
             C.ACTIONS_RAW: act,
@@ -161,6 +166,9 @@ class EpisodeWindows:
             C.EPISODE_ID: np.int64(self.episode_id),
             C.STEP_INDEX: np.int64(c),
         }
+        if self._state is not None:
+            out[C.STATE] = self._state[c]
+        return out
 
 
 def episode_windows(episode: Episode, cfg: WindowConfig, anchors: list[int] | None = None,

@@ -121,3 +121,47 @@ def test_collect_language_table(synth_dir):
     assert len(table) == 5
     embs = np.stack(list(table.values()))
     assert embs.shape == (5, 512) and np.linalg.matrix_rank(embs) == 5
+
+
+def test_state_statistics_and_normaliser(synth_dir):
+    from selfflow_robot.data import schema
+    from selfflow_robot.data.statistics import StateNormalizer, compute_statistics
+
+    reader = RLDSReader(synth_dir)
+    stats, _ = compute_statistics(reader)
+    states = np.concatenate([reader.read(i).state() for i in range(len(reader))])
+    assert states.shape[1] == C.STATE_DIM
+    np.testing.assert_allclose(stats.state["q99"], np.quantile(states.astype(np.float64), 0.99, axis=0), atol=1e-6)
+    again = DatasetStatistics.from_dict(json.loads(json.dumps(stats.to_dict())))
+    assert again.state == stats.state and again.version == stats.version
+    norm = StateNormalizer(stats)
+    q01, q99 = np.asarray(stats.state["q01"], np.float32), np.asarray(stats.state["q99"], np.float32)
+    live = q99 - q01 > 1e-6
+    np.testing.assert_allclose(norm.normalize(q01)[live], -1.0, atol=1e-5)
+    np.testing.assert_allclose(norm.normalize(q99)[live], 1.0, atol=1e-5)
+    assert np.all(norm.normalize(q01)[~live] == 0.0)
+    # q and -q are the same rotation: the same input to the model; torch and numpy agree
+    flipped = states[:5].copy()
+    flipped[:, schema.QUAT] *= -1
+    np.testing.assert_allclose(norm.normalize(flipped), norm.normalize(states[:5]), atol=1e-6)
+    np.testing.assert_allclose(norm.normalize(torch.from_numpy(flipped)).numpy(), norm.normalize(states[:5]),
+                               atol=1e-6)
+    # data without proprioception: no state statistics, and a clear error for a state model
+    no_state = DatasetStatistics(action=stats.action, num_transitions=1, num_trajectories=1)
+    with pytest.raises(DataError, match="model.state_dim=0"):
+        StateNormalizer(no_state)
+    assert "state" not in no_state.to_dict()
+
+
+def test_old_statistics_cache_is_recomputed(data_copy):
+    from selfflow_robot.data.statistics import cache_paths, load_or_compute_statistics
+
+    reader = RLDSReader(data_copy)
+    stats, _ = load_or_compute_statistics(reader)
+    path = cache_paths(reader)[0]
+    old = json.loads(path.read_text())
+    old["version"] = 1
+    old.pop("state")
+    path.write_text(json.dumps(old))
+    again, _ = load_or_compute_statistics(reader)
+    assert again.state == stats.state

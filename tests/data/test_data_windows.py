@@ -8,7 +8,7 @@ from selfflow_robot import constants as C
 from selfflow_robot.data.frames import decode_frame
 from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.windows import WindowConfig, episode_windows, window_actions
-from selfflow_robot.errors import ConfigError
+from selfflow_robot.errors import ConfigError, DataError
 
 
 def test_config_keeps_aspect_and_validates():
@@ -87,3 +87,20 @@ def test_synthetic_frames_follow_actions(synth_dir):
     # forward (x) moves up (row decreases), left (y) moves left (col decreases)
     assert np.corrcoef(-wv[:, 0], d[:, 0])[0, 1] > 0.8
     assert np.corrcoef(-wv[:, 1], d[:, 1])[0, 1] > 0.8
+
+
+def test_windows_carry_the_state_at_the_anchor(synth_dir):
+    from selfflow_robot.data import schema
+
+    ep = RLDSReader(synth_dir).read(0)
+    state = ep.state()
+    raw = np.concatenate([ep.steps[k] for k in schema.STATE_KEYS], axis=1)
+    np.testing.assert_array_equal(state, schema.canonical_state(raw))
+    assert np.all(state[:, schema.QUAT] @ schema.HOME_TOOL_QUAT >= 0)
+    cfg = WindowConfig(context_frames=2, horizon=3, height=32, state=True)
+    for w in episode_windows(ep, cfg):
+        np.testing.assert_array_equal(w[C.STATE], state[int(w[C.STEP_INDEX])])
+    assert C.STATE not in episode_windows(ep, WindowConfig(height=32))[0]
+    del ep.steps[schema.GRIPPER_CLOSED]
+    with pytest.raises(DataError, match="gripper_closed.*model.state_dim"):
+        episode_windows(ep, cfg)

@@ -31,6 +31,14 @@ def test_collect_round_trip_through_rlds_reader(sim, asset_root, tmp_path):
     assert not ep.meta["aspects/success"]                            # 5 steps cannot close it
     assert str(ep.meta["attributes/env_name"]).endswith("episode_35")
     assert str(reader.read(1).meta["attributes/env_name"]).endswith("episode_0")   # the grid wraps 35 -> 0
+    # proprioception, in the robot base frame: both episodes start from the same arm pose although the
+    # robot stands elsewhere in the two grid episodes; unit quaternions; the tool moves; the fingers close
+    s0, s1 = ep.state(), reader.read(1).state()
+    assert s0.shape == (5, 8)
+    np.testing.assert_allclose(s0[0], s1[0], atol=2e-3)
+    np.testing.assert_allclose(np.linalg.norm(s0[:, schema.QUAT], axis=1), 1.0, atol=1e-4)
+    assert np.linalg.norm(s0[-1, :3] - s0[0, :3]) > 0.02
+    assert s0[0, 7] < 0.05 and s0[-1, 7] > 0.9
 
 
 def test_noisy_collect_records_the_executed_actions(sim, asset_root):
