@@ -2,7 +2,7 @@
 
 The block is the released `SelfFlowPerTokenDiT` block (DiT/SiT geometry and tensor names, so the
 ImageNet checkpoint loads): every token carries its own condition vector
-`c = t_emb(tau) + text_emb + type_emb[group]`, and the block's adaLN-Zero modulation
+`c = t_emb(tau) + text_emb + type_emb[group]` (+ state_emb with `state_dim > 0`), and the block's adaLN-Zero modulation
 (shift/scale/gate for attention and MLP) is computed per token. t=1 is noise.
 
 Token layout of one window (groups in `constants.GROUPS` order, any group may be absent):
@@ -64,6 +64,9 @@ class DiTConfig:
             2025). `x` is needed when a frame token is wider than the model (pixel patches: 3·8·8 = 192 values
             in `tiny`'s width 128): a velocity head must reproduce the token's noise, which does not fit
             through the narrower hidden state, so sampled frames stay noise. Action tokens always predict v.
+        state_dim: size of the proprioception input (0 = none; 8 = RT-1's base_pose_tool_reached +
+            gripper_closed). Its embedding joins the condition of every token, like the instruction; rows
+            without a state (and the world-model examples in training) use a learned null state.
     """
 
     depth: int = 4
@@ -84,6 +87,7 @@ class DiTConfig:
     projector_dim: int = 0
     timestep_scale: float = 1000.0
     prediction: str = "v"
+    state_dim: int = 0
 
     def __post_init__(self) -> None:
         check_choice("model.codec", self.codec, CODECS)
@@ -94,6 +98,8 @@ class DiTConfig:
                               f"model.num_heads={self.num_heads}")
         if self.hidden_size % 2:
             raise ConfigError(f"model.hidden_size must be even, got {self.hidden_size}")
+        if self.state_dim < 0:
+            raise ConfigError(f"model.state_dim must be >= 0 (0 = no proprioception), got {self.state_dim}")
         for name in ("depth", "context_frames", "patch_size", "action_dim", "text_dim"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
@@ -195,6 +201,25 @@ class TextEmbedder(nn.Module):
             if drop is not None:
                 text = torch.where(drop.to(torch.bool)[:, None], null[None], text)
         return self.mlp(text)                                                # (B, D)
+
+
+class StateEmbedder(nn.Module):
+    """Normalised proprioception (B, state_dim) -> (B, D); missing or dropped rows use a learned null state."""
+
+    def __init__(self, state_dim: int, hidden_size: int):
+        super().__init__()
+        self.null_state = nn.Parameter(torch.zeros(state_dim))
+        self.mlp = nn.Sequential(nn.Linear(state_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
+
+    def forward(self, state: Optional[torch.Tensor], drop: Optional[torch.Tensor], batch: int) -> torch.Tensor:
+        null = self.null_state.to(self.mlp[0].weight.dtype)
+        if state is None:
+            state = null.expand(batch, -1)
+        else:
+            state = state.to(null.dtype)
+            if drop is not None:
+                state = torch.where(drop.to(torch.bool)[:, None], null[None], state)
+        return self.mlp(state)                                               # (B, D)
 
 
 def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
@@ -344,6 +369,7 @@ class SelfFlowDiT(nn.Module):
         self.action_embedder = nn.Sequential(nn.Linear(cfg.action_dim, D), nn.SiLU(), nn.Linear(D, D))
         self.t_embedder = TimestepEmbedder(D, scale=cfg.timestep_scale)
         self.text_embedder = TextEmbedder(cfg.text_dim, D)
+        self.state_embedder = StateEmbedder(cfg.state_dim, D) if cfg.state_dim else None
         self.group_embed = nn.Embedding(len(GROUPS), D)    # added to the token stream
         self.type_embed = nn.Embedding(len(GROUPS), D)     # added to the condition
         self.blocks = nn.ModuleList([PerTokenDiTBlock(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
@@ -377,6 +403,10 @@ class SelfFlowDiT(nn.Module):
         nn.init.normal_(self.text_embedder.mlp[0].weight, std=0.02)
         nn.init.normal_(self.text_embedder.mlp[2].weight, std=0.02)
         nn.init.zeros_(self.text_embedder.null_text)
+        if self.state_embedder is not None:   # starts as no-op on the condition: zero output layer
+            nn.init.normal_(self.state_embedder.mlp[0].weight, std=0.02)
+            nn.init.zeros_(self.state_embedder.mlp[2].weight)
+            nn.init.zeros_(self.state_embedder.null_state)
         nn.init.normal_(self.group_embed.weight, std=0.02)
         nn.init.normal_(self.type_embed.weight, std=0.02)
         for block in self.blocks:
@@ -400,7 +430,8 @@ class SelfFlowDiT(nn.Module):
     def forward(self, x: Mapping[str, torch.Tensor], tau: Mapping[str, torch.Tensor] | torch.Tensor,
                 text: Optional[torch.Tensor], *, text_drop: Optional[torch.Tensor] = None,
                 key_mask: Optional[Mapping[str, torch.Tensor]] = None, feature_layer: Optional[int] = None,
-                stop_at: Optional[int] = None) -> DiTOutput:
+                stop_at: Optional[int] = None, state: Optional[torch.Tensor] = None,
+                state_drop: Optional[torch.Tensor] = None) -> DiTOutput:
         """Predict the velocity eps - x0 of every token (with `prediction=x`, via the clean frame tokens).
 
         Args:
@@ -412,6 +443,9 @@ class SelfFlowDiT(nn.Module):
             feature_layer: l in 1..depth: also return projector(hidden state after block l) as `features`.
             stop_at: k in 1..depth: run blocks 1..k only; return the raw hidden state after block k as
                 `features` and `velocity=None` (the Self-Flow teacher).
+            state: (B, state_dim) normalised proprioception (None = the learned null state for every row);
+                only for models with `state_dim > 0`.
+            state_drop: (B,) bool, True = use the learned null state for that row.
         """
         groups = [g for g in GROUPS if g in x]
         if not groups:
@@ -427,9 +461,17 @@ class SelfFlowDiT(nn.Module):
         B = x[groups[0]].shape[0]
         sizes = [x[g].shape[1] for g in groups]
         dtype = self.x_embedder.proj.weight.dtype
+        if state is not None and self.state_embedder is None:
+            raise ValueError("this model has no state input (model.state_dim=0) but was given a state")
+        if state is not None and state.shape != (B, self.cfg.state_dim):
+            raise ValueError(f"state must be (B, {self.cfg.state_dim}) = ({B}, {self.cfg.state_dim}), "
+                             f"got {tuple(state.shape)}")
 
         h = torch.cat([self.embed_tokens(g, x[g]) for g in groups], dim=1)  # (B, N, D)
-        c, route = self._condition(groups, sizes, tau, text, text_drop, B)   # (B, M, D), TokenRoute or None
+        cond = self.text_embedder(text, text_drop, B)                        # (B, D)
+        if self.state_embedder is not None:
+            cond = cond + self.state_embedder(state, state_drop, B)
+        c, route = self._condition(groups, sizes, tau, cond, B)              # (B, M, D), TokenRoute or None
         c = c.to(dtype)
         attn_mask = None
         if key_mask is not None:
@@ -459,9 +501,9 @@ class SelfFlowDiT(nn.Module):
         return DiTOutput(velocity=velocity, features=features)
 
     def _condition(self, groups: list[str], sizes: list[int], tau: Mapping[str, torch.Tensor] | torch.Tensor,
-                   text: Optional[torch.Tensor], text_drop: Optional[torch.Tensor], B: int
-                   ) -> tuple[torch.Tensor, Optional[TokenRoute]]:
-        """Condition rows c = t_emb(tau) + text_emb + type_emb (B, M, D) and the token -> row route.
+                   cond: torch.Tensor, B: int) -> tuple[torch.Tensor, Optional[TokenRoute]]:
+        """Condition rows c = t_emb(tau) + cond + type_emb (B, M, D) and the token -> row route, where `cond`
+        (B, D) is the per-example part (text embedding, plus the state embedding).
 
         The condition of a token depends only on (example, group, tau), so the adaLN modulation (the
         costliest part of per-token conditioning, 6·D² per token and block) is computed once per distinct
@@ -477,7 +519,7 @@ class SelfFlowDiT(nn.Module):
         if missing:
             raise ValueError(f"tau has no entry for token groups {missing}")
         device = self.t_embedder.mlp[0].weight.device
-        text_emb = self.text_embedder(text, text_drop, B)[:, None]          # (B, 1, D)
+        cond = cond[:, None]                                                 # (B, 1, D)
         types = torch.tensor([GROUPS.index(g) for g in groups], device=device)
         type_emb = self.type_embed(types)                                    # (G, D)
         G = len(groups)
@@ -485,7 +527,7 @@ class SelfFlowDiT(nn.Module):
                                                  torch.tensor(sizes, device="cpu")).to(device)  # (N,)
         if all(tau[g].dim() <= 1 for g in groups) and self.compress_condition:
             t = torch.stack([tau[g].expand(B) for g in groups], dim=1)      # (B, G)
-            c = self.t_embedder(t) + text_emb + type_emb[None]               # (B, G, D)
+            c = self.t_embedder(t) + cond + type_emb[None]                   # (B, G, D)
             return c, TokenRoute(group_of_token)
         t = torch.cat([tau[g].expand(B, n) if tau[g].dim() == 2 else tau[g].reshape(-1, 1).expand(B, n)
                        for g, n in zip(groups, sizes)], dim=1)               # (B, N)
@@ -496,7 +538,7 @@ class SelfFlowDiT(nn.Module):
             lo_tok, hi_tok = lo[:, group_of_token], hi[:, group_of_token]    # (B, N)
             if bool(((t == lo_tok) | (t == hi_tok)).all()):                 # two levels at most (one host sync)
                 levels = torch.stack([lo, hi], dim=2).reshape(B, 2 * G)      # (B, 2G): rows (g, lo), (g, hi)
-                c = self.t_embedder(levels) + text_emb + type_emb.repeat_interleave(2, dim=0)[None]  # (B, 2G, D)
+                c = self.t_embedder(levels) + cond + type_emb.repeat_interleave(2, dim=0)[None]  # (B, 2G, D)
                 return c, TokenRoute(2 * group_of_token[None] + (t == hi_tok).long())  # (B, N)
-        c = self.t_embedder(t) + text_emb + type_emb[group_of_token][None]   # (B, N, D)
+        c = self.t_embedder(t) + cond + type_emb[group_of_token][None]       # (B, N, D)
         return c, None

@@ -19,6 +19,8 @@ class FlowBatch:
         text_drop: (B,) bool, True = use the learned null text (CFG dropout); shared by student and teacher.
         key_mask: dict[group, (B, N_g) bool], False = absent token (padding); None = all present.
         loss_mask: dict[group, (B, N_g) bool], False = no loss on that token; None = all tokens count.
+        state: (B, state_dim) normalised proprioception (models with `state_dim > 0`), or None.
+        state_drop: (B,) bool, True = use the learned null state (the world-model examples).
     """
 
     x0: dict[str, torch.Tensor]
@@ -27,6 +29,8 @@ class FlowBatch:
     text_drop: Optional[torch.Tensor] = None
     key_mask: Optional[dict[str, torch.Tensor]] = None
     loss_mask: Optional[dict[str, torch.Tensor]] = None
+    state: Optional[torch.Tensor] = None
+    state_drop: Optional[torch.Tensor] = None
 
     @property
     def batch_size(self) -> int:
@@ -40,7 +44,8 @@ class FlowBatch:
                 return {k: t.to(device, non_blocking=non_blocking) for k, t in v.items()}
             return v.to(device, non_blocking=non_blocking)
         return replace(self, **{f: move(getattr(self, f)) for f in
-                                ("x0", "noisy", "text", "text_drop", "key_mask", "loss_mask")})
+                                ("x0", "noisy", "text", "text_drop", "key_mask", "loss_mask",
+                                                   "state", "state_drop")})
 
     def token_weights(self, group: str) -> torch.Tensor:
         """(B, N_g) bool: tokens of `group` that are noisy, present and in the loss."""
@@ -62,3 +67,10 @@ class LossOutput(NamedTuple):
     loss: torch.Tensor
     logs: dict[str, torch.Tensor]
     per_example: Optional[torch.Tensor] = None
+
+
+def state_kwargs(batch: FlowBatch) -> dict[str, torch.Tensor]:
+    """The model's state arguments for `batch` (none without a state, so state-free models need not take them)."""
+    if batch.state is None:
+        return {}
+    return {"state": batch.state} if batch.state_drop is None else {"state": batch.state, "state_drop": batch.state_drop}

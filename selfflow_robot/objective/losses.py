@@ -18,7 +18,7 @@ from selfflow_robot.config import structured
 from selfflow_robot.constants import ACTIONS, FUTURE, GROUPS
 from selfflow_robot.model.build import model_config
 from selfflow_robot.model.dit import DiTConfig
-from selfflow_robot.objective.batch import FlowBatch, LossOutput
+from selfflow_robot.objective.batch import FlowBatch, LossOutput, state_kwargs
 from selfflow_robot.objective.config import ObjectiveConfig
 from selfflow_robot.objective.dts import dual_timesteps, mask_ratios, single_timestep
 from selfflow_robot.objective.interpolant import interpolate, velocity_target
@@ -86,7 +86,8 @@ class VanillaObjective(Objective):
         _, tau = single_timestep(shapes, batch.noisy, self.time_dist, device=device, generator=generator)
         eps = self._noise(batch, groups, generator)
         x_tau = {g: interpolate(batch.x0[g], eps[g], tau[g]) for g in groups}
-        out = student(x_tau, tau, batch.text, text_drop=batch.text_drop, key_mask=batch.key_mask)
+        out = student(x_tau, tau, batch.text, text_drop=batch.text_drop, key_mask=batch.key_mask,
+                      **state_kwargs(batch))
         loss_groups = [g for g in groups if g in batch.noisy]
         target = {g: velocity_target(batch.x0[g], eps[g]) for g in loss_groups}
         flow, logs, per_example = self.flow_loss(out.velocity, target,
@@ -119,12 +120,12 @@ class SelfFlowObjective(Objective):
         # Student: per-token noise levels (t or s); features = projector(hidden state after block l).
         x_student = {g: interpolate(batch.x0[g], eps[g], dts.student[g]) for g in groups}
         out = student(x_student, dts.student, batch.text, text_drop=batch.text_drop, key_mask=batch.key_mask,
-                      feature_layer=self.student_layer)
+                      feature_layer=self.student_layer, **state_kwargs(batch))
         # Teacher: same x0 and noise, every noisy token at the cleaner level min(t, s); clean tokens stay clean.
         with torch.no_grad():
             x_teacher = {g: interpolate(batch.x0[g], eps[g], dts.teacher[g]) for g in groups}
             target_h = teacher(x_teacher, dts.teacher, batch.text, text_drop=batch.text_drop,
-                               key_mask=batch.key_mask, stop_at=self.teacher_layer).features
+                               key_mask=batch.key_mask, stop_at=self.teacher_layer, **state_kwargs(batch)).features
 
         loss_groups = [g for g in groups if g in batch.noisy]
         weights = {g: batch.token_weights(g) for g in loss_groups}

@@ -39,7 +39,7 @@ def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[s
            *, steps: int = 20, method: str = "ode", cfg_scale: float = 1.0,
            guidance_interval: tuple[float, float] = (0.0, 1.0), key_mask: Optional[Mapping[str, torch.Tensor]] = None,
            generator: Optional[torch.Generator] = None, noise: Optional[Mapping[str, torch.Tensor]] = None,
-           sde_last: float = 0.04) -> dict[str, torch.Tensor]:
+           sde_last: float = 0.04, robot_state: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
     """Generate the groups in `generate` conditioned on the clean groups of `x`.
 
     Args:
@@ -55,6 +55,8 @@ def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[s
         key_mask: dict[group, (B, N_g) bool], False = absent token.
         generator: RNG for the initial noise and the SDE noise.
         noise: optional initial noise per generated group (overrides the draw).
+        robot_state: (B, state_dim) normalised proprioception for a model with `state_dim > 0` (None = the
+            learned null state).
     Returns:
         dict[group, Tensor] with every group of `x`: generated groups replaced by the samples.
     """
@@ -72,17 +74,19 @@ def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[s
             torch.randn(ref.shape, device=ref.device, dtype=ref.dtype, generator=generator)
     B = next(iter(x.values())).shape[0]
     device = next(iter(x.values())).device
+    extra = {} if robot_state is None else {"state": robot_state}   # only state-conditioned models take it
 
     def velocity(tau: float) -> dict[str, torch.Tensor]:
         t = {g: torch.full((B,), tau if g in generate else 0.0, device=device) for g in state}
         guide = cfg_scale != 1.0 and guidance_interval[0] <= tau <= guidance_interval[1]
         if not guide:
-            return model(state, t, text, key_mask=key_mask).velocity
+            return model(state, t, text, key_mask=key_mask, **extra).velocity
         both = {g: torch.cat([v, v]) for g, v in state.items()}
         drop = torch.cat([torch.zeros(B, dtype=torch.bool, device=device), torch.ones(B, dtype=torch.bool, device=device)])
         mask2 = {g: torch.cat([m, m]) for g, m in key_mask.items()} if key_mask is not None else None
+        extra2 = {} if robot_state is None else {"state": torch.cat([robot_state, robot_state])}
         out = model(both, {g: torch.cat([v, v]) for g, v in t.items()}, torch.cat([text, text]),
-                    text_drop=drop, key_mask=mask2).velocity
+                    text_drop=drop, key_mask=mask2, **extra2).velocity
         return {g: out[g][B:] + cfg_scale * (out[g][:B] - out[g][B:]) for g in generate}
 
     grid = time_grid(steps, method, sde_last)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from selfflow_robot.config import structured
 from selfflow_robot.data.dataset import POSITION, DataConfig, RT1Windows, make_loader
-from selfflow_robot.data.statistics import ActionNormalizer, load_or_compute_statistics
+from selfflow_robot.data.statistics import ActionNormalizer, StateNormalizer, load_or_compute_statistics
 from selfflow_robot.data.windows import WindowConfig
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.model.build import build_model, model_config
@@ -54,7 +54,7 @@ def window_for_model(data_cfg: DataConfig, model_cfg: DiTConfig) -> WindowConfig
     """The data window with k, H and the frame size taken from the model config (the model declares its window)."""
     h, w = model_cfg.image_size
     return dataclasses.replace(data_cfg.window, context_frames=model_cfg.context_frames, horizon=model_cfg.horizon,
-                               height=h, width=w)
+                               height=h, width=w, state=model_cfg.state_dim > 0)
 
 
 @dataclass
@@ -67,6 +67,7 @@ class DataBundle:
             of a step is the same for any split over processes and accumulation.
         val: held-out batches (fixed, the first `validation.batches` of the val split), or None.
         normalizer: the `ActionNormalizer` (raw 7-D + terminate <-> 8-D token).
+        state_normalizer: the `StateNormalizer` (raw 8-D proprioception -> model input), or None (no state).
         statistics: `dataset_statistics.json` content (shipped in every checkpoint).
         language_table: instruction -> 512-d embedding of the training data.
     """
@@ -76,6 +77,7 @@ class DataBundle:
     normalizer: ActionNormalizer
     statistics: dict[str, Any]
     language_table: dict[str, np.ndarray]
+    state_normalizer: Optional[StateNormalizer] = None
     _iters: list[Optional[Iterator[dict[str, Any]]]] = field(default_factory=list)
 
     def next_batch(self, micro: int) -> dict[str, Any]:
@@ -89,6 +91,11 @@ class DataBundle:
     def action_tokens(self, actions: torch.Tensor, terminate: torch.Tensor) -> torch.Tensor:
         """Raw (B, H, 7) + terminate (B, H) -> normalised tokens (B, H, 8)."""
         return self.normalizer.normalize(actions, terminate)
+
+    @property
+    def state_input(self) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
+        """Raw (B, 8) proprioception -> normalised model input, or None when the model has no state input."""
+        return None if self.state_normalizer is None else self.state_normalizer.normalize
 
     def unnormalize(self, tokens: torch.Tensor) -> torch.Tensor:
         """Tokens (B, H, 8) -> raw actions (B, H, 7)."""
@@ -145,4 +152,5 @@ def build_data(cfg: DictConfig, model_cfg: DiTConfig, info: Any, tcfg: Any) -> D
             if len(val) >= tcfg.validation.batches:
                 break
     return DataBundle(loaders=loaders, val=val, normalizer=ActionNormalizer(stats), statistics=stats.to_dict(),
-                      language_table=dict(table))
+                      language_table=dict(table),
+                      state_normalizer=StateNormalizer(stats) if model_cfg.state_dim else None)

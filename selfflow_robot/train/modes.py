@@ -45,7 +45,8 @@ def sample_modes(batch_size: int, probs: torch.Tensor, generator: Optional[torch
 def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], torch.Tensor],
                      action_tokens: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], modes: torch.Tensor,
                      text_dropout: float, device: torch.device,
-                     generator: Optional[torch.Generator] = None) -> FlowBatch:
+                     generator: Optional[torch.Generator] = None,
+                     state_input: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> FlowBatch:
     """Turn a collated window batch into the objective's `FlowBatch`.
 
     Args:
@@ -56,6 +57,9 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
         text_dropout: probability of the null text per example.
         device: where the tokens go.
         generator: CPU generator for the text-dropout draw (None = torch's global RNG).
+        state_input: raw proprioception (B, 8) -> the model's normalised state, for models with a state
+            input (None = no state). World-model examples get the null state: the actions they are given
+            already say where the arm goes, and imagined rollouts have no measured state to give.
     """
     ctx = torch.as_tensor(batch[C.CONTEXT_FRAMES]).to(device)
     fut = torch.as_tensor(batch[C.FUTURE_FRAMES]).to(device)
@@ -73,6 +77,7 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
     frame_pad = torch.as_tensor(batch[C.FRAME_PAD]).to(device).bool()          # (B, H)
     action_pad = torch.as_tensor(batch[C.ACTION_PAD]).to(device).bool()        # (B, H)
     drop = torch.rand(B, generator=generator) < text_dropout
+    state = None if state_input is None else state_input(torch.as_tensor(batch[C.STATE]).to(device).float())
     return FlowBatch(
         x0={C.CONTEXT: x_ctx, C.FUTURE: x_fut, C.ACTIONS: acts},
         noisy={C.CONTEXT: torch.zeros(B, dtype=torch.bool, device=device),
@@ -83,4 +88,6 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
         key_mask={C.FUTURE: (~is_policy)[:, None].expand(B, H * per_frame)},
         loss_mask={C.FUTURE: (~frame_pad).repeat_interleave(per_frame, dim=1),
                    C.ACTIONS: ~action_pad},
+        state=state,
+        state_drop=None if state is None else ~actions_noisy,
     )

@@ -48,7 +48,9 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
     """Score `model` (the EMA weights) on `cfg.batches` held-out batches of `data.val`.
 
     `data` provides `val` (an iterable of collated batches), `action_tokens(actions, terminate)`
-    -> normalised (B, H, 8), `unnormalize(tokens)` -> raw (B, H, 7), and `mean_action` (7,) raw.
+    -> normalised (B, H, 8), `unnormalize(tokens)` -> raw (B, H, 7), `mean_action` (7,) raw, and
+    `state_input` (raw (B, 8) proprioception -> model input, or None): the policy is given the state,
+    the world model the null state (as in training).
     Returns floats: `action_mse_norm`, `action_mse_raw` and their `_mean_baseline`s, and when
     `cfg.world_model`: `psnr`, `ssim`, `psnr_copy_last`, `ssim_copy_last`; plus `windows`.
     With `cfg.one_step`, the same metrics with suffix `_1step` for a single Euler step from pure
@@ -76,6 +78,8 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
         tokens = data.action_tokens(raw, term)                                             # (B, H, 8)
         valid_a = ~torch.as_tensor(batch[C.ACTION_PAD]).to(device).bool()                  # (B, H)
         x_ctx = codec.encode(ctx)
+        state_input = getattr(data, "state_input", None)
+        state = None if state_input is None else state_input(torch.as_tensor(batch[C.STATE]).to(device).float())
 
         d = C.RAW_ACTION_DIM
         sel = valid_a
@@ -93,7 +97,7 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
             draws = cfg.one_step_draws if suffix == "_1step" else 1
             # --- policy: actions from context + text (future frames absent)
             pred = _predict(model, {C.CONTEXT: x_ctx, C.ACTIONS: torch.zeros_like(tokens)}, C.ACTIONS, text,
-                            steps=steps, draws=draws, generator=gen, autocast=autocast)
+                            steps=steps, draws=draws, generator=gen, autocast=autocast, state=state)
             pred_raw = data.unnormalize(pred)[..., :d]
             m["action_mse_norm" + suffix].add(((pred[..., :d] - tokens[..., :d]) ** 2).mean(-1)[sel])
             m["action_mse_raw" + suffix].add(((pred_raw - raw) ** 2).mean(-1)[sel])
@@ -112,12 +116,14 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
 
 def _predict(model: torch.nn.Module, x: dict[str, torch.Tensor], group: str, text: torch.Tensor, *, steps: int,
              draws: int, generator: torch.Generator,
-             autocast: Callable[[], contextlib.AbstractContextManager]) -> torch.Tensor:
+             autocast: Callable[[], contextlib.AbstractContextManager],
+             state: Optional[torch.Tensor] = None) -> torch.Tensor:
     """`group` sampled from `x` in `steps` steps, averaged over `draws` noise draws (a Monte-Carlo mean), float."""
     outs = []
     for _ in range(draws):
         with autocast():
-            outs.append(sample(model, x, [group], text, steps=steps, generator=generator)[group].float())
+            outs.append(sample(model, x, [group], text, steps=steps, generator=generator,
+                               robot_state=state)[group].float())
     return torch.stack(outs).mean(0)
 
 

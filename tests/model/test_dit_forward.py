@@ -218,3 +218,31 @@ def test_condition_routes_agree(per_example):
     expected = mod[torch.arange(3)[:, None], index] if per_example else mod[:, index]
     assert torch.equal(a, expected) and torch.equal(b, expected)
     torch.testing.assert_close(ga, gb)
+
+
+def test_state_input_conditions_every_token_and_starts_as_a_no_op():
+    model = randomised_model(state_dim=8)
+    x, text, tau = window(model.cfg, B=2), torch.randn(2, 512), torch.rand(2)
+    s1, s2 = torch.randn(2, 8), torch.randn(2, 8)
+    a, b = model(x, tau, text, state=s1).velocity, model(x, tau, text, state=s2).velocity
+    for g in GROUPS:   # the state reaches every group through the shared condition
+        assert not torch.allclose(a[g], b[g], atol=1e-5), g
+    drop = torch.tensor([True, False])
+    mixed = model(x, tau, text, state=s1, state_drop=drop).velocity
+    null = model(x, tau, text).velocity                      # no state = the learned null state
+    torch.testing.assert_close(mixed[ACTIONS][0], null[ACTIONS][0])
+    torch.testing.assert_close(mixed[ACTIONS][1], a[ACTIONS][1])
+    # a fresh model: the state embedding's output layer is zero, so the state changes nothing yet
+    torch.manual_seed(0)
+    fresh = SelfFlowDiT(dit_config("tiny", image_size=(16, 24), context_frames=2, horizon=2, state_dim=8))
+    with torch.no_grad():
+        for blk in fresh.blocks:
+            blk.adaLN_modulation[-1].weight.normal_(0, 0.05)
+        fresh.final_layer.action_linear.weight.normal_(0, 0.05)
+        fresh.final_layer.adaLN_modulation[-1].weight.normal_(0, 0.05)
+    torch.testing.assert_close(fresh(x, tau, text, state=s1).velocity[ACTIONS],
+                               fresh(x, tau, text, state=s2).velocity[ACTIONS])
+    with pytest.raises(ValueError, match=r"state must be \(B, 8\)"):
+        model(x, tau, text, state=torch.randn(2, 7))
+    with pytest.raises(ValueError, match="no state input"):
+        randomised_model()(x, tau, text, state=s1)
