@@ -79,9 +79,10 @@ class CheckpointAgent:
         self.policy.reset(instruction)
 
     def act(self, image: np.ndarray, instruction: str, env: Any, obs: Any) -> tuple[np.ndarray, bool]:
-        from selfflow_robot.envs.tasks import to_action
+        from selfflow_robot.envs.tasks import robot_state, to_action
 
-        _, action = self.policy.step(image, instruction)
+        state = robot_state(env) if self.policy.state_dim else None
+        _, action = self.policy.step(image, instruction, state=state)
         return to_action(action), bool(np.asarray(action["terminate_episode"]).reshape(-1)[0] > 0)
 
 

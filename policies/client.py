@@ -223,7 +223,8 @@ class PolicyClient:
         """Send one observation, get the action chunk reply (``actions`` (H, 7), ``terminate`` (H,), ``timing``).
 
         `instruction`, when given and different from the current one, starts a new episode first
-        (SimplerEnv's ``step(image, task)`` semantics).
+        (SimplerEnv's ``step(image, task)`` semantics). `extra` fields go into the request as they are, e.g.
+        ``state=`` the robot's proprioception (8 floats) for a checkpoint whose metadata has ``state_dim`` 8.
         """
         self._next_id += 1
         return self._call(_infer_message(image, instruction, self._next_id, extra), "chunk")

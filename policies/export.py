@@ -281,6 +281,10 @@ def main(cfg: Any) -> int:
     if not conf.ckpt:
         raise ConfigError("export needs a checkpoint: selfflow-robot export ckpt=RUN_DIR_OR_STEP_DIR format=onnx")
     pre = load_pretrained(conf.ckpt, use_ema=conf.use_ema, device="cpu")
+    if getattr(pre.model.cfg, "state_dim", 0):
+        raise ConfigError(f"{pre.path}: this checkpoint conditions on the robot state (model.state_dim="
+                          f"{pre.model.cfg.state_dim}); the exported denoiser has no state input yet. Deploy it "
+                          "with `selfflow-robot serve`, or export a checkpoint trained with model.state_dim=0")
     out_dir = Path(conf.output_dir) if conf.output_dir else pre.path / "export"
     result = export_denoiser(pre.model, conf.format, out_dir, checkpoint=str(pre.path), steps=conf.steps,
                              tolerance=conf.tolerance, opset=conf.opset)

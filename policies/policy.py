@@ -3,11 +3,16 @@
     policy = SelfFlowPolicy.from_pretrained("runs/demo", steps=10, execute_horizon=2)
     policy.reset("open top drawer")
     raw_action, action = policy.step(image)          # uint8 (H, W, 3), any size
+    raw_action, action = policy.step(image, state=proprio)   # checkpoints trained with model.state_dim=8
 
 Policy mode (DESIGN.md "One backbone, per-token time"): the model sees only the k context frames
 (clean, tau = 0) and the H action tokens (noised, integrated tau 1 -> 0 by the sampler); future
 frames are dropped, so a step costs context + action tokens. The last k frames are kept as
 history; at reset the first frame is repeated to fill it.
+
+A checkpoint trained with proprioception (`model.state_dim=8`) also needs the robot's state with each
+frame: RT-1's `base_pose_tool_reached` (tool position + quaternion x, y, z, w in the base frame) and
+`gripper_closed`, 8 floats (`envs.tasks.robot_state` reads them from the simulator).
 
 `infer(obs) -> dict` is the stateless-looking entry the policy server calls: it returns the whole
 chunk, normalised (`action_tokens`) and unnormalised (`actions`, `terminate`), plus timing.
@@ -121,6 +126,7 @@ class PolicySession:
     generator: torch.Generator
     instruction: Optional[str] = None
     text: Optional[np.ndarray] = None
+    state: Optional[np.ndarray] = None      # latest raw proprioception (8,), for state-conditioned checkpoints
 
 
 def _stats_normalizer(stats: Mapping[str, Any]):
@@ -137,7 +143,8 @@ class SelfFlowPolicy:
                  unnormalize: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
                  language: InstructionEmbedder, resize_fn: Callable[[np.ndarray, tuple[int, int]], np.ndarray],
                  config: PolicyConfig | None = None, statistics: Mapping[str, Any] | None = None,
-                 source: str | Path | None = None) -> None:
+                 source: str | Path | None = None,
+                 state_input: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> None:
         self.config = config or PolicyConfig()
         self.model = model.eval()
         self.codec = codec
@@ -151,6 +158,11 @@ class SelfFlowPolicy:
         self.language = language
         self.statistics = dict(statistics or {})
         self.source = None if source is None else Path(source)
+        self.state_dim = int(getattr(self.model_cfg, "state_dim", 0))
+        if self.state_dim and state_input is None:
+            raise ConfigError(f"this model takes proprioception (model.state_dim={self.state_dim}): give the "
+                              "policy a state_input (the checkpoint's StateNormalizer)")
+        self.state_input = state_input
         # openpi-style mirrored chains: frames as trained, then the instruction; outputs unnormalise.
         self.transforms = T.Group().push(
             inputs=[T.ResizeImages(self.image_size[0], self.image_size[1], resize_fn), T.EmbedInstruction(language)],
@@ -190,15 +202,21 @@ class SelfFlowPolicy:
             text_encoder = HFTextEncoder(config.text_encoder, device=device)
         language = InstructionEmbedder(table, text_encoder, mode=config.text_fallback)  # type: ignore[arg-type]
         normalizer = _stats_normalizer(pre.stats)
+        state_input = None
+        if getattr(pre.model.cfg, "state_dim", 0):
+            from selfflow_robot.data.statistics import StateNormalizer
+
+            state_input = StateNormalizer(dict(pre.stats)).normalize
         return cls(pre.model, pre.codec, unnormalize=normalizer.unnormalize, language=language,
-                   resize_fn=T.resize_like_training, config=config, statistics=pre.stats, source=pre.path)
+                   resize_fn=T.resize_like_training, config=config, statistics=pre.stats, source=pre.path,
+                   state_input=state_input)
 
     def with_options(self, **overrides: Any) -> "SelfFlowPolicy":
         """A new policy sharing this one's weights with some `PolicyConfig` fields changed."""
         cfg = replace(self.config, **overrides)
         return SelfFlowPolicy(self.model, self.codec, unnormalize=self.outputs.transforms[0].unnormalize,
                               language=self.language, resize_fn=self.inputs.transforms[0].resize_fn,
-                              config=cfg, statistics=self.statistics, source=self.source)
+                              config=cfg, statistics=self.statistics, source=self.source, state_input=self.state_input)
 
     # ------------------------------------------------------------------ SimplerEnv interface
 
@@ -240,18 +258,19 @@ class SelfFlowPolicy:
         session.history.clear()
         session.chunker.reset()
         session.generator.manual_seed(self.config.seed)
-        session.instruction, session.text = instruction, text
+        session.instruction, session.text, session.state = instruction, text, None
 
     def reset(self, task_description: Optional[str]) -> None:
         """Start an episode: clear frame history and chunks, embed the instruction, reseed the sampler."""
         self.reset_session(self.session, task_description)
 
-    def step(self, image: np.ndarray, task_description: Optional[str] = None
+    def step(self, image: np.ndarray, task_description: Optional[str] = None, state: Optional[np.ndarray] = None
              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """One control step: uint8 `(H, W, 3)` -> SimplerEnv's `(raw_action, action)`.
 
         A new `task_description` (different from the current one) resets the policy first, as
         SimplerEnv's RT-1 wrapper does. A new chunk is predicted every `execute_horizon` steps.
+        `state`: the robot's 8-D proprioception with this frame (state-conditioned checkpoints only).
         """
         sess = self.session
         if task_description is not None and task_description != sess.instruction:
@@ -259,6 +278,8 @@ class SelfFlowPolicy:
         if sess.text is None:
             raise ConfigError("no instruction: call reset(task_description) or pass task_description to step()")
         self._push_frames(np.asarray(image), sess)
+        if state is not None:
+            sess.state = self._check_state(state)
         if sess.chunker.needs_chunk():
             out = self.infer_batch([(sess, None)])[0]
             sess.chunker.push(np.concatenate([out[T.ACTIONS], out[T.TERMINATE_KEY][:, None]], axis=1))
@@ -272,7 +293,8 @@ class SelfFlowPolicy:
 
         `obs`: `image` uint8 `(H, W, 3)` (appended to the frame history) or `(T, H, W, 3)` (the history
         itself, oldest first; fewer than k frames are padded by repeating the first), and optionally
-        `instruction` (a new one resets the policy). Returns `actions` float32 `(H, 7)` (unnormalised),
+        `instruction` (a new one resets the policy), and `state` float `(8,)`, the proprioception with the
+        newest frame (required by state-conditioned checkpoints). Returns `actions` float32 `(H, 7)` (unnormalised),
         `terminate` `(H,)`, `action_tokens` `(H, 8)` (the model's normalised output) and `timing` (ms).
         """
         return self.infer_batch([(self.session, obs)])[0]
@@ -293,17 +315,24 @@ class SelfFlowPolicy:
             if image.ndim == 4 and image.shape[0] > 1:
                 sess.history.clear()
             self._push_frames(image, sess)
+            if obs.get(T.STATE) is not None:
+                sess.state = self._check_state(obs[T.STATE])
         for sess, _ in batch:
             if sess.text is None:
                 raise ConfigError("no instruction: send one with the observation or reset(task_description) first")
             if not sess.history:
                 raise ConfigError("no frame yet: send an image with the observation")
+            if self.state_dim and sess.state is None:
+                raise ConfigError(f"this checkpoint conditions on the robot state (model.state_dim={self.state_dim})"
+                                  ": send `state` with the observation: base_pose_tool_reached (x, y, z, qx, qy, qz, "
+                                  "qw; tool pose in the base frame) + gripper_closed (0..1), 8 floats")
         t1 = time.perf_counter()
         context = np.stack([np.stack(list(sess.history)) for sess, _ in batch])   # (B, k, h, w, 3)
         text = np.stack([sess.text for sess, _ in batch])                         # (B, 512)
         noise = torch.cat([torch.randn(1, self.horizon, self.model_cfg.action_dim, generator=sess.generator,
                                        device=self.device) for sess, _ in batch])  # (B, H, 8)
-        tokens = self.predict_tokens(context, text, noise, batch[0][0].generator).cpu().numpy()
+        state = np.stack([self.state_input(sess.state) for sess, _ in batch]) if self.state_dim else None  # (B, 8)
+        tokens = self.predict_tokens(context, text, noise, batch[0][0].generator, state).cpu().numpy()
         t2 = time.perf_counter()
         replies = []
         for row in tokens:
@@ -319,6 +348,17 @@ class SelfFlowPolicy:
 
     # ------------------------------------------------------------------ internals
 
+    def _check_state(self, state: Any) -> np.ndarray:
+        """The raw proprioception as float32 `(state_dim,)`; a clear error for a wrong size or a model without one."""
+        if not self.state_dim:
+            raise ConfigError("this checkpoint takes no robot state (trained with model.state_dim=0); "
+                              "leave `state` out of the observation")
+        arr = np.asarray(state, np.float32).reshape(-1)
+        if arr.shape != (self.state_dim,) or not np.all(np.isfinite(arr)):
+            raise ConfigError(f"`state` must be {self.state_dim} finite floats (base_pose_tool_reached + "
+                              f"gripper_closed), got shape {np.shape(state)}")
+        return arr
+
     def _push_frames(self, image: np.ndarray, session: Optional[PolicySession] = None) -> None:
         """Resize `(H, W, 3)` / `(T, H, W, 3)` frames as in training and append them to the history."""
         session = self.session if session is None else session
@@ -331,9 +371,11 @@ class SelfFlowPolicy:
 
     @torch.inference_mode()
     def predict_tokens(self, context: np.ndarray, text: np.ndarray, noise: torch.Tensor,
-                       generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Sample action tokens `(B, H, 8)` from context frames uint8 `(B, k, h, w, 3)`, text `(B, 512)` and the
-        initial noise `(B, H, 8)`: the policy-mode forward (no future-frame tokens)."""
+                       generator: Optional[torch.Generator] = None, state: Optional[np.ndarray] = None
+                       ) -> torch.Tensor:
+        """Sample action tokens `(B, H, 8)` from context frames uint8 `(B, k, h, w, 3)`, text `(B, 512)`, the
+        initial noise `(B, H, 8)` and, for state-conditioned models, the normalised state `(B, 8)`: the
+        policy-mode forward (no future-frame tokens)."""
         from selfflow_robot.objective import sample
 
         frames = torch.from_numpy(np.ascontiguousarray(context)).to(self.device)
@@ -343,7 +385,8 @@ class SelfFlowPolicy:
             out = sample(self.model, {CONTEXT: ctx, ACTION_GROUP: noise}, [ACTION_GROUP],
                          torch.as_tensor(text, dtype=torch.float32, device=self.device),
                          steps=self.config.steps, method=self.config.sampler, cfg_scale=self.config.cfg_scale,
-                         generator=generator, noise={ACTION_GROUP: noise})
+                         generator=generator, noise={ACTION_GROUP: noise},
+                         robot_state=None if state is None else torch.as_tensor(state, device=self.device))
         return out[ACTION_GROUP].float()                                       # (B, H, 8)
 
     # ------------------------------------------------------------------ extras
@@ -354,7 +397,7 @@ class SelfFlowPolicy:
         meta: dict[str, Any] = {"chunk_length": self.horizon, "action_dim": RAW_ACTION_DIM,
                                 "image_shape": [*self.image_size, 3], "context_frames": self.k,
                                 "execute_horizon": self.session.chunker.execute_horizon, "steps": self.config.steps,
-                                "sampler": self.config.sampler}
+                                "sampler": self.config.sampler, "state_dim": self.state_dim}
         for key in ("q01", "q99"):
             val = _find_stat(self.statistics, key)
             if val is not None:

@@ -13,7 +13,9 @@ server -> client        ``metadata`` on connect: ``protocol_version``, ``chunk_l
 client -> server        ``{"type": "reset", "instruction": str}``
 server -> client        ``{"type": "reset"}``
 client -> server        ``{"type": "infer", "image": uint8 (H, W, 3) | (T, H, W, 3),
-                        "instruction"?: str, "id"?: int}``
+                        "instruction"?: str, "state"?: float (state_dim,), "id"?: int}``
+                        (``state``: the robot's proprioception, required when the
+                        metadata's ``state_dim`` > 0)
 server -> client        ``{"type": "chunk", "id", "actions": float32 (chunk, 7), ...,
                         "timing": {"queue_ms", "infer_ms", "server_ms", "batch_size"}}``
 server -> client        ``{"type": "error", "code": "bad_request" | "internal", "message": str}``
@@ -48,7 +50,7 @@ INTERNAL = "internal"
 
 _REQUEST_FIELDS = {
     MSG_RESET: {"type": True, "instruction": True, "id": False},
-    MSG_INFER: {"type": True, "image": True, "instruction": False, "id": False},
+    MSG_INFER: {"type": True, "image": True, "instruction": False, "state": False, "id": False},
 }
 
 
@@ -108,6 +110,7 @@ class InferRequest:
     image: np.ndarray
     instruction: Optional[str] = None
     id: Optional[int] = None
+    state: Optional[np.ndarray] = None
 
 
 def _check_fields(msg: dict[str, Any], kind: str) -> None:
@@ -158,6 +161,19 @@ def _image(value: Any, limits: RequestLimits) -> np.ndarray:
     return value
 
 
+MAX_STATE_DIM = 64
+
+
+def _state(value: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(value, np.float32).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise ProtocolError(f"'state' must be an array or list of floats ({e})") from e
+    if not 1 <= arr.size <= MAX_STATE_DIM or not np.all(np.isfinite(arr)):
+        raise ProtocolError(f"'state' must hold 1..{MAX_STATE_DIM} finite floats, got {arr.size} value(s)")
+    return arr
+
+
 def parse_request(data: Any, limits: RequestLimits) -> ResetRequest | InferRequest:
     """Decode and validate one client frame; raises `ProtocolError` with a message for the client."""
     if isinstance(data, str):
@@ -178,8 +194,10 @@ def parse_request(data: Any, limits: RequestLimits) -> ResetRequest | InferReque
     if kind == MSG_RESET:
         return ResetRequest(instruction=_instruction(msg["instruction"], limits), id=rid)
     instruction = msg.get("instruction")
+    state = msg.get("state")
     return InferRequest(image=_image(msg["image"], limits),
-                        instruction=None if instruction is None else _instruction(instruction, limits), id=rid)
+                        instruction=None if instruction is None else _instruction(instruction, limits), id=rid,
+                        state=None if state is None else _state(state))
 
 
 def error_reply(message: str, code: str = BAD_REQUEST, request_id: Optional[int] = None,

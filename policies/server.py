@@ -566,6 +566,9 @@ class SelfFlowEngine:
         policy, cfg = self.policy, self.policy.config
         if cfg.sampler != "ode":
             raise ConfigError(f"backend={backend} runs the ode sampler only; the policy uses sampler={cfg.sampler!r}")
+        if policy.state_dim:
+            raise ConfigError(f"backend={backend}: the exported denoiser has no robot-state input and this checkpoint "
+                              f"takes one (model.state_dim={policy.state_dim}); serve it with backend=eager")
         if backend == "compile":
             denoise = torch.compile(ActionDenoiser(policy.model))
         else:
@@ -579,7 +582,7 @@ class SelfFlowEngine:
 
         @torch.inference_mode()
         def predict_tokens(context: np.ndarray, text: np.ndarray, noise: torch.Tensor,
-                           generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                           generator: Optional[torch.Generator] = None, state: None = None) -> torch.Tensor:
             frames = torch.from_numpy(np.ascontiguousarray(context)).to(policy.device)
             ctx = policy.codec.encode(frames).float()                                 # (B, k*h*w, d)
             txt = torch.as_tensor(text, dtype=torch.float32, device=policy.device)    # (B, 512)
@@ -611,7 +614,14 @@ class SelfFlowEngine:
             self.reset(session, req.instruction)
         if session.text is None:
             raise ProtocolError("no instruction yet: send a 'reset' request or include 'instruction'")
-        return {"image": req.image}
+        dim = self.policy.state_dim
+        if req.state is not None and req.state.size != dim:
+            raise ProtocolError(f"'state' has {req.state.size} values; this checkpoint takes " + (
+                f"{dim} (base_pose_tool_reached + gripper_closed)" if dim else "none (leave 'state' out)"))
+        if dim and req.state is None and session.state is None:
+            raise ProtocolError(f"this checkpoint conditions on the robot state: include 'state' ({dim} floats: "
+                                "base_pose_tool_reached x y z qx qy qz qw + gripper_closed) with the image")
+        return {"image": req.image} if req.state is None else {"image": req.image, "state": req.state}
 
     def _run(self, rows: list[tuple[int, Any, dict[str, Any]]], results: list[Any]) -> None:
         replies = self.policy.infer_batch([(session, obs) for _, session, obs in rows])

@@ -8,6 +8,7 @@ Keys of the policy's observation / result dicts (module constants, used by the s
 
     IMAGE        uint8 (T, H, W, 3): the frame history, oldest first (T >= 1)
     INSTRUCTION  str: the task description
+    STATE        float32 (8,): the robot's proprioception (state-conditioned checkpoints)
     TEXT         float32 (512,): the instruction embedding
     ACTION_TOKENS  float32 (H, 8): normalised chunk, as the model produces it ("raw")
     ACTIONS      float32 (H, 7): unnormalised RT-1 actions (world_vector, rotation_delta, gripper)
@@ -24,6 +25,7 @@ from selfflow_robot.constants import GRIPPER, ROTATION_DELTA, WORLD_VECTOR
 
 IMAGE = "image"
 INSTRUCTION = "instruction"
+STATE = "state"
 TEXT = "text"
 ACTION_TOKENS = "action_tokens"
 ACTIONS = "actions"

@@ -30,7 +30,8 @@ def write_tiny_checkpoint(run_dir: Path, seed: int = 0, data: dict | None = None
     rng = np.random.default_rng(seed)
     acts = rng.normal(0, list(action_std), size=(500, 7))
     acts[:, 6] = np.clip(acts[:, 6], -1, 1)
-    stats = DatasetStatistics(action=action_statistics(acts), num_transitions=500, num_trajectories=20)
+    state = action_statistics(rng.normal(0, 0.2, size=(500, cfg.state_dim)), cfg.state_dim) if cfg.state_dim else None
+    stats = DatasetStatistics(action=action_statistics(acts), num_transitions=500, num_trajectories=20, state=state)
     table = {s: rng.standard_normal(512).astype(np.float32) for s in instructions}
     config = {"model": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
               "data": {"path": "", "val_fraction": 0.25, "seed": 0, **(data or {})}}

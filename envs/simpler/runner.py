@@ -93,6 +93,11 @@ class RemotePolicy:
     def __init__(self, client: Any, execute_horizon: Optional[int] = None, action_scale: float = 1.0,
                  gripper_deadzone: float = 1e-2) -> None:
         meta = client.metadata
+        if int(meta.get("state_dim", 0) or 0):
+            raise ValueError(f"the served checkpoint conditions on the robot state (state_dim={meta['state_dim']}), "
+                             "but SimplerEnv's evaluation loop hands the policy only the image; score it with "
+                             "`selfflow-robot eval` (the ManiSkill3 port) or serve a checkpoint trained with "
+                             "model.state_dim=0")
         self.client = client
         self.chunk_length = int(meta["chunk_length"])
         self.context_frames = max(1, int(meta.get("context_frames", 1)))

@@ -11,13 +11,19 @@ EVAL_INSTRUCTIONS = [f"{verb} {d} drawer" for verb in ("open", "close") for d in
     "place apple into top drawer"]
 
 
-def write_eval_checkpoint(run_dir: Path, seed: int = 0) -> Path:
+def write_eval_checkpoint(run_dir: Path, seed: int = 0, **model_overrides) -> Path:
     """A `tiny` checkpoint that knows every drawer/apple instruction (small action statistics)."""
     return write_tiny_checkpoint(run_dir, seed, instructions=EVAL_INSTRUCTIONS,
-                                 action_std=(0.02, 0.02, 0.02, 0.05, 0.05, 0.05, 0.5))
+                                 action_std=(0.02, 0.02, 0.02, 0.05, 0.05, 0.05, 0.5), **model_overrides)
 
 
 @pytest.fixture(scope="session")
 def eval_ckpt(tmp_path_factory) -> Path:
     """Step dir of a tiny checkpoint that knows every drawer/apple instruction."""
     return write_eval_checkpoint(tmp_path_factory.mktemp("eval_run") / "tinyrun")
+
+
+@pytest.fixture(scope="session")
+def eval_state_ckpt(tmp_path_factory) -> Path:
+    """The same, for a model that also takes the robot's proprioception (`model.state_dim=8`)."""
+    return write_eval_checkpoint(tmp_path_factory.mktemp("eval_state_run") / "staterun", state_dim=8)

@@ -91,6 +91,16 @@ def test_checkpoint_sweep_writes_videos_report_and_resumes(eval_ckpt, tmp_path, 
     assert len(list(tmp_path.glob("episodes.*.jsonl"))) == 1
 
 
+@pytest.mark.sim
+def test_state_conditioned_checkpoint_gets_the_robot_state(eval_state_ckpt, tmp_path, sim_assets):
+    """A checkpoint with proprioception runs in the sweep: each step hands it `envs.tasks.robot_state`
+    (without it the policy refuses to act)."""
+    out = ev.run_sweep(_cfg(f"ckpt={eval_state_ckpt}", "tasks=[close_top_drawer]", f"asset_root={sim_assets}",
+                            f"output_dir={tmp_path / 'eval'}", "workers=1", "policy_options.steps=1",
+                            "episodes=[0]", "video=false"))
+    assert out["ran"] == 1 and out["records"][0]["steps"] > 1
+
+
 def _expert_episode(task: str, episode: int, assets: str) -> bool:
     """The expert's own outcome, as the sim side measures it (`envs.collect.expert_success`, no rendering)."""
     from selfflow_robot.envs.collect import expert_success

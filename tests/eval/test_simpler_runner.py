@@ -90,6 +90,17 @@ def test_remote_policy_equals_in_process_policy(eval_ckpt, execute_horizon):
     assert len(remote.infer_ms) == 2 * per_task
 
 
+def test_remote_policy_refuses_a_state_conditioned_server(eval_state_ckpt):
+    """SimplerEnv's loop passes only the image, so a checkpoint with proprioception is refused up front."""
+    from selfflow_robot.policies.server import PolicyServer, SelfFlowEngine
+
+    engine = SelfFlowEngine.from_checkpoint(str(eval_state_ckpt), device="cpu", steps=1)
+    client_mod = runner.load_client_module()
+    with PolicyServer(engine, port=0) as server, client_mod.PolicyClient(server.uri) as client:
+        with pytest.raises(ValueError, match="selfflow-robot eval"):
+            runner.RemotePolicy(client)
+
+
 def test_visualize_epoch_writes_a_plot(tmp_path):
     policy = runner.RemotePolicy.__new__(runner.RemotePolicy)
     raws = [runner.to_simpler_action(np.full(7, 0.01 * i), 0.0)[0] for i in range(5)]

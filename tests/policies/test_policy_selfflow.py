@@ -206,3 +206,31 @@ def test_bf16_precision_runs_and_strided_checkpoints_are_refused(tiny_ckpt, writ
     strided = write_tiny_ckpt(tmp_path / "strided", data={"window": {"frame_stride": 2}})
     with pytest.raises(ConfigError, match="frame_stride=2"):
         SelfFlowPolicy.from_pretrained(strided)
+
+
+def test_state_conditioned_checkpoint_needs_and_uses_the_robot_state(write_tiny_ckpt, tmp_path):
+    ckpt = write_tiny_ckpt(tmp_path / "state_run", state_dim=8)
+    policy = SelfFlowPolicy.from_pretrained(ckpt, steps=2)
+    assert policy.metadata["state_dim"] == 8
+    frame = camera_frames(1)[0]
+    policy.reset(TASK)
+    with pytest.raises(ConfigError, match="send `state`"):
+        policy.step(frame)
+    with pytest.raises(ConfigError, match="8 finite floats"):
+        policy.step(frame, state=np.zeros(7))
+    home = np.array([0.45, -0.2, 0.9, -0.604, 0.780, -0.032, 0.160, 0.0], np.float32)
+    low = home + np.array([0, 0, -0.3, 0, 0, 0, 0, 1.0], np.float32)
+    chunks = []
+    for state in (home, low, home):
+        policy.reset(TASK)
+        chunks.append(policy.infer({"image": frame, "state": state})["actions"])
+    assert not np.allclose(chunks[0], chunks[1], atol=1e-5)          # the state changes the actions
+    np.testing.assert_array_equal(chunks[0], chunks[2])             # and only the state did
+    policy.reset(TASK)
+    flipped = home.copy()
+    flipped[3:7] *= -1                                               # the same rotation
+    np.testing.assert_allclose(policy.infer({"image": frame, "state": flipped})["actions"], chunks[0], atol=1e-5)
+    plain = SelfFlowPolicy.from_pretrained(write_tiny_ckpt(tmp_path / "plain_run"), steps=2)
+    plain.reset(TASK)
+    with pytest.raises(ConfigError, match="takes no robot state"):
+        plain.step(frame, state=home)

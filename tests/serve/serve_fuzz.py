@@ -37,8 +37,10 @@ def malformed_frames(n: int, limits: RequestLimits, instruction: str, seed: int 
             np.zeros((16, big_side, 3), np.uint8)][int(rng.integers(0, 2))]})),
         ("too_many_bytes", lambda: packb({"type": "infer",
                                           "image": np.zeros((over_bytes_h, limits.max_image_side, 3), np.uint8)})),
-        ("unknown_field", lambda: packb({"type": "infer", "image": ok_img(), ["state", "foo", "Image"][
+        ("unknown_field", lambda: packb({"type": "infer", "image": ok_img(), ["proprio", "foo", "Image"][
             int(rng.integers(0, 3))]: 1})),
+        ("state_value", lambda: packb({"type": "infer", "image": ok_img(), "state": [
+            "abc", [float("nan")] * 8, [], [[1.0], [2.0, 3.0]]][int(rng.integers(0, 4))]})),
         ("instruction_type", lambda: packb({"type": "infer", "image": ok_img(),
                                             "instruction": [5, 2.5, ["a"], b"open"][int(rng.integers(0, 4))]})),
         ("instruction_long", lambda: packb({"type": "reset", "instruction": "a" * (limits.max_instruction_chars + 1)})),

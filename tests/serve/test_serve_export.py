@@ -116,3 +116,21 @@ def test_server_backend_serves_the_exported_graph_with_eager_results(tiny_checkp
     print(f"\nbackend=torchscript vs eager: max abs diff {diff:.2e} (tokens moved {moved:.3f} from the noise)")
     assert diff <= TOL and moved > 0.05
     np.testing.assert_allclose(got["actions"], ref["actions"], atol=TOL)
+
+
+def test_state_conditioned_checkpoints_are_refused_by_export_and_graph_backends(tmp_path, capsys):
+    """The exported graph has no robot-state input: export and the graph backends say so, eager serves."""
+    from tiny_checkpoint import write_tiny_checkpoint
+
+    from selfflow_robot.errors import ConfigError
+    from selfflow_robot.policies.policy import SelfFlowPolicy
+    from selfflow_robot.policies.server import SelfFlowEngine
+
+    ckpt = write_tiny_checkpoint(tmp_path / "state_run", state_dim=8)
+    assert cli(["export", f"ckpt={ckpt}", f"output_dir={tmp_path / 'out'}"]) != 0
+    assert "no state input yet" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    policy = SelfFlowPolicy.from_pretrained(ckpt, device="cpu", steps=2)
+    with pytest.raises(ConfigError, match="backend=eager"):
+        SelfFlowEngine(policy, backend="torchscript")
+    assert SelfFlowEngine(policy).policy.state_dim == 8

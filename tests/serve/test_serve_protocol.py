@@ -112,3 +112,14 @@ def test_limits_validate_themselves():
         RequestLimits(min_image_side=10, max_image_side=5)
     with pytest.raises(ValueError):
         RequestLimits(max_image_bytes=10, max_message_bytes=5)
+
+
+def test_state_field_parses_and_is_validated():
+    img = np.zeros((16, 20, 3), np.uint8)
+    r = parse_request(packb({"type": "infer", "image": img, "state": np.arange(8, dtype=np.float32)}), LIMITS)
+    assert isinstance(r, InferRequest) and r.state.dtype == np.float32 and r.state.tolist() == list(range(8))
+    assert parse_request(packb({"type": "infer", "image": img, "state": [0.5] * 8}), LIMITS).state.shape == (8,)
+    assert parse_request(packb({"type": "infer", "image": img}), LIMITS).state is None
+    for bad in ([float("nan")] * 8, [], "abc", [[1.0, 2.0], [3.0]]):
+        with pytest.raises(ProtocolError, match="'state'"):
+            parse_request(packb({"type": "infer", "image": img, "state": bad}), LIMITS)

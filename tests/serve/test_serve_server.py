@@ -264,3 +264,33 @@ def test_serve_cli_starts_serves_and_stops_on_sigint(tiny_checkpoint, engine):
             proc.kill()
     assert proc.returncode == 0, out
     assert '"requests_total": 2' in out  # the final metrics line
+
+
+def test_state_conditioned_checkpoint_over_the_wire(tmp_path, engine):
+    """A checkpoint with proprioception: metadata says so, a request without `state` is a bad_request, a
+    request with it matches the in-process policy, and a plain checkpoint refuses a `state`."""
+    from tiny_checkpoint import write_tiny_checkpoint
+
+    from selfflow_robot.policies.server import SelfFlowEngine
+
+    ckpt = write_tiny_checkpoint(tmp_path / "state_run", state_dim=8)
+    state_engine = SelfFlowEngine.from_checkpoint(str(ckpt), device="cpu", steps=2)
+    task = _instruction(state_engine)
+    state = np.linspace(-0.5, 0.5, 8).astype(np.float32)
+    with PolicyServer(state_engine, port=0, limits=LIMITS) as srv, PolicyClient(srv.uri) as c:
+        assert c.metadata["state_dim"] == 8
+        c.reset(task)
+        with pytest.raises(ServerError, match="include 'state'") as info:
+            c.infer(_image(1))
+        assert info.value.code == "bad_request"
+        with pytest.raises(ServerError, match="takes 8"):
+            c.infer(_image(1), state=state[:3])
+        got = c.infer(_image(1), state=state)["actions"]
+    local = state_engine.policy.with_options()
+    local.reset(task)
+    np.testing.assert_allclose(got, local.infer({"image": _image(1), "state": state})["actions"], atol=1e-5)
+    with PolicyServer(engine, port=0, limits=LIMITS) as srv, PolicyClient(srv.uri) as c:
+        assert c.metadata["state_dim"] == 0
+        c.reset(_instruction(engine))
+        with pytest.raises(ServerError, match="leave 'state' out"):
+            c.infer(_image(1), state=state)
