@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -104,6 +104,13 @@ class ActionNoise:
 
         return np.random.default_rng([self.seed, zlib.crc32(task.encode()), episode])
 
+    def executor(self, task: str, episode: int) -> Callable[[np.ndarray], np.ndarray]:
+        """expert action -> executed action for one (task, episode): the seeded perturbation, or as it is."""
+        if not self:
+            return lambda a: a
+        rng = self.rng(task, episode)
+        return lambda a: self.perturb(a, rng)
+
     def perturb(self, action: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """`action` (7,) with noise on world_vector (0:3) and rotation_delta (3:6); the gripper is untouched."""
         out = np.asarray(action, np.float32).copy()
@@ -116,11 +123,10 @@ def expert_success(env, expert, episode: int, noise: ActionNoise = ActionNoise()
     """Roll the expert out on grid `episode` to the time limit (any obs mode); success at the last step."""
     obs, _ = env.reset(options={"episode": episode})
     expert.reset(env, obs)
-    rng = noise.rng(task, episode) if noise else None
+    execute = noise.executor(task, episode)
     truncated, info = False, {}
     while not truncated:
-        a = expert.act(env, obs)
-        obs, _, _, truncated, info = env.step(a if rng is None else noise.perturb(a, rng))
+        obs, _, _, truncated, info = env.step(execute(expert.act(env, obs)))
         truncated = bool(np.asarray(truncated).reshape(-1)[0])
     return bool(np.asarray(info["success"]).reshape(-1)[0])
 
@@ -138,15 +144,13 @@ def run_episode(env, expert, episode: int, noise: ActionNoise = ActionNoise(), t
     obs, _ = env.reset(options={"episode": episode})
     expert.reset(env, obs)
     frames, actions, instructions, states = [], [], [], []
-    rng = noise.rng(task, episode) if noise else None
+    execute = noise.executor(task, episode)
     truncated, info = False, {}
     while not truncated:
         instructions.append(u.get_language_instruction())
         frames.append(resize_frame(overhead_rgb(obs), schema.IMAGE_SHAPE[:2]))
         states.append(robot_state(env))
-        a = expert.act(env, obs)
-        if rng is not None:
-            a = noise.perturb(a, rng)
+        a = execute(expert.act(env, obs))
         actions.append(a)
         obs, _, _, truncated, info = env.step(a)
         truncated = bool(np.asarray(truncated).reshape(-1)[0])
