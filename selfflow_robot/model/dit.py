@@ -184,42 +184,29 @@ class TimestepEmbedder(nn.Module):
         return self.mlp(t_freq).reshape(*shape, -1)                          # (*shape, D)
 
 
-class TextEmbedder(nn.Module):
-    """Instruction embedding (B, text_dim) -> (B, D); rows with `drop` use a learned null text (for CFG)."""
+class ConditionEmbedder(nn.Module):
+    """A per-example condition (B, in_dim) -> (B, D) through Linear-SiLU-Linear; rows that are missing (`x` None)
+    or dropped (`drop` True) use a learned null input, stored as the parameter `null_name`.
 
-    def __init__(self, text_dim: int, hidden_size: int):
+    The instruction (`text_embedder`, `null_text`: the null text trains classifier-free guidance) and the
+    robot state (`state_embedder`, `null_state`) use it.
+    """
+
+    def __init__(self, in_dim: int, hidden_size: int, null_name: str):
         super().__init__()
-        self.null_text = nn.Parameter(torch.zeros(text_dim))
-        self.mlp = nn.Sequential(nn.Linear(text_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
+        self.null_name = null_name
+        self.register_parameter(null_name, nn.Parameter(torch.zeros(in_dim)))
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
 
-    def forward(self, text: Optional[torch.Tensor], drop: Optional[torch.Tensor], batch: int) -> torch.Tensor:
-        null = self.null_text.to(self.mlp[0].weight.dtype)
-        if text is None:
-            text = null.expand(batch, -1)
+    def forward(self, x: Optional[torch.Tensor], drop: Optional[torch.Tensor], batch: int) -> torch.Tensor:
+        null = getattr(self, self.null_name).to(self.mlp[0].weight.dtype)
+        if x is None:
+            x = null.expand(batch, -1)
         else:
-            text = text.to(null.dtype)
+            x = x.to(null.dtype)
             if drop is not None:
-                text = torch.where(drop.to(torch.bool)[:, None], null[None], text)
-        return self.mlp(text)                                                # (B, D)
-
-
-class StateEmbedder(nn.Module):
-    """Normalised proprioception (B, state_dim) -> (B, D); missing or dropped rows use a learned null state."""
-
-    def __init__(self, state_dim: int, hidden_size: int):
-        super().__init__()
-        self.null_state = nn.Parameter(torch.zeros(state_dim))
-        self.mlp = nn.Sequential(nn.Linear(state_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
-
-    def forward(self, state: Optional[torch.Tensor], drop: Optional[torch.Tensor], batch: int) -> torch.Tensor:
-        null = self.null_state.to(self.mlp[0].weight.dtype)
-        if state is None:
-            state = null.expand(batch, -1)
-        else:
-            state = state.to(null.dtype)
-            if drop is not None:
-                state = torch.where(drop.to(torch.bool)[:, None], null[None], state)
-        return self.mlp(state)                                               # (B, D)
+                x = torch.where(drop.to(torch.bool)[:, None], null[None], x)
+        return self.mlp(x)                                                   # (B, D)
 
 
 def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
@@ -368,8 +355,8 @@ class SelfFlowDiT(nn.Module):
         self.x_embedder.proj = nn.Linear(cfg.frame_token_dim, D, bias=True)   # frame patches, (c p q) order
         self.action_embedder = nn.Sequential(nn.Linear(cfg.action_dim, D), nn.SiLU(), nn.Linear(D, D))
         self.t_embedder = TimestepEmbedder(D, scale=cfg.timestep_scale)
-        self.text_embedder = TextEmbedder(cfg.text_dim, D)
-        self.state_embedder = StateEmbedder(cfg.state_dim, D) if cfg.state_dim else None
+        self.text_embedder = ConditionEmbedder(cfg.text_dim, D, "null_text")
+        self.state_embedder = ConditionEmbedder(cfg.state_dim, D, "null_state") if cfg.state_dim else None
         self.group_embed = nn.Embedding(len(GROUPS), D)    # added to the token stream
         self.type_embed = nn.Embedding(len(GROUPS), D)     # added to the condition
         self.blocks = nn.ModuleList([PerTokenDiTBlock(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
