@@ -332,19 +332,18 @@ class StateNormalizer:
         self.constant = self.span < _EPS
 
     def normalize(self, state):
-        """(..., 8) raw -> (..., 8) normalised (same kind as the input; quaternion sign made canonical)."""
-        if isinstance(state, np.ndarray):
-            state = schema.canonical_state(state)
-            out = np.clip(2.0 * (state.astype(np.float32) - self.q01) / (self.span + _EPS) - 1.0, -STATE_CLIP,
-                          STATE_CLIP)
-            return np.where(self.constant, 0.0, out).astype(np.float32)
-        import torch
+        """(..., 8) raw -> (..., 8) normalised (same kind as the input; quaternion sign made canonical).
 
-        state = torch.as_tensor(schema.canonical_state(state.detach().cpu().numpy()), device=state.device)
-        q01 = torch.as_tensor(self.q01, dtype=state.dtype, device=state.device)
-        span = torch.as_tensor(self.span, dtype=state.dtype, device=state.device)
-        out = (2.0 * (state - q01) / (span + _EPS) - 1.0).clamp(-STATE_CLIP, STATE_CLIP)
-        return out.masked_fill(torch.as_tensor(self.constant, device=state.device), 0.0)
+        One numpy implementation: a tensor goes through it on the host (normalise before moving a batch to
+        the accelerator, so this costs no device round trip), and comes back on its own device and dtype."""
+        if not isinstance(state, np.ndarray):
+            import torch
+
+            out = self.normalize(state.detach().cpu().numpy())
+            return torch.from_numpy(out).to(device=state.device, dtype=state.dtype)
+        state = schema.canonical_state(state)
+        out = np.clip(2.0 * (state - self.q01) / (self.span + _EPS) - 1.0, -STATE_CLIP, STATE_CLIP)
+        return np.where(self.constant, 0.0, out).astype(np.float32)
 
 
 def torch_where(cond, a, b):

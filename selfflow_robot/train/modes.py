@@ -77,7 +77,7 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
     frame_pad = torch.as_tensor(batch[C.FRAME_PAD]).to(device).bool()          # (B, H)
     action_pad = torch.as_tensor(batch[C.ACTION_PAD]).to(device).bool()        # (B, H)
     drop = torch.rand(B, generator=generator) < text_dropout
-    state = None if state_input is None else state_input(torch.as_tensor(batch[C.STATE]).to(device).float())
+    state = None if state_input is None else state_input(torch.as_tensor(batch[C.STATE]).float()).to(device)
     return FlowBatch(
         x0={C.CONTEXT: x_ctx, C.FUTURE: x_fut, C.ACTIONS: acts},
         noisy={C.CONTEXT: torch.zeros(B, dtype=torch.bool, device=device),

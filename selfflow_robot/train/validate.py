@@ -79,7 +79,7 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
         valid_a = ~torch.as_tensor(batch[C.ACTION_PAD]).to(device).bool()                  # (B, H)
         x_ctx = codec.encode(ctx)
         state_input = getattr(data, "state_input", None)
-        state = None if state_input is None else state_input(torch.as_tensor(batch[C.STATE]).to(device).float())
+        state = None if state_input is None else state_input(torch.as_tensor(batch[C.STATE]).float()).to(device)
 
         d = C.RAW_ACTION_DIM
         sel = valid_a
