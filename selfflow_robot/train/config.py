@@ -145,6 +145,10 @@ class TrainConfig:
             by (seed, step, global micro-batch index), so a run is reproducible, resumes exactly, and
             gives the same result for any split of the global batch over processes and accumulation.
         text_dropout: probability of the learned null text per example (classifier-free guidance).
+        state_dropout: probability of the learned null state per policy/joint example (models with
+            `model.state_dim > 0`): the policy also learns to act from the image alone, so it keeps reading
+            the image for what the state cannot tell (where the drawer is). 0 = always the state.
+        state_noise: std of Gaussian noise on the normalised state during training (0 = none).
         precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
         parallel: `auto` (DDP, FSDP2 for `xl`), `none`, `ddp` or `fsdp` (only used under torchrun).
         compile: `torch.compile` the model (CUDA runs).
@@ -165,6 +169,8 @@ class TrainConfig:
     grad_accum: int = 1
     seed: int = 0
     text_dropout: float = 0.1
+    state_dropout: float = 0.0
+    state_noise: float = 0.0
     precision: Precision = Precision.auto
     parallel: Parallelism = Parallelism.auto
     compile: bool = False
@@ -187,5 +193,8 @@ class TrainConfig:
         for name in ("save_every", "val_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.text_dropout <= 1:
-            raise ConfigError(f"train.text_dropout must be in [0, 1], got {self.text_dropout}")
+        for name in ("text_dropout", "state_dropout"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"train.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.state_noise < 0:
+            raise ConfigError(f"train.state_noise must be >= 0, got {self.state_noise}")

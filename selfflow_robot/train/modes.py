@@ -46,7 +46,8 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
                      action_tokens: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], modes: torch.Tensor,
                      text_dropout: float, device: torch.device,
                      generator: Optional[torch.Generator] = None,
-                     state_input: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> FlowBatch:
+                     state_input: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                     state_dropout: float = 0.0, state_noise: float = 0.0) -> FlowBatch:
     """Turn a collated window batch into the objective's `FlowBatch`.
 
     Args:
@@ -60,6 +61,11 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
         state_input: raw proprioception (B, 8) -> the model's normalised state, for models with a state
             input (None = no state). World-model examples get the null state: the actions they are given
             already say where the arm goes, and imagined rollouts have no measured state to give.
+        state_dropout: probability of the null state for a policy or joint example, so the policy also
+            learns to act from the image alone and cannot lean on the state for what only the image
+            shows (where the drawer is): the copycat failure of behaviour cloning with proprioception.
+        state_noise: std of Gaussian noise added to the normalised state (units of the q01..q99 half-range).
+        The two draws use `generator` only when they are on, so runs without them are unchanged.
     """
     ctx = torch.as_tensor(batch[C.CONTEXT_FRAMES]).to(device)
     fut = torch.as_tensor(batch[C.FUTURE_FRAMES]).to(device)
@@ -77,7 +83,15 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
     frame_pad = torch.as_tensor(batch[C.FRAME_PAD]).to(device).bool()          # (B, H)
     action_pad = torch.as_tensor(batch[C.ACTION_PAD]).to(device).bool()        # (B, H)
     drop = torch.rand(B, generator=generator) < text_dropout
-    state = None if state_input is None else state_input(torch.as_tensor(batch[C.STATE]).float()).to(device)
+    state, state_drop = None, None
+    if state_input is not None:
+        state = state_input(torch.as_tensor(batch[C.STATE]).float())
+        if state_noise > 0:
+            state = state + state_noise * torch.randn(state.shape, generator=generator)
+        state = state.to(device)
+        state_drop = ~actions_noisy
+        if state_dropout > 0:
+            state_drop = state_drop | (torch.rand(B, generator=generator) < state_dropout).to(device)
     return FlowBatch(
         x0={C.CONTEXT: x_ctx, C.FUTURE: x_fut, C.ACTIONS: acts},
         noisy={C.CONTEXT: torch.zeros(B, dtype=torch.bool, device=device),
@@ -89,5 +103,5 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
         loss_mask={C.FUTURE: (~frame_pad).repeat_interleave(per_frame, dim=1),
                    C.ACTIONS: ~action_pad},
         state=state,
-        state_drop=None if state is None else ~actions_noisy,
+        state_drop=state_drop,
     )

@@ -121,7 +121,8 @@ class Trainer:
             counts += torch.bincount(modes, minlength=len(MODES)).float()
             examples += B
             fb = build_flow_batch(batch, self.codec.encode, self.data.action_tokens, modes,
-                                  self.tcfg.text_dropout, self.device, cpu_gen, self.data.state_input)
+                                  self.tcfg.text_dropout, self.device, cpu_gen, self.data.state_input,
+                                  self.tcfg.state_dropout, self.tcfg.state_noise)
             sync_ctx = parallel.no_sync(self.student, enabled=micro < accum - 1)
             with sync_ctx:
                 with self._autocast():

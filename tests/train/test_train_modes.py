@@ -63,3 +63,30 @@ def test_mode_sampling_and_text_dropout_follow_probabilities():
                               torch.device("cpu"), torch.Generator().manual_seed(s)).text_drop for s in range(40)]
     rate = torch.stack(drops).float().mean()
     assert 0.3 < rate < 0.7
+
+
+def test_state_dropout_and_noise():
+    """World-model examples always get the null state; `state_dropout` adds the null state to a share of the
+    policy/joint examples, `state_noise` perturbs the normalised state; both off = the plain state."""
+    cfg = dit_config("tiny", image_size=(32, 40))
+    _, codec = build_model(cfg)
+    B = 400
+    g = np.random.default_rng(1)
+    batch = {k: (v[g.integers(0, 3, B)] if torch.is_tensor(v) else [v[0]] * B) for k, v in _batch().items()}
+    batch[C.STATE] = torch.randn(B, C.STATE_DIM)
+    modes = torch.tensor([MODES.index(Mode.world_model), MODES.index(Mode.policy)]).repeat(B // 2)
+
+    def flow_batch(dropout, noise, seed=0):
+        return build_flow_batch(batch, codec.encode, _tokens, modes, 0.0, torch.device("cpu"),
+                                torch.Generator().manual_seed(seed), state_input=lambda s: s * 2,
+                                state_dropout=dropout, state_noise=noise)
+
+    plain = flow_batch(0.0, 0.0)
+    assert torch.equal(plain.state, batch[C.STATE] * 2)
+    assert torch.equal(plain.state_drop, modes == MODES.index(Mode.world_model))
+    dropped = flow_batch(0.5, 0.0)
+    assert dropped.state_drop[0::2].all()                          # world model: always the null state
+    assert 0.4 < dropped.state_drop[1::2].float().mean() < 0.6     # policy: about half
+    noisy = flow_batch(0.0, 0.2)
+    assert 0.18 < (noisy.state - plain.state).std() < 0.22 and torch.equal(noisy.state_drop, plain.state_drop)
+    assert torch.equal(flow_batch(0.5, 0.2, seed=3).state, flow_batch(0.5, 0.2, seed=3).state)  # seeded

@@ -170,7 +170,7 @@ def test_train_with_proprioception(train_data, train_cli, tmp_path):
 
     run = tmp_path / "run"
     proc = train_cli.run(train_data, run, "train.steps=3", "train.save_every=3", "train.val_every=3",
-                         "model.state_dim=8")
+                         "model.state_dim=8", "train.state_dropout=0.25", "train.state_noise=0.05")
     train_cli.ok(proc)
     last = run / "checkpoints" / "step-0000003"
     stats = json.loads((last / C.STATS_FILE).read_text())

@@ -74,6 +74,10 @@ def test_train_config_validation():
         structured(TrainConfig, {"batch_size": 0})
     with pytest.raises(ConfigError, match="fp8"):
         structured(TrainConfig, {"precision": "fp8"})
+    with pytest.raises(ConfigError, match=r"train.state_dropout must be in \[0, 1\], got 1.5"):
+        structured(TrainConfig, {"state_dropout": 1.5})
+    with pytest.raises(ConfigError, match="train.state_noise must be >= 0"):
+        structured(TrainConfig, {"state_noise": -0.1})
     with pytest.raises(ConfigError):
         ModesConfig(world_model=0, policy=0, joint=0)
 
