@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from selfflow_robot.cli import main
+from selfflow_robot.data import schema
 from selfflow_robot.data.convert import ConvertConfig, convert
-from selfflow_robot.data.convert.mapping import ActionMapping, fit_frame
+from selfflow_robot.data.convert.mapping import ActionMapping, StateMapping, fit_frame
 from selfflow_robot.data.frames import decode_frame
 from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.synth import instruction_embedding
@@ -250,3 +251,183 @@ def test_convert_errors(tmp_path):
     with pytest.raises(ConfigError, match="input= is required"):
         ConvertConfig(format="folder")
     assert main(["data", "convert", "format=hdf5", f"input={tmp_path / 'missing.hdf5'}"]) == 2
+
+
+def _pose(T: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """T tool positions (m) and rpy orientations."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-0.5, 0.5, (T, 3)), rng.uniform(-0.8, 0.8, (T, 3))
+
+
+def _state(pos: np.ndarray, rpy: np.ndarray, closed: np.ndarray) -> np.ndarray:
+    """What `Episode.state()` must return: position, scipy's xyzw quaternion, closedness (sign made canonical)."""
+    from scipy.spatial.transform import Rotation
+
+    return schema.canonical_state(np.concatenate([pos, Rotation.from_euler("xyz", rpy).as_quat(), closed[:, None]], 1))
+
+
+def test_state_mapping_conventions():
+    from scipy.spatial.transform import Rotation
+
+    T = 5
+    pos, rpy = _pose(T, 0)
+    rot = Rotation.from_euler("xyz", rpy)
+    g = np.array([0.0, 0.25, 0.5, 1.0, 1.0])
+    s = np.concatenate([pos * 1000, rot.as_quat(), g[:, None]], 1)         # defaults: [x y z qx qy qz qw closed]
+    out = StateMapping(position_scale=0.001).apply(s)
+    np.testing.assert_allclose(out[schema.TOOL_POSE][:, :3], pos, atol=1e-6)
+    np.testing.assert_allclose(out[schema.TOOL_POSE][:, 3:], rot.as_quat(), atol=1e-6)
+    np.testing.assert_allclose(out[schema.GRIPPER_CLOSED][:, 0], g)
+    assert out[schema.TOOL_POSE].dtype == np.float32 and out[schema.GRIPPER_CLOSED].shape == (T, 1)
+    for fmt, r in [("rpy", rpy), ("axis_angle", rot.as_rotvec()), ("euler_zyx", rot.as_euler("zyx")),
+                   ("quat_wxyz", rot.as_quat()[:, [3, 0, 1, 2]])]:
+        b = np.concatenate([r, pos, g[:, None]], 1)                         # other orders are just indices
+        n = r.shape[1]
+        m = StateMapping(rotation=list(range(n)), rotation_format=fmt, position=[n, n + 1, n + 2], gripper=n + 3)
+        q = m.apply(b)[schema.TOOL_POSE][:, 3:]
+        np.testing.assert_allclose(np.abs((q * rot.as_quat()).sum(1)), 1.0, atol=1e-6, err_msg=fmt)  # same rotation
+
+    def grip(fmt: str, v: list[float], scale: float = 1.0) -> list[float]:
+        m = StateMapping(gripper=7, gripper_format=fmt, gripper_scale=scale)
+        out = m.apply(np.concatenate([s[:, :7], np.asarray(v, float)[:, None]], 1))
+        return out[schema.GRIPPER_CLOSED][:, 0].tolist()
+
+    assert grip("absolute_open1", [1, 0.75, 0.5, 0, 0]) == [0, 0.25, 0.5, 1, 1]
+    assert grip("absolute_pm1", [-1, -0.5, 0, 1, 1]) == [0, 0.25, 0.5, 1, 1]
+    assert grip("absolute_open1", [0.04, 0.03, 0.02, 0, 0], scale=25) == pytest.approx([0, 0.25, 0.5, 1, 1])
+    none = StateMapping(rotation=[], rotation_format="none", gripper=-1, gripper_format="none").apply(s[:, :3])
+    assert not none[schema.TOOL_POSE][:, 3:].any() and not none[schema.GRIPPER_CLOSED].any()
+    # config errors name the option
+    with pytest.raises(ConfigError, match="state.position needs 3"):
+        StateMapping(position=[0, 1])
+    with pytest.raises(ConfigError, match="state.rotation needs 3 indices for rotation_format=rpy"):
+        StateMapping(rotation_format="rpy")
+    with pytest.raises(ConfigError, match="state.gripper_format must be one of"):
+        StateMapping(gripper_format="relative")
+    with pytest.raises(ConfigError, match="state.gripper_format=none"):
+        StateMapping(gripper=-1)
+    # data errors name the episode and the option
+    with pytest.raises(DataError, match="ep7: state values .* have 7 dims but the mapping uses index 7; set state"):
+        StateMapping().apply(s[:, :7], "ep7")
+    with pytest.raises(DataError, match=r"ep7: state values .* must be \(T, D\)"):
+        StateMapping().apply(s[:, 0], "ep7")
+    bad = s.copy()
+    bad[2, 4] = np.nan
+    with pytest.raises(DataError, match="ep7: state values .* NaN"):
+        StateMapping().apply(bad, "ep7")
+    with pytest.raises(DataError, match="outside the range of state.gripper_format=absolute_close1"):
+        grip("absolute_close1", [0, 0, 2, 0, 0])
+    bad = s.copy()
+    bad[1, 3:7] = 0
+    with pytest.raises(DataError, match="ep7: state.rotation values are not rotations"):
+        StateMapping().apply(bad, "ep7")
+
+
+def test_state_hdf5_robomimic_keys(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from scipy.spatial.transform import Rotation
+
+    src = tmp_path / "demos.hdf5"
+    exp = []
+    with h5py.File(src, "w") as f:
+        for i, T in enumerate([4, 5]):
+            g = f.create_group(f"data/demo_{i}")
+            g.attrs["language_instruction"] = "lift"
+            g["actions"] = _actions(T, i)
+            g["obs/agentview_image"] = _grey_frames(T, i)
+            pos, rpy = _pose(T, i)
+            fingers = np.linspace(0.04, 0.0, T)                              # Panda finger: 0.04 m open .. 0 closed
+            g["obs/robot0_eef_pos"] = pos
+            g["obs/robot0_eef_quat"] = Rotation.from_euler("xyz", rpy).as_quat()
+            g["obs/robot0_gripper_qpos"] = np.stack([fingers, -fingers], 1)
+            g["ee_pose"] = np.concatenate([g["obs/robot0_eef_pos"][()], g["obs/robot0_eef_quat"][()]], 1)  # demo level
+            exp.append(_state(pos, rpy, 1 - fingers * 25))
+    keys = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]
+    cfg = {"format": "hdf5", "input": str(src), "state_key": keys,
+           "state": StateMapping(gripper_scale=25, gripper_format="absolute_open1")}
+    convert(ConvertConfig(**cfg, output_dir=str(tmp_path / "out")), progress=False)
+    r = RLDSReader(tmp_path / "out")
+    for ep, want in zip(r, exp):
+        assert ep.steps[schema.TOOL_POSE].shape == (len(want), 7)
+        np.testing.assert_allclose(ep.state(), want, atol=1e-5)
+    convert(ConvertConfig(**{**cfg, "state_key": ["ee_pose", "robot0_gripper_qpos"]}, output_dir=str(tmp_path / "o1")),
+            progress=False)
+    for ep, want in zip(RLDSReader(tmp_path / "o1"), exp):
+        np.testing.assert_allclose(ep.state(), want, atol=1e-5)
+    with pytest.raises(DataError, match="demo_0: no obs/robot0_eef_rot .* for state_key"):
+        convert(ConvertConfig(**{**cfg, "state_key": ["robot0_eef_pos", "robot0_eef_rot"]},
+                              output_dir=str(tmp_path / "o2")), progress=False)
+    with pytest.raises(DataError, match="demo_0: state values .* have 6 dims but the mapping uses index 7"):
+        convert(ConvertConfig(**{**cfg, "state_key": ["robot0_eef_pos", "robot0_eef_pos"]},
+                              output_dir=str(tmp_path / "o3")), progress=False)
+    # without state_key nothing changes: the proprioception is written as zeros
+    convert(ConvertConfig(format="hdf5", input=str(src), output_dir=str(tmp_path / "o4")), progress=False)
+    assert all(not ep.state().any() for ep in RLDSReader(tmp_path / "o4"))
+
+
+def test_state_folder_cli_drop_last_frame(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "eps"
+    T = 4
+    pos, rpy = _pose(T + 2, 3)
+    grip = np.array([-1, -1, 1, 1, 1, 1.0])
+    for name, n in (("ep_0", T + 1), ("ep_1", T + 2)):                       # ep_0: one final observation more
+        (src / name).mkdir(parents=True)
+        for t, fr in enumerate(_grey_frames(T + 1)):
+            Image.fromarray(fr).save(src / name / f"{t}.png")
+        (src / name / "episode.json").write_text(json.dumps(
+            {"actions": _actions(T, 0).tolist(), "pos_cm": (pos[:n] * 100).tolist(), "rpy": rpy[:n].tolist(),
+             "gripper": grip[:n].tolist()}))
+    args = ["data", "convert", "format=folder", f"input={src}", "instruction=reach", "drop_last_frame=true",
+            "state_key=[pos_cm,rpy,gripper]", "state.position_scale=0.01", "state.rotation=[3,4,5]",
+            "state.rotation_format=rpy", "state.gripper=6", "state.gripper_format=absolute_pm1"]
+    assert main([*args, f"output_dir={tmp_path / 'out'}", "skip_bad_episodes=true"]) == 0
+    (ep,) = list(RLDSReader(tmp_path / "out"))                              # ep_1 has 6 states for 4 steps: skipped
+    np.testing.assert_allclose(ep.state(), _state(pos[:T], rpy[:T], (grip[:T] + 1) / 2), atol=1e-5)
+    kw = {"format": "folder", "input": str(src), "instruction": "x", "drop_last_frame": True,
+          "state": StateMapping(rotation=[3, 4, 5], rotation_format="rpy", gripper=6, gripper_format="absolute_pm1")}
+    with pytest.raises(DataError, match=r"ep_1: 6 state rows \(state_key=\['pos_cm', 'rpy', 'gripper'\]\) but 4 act"):
+        convert(ConvertConfig(**kw, output_dir=str(tmp_path / "o2"), state_key=["pos_cm", "rpy", "gripper"]),
+                progress=False)
+    with pytest.raises(DataError, match=r"ep_0.*episode.json: no \['state'\] for state_key"):
+        convert(ConvertConfig(**kw, output_dir=str(tmp_path / "o3"), state_key=["state"]), progress=False)
+    (src / "ep_0" / "episode.json").write_text(json.dumps({"actions": _actions(T, 0).tolist(), "s": [1.0, 2.0]}))
+    with pytest.raises(DataError, match="ep_0.*state_key entries have different lengths"):
+        convert(ConvertConfig(**kw, output_dir=str(tmp_path / "o4"), state_key=["actions", "s"]), progress=False)
+
+
+def test_state_lerobot_observation_state(tmp_path):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+    from scipy.spatial.transform import Rotation
+
+    fps, T = 10, 4
+    root = tmp_path / "lr"
+    _lerobot_common(root, "v2.1", fps, {"observation.images.top": {"dtype": "image", "shape": [H, W, 3]},
+                                        "observation.state": {"dtype": "float32", "shape": [8]}})
+    (root / "meta" / "tasks.jsonl").write_text('{"task_index": 0, "task": "wipe"}\n')
+    pngs = []
+    for f in _grey_frames(T):
+        buf = io.BytesIO()
+        Image.fromarray(f).save(buf, format="PNG")
+        pngs.append({"bytes": buf.getvalue(), "path": None})
+    pos, rpy = _pose(T, 5)
+    closed = np.array([0, 0, 1, 1.0])
+    quat_wxyz = Rotation.from_euler("xyz", rpy).as_quat()[:, [3, 0, 1, 2]]
+    st = np.concatenate([pos, quat_wxyz, closed[:, None]], 1).astype(np.float32)
+    (root / "data/chunk-000").mkdir(parents=True)
+    pq.write_table(pa.table(_rows(0, _actions(T, 0), fps, 0, {"observation.images.top": pngs,
+                                                               "observation.state": st.tolist()})),
+                   root / "data/chunk-000/episode_000000.parquet")
+    convert(ConvertConfig(format="lerobot", input=str(root), output_dir=str(tmp_path / "out"),
+                          state_key="observation.state", state=StateMapping(rotation_format="quat_wxyz")),
+            progress=False)
+    (ep,) = list(RLDSReader(tmp_path / "out"))
+    np.testing.assert_allclose(ep.state(), _state(pos, rpy, closed), atol=1e-5)
+    with pytest.raises(DataError, match=r"no \['observation.joints'\] feature for state_key"):
+        convert(ConvertConfig(format="lerobot", input=str(root), output_dir=str(tmp_path / "o2"),
+                              state_key=["observation.joints"]), progress=False)

@@ -2,7 +2,8 @@
 
 Sources (`format=`): `hdf5` (robomimic-style), `folder` (episode folders with a video or
 images + actions as NPZ/JSON), `lerobot` (LeRobot v2.x/v3.0 parquet + mp4). Actions are
-mapped to RT-1's 7-D convention by the explicit `actions.*` options (`ActionMapping`), frames
+mapped to RT-1's 7-D convention by the explicit `actions.*` options (`ActionMapping`), the robot
+state (when `state_key` names it) to RT-1's proprioception by `state.*` (`StateMapping`), frames
 fitted into 256 x 320 (`fit=pad|stretch|crop`), instructions embedded by `embedding=hash|table`.
 See docs/data.md for the field mapping of each source.
 """
@@ -17,7 +18,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from selfflow_robot.data import schema
-from selfflow_robot.data.convert.mapping import FITS, ActionMapping, Embedder, fit_frame
+from selfflow_robot.data.convert.mapping import FITS, ActionMapping, Embedder, StateMapping, fit_frame
 from selfflow_robot.data.convert.source import SourceEpisode
 from selfflow_robot.data.writer import DatasetWriter
 from selfflow_robot.errors import ConfigError, DataError
@@ -37,6 +38,9 @@ class ConvertConfig:
         instruction: instruction for episodes whose source has none.
         image_key: camera to use (hdf5: obs/<key>; lerobot: feature name); empty = the only camera.
         action_key: the actions dataset/column ("" = the format's default: actions | action).
+        state_key: robot-state sources, concatenated along the last axis in this order (hdf5: obs/<key>
+            datasets; folder: arrays in the episode's .npz/.json; lerobot: features, e.g. observation.state);
+            [] = no state (base_pose_tool_reached / gripper_closed written as zeros).
         instruction_attr: hdf5 demo attribute holding the instruction.
         flip_vertical: flip frames upside down (robosuite renders them flipped).
         drop_last_frame: folder format: accept T+1 frames for T actions by dropping the last.
@@ -48,6 +52,8 @@ class ConvertConfig:
         overwrite: replace an existing dataset at output_dir.
         skip_bad_episodes: skip (and count) source episodes that fail to convert instead of stopping.
         actions: the action mapping (see ActionMapping).
+        state: the state mapping onto base_pose_tool_reached / gripper_closed (see StateMapping; used
+            only with state_key).
     """
 
     format: str = "folder"
@@ -56,6 +62,7 @@ class ConvertConfig:
     instruction: str = ""
     image_key: str = ""
     action_key: str = ""
+    state_key: list[str] = field(default_factory=list)
     instruction_attr: str = "language_instruction"
     flip_vertical: bool = False
     drop_last_frame: bool = False
@@ -67,6 +74,7 @@ class ConvertConfig:
     overwrite: bool = False
     skip_bad_episodes: bool = False
     actions: ActionMapping = field(default_factory=ActionMapping)
+    state: StateMapping = field(default_factory=StateMapping)
 
     def __post_init__(self) -> None:
         from selfflow_robot.config import check_choice
@@ -75,6 +83,8 @@ class ConvertConfig:
         check_choice("fit", self.fit, FITS)
         if not self.input:
             raise ConfigError("input= is required: the source file or folder to convert")
+        if isinstance(self.state_key, str):  # one key
+            self.state_key = [self.state_key] if self.state_key else []
 
 
 def source_episodes(cfg: ConvertConfig) -> Iterator[SourceEpisode]:
@@ -84,15 +94,16 @@ def source_episodes(cfg: ConvertConfig) -> Iterator[SourceEpisode]:
 
         return iter_hdf5(cfg.input, image_key=cfg.image_key, action_key=cfg.action_key or "actions",
                          instruction=cfg.instruction, instruction_attr=cfg.instruction_attr,
-                         flip_vertical=cfg.flip_vertical)
+                         flip_vertical=cfg.flip_vertical, state_keys=cfg.state_key)
     if cfg.format == "folder":
         from selfflow_robot.data.convert.folder import iter_folder
 
-        return iter_folder(cfg.input, instruction=cfg.instruction, drop_last_frame=cfg.drop_last_frame)
+        return iter_folder(cfg.input, instruction=cfg.instruction, drop_last_frame=cfg.drop_last_frame,
+                           state_keys=cfg.state_key)
     from selfflow_robot.data.convert.lerobot import iter_lerobot
 
     return iter_lerobot(cfg.input, image_key=cfg.image_key, action_key=cfg.action_key or "action",
-                        instruction=cfg.instruction)
+                        instruction=cfg.instruction, state_keys=cfg.state_key)
 
 
 def to_rt1_episode(src: SourceEpisode, cfg: ConvertConfig, embed: Embedder) -> dict:
@@ -105,6 +116,11 @@ def to_rt1_episode(src: SourceEpisode, cfg: ConvertConfig, embed: Embedder) -> d
     if not src.instruction:
         raise DataError(f"{src.name}: no instruction in the source; set instruction='...'")
     mapped = cfg.actions.apply(src.actions, src.name)
+    if cfg.state_key:
+        if src.state is None or len(src.state) != T:
+            raise DataError(f"{src.name}: {0 if src.state is None else len(src.state)} state rows "
+                            f"(state_key={cfg.state_key}) but {T} actions; they must match")
+        mapped.update(cfg.state.apply(src.state, src.name))
     terminate = np.tile(np.array([0, 1, 0], np.int32), (T, 1))
     terminate[-1] = (1, 0, 0)
     ep = {
@@ -156,6 +172,8 @@ def main(cfg: DictConfig) -> int:
     """CLI entry: `selfflow-robot data convert format=... input=... output_dir=... [actions.*=...]`."""
     from selfflow_robot.config import structured
 
+    if isinstance(cfg.get("state_key"), str):  # state_key=observation.state: one key
+        cfg.state_key = [cfg.state_key] if cfg.state_key else []
     cc = structured(ConvertConfig, cfg)
     path, n, skipped = convert(cc)
     print(f"wrote {n} episodes to {path}" + (f"; skipped {skipped} bad source episode(s)" if skipped else ""))

@@ -3,9 +3,11 @@
 Each episode folder (sorted naturally) holds:
 - frames: one video file (`.mp4 .avi .mov .webm .mkv .gif`), or image files (`.png .jpg .jpeg`,
   sorted naturally) directly in it or in a `frames/` subfolder;
-- exactly one `.npz` or `.json` file with `actions` (T, D) and optionally `instruction` (str).
+- exactly one `.npz` or `.json` file with `actions` (T, D), optionally `instruction` (str) and,
+  with `state_keys` (e.g. `[state]`), those arrays ((T,) or (T, d) each, concatenated in order)
+  as the robot state.
 Frames and actions must have the same count T (with `drop_last_frame=true`, T+1 frames are
-accepted and the final observation is dropped).
+accepted and the final observation is dropped; so is the final state when there are T+1).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from selfflow_robot.data.convert.source import SourceEpisode, natural_key, read_video
+from selfflow_robot.data.convert.source import SourceEpisode, concat_state, natural_key, read_video
 from selfflow_robot.errors import DataError
 
 VIDEO_EXT = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".gif")
@@ -37,7 +39,7 @@ def _frames(ep: Path) -> list[np.ndarray]:
     return [np.asarray(Image.open(p).convert("RGB")) for p in images]
 
 
-def _meta(ep: Path) -> tuple[np.ndarray, str | None]:
+def _meta(ep: Path, state_keys: list[str]) -> tuple[np.ndarray, str | None, np.ndarray | None]:
     files = sorted(p for p in ep.iterdir() if p.suffix.lower() in (".npz", ".json"))
     if len(files) != 1:
         raise DataError(f"{ep}: needs exactly one .npz or .json with 'actions' (found {[p.name for p in files]})")
@@ -48,6 +50,8 @@ def _meta(ep: Path) -> tuple[np.ndarray, str | None]:
                 raise DataError(f"{p}: no 'actions' array (has {z.files})")
             actions = np.asarray(z["actions"])
             instr = str(z["instruction"]) if "instruction" in z.files else None
+            d = {k: z[k] for k in state_keys if k in z.files}
+            names = z.files
     else:
         try:
             d = json.loads(p.read_text())
@@ -57,10 +61,17 @@ def _meta(ep: Path) -> tuple[np.ndarray, str | None]:
             raise DataError(f"{p}: no 'actions' key (has {sorted(d)})")
         actions = np.asarray(d["actions"], np.float64)
         instr = d.get("instruction")
-    return actions, instr
+        names = sorted(d)
+    if not state_keys:
+        return actions, instr, None
+    missing = [k for k in state_keys if k not in d]
+    if missing:
+        raise DataError(f"{p}: no {missing} for state_key (has {names})")
+    return actions, instr, concat_state([d[k] for k in state_keys], state_keys, str(p))
 
 
-def iter_folder(path: str, *, instruction: str = "", drop_last_frame: bool = False) -> Iterator[SourceEpisode]:
+def iter_folder(path: str, *, instruction: str = "", drop_last_frame: bool = False,
+                state_keys: list[str] | None = None) -> Iterator[SourceEpisode]:
     """Yield one source episode per subfolder of `path`."""
     root = Path(path)
     if not root.is_dir():
@@ -69,11 +80,13 @@ def iter_folder(path: str, *, instruction: str = "", drop_last_frame: bool = Fal
     if not eps:
         raise DataError(f"{root}: no episode subfolders")
     for ep in eps:
-        actions, instr = _meta(ep)
+        actions, instr, state = _meta(ep, list(state_keys or []))
         frames = _frames(ep)
         if drop_last_frame and len(frames) == len(actions) + 1:
             frames = frames[:-1]
+        if drop_last_frame and state is not None and len(state) == len(actions) + 1:
+            state = state[:-1]
         if len(frames) != len(actions):
             raise DataError(f"{ep}: {len(frames)} frames but {len(actions)} actions; they must match "
                             "(use drop_last_frame=true when there is one final observation more)")
-        yield SourceEpisode(str(ep), frames, actions, instr or instruction or None)
+        yield SourceEpisode(str(ep), frames, actions, instr or instruction or None, state)

@@ -5,6 +5,9 @@ holding `demo_0, demo_1, ...`; each demo has `actions` (T, D) and `obs/<image_ke
 (T, H, W, 3) uint8. The instruction is the demo attribute named by `instruction_attr`
 (default `language_instruction`), else the file's LIBERO `problem_info` JSON
 (`language_instruction`), else the `instruction` option; none of these -> an error.
+With `state_keys` (e.g. robomimic `[robot0_eef_pos, robot0_eef_quat, robot0_gripper_qpos]`),
+each key is `obs/<key>` (else a dataset of the demo itself, e.g. LIBERO's `robot_states`),
+concatenated along the last axis into the episode's state.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from selfflow_robot.data.convert.source import SourceEpisode, natural_key
+from selfflow_robot.data.convert.source import SourceEpisode, concat_state, natural_key
 from selfflow_robot.errors import DataError, require
 
 
@@ -39,8 +42,23 @@ def _image_key(obs, requested: str, where: str) -> str:
     return cams[0]
 
 
+def _state(g, keys: list[str], where: str) -> np.ndarray | None:
+    if not keys:
+        return None
+    parts = []
+    for k in keys:
+        if k in g["obs"]:
+            parts.append(g["obs"][k][()])
+        elif k in g and not hasattr(g[k], "keys"):
+            parts.append(g[k][()])
+        else:
+            raise DataError(f"{where}: no obs/{k} (or {k}) for state_key; obs has {sorted(g['obs'].keys())}")
+    return concat_state(parts, keys, where)
+
+
 def iter_hdf5(path: str, *, image_key: str = "", action_key: str = "actions", instruction: str = "",
-              instruction_attr: str = "language_instruction", flip_vertical: bool = False) -> Iterator[SourceEpisode]:
+              instruction_attr: str = "language_instruction", flip_vertical: bool = False,
+              state_keys: list[str] | None = None) -> Iterator[SourceEpisode]:
     """Yield the demos of every HDF5 file under `path` (a file or a folder), in natural order."""
     h5py = require("h5py", "data")
     root = Path(path)
@@ -71,4 +89,5 @@ def iter_hdf5(path: str, *, image_key: str = "", action_key: str = "actions", in
                 if isinstance(instr, bytes):
                     instr = instr.decode("utf-8")
                 yield SourceEpisode(where, frames, np.asarray(g[action_key]),
-                                    str(instr) if instr else (file_instr or instruction or None))
+                                    str(instr) if instr else (file_instr or instruction or None),
+                                    _state(g, list(state_keys or []), where))

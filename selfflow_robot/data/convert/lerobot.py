@@ -8,7 +8,9 @@ Read with pyarrow and imageio (ffmpeg; its bundled build decodes H.264, HEVC and
   `meta/tasks.parquet` (v3);
 - frames of `image_key` (e.g. `observation.images.image`): `dtype: video` -> the episode's
   mp4 (v2: one file per episode; v3: a shared file, episode span from `meta/episodes/`),
-  frame = round((from_timestamp + timestamp) * fps); `dtype: image` -> PNG/JPEG bytes in the row.
+  frame = round((from_timestamp + timestamp) * fps); `dtype: image` -> PNG/JPEG bytes in the row;
+- robot state (with `state_keys`, e.g. `[observation.state]`): those features per row,
+  concatenated in order.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from selfflow_robot.data.convert.source import SourceEpisode, read_video
+from selfflow_robot.data.convert.source import SourceEpisode, concat_state, read_video
 from selfflow_robot.errors import DataError, require
 
 
@@ -58,8 +60,8 @@ def _episode_video_spans(root: Path, key: str) -> dict[int, tuple[str, float]]:
     return spans
 
 
-def iter_lerobot(path: str, *, image_key: str = "", action_key: str = "action", instruction: str = ""
-                 ) -> Iterator[SourceEpisode]:
+def iter_lerobot(path: str, *, image_key: str = "", action_key: str = "action", instruction: str = "",
+                 state_keys: list[str] | None = None) -> Iterator[SourceEpisode]:
     """Yield the episodes of a local LeRobot dataset folder, in episode order."""
     pq = require("pyarrow.parquet", "data")
     root = Path(path)
@@ -82,6 +84,10 @@ def iter_lerobot(path: str, *, image_key: str = "", action_key: str = "action", 
         raise DataError(f"{info_path}: '{image_key}' is not a camera feature; cameras: {cams}")
     if action_key not in feats:
         raise DataError(f"{info_path}: no '{action_key}' feature; set action_key= (features: {sorted(feats)})")
+    state_keys = list(state_keys or [])
+    missing = [k for k in state_keys if k not in feats]
+    if missing:
+        raise DataError(f"{info_path}: no {missing} feature for state_key (features: {sorted(feats)})")
     fps = float(info["fps"])
     is_video = feats[image_key]["dtype"] == "video"
     tasks = _tasks(root)
@@ -93,6 +99,7 @@ def iter_lerobot(path: str, *, image_key: str = "", action_key: str = "action", 
     chunks = int(info.get("chunks_size", 1000))
     rows_by_ep: dict[int, list[dict]] = {}
     cols = [c for c in ("episode_index", "frame_index", "timestamp", "task_index", action_key) if c]
+    cols += [k for k in state_keys if k not in cols]
     if not is_video:
         cols.append(image_key)
     for f in files:
@@ -132,4 +139,5 @@ def iter_lerobot(path: str, *, image_key: str = "", action_key: str = "action", 
                 frames.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
         task = rows[0].get("task_index")
         instr = tasks.get(int(task)) if task is not None else None
-        yield SourceEpisode(where, frames, actions, instr or instruction or None)
+        state = concat_state([[r[k] for r in rows] for k in state_keys], state_keys, where) if state_keys else None
+        yield SourceEpisode(where, frames, actions, instr or instruction or None, state)

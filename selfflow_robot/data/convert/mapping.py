@@ -1,9 +1,11 @@
-"""Mapping users' actions, frames and instructions onto RT-1's conventions, explicitly.
+"""Mapping users' actions, robot state, frames and instructions onto RT-1's conventions, explicitly.
 
 RT-1 action (per step): `world_vector` (3, metres, base frame: x forward, y left, z up),
 `rotation_delta` (3, roll/pitch/yaw in radians), `gripper_closedness_action` (1, relative:
 +1 close, -1 open, 0 no change), `terminate_episode` ([1, 0, 0] on the last step, else
-[0, 1, 0]). Everything that differs in a user's data is a named option of `ActionMapping`;
+[0, 1, 0]). RT-1 proprioception (per step, optional): `base_pose_tool_reached` (7: tool position
+in metres + quaternion x, y, z, w, robot base frame), `gripper_closed` (1: 0 open .. 1 closed).
+Everything that differs in a user's data is a named option of `ActionMapping` / `StateMapping`;
 nothing is guessed from the values. Out-of-range results raise `DataError` naming the option
 to change.
 """
@@ -19,7 +21,54 @@ from selfflow_robot.errors import ConfigError, DataError
 
 ROTATIONS = ("rpy", "axis_angle", "quat_xyzw", "quat_wxyz", "none")  # plus "euler_<seq>", e.g. euler_zyx
 GRIPPERS = ("relative", "absolute_close1", "absolute_open1", "absolute_pm1", "none")
+STATE_GRIPPERS = ("absolute_close1", "absolute_open1", "absolute_pm1", "none")
 FITS = ("pad", "stretch", "crop")
+
+
+def check_rotation(prefix: str, fmt: str, indices: list[int]) -> None:
+    """Raise `ConfigError` unless `<prefix>.rotation_format` is known and `<prefix>.rotation` has its index count."""
+    from selfflow_robot.config import check_choice
+
+    if not re.fullmatch(r"euler_[xyzXYZ]{3}", fmt):
+        check_choice(f"{prefix}.rotation_format", fmt, ROTATIONS + ("euler_<seq>",))
+    want = 0 if fmt == "none" else 4 if fmt.startswith("quat") else 3
+    if len(indices) != want:
+        raise ConfigError(f"{prefix}.rotation needs {want} indices for rotation_format={fmt}, got {indices}")
+
+
+def to_rotation(r: np.ndarray, fmt: str):
+    """(T, 3|4) values in rotation format `fmt` (not "none") -> a scipy `Rotation` of T rotations."""
+    from scipy.spatial.transform import Rotation
+
+    if fmt == "rpy":
+        return Rotation.from_euler("xyz", r)
+    if fmt == "axis_angle":
+        return Rotation.from_rotvec(r)
+    if fmt == "quat_xyzw":
+        return Rotation.from_quat(r)
+    if fmt == "quat_wxyz":
+        return Rotation.from_quat(r[:, [1, 2, 3, 0]])
+    return Rotation.from_euler(fmt.split("_", 1)[1], r)
+
+
+def closedness(g: np.ndarray, fmt: str, where: str, option: str) -> np.ndarray:
+    """Absolute gripper values in `fmt` -> closedness (0 open .. 1 closed); `DataError` naming `option` if outside."""
+    closed = {"absolute_close1": g, "absolute_open1": 1.0 - g, "absolute_pm1": (g + 1.0) / 2.0}[fmt]
+    if closed.min(initial=0) < -1e-6 or closed.max(initial=0) > 1 + 1e-6:
+        raise DataError(f"{where}: gripper values span [{g.min():.3g}, {g.max():.3g}], outside the range of "
+                        f"{option}={fmt}; pick the format that matches your data")
+    return closed
+
+
+def _check_array(a: np.ndarray, used: list[int], where: str, what: str, options: str) -> None:
+    """(T, D) with every used index present and finite, else `DataError` naming `options`."""
+    if a.ndim != 2:
+        raise DataError(f"{where}: {what} must be (T, D), got shape {a.shape}")
+    if used and max(used) >= a.shape[1]:
+        raise DataError(f"{where}: {what} have {a.shape[1]} dims but the mapping uses index {max(used)}; "
+                        f"set {options}")
+    if not np.isfinite(a[:, used]).all():
+        raise DataError(f"{where}: {what} contain NaN/inf; fix the source data")
 
 
 @dataclass
@@ -58,12 +107,7 @@ class ActionMapping:
 
         if len(self.translation) != 3:
             raise ConfigError(f"actions.translation needs 3 indices, got {self.translation}")
-        if not re.fullmatch(r"euler_[xyzXYZ]{3}", self.rotation_format):
-            check_choice("actions.rotation_format", self.rotation_format, ROTATIONS + ("euler_<seq>",))
-        want = 0 if self.rotation_format == "none" else 4 if self.rotation_format.startswith("quat") else 3
-        if len(self.rotation) != want:
-            raise ConfigError(f"actions.rotation needs {want} indices for rotation_format="
-                              f"{self.rotation_format}, got {self.rotation}")
+        check_rotation("actions", self.rotation_format, self.rotation)
         check_choice("actions.gripper_format", self.gripper_format, GRIPPERS)
         if self.gripper_format != "none" and self.gripper < 0:
             raise ConfigError("actions.gripper is -1 (no gripper) but gripper_format is "
@@ -72,14 +116,8 @@ class ActionMapping:
     def apply(self, actions: np.ndarray, where: str = "") -> dict[str, np.ndarray]:
         """(T, D) user actions -> {world_vector (T,3), rotation_delta (T,3), gripper_closedness_action (T,1)}."""
         a = np.asarray(actions, np.float64)
-        if a.ndim != 2:
-            raise DataError(f"{where}: actions must be (T, D), got shape {a.shape}")
         used = [*self.translation, *self.rotation] + ([self.gripper] if self.gripper_format != "none" else [])
-        if used and max(used) >= a.shape[1]:
-            raise DataError(f"{where}: actions have {a.shape[1]} dims but the mapping uses index {max(used)}; "
-                            "set actions.translation / actions.rotation / actions.gripper")
-        if not np.isfinite(a[:, used]).all():
-            raise DataError(f"{where}: actions contain NaN/inf; fix the source data")
+        _check_array(a, used, where, "actions", "actions.translation / actions.rotation / actions.gripper")
         T = len(a)
         wv = a[:, self.translation] * self.translation_scale
         rot = self._rotation(a) * self.rotation_scale
@@ -92,19 +130,7 @@ class ActionMapping:
         if fmt == "none":
             return np.zeros((len(a), 3))
         r = a[:, self.rotation]
-        if fmt == "rpy":
-            return r
-        from scipy.spatial.transform import Rotation
-
-        if fmt == "axis_angle":
-            rot = Rotation.from_rotvec(r)
-        elif fmt == "quat_xyzw":
-            rot = Rotation.from_quat(r)
-        elif fmt == "quat_wxyz":
-            rot = Rotation.from_quat(r[:, [1, 2, 3, 0]])
-        else:
-            rot = Rotation.from_euler(fmt.split("_", 1)[1], r)
-        return rot.as_euler("xyz")
+        return r if fmt == "rpy" else to_rotation(r, fmt).as_euler("xyz")
 
     def _gripper(self, a: np.ndarray, where: str) -> np.ndarray:
         fmt = self.gripper_format
@@ -117,12 +143,71 @@ class ActionMapping:
                                 "[-1, 1]; if they are absolute positions set actions.gripper_format="
                                 "absolute_close1|absolute_open1|absolute_pm1")
             return g
-        closed = {"absolute_close1": g, "absolute_open1": 1.0 - g, "absolute_pm1": (g + 1.0) / 2.0}[fmt]
-        if closed.min(initial=0) < -1e-6 or closed.max(initial=0) > 1 + 1e-6:
-            raise DataError(f"{where}: gripper values span [{g.min():.3g}, {g.max():.3g}], outside the range of "
-                            f"gripper_format={fmt}; pick the format that matches your data")
+        closed = closedness(g, fmt, where, "actions.gripper_format")
         diff = np.diff(closed, prepend=closed[:1])
         return np.where(diff > self.gripper_threshold, 1.0, np.where(diff < -self.gripper_threshold, -1.0, 0.0))
+
+
+@dataclass
+class StateMapping:
+    """How a user's robot-state vector maps to RT-1's proprioception (`schema.STATE_KEYS`).
+
+    Used only when the converter's `state_key` names a state source (empty = no state: the two
+    fields are written as zeros, as before). The defaults read RT-1's own 8-D layout
+    `[x, y, z, qx, qy, qz, qw, gripper_closed]`.
+
+    Args:
+        position: indices of the tool (end-effector) x, y, z in the robot base frame.
+        position_scale: multiply positions by this to get metres (e.g. 0.001 for mm).
+        rotation: indices of the tool orientation (3, or 4 for quaternions; [] for none).
+        rotation_format: as `actions.rotation_format` (an absolute orientation here): "rpy", "axis_angle",
+            "quat_xyzw", "quat_wxyz", "euler_<seq>" or "none" (quaternion written as zeros).
+            Written as a quaternion (x, y, z, w).
+        gripper: index of the gripper value (-1 = none in the data).
+        gripper_scale: multiply the gripper value by this before reading it with `gripper_format`
+            (e.g. 25 for a Panda finger joint that is 0.04 m when open).
+        gripper_format: "absolute_close1" (1 = closed, 0 = open), "absolute_open1" (1 = open),
+            "absolute_pm1" (+1 closed, -1 open) or "none" (written as 0 = open).
+    """
+
+    position: list[int] = field(default_factory=lambda: [0, 1, 2])
+    position_scale: float = 1.0
+    rotation: list[int] = field(default_factory=lambda: [3, 4, 5, 6])
+    rotation_format: str = "quat_xyzw"
+    gripper: int = 7
+    gripper_scale: float = 1.0
+    gripper_format: str = "absolute_close1"
+
+    def __post_init__(self) -> None:
+        from selfflow_robot.config import check_choice
+
+        if len(self.position) != 3:
+            raise ConfigError(f"state.position needs 3 indices, got {self.position}")
+        check_rotation("state", self.rotation_format, self.rotation)
+        check_choice("state.gripper_format", self.gripper_format, STATE_GRIPPERS)
+        if self.gripper_format != "none" and self.gripper < 0:
+            raise ConfigError("state.gripper is -1 (no gripper) but gripper_format is "
+                              f"{self.gripper_format!r}; set state.gripper_format=none")
+
+    def apply(self, state: np.ndarray, where: str = "") -> dict[str, np.ndarray]:
+        """(T, D) user state -> {base_pose_tool_reached (T,7), gripper_closed (T,1)}, float32."""
+        s = np.asarray(state, np.float64)
+        used = [*self.position, *self.rotation] + ([self.gripper] if self.gripper_format != "none" else [])
+        _check_array(s, used, where, "state values (state_key)", "state.position / state.rotation / state.gripper")
+        T = len(s)
+        quat = np.zeros((T, 4))
+        if self.rotation_format != "none":
+            try:
+                quat = to_rotation(s[:, self.rotation], self.rotation_format).as_quat()
+            except ValueError as e:  # e.g. a zero-norm quaternion
+                raise DataError(f"{where}: state.rotation values are not rotations in "
+                                f"rotation_format={self.rotation_format} ({e})") from e
+        grip = np.zeros(T)
+        if self.gripper_format != "none":
+            grip = closedness(s[:, self.gripper] * self.gripper_scale, self.gripper_format, where,
+                              "state.gripper_format")
+        pose = np.concatenate([s[:, self.position] * self.position_scale, quat], 1)
+        return {schema.TOOL_POSE: pose.astype(np.float32), schema.GRIPPER_CLOSED: grip.reshape(T, 1).astype(np.float32)}
 
 
 def fit_frame(frame: np.ndarray, mode: str = "pad", size: tuple[int, int] = schema.IMAGE_SHAPE[:2]) -> np.ndarray:
