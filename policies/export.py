@@ -2,15 +2,18 @@
 
 What is exported: `ActionDenoiser`, one evaluation of the backbone in policy mode,
 
-    (context tokens (B, k*h*w, d), action tokens (B, H, 8), tau (B,), text (B, 512), text_drop (B,) bool)
+    (context tokens (B, k*h*w, d), action tokens (B, H, 8), tau (B,), text (B, 512), text_drop (B,) bool
+     [, state (B, state_dim) normalised, for checkpoints trained with model.state_dim > 0])
         -> action velocity (B, H, 8)
 
-with the context clean (tau = 0) and no future frames. The **sampler loop stays outside** the
-exported graph (`ExportedSampler`, Euler on the same `time_grid` as `objective.sample`): the
-number of denoising steps stays a run-time choice, the graph is the same size for 1 or 50 steps,
-and ONNX/TensorRT see one static transformer instead of an unrolled loop. The frame codec
-(pixel patchify, or the VAE encoder for `xl`) and the text/statistics transforms also stay
-outside: they run once per chunk and come from the checkpoint as usual.
+with the context clean (tau = 0) and no future frames. A state-conditioned checkpoint's graph takes
+the normalised proprioception as a sixth input (`input_names(cfg)`); the raw-state normalisation
+(`StateNormalizer`) stays outside with the other checkpoint transforms. The **sampler loop stays
+outside** the exported graph (`ExportedSampler`, Euler on the same `time_grid` as
+`objective.sample`): the number of denoising steps stays a run-time choice, the graph is the same
+size for 1 or 50 steps, and ONNX/TensorRT see one static transformer instead of an unrolled loop.
+The frame codec (pixel patchify, or the VAE encoder for `xl`) and the text/statistics transforms
+also stay outside: they run once per chunk and come from the checkpoint as usual.
 
 Every export is checked against the eager model on random inputs (several noise levels) and on
 a whole chunk sampled through the exported graph; the max abs differences are printed, written to
@@ -37,12 +40,23 @@ from selfflow_robot.errors import ConfigError, require
 FORMATS = ("torchscript", "onnx", "torch_export")
 SUFFIX = {"torchscript": "pt", "onnx": "onnx", "torch_export": "pt2"}
 INPUT_NAMES = ("context", "actions", "tau", "text", "text_drop")
+STATE_INPUT = "state"
+
+
+def input_names(model_cfg: Any) -> tuple[str, ...]:
+    """The exported graph's inputs: `INPUT_NAMES`, plus `state` for a model with `state_dim > 0`."""
+    return INPUT_NAMES + ((STATE_INPUT,) if getattr(model_cfg, "state_dim", 0) else ())
 
 
 class ActionDenoiser(nn.Module):
     """Policy-mode velocity of the action tokens: the unit that export writes out.
 
-    forward(context (B, Nc, d), actions (B, H, A), tau (B,), text (B, T), text_drop (B,) bool) -> (B, H, A)
+    forward(context (B, Nc, d), actions (B, H, A), tau (B,), text (B, T), text_drop (B,) bool
+            [, state (B, S)]) -> (B, H, A)
+
+    `state` is the normalised proprioception of a model with `state_dim > 0`, the same for both CFG
+    halves (as in `objective.sample`); it is traced only when given, so a state-free model's graph keeps
+    the 5 inputs of `INPUT_NAMES`.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -50,21 +64,22 @@ class ActionDenoiser(nn.Module):
         self.model = model
 
     def forward(self, context: torch.Tensor, actions: torch.Tensor, tau: torch.Tensor, text: torch.Tensor,
-                text_drop: torch.Tensor) -> torch.Tensor:
+                text_drop: torch.Tensor, state: Optional[torch.Tensor] = None) -> torch.Tensor:
         clean = torch.zeros_like(tau)                                         # context frames: tau = 0
+        extra = {} if state is None else {"state": state}                     # state-conditioned models only
         out = self.model({CONTEXT: context, ACTIONS: actions}, {CONTEXT: clean, ACTIONS: tau}, text,
-                         text_drop=text_drop)
+                         text_drop=text_drop, **extra)
         return out.velocity[ACTIONS]                                          # (B, H, A)
 
 
-Denoise = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+Denoise = Callable[..., torch.Tensor]  # ActionDenoiser's signature: 5 tensors, or 6 with the state
 
 
 class ExportedSampler:
     """The sampler loop outside the graph: Euler ODE on `objective.time_grid`, optional text CFG.
 
     Mirrors `objective.sample(method="ode", guidance_interval=(0, 1))` step for step, so an exported
-    denoiser gives the eager policy's chunk for the same initial noise.
+    denoiser gives the eager policy's chunk for the same initial noise (and `state` = `robot_state`).
     """
 
     def __init__(self, denoise: Denoise, steps: int = 10, cfg_scale: float = 1.0) -> None:
@@ -75,17 +90,21 @@ class ExportedSampler:
         self.grid = time_grid(steps, "ode")
 
     @torch.no_grad()
-    def __call__(self, context: torch.Tensor, noise: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def __call__(self, context: torch.Tensor, noise: torch.Tensor, text: torch.Tensor,
+                 state: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Action tokens (B, H, A) from the initial `noise`; `state` (B, S) normalised, for state graphs."""
         B = noise.shape[0]
         x = noise
         keep = torch.zeros(B, dtype=torch.bool, device=noise.device)
+        extra = () if state is None else (state,)
+        extra2 = () if state is None else (torch.cat([state, state]),)       # both CFG halves see the state
         for tau, tau_next in zip(self.grid[:-1], self.grid[1:]):
             t = torch.full((B,), tau, device=noise.device)
             if self.cfg_scale == 1.0:
-                v = self.denoise(context, x, t, text, keep)
+                v = self.denoise(context, x, t, text, keep, *extra)
             else:
                 both = self.denoise(torch.cat([context, context]), torch.cat([x, x]), torch.cat([t, t]),
-                                    torch.cat([text, text]), torch.cat([keep, ~keep]))
+                                    torch.cat([text, text]), torch.cat([keep, ~keep]), *extra2)
                 v = both[B:] + self.cfg_scale * (both[:B] - both[B:])
             x = x + (tau_next - tau) * v.to(x.dtype)
         return x
@@ -93,7 +112,8 @@ class ExportedSampler:
 
 def example_inputs(model_cfg: Any, batch: int = 1, seed: int = 0, device: str | torch.device = "cpu",
                    tau: float = 0.5) -> tuple[torch.Tensor, ...]:
-    """Random denoiser inputs of the checkpoint's shapes (context, actions, tau, text, text_drop)."""
+    """Random denoiser inputs of the checkpoint's shapes, in `input_names(model_cfg)` order: (context, actions,
+    tau, text, text_drop), plus a normalised-range state (B, state_dim) for a state-conditioned model."""
     g = torch.Generator().manual_seed(seed)
     n_ctx = model_cfg.context_frames * model_cfg.tokens_per_frame
     ctx = torch.randn(batch, n_ctx, model_cfg.frame_token_dim, generator=g)
@@ -101,7 +121,9 @@ def example_inputs(model_cfg: Any, batch: int = 1, seed: int = 0, device: str | 
     text = torch.randn(batch, model_cfg.text_dim, generator=g)
     t = torch.full((batch,), tau)
     drop = torch.zeros(batch, dtype=torch.bool)
-    return tuple(x.to(device) for x in (ctx, act, t, text, drop))
+    S = getattr(model_cfg, "state_dim", 0)
+    state = (torch.rand(batch, S, generator=g) * 2 - 1,) if S else ()        # StateNormalizer's range, ~[-1, 1]
+    return tuple(x.to(device) for x in (ctx, act, t, text, drop, *state))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +141,7 @@ def _batch_dim() -> Any:
 
 def _write_torch_export(module: ActionDenoiser, args: tuple[torch.Tensor, ...], path: Path) -> None:
     b = _batch_dim()
-    program = torch.export.export(module, args, dynamic_shapes={name: {0: b} for name in INPUT_NAMES})
+    program = torch.export.export(module, args, dynamic_shapes=tuple({0: b} for _ in args))
     torch.export.save(program, str(path))
 
 
@@ -127,9 +149,9 @@ def _write_onnx(module: ActionDenoiser, args: tuple[torch.Tensor, ...], path: Pa
     require("onnx", "export")
     require("onnxscript", "export")
     b = _batch_dim()
-    program = torch.onnx.export(module, args, dynamo=True, input_names=list(INPUT_NAMES),
+    program = torch.onnx.export(module, args, dynamo=True, input_names=list(input_names(module.model.cfg)),
                                 output_names=["velocity"], opset_version=opset,
-                                dynamic_shapes={name: {0: b} for name in INPUT_NAMES}, external_data=False)
+                                dynamic_shapes=tuple({0: b} for _ in args), external_data=False)
     program.save(str(path))
 
 
@@ -176,6 +198,7 @@ class ExportResult:
     tolerance: float
     steps: int
     input_shapes: dict[str, list[int]]
+    state_dim: int = 0  # > 0: the graph takes `state` (B, state_dim), normalised, as its sixth input
     sampler: str = "outside the graph: Euler ODE on objective.time_grid(steps, 'ode') (ExportedSampler)"
     export_s: float = 0.0
 
@@ -183,16 +206,17 @@ class ExportResult:
 @torch.no_grad()
 def parity(eager: Denoise, exported: Denoise, model_cfg: Any, steps: int = 10, batch: int = 2,
            seed: int = 0) -> tuple[float, float]:
-    """Max abs differences (one denoiser call over several tau; one whole sampled chunk)."""
+    """Max abs differences (one denoiser call over several tau; one whole sampled chunk), with the state
+    input for a state-conditioned model."""
     worst = 0.0
     for i, tau in enumerate((1.0, 0.7, 0.3, 0.0)):
         b = (1, batch + 1)[i % 2]  # batch sizes other than the traced one too
         args = example_inputs(model_cfg, b, seed + i, tau=tau)
-        args = (*args[:4], torch.tensor([j % 2 == 1 for j in range(b)]))  # both CFG branches
+        args = (*args[:4], torch.tensor([j % 2 == 1 for j in range(b)]), *args[5:])  # both CFG branches
         worst = max(worst, (eager(*args) - exported(*args)).abs().max().item())
-    ctx, noise, _, text, _ = example_inputs(model_cfg, batch, seed + 99)
-    chunk_eager = ExportedSampler(eager, steps)(ctx, noise, text)
-    chunk_exported = ExportedSampler(exported, steps)(ctx, noise, text)
+    ctx, noise, _, text, _, *state = example_inputs(model_cfg, batch, seed + 99)
+    chunk_eager = ExportedSampler(eager, steps)(ctx, noise, text, *state)
+    chunk_exported = ExportedSampler(exported, steps)(ctx, noise, text, *state)
     return worst, (chunk_eager - chunk_exported).abs().max().item()
 
 
@@ -229,8 +253,8 @@ def export_denoiser(model: nn.Module, fmt: str, out_dir: str | Path, *, checkpoi
         os.replace(tmp_path, final)
     result = ExportResult(format=fmt, path=str(final), checkpoint=checkpoint, denoiser_max_abs_diff=d_step,
                           chunk_max_abs_diff=d_chunk, tolerance=tolerance, steps=steps,
-                          input_shapes={n: list(a.shape) for n, a in zip(INPUT_NAMES, args)},
-                          export_s=round(export_s, 2))
+                          input_shapes={n: list(a.shape) for n, a in zip(input_names(model.cfg), args)},
+                          state_dim=int(getattr(model.cfg, "state_dim", 0)), export_s=round(export_s, 2))
     meta = out_dir / "export.json"
     tmp_meta = meta.with_suffix(".json.tmp")
     tmp_meta.write_text(json.dumps({**asdict(result), "model": asdict(model.cfg)}, indent=2, default=str))
@@ -281,15 +305,13 @@ def main(cfg: Any) -> int:
     if not conf.ckpt:
         raise ConfigError("export needs a checkpoint: selfflow-robot export ckpt=RUN_DIR_OR_STEP_DIR format=onnx")
     pre = load_pretrained(conf.ckpt, use_ema=conf.use_ema, device="cpu")
-    if getattr(pre.model.cfg, "state_dim", 0):
-        raise ConfigError(f"{pre.path}: this checkpoint conditions on the robot state (model.state_dim="
-                          f"{pre.model.cfg.state_dim}); the exported denoiser has no state input yet. Deploy it "
-                          "with `selfflow-robot serve`, or export a checkpoint trained with model.state_dim=0")
     out_dir = Path(conf.output_dir) if conf.output_dir else pre.path / "export"
     result = export_denoiser(pre.model, conf.format, out_dir, checkpoint=str(pre.path), steps=conf.steps,
                              tolerance=conf.tolerance, opset=conf.opset)
     print(f"exported {conf.format}: {result.path}")
     print(f"parity vs eager: max abs diff {result.denoiser_max_abs_diff:.3e} (one denoiser call), "
           f"{result.chunk_max_abs_diff:.3e} (whole chunk, {conf.steps} steps); tolerance {conf.tolerance:g}")
+    if result.state_dim:
+        print(f"state input: (B, {result.state_dim}) normalised proprioception (the checkpoint's StateNormalizer)")
     print("sampler loop: outside the graph (Euler ODE on objective.time_grid); see policies/export.py")
     return 0

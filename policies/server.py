@@ -551,7 +551,8 @@ class SelfFlowEngine:
         """Run the policy's denoiser through an exported graph or `torch.compile` instead of eager.
 
         The sampler loop stays in Python (`export.ExportedSampler`, the same Euler steps as the
-        policy's `ode` sampler); only this policy object's `predict_tokens` is replaced.
+        policy's `ode` sampler); only this policy object's `predict_tokens` is replaced. A
+        state-conditioned checkpoint's graph also takes the normalised state the policy passes.
         """
         import tempfile
 
@@ -566,9 +567,6 @@ class SelfFlowEngine:
         policy, cfg = self.policy, self.policy.config
         if cfg.sampler != "ode":
             raise ConfigError(f"backend={backend} runs the ode sampler only; the policy uses sampler={cfg.sampler!r}")
-        if policy.state_dim:
-            raise ConfigError(f"backend={backend}: the exported denoiser has no robot-state input and this checkpoint "
-                              f"takes one (model.state_dim={policy.state_dim}); serve it with backend=eager")
         if backend == "compile":
             denoise = torch.compile(ActionDenoiser(policy.model))
         else:
@@ -582,11 +580,13 @@ class SelfFlowEngine:
 
         @torch.inference_mode()
         def predict_tokens(context: np.ndarray, text: np.ndarray, noise: torch.Tensor,
-                           generator: Optional[torch.Generator] = None, state: None = None) -> torch.Tensor:
+                           generator: Optional[torch.Generator] = None, state: Optional[np.ndarray] = None
+                           ) -> torch.Tensor:
             frames = torch.from_numpy(np.ascontiguousarray(context)).to(policy.device)
             ctx = policy.codec.encode(frames).float()                                 # (B, k*h*w, d)
             txt = torch.as_tensor(text, dtype=torch.float32, device=policy.device)    # (B, 512)
-            return sampler(ctx, noise.to(policy.device).float(), txt).float()         # (B, H, 8)
+            st = None if state is None else torch.as_tensor(state, dtype=torch.float32, device=policy.device)
+            return sampler(ctx, noise.to(policy.device).float(), txt, st).float()    # (B, H, 8); st: (B, 8) normalised
 
         policy.predict_tokens = predict_tokens
 

@@ -39,10 +39,12 @@ def _denoiser_flops(cfg, batch: int) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     model, _ = build_model(cfg, with_codec=False)
-    den = ActionDenoiser(model.eval())
+    den = ActionDenoiser(model.eval().requires_grad_(False))
     n_ctx = cfg.context_frames * cfg.tokens_per_frame
     args = (torch.zeros(batch, n_ctx, cfg.frame_token_dim), torch.zeros(batch, cfg.horizon, cfg.action_dim),
             torch.zeros(batch), torch.zeros(batch, cfg.text_dim), torch.zeros(batch, dtype=torch.bool))
+    if getattr(cfg, "state_dim", 0):
+        args += (torch.zeros(batch, cfg.state_dim),)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         den(*args)
     return int(counter.get_total_flops())
@@ -142,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                            generator=g)
     text = torch.randn(args.batch, cfg.text_dim, generator=g).to(device)
     noise = torch.randn(args.batch, cfg.horizon, cfg.action_dim, generator=g).to(device)
+    S = getattr(cfg, "state_dim", 0)  # a state-conditioned checkpoint: a normalised-range robot state too
+    state = (torch.rand(args.batch, S, generator=g) * 2 - 1).to(device=device, dtype=dtype) if S else None
     latents = torch.randn(args.batch, cfg.context_frames * cfg.tokens_per_frame, cfg.frame_token_dim,
                           generator=g).to(device=device, dtype=dtype)
     if codec is None:
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                     with torch.inference_mode():
                         c = encode()
                         sample(model, {CONTEXT: c, ACTIONS: noise.to(dtype)}, [ACTIONS], text.to(dtype),
-                               steps=args.steps, noise={ACTIONS: noise.to(dtype)})
+                               steps=args.steps, noise={ACTIONS: noise.to(dtype)}, robot_state=state)
             else:
                 if mode == "compile":
                     den = torch.compile(ActionDenoiser(model))
@@ -174,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 def run(sampler=sampler):
                     with torch.inference_mode():
-                        sampler(encode(), noise.to(dtype), text.to(dtype))
+                        sampler(encode(), noise.to(dtype), text.to(dtype), state)
             warm = args.warmup + (3 if mode == "compile" else 0)
             ms, cpu_ms = time_it(run, args.iters, warm, sync)
         except Exception as e:  # noqa: BLE001 - one failing backend must not hide the others

@@ -43,3 +43,15 @@ def test_bench_xl_flops_projection(bench, capsys):
     assert bench.main(["--size", "xl", "--flops-only", "--peak-tflops", "989"]) == 0
     line = capsys.readouterr().out
     assert "model xl: 644 tokens" in line and "GFLOP/chunk" in line
+
+
+def test_bench_a_state_checkpoint(bench, tmp_path, capsys):
+    """A checkpoint trained with model.state_dim=8: eager and the exported graph both get a robot state."""
+    from tiny_checkpoint import write_tiny_checkpoint
+
+    ckpt = write_tiny_checkpoint(tmp_path / "run", state_dim=8)
+    out = tmp_path / "bench.json"
+    assert bench.main(["--ckpt", str(ckpt), "--steps", "2", "--iters", "2", "--warmup", "1", "--threads", "1",
+                       "--modes", "eager,torchscript", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert all("error" not in result["modes"][m] and result["modes"][m]["p50_ms"] > 0 for m in ("eager", "torchscript"))

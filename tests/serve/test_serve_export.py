@@ -11,7 +11,8 @@ from selfflow_robot.cli import main as cli
 from selfflow_robot.constants import ACTIONS, CONTEXT
 from selfflow_robot.objective import sample
 from selfflow_robot.policies.export import (
-    FORMATS, SUFFIX, ActionDenoiser, ExportedSampler, example_inputs, export_denoiser, load_exported,
+    FORMATS, INPUT_NAMES, SUFFIX, ActionDenoiser, ExportedSampler, example_inputs, export_denoiser, input_names,
+    load_exported,
 )
 from selfflow_robot.train.checkpoint import load_pretrained
 
@@ -22,7 +23,7 @@ def _redraw_zero_layers(model: torch.nn.Module) -> torch.nn.Module:
     """Re-draw the layers adaLN-Zero initialises at zero (modulations, output layers), by name: after
     a few steps (and the EMA warm-up) they are small but not zero, so a value threshold can't find them."""
     g = torch.Generator().manual_seed(0)
-    zero_init = ("adaLN_modulation", "final_layer.linear", "final_layer.action_linear")
+    zero_init = ("adaLN_modulation", "final_layer.linear", "final_layer.action_linear", "state_embedder.mlp.2")
     with torch.no_grad():
         for name, p in model.named_parameters():
             if any(z in name for z in zero_init):
@@ -118,19 +119,100 @@ def test_server_backend_serves_the_exported_graph_with_eager_results(tiny_checkp
     np.testing.assert_allclose(got["actions"], ref["actions"], atol=TOL)
 
 
-def test_state_conditioned_checkpoints_are_refused_by_export_and_graph_backends(tmp_path, capsys):
-    """The exported graph has no robot-state input: export and the graph backends say so, eager serves."""
+@pytest.fixture(scope="module")
+def state_checkpoint(tmp_path_factory):
+    """A tiny state-conditioned checkpoint (model.state_dim=8, with state statistics) with live output layers."""
     from tiny_checkpoint import write_tiny_checkpoint
 
-    from selfflow_robot.errors import ConfigError
-    from selfflow_robot.policies.policy import SelfFlowPolicy
-    from selfflow_robot.policies.server import SelfFlowEngine
+    ckpt = write_tiny_checkpoint(tmp_path_factory.mktemp("state_run"), state_dim=8)
+    model = load_pretrained(ckpt, device="cpu").model
+    assert model.cfg.state_dim == 8
+    return ckpt, _redraw_zero_layers(copy.deepcopy(model))
 
-    ckpt = write_tiny_checkpoint(tmp_path / "state_run", state_dim=8)
-    assert cli(["export", f"ckpt={ckpt}", f"output_dir={tmp_path / 'out'}"]) != 0
-    assert "no state input yet" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
-    policy = SelfFlowPolicy.from_pretrained(ckpt, device="cpu", steps=2)
-    with pytest.raises(ConfigError, match="backend=eager"):
-        SelfFlowEngine(policy, backend="torchscript")
-    assert SelfFlowEngine(policy).policy.state_dim == 8
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_state_conditioned_export_takes_the_state_and_matches_eager(state_checkpoint, fmt, tmp_path):
+    """The graph of a state checkpoint has a 6th input `state`: parity with eager (objective.sample with
+    robot_state, with and without CFG), and a different state changes the exported velocity and chunk."""
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    _, model = state_checkpoint
+    result = export_denoiser(model, fmt, tmp_path, steps=6, tolerance=TOL)
+    meta = json.loads((tmp_path / "export.json").read_text())
+    assert result.state_dim == meta["state_dim"] == 8 and meta["input_shapes"]["state"] == [2, 8]
+    assert list(meta["input_shapes"]) == [*INPUT_NAMES, "state"] == list(input_names(model.cfg))
+    exported = load_exported(tmp_path / f"denoiser.{SUFFIX[fmt]}", fmt)
+    args = example_inputs(model.cfg, 3, seed=5)
+    assert len(args) == 6 and args[5].shape == (3, 8)
+    other = (*args[:5], -args[5])
+    with torch.no_grad():
+        v, v_other, v_eager = exported(*args), exported(*other), ActionDenoiser(model)(*args)
+    assert (v - v_eager).abs().max().item() <= TOL
+    moved = (v - v_other).abs().max().item()
+    assert moved > 1e-2, moved  # the state input is really wired into the graph
+    ctx, noise, _, text, _, state = args
+    for cfg_scale in (1.0, 2.5):
+        chunk = ExportedSampler(exported, steps=6, cfg_scale=cfg_scale)(ctx, noise, text, state)
+        with torch.no_grad():
+            ref = sample(model, {CONTEXT: ctx, ACTIONS: noise}, [ACTIONS], text, steps=6, method="ode",
+                         cfg_scale=cfg_scale, noise={ACTIONS: noise}, robot_state=state)[ACTIONS]
+        other_chunk = ExportedSampler(exported, steps=6, cfg_scale=cfg_scale)(ctx, noise, text, -state)
+        diff, moved = (chunk - ref).abs().max().item(), (chunk - other_chunk).abs().max().item()
+        print(f"\n{fmt} state graph, cfg {cfg_scale}: chunk vs objective.sample {diff:.2e}, "
+              f"other state moves {moved:.3f}")
+        assert diff <= TOL and moved > 1e-2
+
+
+def test_state_free_export_keeps_its_five_inputs(live_model, tmp_path):
+    assert input_names(live_model.cfg) == INPUT_NAMES and len(example_inputs(live_model.cfg)) == 5
+    result = export_denoiser(live_model, "torchscript", tmp_path, steps=2, tolerance=TOL)
+    assert result.state_dim == 0 and list(result.input_shapes) == list(INPUT_NAMES)
+    graph_inputs = list(torch.jit.load(str(tmp_path / "denoiser.pt")).graph.inputs())[1:]  # [0] is self
+    assert len(graph_inputs) == 5
+
+
+def test_export_cli_on_a_state_conditioned_checkpoint(state_checkpoint, tmp_path, capsys):
+    ckpt, _ = state_checkpoint
+    assert cli(["export", f"ckpt={ckpt}", "format=torchscript", f"output_dir={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "state input: (B, 8)" in out
+    meta = json.loads((tmp_path / "export.json").read_text())
+    assert meta["state_dim"] == 8 and meta["denoiser_max_abs_diff"] <= meta["tolerance"]
+
+
+@pytest.mark.parametrize("backend", ["torchscript", "torch_export"])
+def test_server_backend_serves_a_state_checkpoint_with_eager_results(state_checkpoint, backend):
+    """`serve backend=...` on a state checkpoint: the normalised state reaches the graph, chunks match eager
+    for the same image + state, and a different state gives a different chunk."""
+    import numpy as np
+
+    from selfflow_robot.policies.client import PolicyClient
+    from selfflow_robot.policies.policy import SelfFlowPolicy
+    from selfflow_robot.policies.server import PolicyServer, SelfFlowEngine
+
+    ckpt, _ = state_checkpoint
+    policy = SelfFlowPolicy.from_pretrained(ckpt, device="cpu", steps=10)
+    _redraw_zero_layers(policy.model)
+    eager, other = policy.with_options(), policy.with_options()
+    engine = SelfFlowEngine(policy.with_options(), backend=backend)
+    instr = policy.language.table.instructions[0]
+    img = np.random.default_rng(0).integers(0, 256, (128, 160, 3), dtype=np.uint8)
+    state = np.array([0.1, -0.2, 0.3, 0.0, 0.0, 0.0, 1.0, 0.5], np.float32)  # tool pose (x y z, quaternion) + gripper
+    state2 = state + np.array([-0.5, 0.5, -0.5, 0, 0, 0, 0, 0.5], np.float32)  # another arm pose, gripper closed
+    eager.reset(instr)
+    ref = eager.infer({"image": img, "state": state})
+    other.reset(instr)
+    ref2 = other.infer({"image": img, "state": state2})
+    with PolicyServer(engine, port=0) as srv:
+        got = []
+        for s in (state, state2):  # one connection each: a fresh session, the same seeded noise
+            with PolicyClient(srv.uri) as client:
+                assert client.metadata["backend"] == backend and client.metadata["state_dim"] == 8
+                client.reset(instr)
+                got.append(client.infer(img, state=s))
+    diff = max(float(np.abs(g["action_tokens"] - r["action_tokens"]).max()) for g, r in zip(got, (ref, ref2)))
+    moved = float(np.abs(got[1]["action_tokens"] - got[0]["action_tokens"]).max())
+    print(f"\nbackend={backend} (state checkpoint) vs eager: max abs diff {diff:.2e}; "
+          f"the other state moves {moved:.3f}")
+    assert diff <= TOL and moved > 1e-3
+    np.testing.assert_allclose(got[0]["actions"], ref["actions"], atol=TOL)
