@@ -59,6 +59,9 @@ class PolicyConfig:
         precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
         text_encoder: optional local dir of a Hugging Face text model for instructions not in the table.
         text_fallback: how encoder outputs map to the table's space: `nearest` or `ridge` (see language.py).
+        use_state: for a checkpoint trained with proprioception (`model.state_dim > 0`): False = ignore the
+            robot state and act from the image alone through the learned null state, so no `state` is needed
+            (meaningful for checkpoints trained with `train.state_dropout > 0`, which learned that case).
     """
 
     steps: int = 10
@@ -75,6 +78,7 @@ class PolicyConfig:
     precision: str = "auto"
     text_encoder: Optional[str] = None
     text_fallback: str = "nearest"
+    use_state: bool = True
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -158,7 +162,9 @@ class SelfFlowPolicy:
         self.language = language
         self.statistics = dict(statistics or {})
         self.source = None if source is None else Path(source)
-        self.state_dim = int(getattr(self.model_cfg, "state_dim", 0))
+        self.trained_state_dim = int(getattr(self.model_cfg, "state_dim", 0))
+        # the state this policy asks for: none when the checkpoint has no state input or use_state is off
+        self.state_dim = self.trained_state_dim if self.config.use_state else 0
         if self.state_dim and state_input is None:
             raise ConfigError(f"this model takes proprioception (model.state_dim={self.state_dim}): give the "
                               "policy a state_input (the checkpoint's StateNormalizer)")
@@ -351,8 +357,8 @@ class SelfFlowPolicy:
     def _check_state(self, state: Any) -> np.ndarray:
         """The raw proprioception as float32 `(state_dim,)`; a clear error for a wrong size or a model without one."""
         if not self.state_dim:
-            raise ConfigError("this checkpoint takes no robot state (trained with model.state_dim=0); "
-                              "leave `state` out of the observation")
+            why = "use_state=false" if self.trained_state_dim else "trained with model.state_dim=0"
+            raise ConfigError(f"this policy takes no robot state ({why}); leave `state` out of the observation")
         arr = np.asarray(state, np.float32).reshape(-1)
         if arr.shape != (self.state_dim,) or not np.all(np.isfinite(arr)):
             raise ConfigError(f"`state` must be {self.state_dim} finite floats (base_pose_tool_reached + "

@@ -74,6 +74,8 @@ class ServeConfig:
         device: torch device for the policy ("auto" = cuda if available, else cpu).
         steps: denoising steps per chunk (null = the policy's default).
         use_ema: serve the EMA weights (the usual choice).
+        use_state: false = a state-conditioned checkpoint acts from the image alone (the learned null
+            state; for checkpoints trained with train.state_dropout > 0) and its metadata asks for no state.
         max_batch: most requests run as one batch (1 = no batching).
         max_connections: further connections get HTTP 503 (each one holds a session).
         batch_wait_ms: how long the batcher waits to fill a batch after the first request.
@@ -90,6 +92,7 @@ class ServeConfig:
     device: str = "auto"
     steps: Optional[int] = None
     use_ema: bool = True
+    use_state: bool = True
     max_batch: int = 8
     max_connections: int = 64
     batch_wait_ms: float = 3.0
@@ -538,11 +541,11 @@ class SelfFlowEngine:
 
     @classmethod
     def from_checkpoint(cls, ckpt: str, device: str = "auto", steps: Optional[int] = None,
-                        use_ema: bool = True, backend: str = "eager") -> "SelfFlowEngine":
+                        use_ema: bool = True, backend: str = "eager", use_state: bool = True) -> "SelfFlowEngine":
         """Load `ckpt` (step dir or run dir) through `SelfFlowPolicy.from_pretrained`."""
         from selfflow_robot.policies.policy import SelfFlowPolicy
 
-        options: dict[str, Any] = {"device": device, "use_ema": use_ema}
+        options: dict[str, Any] = {"device": device, "use_ema": use_ema, "use_state": use_state}
         if steps is not None:
             options["steps"] = steps
         return cls(SelfFlowPolicy.from_pretrained(ckpt, **options), backend=backend)
@@ -585,7 +588,12 @@ class SelfFlowEngine:
             frames = torch.from_numpy(np.ascontiguousarray(context)).to(policy.device)
             ctx = policy.codec.encode(frames).float()                                 # (B, k*h*w, d)
             txt = torch.as_tensor(text, dtype=torch.float32, device=policy.device)    # (B, 512)
-            st = None if state is None else torch.as_tensor(state, dtype=torch.float32, device=policy.device)
+            if state is not None:
+                st = torch.as_tensor(state, dtype=torch.float32, device=policy.device)
+            elif policy.trained_state_dim:  # use_state=false: the graph's state input gets the learned null state
+                st = policy.model.state_embedder.null_state.detach().float().expand(len(text), -1)
+            else:
+                st = None
             return sampler(ctx, noise.to(policy.device).float(), txt, st).float()    # (B, H, 8); st: (B, 8) normalised
 
         policy.predict_tokens = predict_tokens
@@ -670,7 +678,8 @@ def main(cfg: Any) -> int:
     token = conf.resolved_token()
     if conf.host not in ("127.0.0.1", "localhost", "::1") and token is None:
         log.warning("serving on %s without a token: anyone who can reach this port can drive the policy", conf.host)
-    engine = SelfFlowEngine.from_checkpoint(conf.ckpt, conf.device, conf.steps, conf.use_ema, conf.backend)
+    engine = SelfFlowEngine.from_checkpoint(conf.ckpt, conf.device, conf.steps, conf.use_ema, conf.backend,
+                                            conf.use_state)
     server = PolicyServer(engine, conf.host, conf.port, token, conf.request_limits(), conf.max_batch,
                           conf.batch_wait_ms, conf.max_connections)
 

@@ -96,7 +96,8 @@ class RemotePolicy:
         if int(meta.get("state_dim", 0) or 0):
             raise ValueError(f"the served checkpoint conditions on the robot state (state_dim={meta['state_dim']}), "
                              "but SimplerEnv's evaluation loop hands the policy only the image; score it with "
-                             "`selfflow-robot eval` (the ManiSkill3 port) or serve a checkpoint trained with "
+                             "`selfflow-robot eval` (the ManiSkill3 port), serve it with use_state=false (if it "
+                             "was trained with train.state_dropout > 0), or serve a checkpoint trained with "
                              "model.state_dim=0")
         self.client = client
         self.chunk_length = int(meta["chunk_length"])

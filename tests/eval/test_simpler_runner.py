@@ -97,8 +97,15 @@ def test_remote_policy_refuses_a_state_conditioned_server(eval_state_ckpt):
     engine = SelfFlowEngine.from_checkpoint(str(eval_state_ckpt), device="cpu", steps=1)
     client_mod = runner.load_client_module()
     with PolicyServer(engine, port=0) as server, client_mod.PolicyClient(server.uri) as client:
-        with pytest.raises(ValueError, match="selfflow-robot eval"):
+        with pytest.raises(ValueError, match="selfflow-robot eval.*use_state=false"):
             runner.RemotePolicy(client)
+    # served with use_state=false (image only, through the learned null state), SimplerEnv's loop can run it
+    engine = SelfFlowEngine.from_checkpoint(str(eval_state_ckpt), device="cpu", steps=1, use_state=False)
+    with PolicyServer(engine, port=0) as server, client_mod.PolicyClient(server.uri) as client:
+        policy = runner.RemotePolicy(client)
+        policy.reset("open top drawer")
+        raw, action = policy.step(np.zeros((256, 320, 3), np.uint8))
+        assert np.isfinite(raw["world_vector"]).all() and action["terminate_episode"].shape == (1,)
 
 
 def test_visualize_epoch_writes_a_plot(tmp_path):

@@ -234,3 +234,10 @@ def test_state_conditioned_checkpoint_needs_and_uses_the_robot_state(write_tiny_
     plain.reset(TASK)
     with pytest.raises(ConfigError, match="takes no robot state"):
         plain.step(frame, state=home)
+    image_only = policy.with_options(use_state=False)                # the learned null state, no state needed
+    assert image_only.metadata["state_dim"] == 0
+    image_only.reset(TASK)
+    null_chunk = image_only.infer({"image": frame})["actions"]
+    assert np.isfinite(null_chunk).all() and not np.allclose(null_chunk, chunks[0], atol=1e-5)
+    with pytest.raises(ConfigError, match=r"takes no robot state \(use_state=false\)"):
+        image_only.step(frame, state=home)

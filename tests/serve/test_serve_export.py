@@ -216,3 +216,36 @@ def test_server_backend_serves_a_state_checkpoint_with_eager_results(state_check
           f"the other state moves {moved:.3f}")
     assert diff <= TOL and moved > 1e-3
     np.testing.assert_allclose(got[0]["actions"], ref["actions"], atol=TOL)
+
+
+def test_server_backend_use_state_false_feeds_the_null_state(state_checkpoint):
+    """`serve use_state=false` on a state checkpoint: the metadata asks for no state, a state sent is refused,
+    and the exported graph gets the learned null state, so chunks match the eager policy's null-state chunks."""
+    import numpy as np
+
+    from selfflow_robot.policies.client import PolicyClient, ServerError
+    from selfflow_robot.policies.policy import SelfFlowPolicy
+    from selfflow_robot.policies.server import PolicyServer, SelfFlowEngine
+
+    ckpt, _ = state_checkpoint
+    policy = SelfFlowPolicy.from_pretrained(ckpt, device="cpu", steps=4, use_state=False)
+    _redraw_zero_layers(policy.model)
+    with torch.no_grad():  # a non-zero learned null state, so feeding zeros instead would show
+        policy.model.state_embedder.null_state.copy_(torch.linspace(-1, 1, 8))
+    instr = policy.language.table.instructions[0]
+    img = np.random.default_rng(1).integers(0, 256, (128, 160, 3), dtype=np.uint8)
+    eager, with_state = policy.with_options(), policy.with_options(use_state=True)
+    eager.reset(instr)
+    ref = eager.infer({"image": img})
+    with_state.reset(instr)
+    mid = np.add(policy.statistics["state"]["q01"], policy.statistics["state"]["q99"]) / 2  # normalises to ~0
+    measured = with_state.infer({"image": img, "state": mid.astype(np.float32)})
+    assert np.abs(measured["action_tokens"] - ref["action_tokens"]).max() > 1e-3  # null state != a state of zeros
+    with PolicyServer(SelfFlowEngine(policy.with_options(), backend="torchscript"), port=0) as srv:
+        with PolicyClient(srv.uri) as client:
+            assert client.metadata["state_dim"] == 0
+            client.reset(instr)
+            got = client.infer(img)
+            with pytest.raises(ServerError, match="takes none"):
+                client.infer(img, state=np.zeros(8, np.float32))
+    np.testing.assert_allclose(got["action_tokens"], ref["action_tokens"], atol=TOL)
