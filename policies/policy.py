@@ -62,6 +62,9 @@ class PolicyConfig:
         use_state: for a checkpoint trained with proprioception (`model.state_dim > 0`): False = ignore the
             robot state and act from the image alone through the learned null state, so no `state` is needed
             (meaningful for checkpoints trained with `train.state_dropout > 0`, which learned that case).
+        state_scale: guidance on the robot state against the learned null state, like `cfg_scale` for the
+            instruction (1.0 = off; > 1 leans harder on the state; costs a second forward). For checkpoints
+            trained with `train.state_dropout > 0`.
     """
 
     steps: int = 10
@@ -79,6 +82,7 @@ class PolicyConfig:
     text_encoder: Optional[str] = None
     text_fallback: str = "nearest"
     use_state: bool = True
+    state_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -91,6 +95,8 @@ class PolicyConfig:
             raise ConfigError(f"policy precision must be one of ['auto', 'fp32', 'bf16'], got {self.precision!r}")
         if self.cfg_scale < 0:
             raise ConfigError(f"policy cfg_scale must be >= 0, got {self.cfg_scale}")
+        if self.state_scale < 0:
+            raise ConfigError(f"policy state_scale must be >= 0, got {self.state_scale}")
 
 
 def resolve_device(name: str) -> str:
@@ -168,6 +174,10 @@ class SelfFlowPolicy:
         if self.state_dim and state_input is None:
             raise ConfigError(f"this model takes proprioception (model.state_dim={self.state_dim}): give the "
                               "policy a state_input (the checkpoint's StateNormalizer)")
+        if self.config.state_scale != 1.0 and not self.state_dim:
+            raise ConfigError(f"state_scale={self.config.state_scale} guides on the robot state, but this policy "
+                              "takes none (" + ("use_state=false" if self.trained_state_dim else
+                                                "trained with model.state_dim=0") + ")")
         self.state_input = state_input
         # openpi-style mirrored chains: frames as trained, then the instruction; outputs unnormalise.
         self.transforms = T.Group().push(
@@ -392,7 +402,8 @@ class SelfFlowPolicy:
                          torch.as_tensor(text, dtype=torch.float32, device=self.device),
                          steps=self.config.steps, method=self.config.sampler, cfg_scale=self.config.cfg_scale,
                          generator=generator, noise={ACTION_GROUP: noise},
-                         robot_state=None if state is None else torch.as_tensor(state, device=self.device))
+                         robot_state=None if state is None else torch.as_tensor(state, device=self.device),
+                         state_scale=self.config.state_scale)
         return out[ACTION_GROUP].float()                                       # (B, H, 8)
 
     # ------------------------------------------------------------------ extras

@@ -570,6 +570,9 @@ class SelfFlowEngine:
         policy, cfg = self.policy, self.policy.config
         if cfg.sampler != "ode":
             raise ConfigError(f"backend={backend} runs the ode sampler only; the policy uses sampler={cfg.sampler!r}")
+        if cfg.state_scale != 1.0:
+            raise ConfigError(f"backend={backend} has no state guidance; the policy uses state_scale={cfg.state_scale} "
+                              "(use backend=eager)")
         if backend == "compile":
             denoise = torch.compile(ActionDenoiser(policy.model))
         else:

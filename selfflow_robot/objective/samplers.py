@@ -3,7 +3,10 @@
 `ode`: Euler on dx/dtau = v. `sde`: Euler-Maruyama on the reverse SDE with diffusion g(tau)^2 = 2·tau
 (REPA/SiT "sigma" form), from tau = 1 to `sde_last`, then one deterministic step to 0.
 Classifier-free guidance on the text: v = v_null + cfg_scale·(v_text - v_null), applied only while
-tau lies in `guidance_interval` (the released sampler guides for tau in [0, 0.7]).
+tau lies in `guidance_interval` (the released sampler guides for tau in [0, 0.7]). Guidance on the
+robot state works the same way with the learned null state (`state_scale`; models trained with
+`train.state_dropout > 0`); both together add up: v = v_c + (cfg - 1)(v_c - v_null_text) +
+(state_scale - 1)(v_c - v_null_state), one batched forward of up to three branches.
 """
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[s
            *, steps: int = 20, method: str = "ode", cfg_scale: float = 1.0,
            guidance_interval: tuple[float, float] = (0.0, 1.0), key_mask: Optional[Mapping[str, torch.Tensor]] = None,
            generator: Optional[torch.Generator] = None, noise: Optional[Mapping[str, torch.Tensor]] = None,
-           sde_last: float = 0.04, robot_state: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+           sde_last: float = 0.04, robot_state: Optional[torch.Tensor] = None,
+           state_scale: float = 1.0) -> dict[str, torch.Tensor]:
     """Generate the groups in `generate` conditioned on the clean groups of `x`.
 
     Args:
@@ -57,6 +61,8 @@ def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[s
         noise: optional initial noise per generated group (overrides the draw).
         robot_state: (B, state_dim) normalised proprioception for a model with `state_dim > 0` (None = the
             learned null state).
+        state_scale: guidance on `robot_state` against the learned null state (1.0 = off; > 1 leans harder on
+            the state, < 1 towards the image alone). Needs `robot_state`.
     Returns:
         dict[group, Tensor] with every group of `x`: generated groups replaced by the samples.
     """
@@ -67,6 +73,8 @@ def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[s
         raise ValueError(f"groups to generate {missing} need a tensor of their shape in x")
     if cfg_scale != 1.0 and text is None:
         raise ValueError("classifier-free guidance (cfg_scale != 1) needs a text condition")
+    if state_scale != 1.0 and robot_state is None:
+        raise ValueError("state guidance (state_scale != 1) needs a robot_state")
     state = dict(x)
     for g in generate:
         ref = x[g]
@@ -78,16 +86,36 @@ def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[s
 
     def velocity(tau: float) -> dict[str, torch.Tensor]:
         t = {g: torch.full((B,), tau if g in generate else 0.0, device=device) for g in state}
-        guide = cfg_scale != 1.0 and guidance_interval[0] <= tau <= guidance_interval[1]
-        if not guide:
+        inside = guidance_interval[0] <= tau <= guidance_interval[1]
+        guide_text, guide_state = inside and cfg_scale != 1.0, inside and state_scale != 1.0
+        if not (guide_text or guide_state):
             return model(state, t, text, key_mask=key_mask, **extra).velocity
-        both = {g: torch.cat([v, v]) for g, v in state.items()}
-        drop = torch.cat([torch.zeros(B, dtype=torch.bool, device=device), torch.ones(B, dtype=torch.bool, device=device)])
-        mask2 = {g: torch.cat([m, m]) for g, m in key_mask.items()} if key_mask is not None else None
-        extra2 = {} if robot_state is None else {"state": torch.cat([robot_state, robot_state])}
-        out = model(both, {g: torch.cat([v, v]) for g, v in t.items()}, torch.cat([text, text]),
-                    text_drop=drop, key_mask=mask2, **extra2).velocity
-        return {g: out[g][B:] + cfg_scale * (out[g][:B] - out[g][B:]) for g in generate}
+        # branches, batched: conditional, [null text], [null state]
+        no, yes = torch.zeros(B, dtype=torch.bool, device=device), torch.ones(B, dtype=torch.bool, device=device)
+        text_drop, state_drop = [no], [no]
+        if guide_text:
+            text_drop, state_drop = text_drop + [yes], state_drop + [no]
+        if guide_state:
+            text_drop, state_drop = text_drop + [no], state_drop + [yes]
+        n = len(text_drop)
+
+        def rep(v: torch.Tensor) -> torch.Tensor:
+            return torch.cat([v] * n)
+
+        kwargs = {} if robot_state is None else {"state": rep(robot_state), "state_drop": torch.cat(state_drop)}
+        out = model({g: rep(v) for g, v in state.items()}, {g: rep(v) for g, v in t.items()},
+                    None if text is None else rep(text), text_drop=torch.cat(text_drop),
+                    key_mask=None if key_mask is None else {g: rep(m) for g, m in key_mask.items()}, **kwargs).velocity
+        result = {}
+        for g in generate:
+            branch = out[g].chunk(n)
+            v, k = branch[0], 1
+            if guide_text:
+                v, k = branch[k] + cfg_scale * (branch[0] - branch[k]), k + 1
+            if guide_state:
+                v = v + (state_scale - 1.0) * (branch[0] - branch[k])
+            result[g] = v
+        return result
 
     grid = time_grid(steps, method, sde_last)
     for i, (tau, tau_next) in enumerate(zip(grid[:-1], grid[1:])):

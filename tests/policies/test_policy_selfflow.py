@@ -241,3 +241,8 @@ def test_state_conditioned_checkpoint_needs_and_uses_the_robot_state(write_tiny_
     assert np.isfinite(null_chunk).all() and not np.allclose(null_chunk, chunks[0], atol=1e-5)
     with pytest.raises(ConfigError, match=r"takes no robot state \(use_state=false\)"):
         image_only.step(frame, state=home)
+    guided = policy.with_options(state_scale=2.0)                   # guidance on the state (two forwards)
+    guided.reset(TASK)
+    assert not np.allclose(guided.infer({"image": frame, "state": home})["actions"], chunks[0], atol=1e-5)
+    with pytest.raises(ConfigError, match="state_scale=2.0 guides on the robot state.*use_state=false"):
+        policy.with_options(use_state=False, state_scale=2.0)
