@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 from omegaconf import DictConfig
@@ -83,8 +83,14 @@ class ConvertConfig:
         check_choice("fit", self.fit, FITS)
         if not self.input:
             raise ConfigError("input= is required: the source file or folder to convert")
-        if isinstance(self.state_key, str):  # one key
-            self.state_key = [self.state_key] if self.state_key else []
+        self.state_key = key_list(self.state_key)
+
+
+def key_list(keys: str | Sequence[str]) -> list[str]:
+    """`state_key` as a list: one key may be given as a plain string ("" = none)."""
+    if isinstance(keys, str):
+        return [keys] if keys else []
+    return list(keys)
 
 
 def source_episodes(cfg: ConvertConfig) -> Iterator[SourceEpisode]:
@@ -172,8 +178,8 @@ def main(cfg: DictConfig) -> int:
     """CLI entry: `selfflow-robot data convert format=... input=... output_dir=... [actions.*=...]`."""
     from selfflow_robot.config import structured
 
-    if isinstance(cfg.get("state_key"), str):  # state_key=observation.state: one key
-        cfg.state_key = [cfg.state_key] if cfg.state_key else []
+    if isinstance(cfg.get("state_key"), str):  # state_key=observation.state on the command line
+        cfg.state_key = key_list(cfg.state_key)
     cc = structured(ConvertConfig, cfg)
     path, n, skipped = convert(cc)
     print(f"wrote {n} episodes to {path}" + (f"; skipped {skipped} bad source episode(s)" if skipped else ""))

@@ -36,6 +36,21 @@ def check_rotation(prefix: str, fmt: str, indices: list[int]) -> None:
         raise ConfigError(f"{prefix}.rotation needs {want} indices for rotation_format={fmt}, got {indices}")
 
 
+def check_layout(prefix: str, xyz_name: str, xyz: list[int], rotation_format: str, rotation: list[int],
+                 gripper_format: str, gripper: int, grippers: tuple[str, ...]) -> None:
+    """Raise `ConfigError` unless a mapping's `<prefix>.*` indices and formats fit together: 3 `xyz_name`
+    indices, the rotation's index count, a known gripper format, and a gripper index unless it is none."""
+    from selfflow_robot.config import check_choice
+
+    if len(xyz) != 3:
+        raise ConfigError(f"{prefix}.{xyz_name} needs 3 indices, got {xyz}")
+    check_rotation(prefix, rotation_format, rotation)
+    check_choice(f"{prefix}.gripper_format", gripper_format, grippers)
+    if gripper_format != "none" and gripper < 0:
+        raise ConfigError(f"{prefix}.gripper is -1 (no gripper) but gripper_format is "
+                          f"{gripper_format!r}; set {prefix}.gripper_format=none")
+
+
 def to_rotation(r: np.ndarray, fmt: str):
     """(T, 3|4) values in rotation format `fmt` (not "none") -> a scipy `Rotation` of T rotations."""
     from scipy.spatial.transform import Rotation
@@ -103,15 +118,8 @@ class ActionMapping:
     gripper_threshold: float = 0.1
 
     def __post_init__(self) -> None:
-        from selfflow_robot.config import check_choice
-
-        if len(self.translation) != 3:
-            raise ConfigError(f"actions.translation needs 3 indices, got {self.translation}")
-        check_rotation("actions", self.rotation_format, self.rotation)
-        check_choice("actions.gripper_format", self.gripper_format, GRIPPERS)
-        if self.gripper_format != "none" and self.gripper < 0:
-            raise ConfigError("actions.gripper is -1 (no gripper) but gripper_format is "
-                              f"{self.gripper_format!r}; set actions.gripper_format=none")
+        check_layout("actions", "translation", self.translation, self.rotation_format, self.rotation,
+                     self.gripper_format, self.gripper, GRIPPERS)
 
     def apply(self, actions: np.ndarray, where: str = "") -> dict[str, np.ndarray]:
         """(T, D) user actions -> {world_vector (T,3), rotation_delta (T,3), gripper_closedness_action (T,1)}."""
@@ -179,15 +187,8 @@ class StateMapping:
     gripper_format: str = "absolute_close1"
 
     def __post_init__(self) -> None:
-        from selfflow_robot.config import check_choice
-
-        if len(self.position) != 3:
-            raise ConfigError(f"state.position needs 3 indices, got {self.position}")
-        check_rotation("state", self.rotation_format, self.rotation)
-        check_choice("state.gripper_format", self.gripper_format, STATE_GRIPPERS)
-        if self.gripper_format != "none" and self.gripper < 0:
-            raise ConfigError("state.gripper is -1 (no gripper) but gripper_format is "
-                              f"{self.gripper_format!r}; set state.gripper_format=none")
+        check_layout("state", "position", self.position, self.rotation_format, self.rotation,
+                     self.gripper_format, self.gripper, STATE_GRIPPERS)
 
     def apply(self, state: np.ndarray, where: str = "") -> dict[str, np.ndarray]:
         """(T, D) user state -> {base_pose_tool_reached (T,7), gripper_closed (T,1)}, float32."""
