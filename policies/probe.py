@@ -54,16 +54,23 @@ class ProbeResult:
 
 
 def episodes_by_instruction(reader: RLDSReader, instructions: Sequence[str], limit: int) -> list[list[Episode]]:
-    """The first `limit` episodes of each instruction, in episode order; a clear error for one that is absent."""
+    """The first `limit` episodes of each instruction, in episode order; a clear error for one that is absent.
+
+    Reads episodes in order and stops once every instruction has `limit` (a progress bar on large datasets)."""
+    from tqdm import tqdm
+
     found: dict[str, list[Episode]] = {s: [] for s in instructions}
     seen: set[str] = set()
-    for i in reader.episode_ids:
+    ids = reader.episode_ids
+    for i in tqdm(ids, desc="finding episodes", unit="ep", leave=False, disable=len(ids) < 1000):
         ep = reader.read(i)
         if ep is None:
             continue
         seen.add(ep.instruction)
         if ep.instruction in found and len(found[ep.instruction]) < limit:
             found[ep.instruction].append(ep)
+            if all(len(v) >= limit for v in found.values()):
+                break
     for s, eps in found.items():
         if not eps:
             raise DataError(f"no episode with the instruction {s!r} in the dataset; it has: {sorted(seen)}")

@@ -40,6 +40,7 @@ def test_probe_measures_each_input_and_the_demo_gap(state_ckpt, demos):
     policy = SelfFlowPolicy.from_pretrained(state_ckpt, steps=1)
     eps_a, eps_b = _pairs(demos)
     assert [e.instruction for e in eps_a] == [A, A] and [e.instruction for e in eps_b] == [B, B]
+    assert [e.episode_id for e in eps_a] == [2, 7] and [e.episode_id for e in eps_b] == [3, 8]  # synth: round-robin
     result = probe_conditioning(policy, eps_a, eps_b, steps=(0, 2, 4))
     assert result.instructions == (A, B) and result.pairs == 2 and result.steps == [0, 2, 4]
     assert set(result.swap) == {"image", "text", "state"}
