@@ -77,12 +77,6 @@ def episodes_by_instruction(reader: RLDSReader, instructions: Sequence[str], lim
     return [found[s] for s in instructions]
 
 
-def _window(ep: Episode, t: int, k: int) -> np.ndarray:
-    """The k frames ending at step t (oldest first; the first frame repeated before the episode starts)."""
-    idx = [max(t - j, 0) for j in range(k - 1, -1, -1)]
-    return decode_frames([ep.images[i] for i in idx])
-
-
 def probe_conditioning(policy: Any, episodes_a: Sequence[Episode], episodes_b: Sequence[Episode],
                        steps: Sequence[int] = (0, 3, 6)) -> ProbeResult:
     """Swap each input of A's frames for B's (see the module docstring). `policy`: a `SelfFlowPolicy`.
@@ -107,20 +101,23 @@ def probe_conditioning(policy: Any, episodes_a: Sequence[Episode], episodes_b: S
         obs = {"image": frames, "instruction": text, **({"state": state} if use_state else {})}
         return policy.infer(obs)["actions"][:, :3]
 
+    # each episode's actions and states, concatenated once (not per probed step)
+    eps = [(ep_a, ep_b, ep_a.actions(), ep_b.actions(), ep_a.state() if use_state else None,
+            ep_b.state() if use_state else None) for ep_a, ep_b in zip(episodes_a[:pairs], episodes_b[:pairs])]
     per_step: dict[str, list[float]] = {n: [] for n in [*inputs, "demo"]}
     for t in steps:
         deltas: dict[str, list[float]] = {n: [] for n in per_step}
-        for ep_a, ep_b in zip(episodes_a[:pairs], episodes_b[:pairs]):
-            fa, fb = _window(ep_a, t, k), _window(ep_b, t, k)
-            sa = ep_a.state()[t] if use_state else None
-            sb = ep_b.state()[t] if use_state else None
+        for ep_a, ep_b, act_a, act_b, st_a, st_b in eps:
+            # the frames up to t (at most k): the policy pads a short history by repeating its first frame
+            fa, fb = (decode_frames(ep.images[max(t - k + 1, 0):t + 1]) for ep in (ep_a, ep_b))
+            sa = st_a[t] if use_state else None
+            sb = st_b[t] if use_state else None
             base = predict(fa, a_text, sa)
             swapped = {"image": (fb, a_text, sa), "text": (fa, b_text, sa), "state": (fa, a_text, sb)}
             for n in inputs:
                 deltas[n].append(float(np.abs(predict(*swapped[n]) - base).mean()))
             n_demo = min(horizon, len(ep_a) - t, len(ep_b) - t)
-            deltas["demo"].append(float(np.abs(ep_b.actions()[t:t + n_demo, :3]
-                                               - ep_a.actions()[t:t + n_demo, :3]).mean()))
+            deltas["demo"].append(float(np.abs(act_b[t:t + n_demo, :3] - act_a[t:t + n_demo, :3]).mean()))
         for n, v in deltas.items():
             per_step[n].append(float(np.mean(v)))
     swap = {n: float(np.mean(per_step[n])) for n in inputs}
