@@ -30,8 +30,7 @@ FRONT_INNER_X = 0.2975    # inner face of the front panel
 FRONT_OUTER_X = 0.3125    # outer face
 FRONT_TOP_Z = 0.07        # top edge of the front panel
 MAX_STEP_M = 0.12         # largest translation per action (metres)
-MAX_ROT = 0.25            # largest rotation per action (rad); the controller turns only ~40% of a
-                          # commanded rotation per step, so 0.1 spent 45 of 113 steps tilting into the hook
+MAX_ROT = 0.1             # largest rotation per action (rad)
 LOW_DRAWER_TOP = 0.4      # world z of a drawer front's top edge below which the close expert tilts (bottom)
 HOOK_DEPTH = 0.01         # TCP behind the front panel's inner face when hooking (fingertips reach further)
 ROT_GAIN = 0.5            # fraction of the orientation error commanded per action
@@ -211,8 +210,7 @@ class DrawerExpert(PhasedExpert):
         if self.phase == 1:      # fingertips into the slot, just behind the front panel
             goal = np.array([x_in - self.hook_depth, y, top + self.hook_above])
             a = action_towards(s, goal, self.R_hook, 1.0)
-            # at the edge of the reach (far poses, bottom drawer) the TCP stops short of the goal: drop from there
-            self._advance(np.linalg.norm(goal - s.tcp_p) < 0.012 or self._stalled(s), 30)
+            self._advance(np.linalg.norm(goal - s.tcp_p) < 0.012, 30)
             return a
         if self.phase == 2:      # drop behind the front panel (the hook)
             goal = np.array([x_in - self.hook_depth, y, top + self.hook_drop])
