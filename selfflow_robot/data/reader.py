@@ -77,8 +77,9 @@ class Episode:
         cannot train on it)."""
         for k in schema.STATE_KEYS:
             if k not in self.steps:
-                raise DataError(f"{self.where(k)}: missing; a model with model.state_dim > 0 needs the "
-                                "proprioception in every episode (or train with model.state_dim=0)")
+                raise DataError(f"{self.where(k)}: missing; a model with model.state_dim > 0 or "
+                                "model.aux_state_dim > 0 needs the proprioception in every episode (or train "
+                                "with both 0)")
         return schema.canonical_state(np.concatenate([self.steps[k] for k in schema.STATE_KEYS], axis=1))
 
     def terminate(self) -> np.ndarray:

@@ -326,7 +326,8 @@ class StateNormalizer:
             stats = DatasetStatistics.from_dict(stats)
         if stats.state is None:
             raise DataError("the dataset statistics have no proprioception (`state`): the data does not store "
-                            f"{' and '.join(schema.STATE_KEYS)} in every episode; train with model.state_dim=0")
+                            f"{' and '.join(schema.STATE_KEYS)} in every episode; train with model.state_dim=0 "
+                            "and model.aux_state_dim=0")
         self.q01 = np.asarray(stats.state["q01"], np.float32)
         self.span = np.asarray(stats.state["q99"], np.float32) - self.q01
         self.constant = self.span < _EPS

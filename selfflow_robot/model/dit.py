@@ -67,6 +67,11 @@ class DiTConfig:
         state_dim: size of the proprioception input (0 = none; 8 = RT-1's base_pose_tool_reached +
             gripper_closed). Its embedding joins the condition of every token, like the instruction; rows
             without a state (and the world-model examples in training) use a learned null state.
+        aux_state_dim: size of the robot state the model learns to read off its own frames (0 = none; 8 = the
+            same 8 values as `state_dim`). A linear head on the mean hidden state of the last context frame's
+            tokens predicts the normalised state, trained by the objective's `aux_state_weight` MSE. The state
+            is a training target only, never an input, so the policy still acts from the image alone but its
+            image features must encode where the gripper is (the overhead camera mostly hides the fingers).
     """
 
     depth: int = 4
@@ -88,6 +93,7 @@ class DiTConfig:
     timestep_scale: float = 1000.0
     prediction: str = "v"
     state_dim: int = 0
+    aux_state_dim: int = 0
 
     def __post_init__(self) -> None:
         check_choice("model.codec", self.codec, CODECS)
@@ -100,6 +106,9 @@ class DiTConfig:
             raise ConfigError(f"model.hidden_size must be even, got {self.hidden_size}")
         if self.state_dim < 0:
             raise ConfigError(f"model.state_dim must be >= 0 (0 = no proprioception), got {self.state_dim}")
+        if self.aux_state_dim < 0:
+            raise ConfigError(f"model.aux_state_dim must be >= 0 (0 = no state-prediction head), "
+                              f"got {self.aux_state_dim}")
         for name in ("depth", "context_frames", "patch_size", "action_dim", "text_dim"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
@@ -142,10 +151,13 @@ class DiTConfig:
 
 
 class DiTOutput(NamedTuple):
-    """`velocity`: dict[group, (B, N_g, d_g)] (None when `stop_at` is set); `features`: (B, N, D) or None."""
+    """`velocity`: dict[group, (B, N_g, d_g)] (None when `stop_at` is set); `features`: (B, N, D) or None;
+    `state`: (B, aux_state_dim) the state read off the last context frame (models with `aux_state_dim > 0`
+    given context tokens, without `stop_at`), else None."""
 
     velocity: Optional[dict[str, torch.Tensor]]
     features: Optional[torch.Tensor]
+    state: Optional[torch.Tensor] = None
 
 
 #################################################################################
@@ -362,6 +374,7 @@ class SelfFlowDiT(nn.Module):
         self.blocks = nn.ModuleList([PerTokenDiTBlock(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
         self.final_layer = PerTokenFinalLayer(D, cfg.frame_token_dim, cfg.action_dim)
         self.projector = SimpleHead(D, cfg.projector_dim or 2 * D)
+        self.state_head = nn.Linear(D, cfg.aux_state_dim) if cfg.aux_state_dim else None
         # compute adaLN once per distinct (example, group, tau) row; False = always per token (for checks)
         self.compress_condition = True
         for g in GROUPS:  # fixed positions of a full window; a group may use fewer tokens (its first N_g)
@@ -475,6 +488,10 @@ class SelfFlowDiT(nn.Module):
                 features = self.projector(h)                                 # (B, N, D)
         if stop_at is not None:
             return DiTOutput(velocity=None, features=h)
+        state_hat = None
+        if self.state_head is not None and CONTEXT in x:
+            ctx = h[:, :sizes[0]]                                            # context is the first group
+            state_hat = self.state_head(ctx[:, -self.cfg.tokens_per_frame:].mean(1))  # (B, aux_state_dim)
         h = self.final_layer(h, c, route)                                    # (B, N, D)
         velocity = {}
         for g, part in zip(groups, h.split(sizes, dim=1)):
@@ -485,7 +502,7 @@ class SelfFlowDiT(nn.Module):
                 t = (t[:, None] if t.dim() == 1 else t)[..., None].to(out.dtype)  # (B, N_g or 1, 1)
                 out = (x[g].to(out.dtype) - out) / t.clamp_min(X_PRED_TAU_MIN)
             velocity[g] = out
-        return DiTOutput(velocity=velocity, features=features)
+        return DiTOutput(velocity=velocity, features=features, state=state_hat)
 
     def _condition(self, groups: list[str], sizes: list[int], tau: Mapping[str, torch.Tensor] | torch.Tensor,
                    cond: torch.Tensor, B: int) -> tuple[torch.Tensor, Optional[TokenRoute]]:

@@ -21,6 +21,8 @@ class FlowBatch:
         loss_mask: dict[group, (B, N_g) bool], False = no loss on that token; None = all tokens count.
         state: (B, state_dim) normalised proprioception (models with `state_dim > 0`), or None.
         state_drop: (B,) bool, True = use the learned null state (the world-model examples).
+        state_target: (B, aux_state_dim) normalised state at the last context frame, the target of the
+            model's state-prediction head (models with `aux_state_dim > 0`), or None.
     """
 
     x0: dict[str, torch.Tensor]
@@ -31,6 +33,7 @@ class FlowBatch:
     loss_mask: Optional[dict[str, torch.Tensor]] = None
     state: Optional[torch.Tensor] = None
     state_drop: Optional[torch.Tensor] = None
+    state_target: Optional[torch.Tensor] = None
 
     @property
     def batch_size(self) -> int:
@@ -45,7 +48,7 @@ class FlowBatch:
             return v.to(device, non_blocking=non_blocking)
         return replace(self, **{f: move(getattr(self, f)) for f in
                                 ("x0", "noisy", "text", "text_drop", "key_mask", "loss_mask",
-                                                   "state", "state_drop")})
+                                "state", "state_drop", "state_target")})
 
     def token_weights(self, group: str) -> torch.Tensor:
         """(B, N_g) bool: tokens of `group` that are noisy, present and in the loss."""

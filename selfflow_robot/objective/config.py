@@ -30,6 +30,8 @@ class ObjectiveConfig:
         gamma: weight of the representation loss mean(1 - cos).
         ema_decay: decay of the EMA weights (the teacher, saved as ema.safetensors), updated every step.
         future_weight, action_weight: weights of the per-group flow losses (each a mean over its noisy tokens).
+        aux_state_weight: weight of the auxiliary state-prediction MSE (models with `model.aux_state_dim > 0`;
+            mean over the batch and the normalised state dims).
     """
 
     name: str = "selfflow"
@@ -46,6 +48,7 @@ class ObjectiveConfig:
     ema_decay: float = 0.9999
     future_weight: float = 1.0
     action_weight: float = 1.0
+    aux_state_weight: float = 1.0
 
     def __post_init__(self) -> None:
         check_choice("objective.name", self.name, OBJECTIVES)
@@ -56,6 +59,8 @@ class ObjectiveConfig:
                                   f"got {getattr(self, key)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"objective.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.aux_state_weight < 0:
+            raise ConfigError(f"objective.aux_state_weight must be >= 0, got {self.aux_state_weight}")
         if self.time_std <= 0 or self.time_shift <= 0:
             raise ConfigError("objective.time_std and objective.time_shift must be > 0, "
                               f"got {self.time_std} and {self.time_shift}")

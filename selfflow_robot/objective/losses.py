@@ -3,7 +3,8 @@
 Both: linear interpolant (t=1 = noise), velocity target eps - x0, MSE on noisy tokens only
 (per group: the mean over its noisy, present, in-loss tokens; groups weighted by
 `future_weight` / `action_weight`). Self-Flow adds Dual-Timestep Scheduling and
-gamma · mean(1 - cos(projector(h_l student), h_k teacher)) over the same tokens.
+gamma · mean(1 - cos(projector(h_l student), h_k teacher)) over the same tokens. Models with a
+state-prediction head (`model.aux_state_dim > 0`) add `aux_state_weight` · MSE(predicted, recorded state).
 """
 from __future__ import annotations
 
@@ -72,6 +73,31 @@ class Objective:
             raise ValueError("the batch has no future/actions group to compute a loss on")
         return total, logs, per_example
 
+    def aux_state_loss(self, pred: Optional[torch.Tensor], batch: FlowBatch) -> Optional[torch.Tensor]:
+        """MSE of the model's state read-out against `batch.state_target` (None when either is missing).
+
+        A model with a state head trained on a batch without targets is a wiring mistake: raise, don't skip."""
+        if pred is None and batch.state_target is None:
+            return None
+        if pred is None or batch.state_target is None:
+            raise ValueError("the state-prediction loss needs both the model's head (model.aux_state_dim > 0) "
+                             "and the batch's state_target; got only the "
+                             + ("target" if pred is None else "head"))
+        if pred.shape != batch.state_target.shape:
+            raise ValueError(f"the state head predicts {tuple(pred.shape[1:])} values per example but the "
+                             f"recorded state has {tuple(batch.state_target.shape[1:])}: set model.aux_state_dim "
+                             f"to {batch.state_target.shape[-1]}")
+        return (pred.float() - batch.state_target.float()).pow(2).mean()
+
+    def with_aux_state(self, loss: torch.Tensor, logs: dict[str, torch.Tensor], pred: Optional[torch.Tensor],
+                       batch: FlowBatch) -> torch.Tensor:
+        """`loss` plus the weighted state-prediction loss (logged as `state_aux`), if the model has the head."""
+        aux = self.aux_state_loss(pred, batch)
+        if aux is None:
+            return loss
+        logs["state_aux"] = aux.detach()
+        return loss + self.cfg.aux_state_weight * aux
+
 
 class VanillaObjective(Objective):
     """Plain flow matching: one t ~ p(t) per example for all noisy tokens; no teacher (`teacher` is ignored)."""
@@ -92,7 +118,8 @@ class VanillaObjective(Objective):
         target = {g: velocity_target(batch.x0[g], eps[g]) for g in loss_groups}
         flow, logs, per_example = self.flow_loss(out.velocity, target,
                                                  {g: batch.token_weights(g) for g in loss_groups})
-        return LossOutput(flow, {"flow": flow.detach(), **logs, "loss": flow.detach()}, per_example)
+        loss = self.with_aux_state(flow, logs, out.state, batch)
+        return LossOutput(loss, {"flow": flow.detach(), **logs, "loss": loss.detach()}, per_example)
 
 
 class SelfFlowObjective(Objective):
@@ -137,7 +164,7 @@ class SelfFlowObjective(Objective):
         cos = F.cosine_similarity(out.features.float(), target_h.float(), dim=-1)     # (B, N)
         denom = w.sum().clamp(min=1.0)
         rep = ((1 - cos) * w).sum() / denom
-        loss = flow + self.cfg.gamma * rep
+        loss = self.with_aux_state(flow + self.cfg.gamma * rep, logs, out.state, batch)
         logs.update(flow=flow.detach(), rep=rep.detach(), teacher_cos=((cos * w).sum() / denom).detach(),
                     loss=loss.detach())
         return LossOutput(loss, logs, per_example)

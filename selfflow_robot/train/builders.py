@@ -54,7 +54,7 @@ def window_for_model(data_cfg: DataConfig, model_cfg: DiTConfig) -> WindowConfig
     """The data window with k, H and the frame size taken from the model config (the model declares its window)."""
     h, w = model_cfg.image_size
     return dataclasses.replace(data_cfg.window, context_frames=model_cfg.context_frames, horizon=model_cfg.horizon,
-                               height=h, width=w, state=model_cfg.state_dim > 0)
+                               height=h, width=w, state=model_cfg.state_dim > 0 or model_cfg.aux_state_dim > 0)
 
 
 @dataclass
@@ -67,7 +67,10 @@ class DataBundle:
             of a step is the same for any split over processes and accumulation.
         val: held-out batches (fixed, the first `validation.batches` of the val split), or None.
         normalizer: the `ActionNormalizer` (raw 7-D + terminate <-> 8-D token).
-        state_normalizer: the `StateNormalizer` (raw 8-D proprioception -> model input), or None (no state).
+        state_normalizer: the `StateNormalizer` (raw 8-D proprioception -> normalised state), or None (the
+            model neither takes nor predicts the state).
+        state_as_input: the model takes the normalised state as an input (`model.state_dim > 0`).
+        state_as_target: the model predicts it from its frames (`model.aux_state_dim > 0`).
         statistics: `dataset_statistics.json` content (shipped in every checkpoint).
         language_table: instruction -> 512-d embedding of the training data.
     """
@@ -78,6 +81,8 @@ class DataBundle:
     statistics: dict[str, Any]
     language_table: dict[str, np.ndarray]
     state_normalizer: Optional[StateNormalizer] = None
+    state_as_input: bool = False
+    state_as_target: bool = False
     _iters: list[Optional[Iterator[dict[str, Any]]]] = field(default_factory=list)
 
     def next_batch(self, micro: int) -> dict[str, Any]:
@@ -95,7 +100,12 @@ class DataBundle:
     @property
     def state_input(self) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
         """Raw (B, 8) proprioception -> normalised model input, or None when the model has no state input."""
-        return None if self.state_normalizer is None else self.state_normalizer.normalize
+        return self.state_normalizer.normalize if self.state_normalizer and self.state_as_input else None
+
+    @property
+    def state_target(self) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
+        """Raw (B, 8) proprioception -> the normalised target of the state head, or None (no head)."""
+        return self.state_normalizer.normalize if self.state_normalizer and self.state_as_target else None
 
     def unnormalize(self, tokens: torch.Tensor) -> torch.Tensor:
         """Tokens (B, H, 8) -> raw actions (B, H, 7)."""
@@ -153,4 +163,5 @@ def build_data(cfg: DictConfig, model_cfg: DiTConfig, info: Any, tcfg: Any) -> D
                 break
     return DataBundle(loaders=loaders, val=val, normalizer=ActionNormalizer(stats), statistics=stats.to_dict(),
                       language_table=dict(table),
-                      state_normalizer=StateNormalizer(stats) if model_cfg.state_dim else None)
+                      state_normalizer=StateNormalizer(stats) if window.state else None,
+                      state_as_input=model_cfg.state_dim > 0, state_as_target=model_cfg.aux_state_dim > 0)

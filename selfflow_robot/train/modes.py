@@ -47,7 +47,8 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
                      text_dropout: float, device: torch.device,
                      generator: Optional[torch.Generator] = None,
                      state_input: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                     state_dropout: float = 0.0, state_noise: float = 0.0) -> FlowBatch:
+                     state_dropout: float = 0.0, state_noise: float = 0.0,
+                     state_target: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> FlowBatch:
     """Turn a collated window batch into the objective's `FlowBatch`.
 
     Args:
@@ -66,6 +67,8 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
             shows (where the drawer is): the copycat failure of behaviour cloning with proprioception.
         state_noise: std of Gaussian noise added to the normalised state (units of the q01..q99 half-range).
         The two draws use `generator` only when they are on, so runs without them are unchanged.
+        state_target: raw proprioception (B, 8) -> the normalised target of the model's state-prediction
+            head (models with `model.aux_state_dim > 0`), or None. Never noised or dropped: it is a label.
     """
     ctx = torch.as_tensor(batch[C.CONTEXT_FRAMES]).to(device)
     fut = torch.as_tensor(batch[C.FUTURE_FRAMES]).to(device)
@@ -92,6 +95,9 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
         state_drop = ~actions_noisy
         if state_dropout > 0:
             state_drop = state_drop | (torch.rand(B, generator=generator) < state_dropout).to(device)
+    target = None
+    if state_target is not None:
+        target = state_target(torch.as_tensor(batch[C.STATE]).float()).to(device)
     return FlowBatch(
         x0={C.CONTEXT: x_ctx, C.FUTURE: x_fut, C.ACTIONS: acts},
         noisy={C.CONTEXT: torch.zeros(B, dtype=torch.bool, device=device),
@@ -104,4 +110,5 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
                    C.ACTIONS: ~action_pad},
         state=state,
         state_drop=state_drop,
+        state_target=target,
     )

@@ -53,6 +53,9 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
     the world model the null state (as in training).
     Returns floats: `action_mse_norm`, `action_mse_raw` and their `_mean_baseline`s, and when
     `cfg.world_model`: `psnr`, `ssim`, `psnr_copy_last`, `ssim_copy_last`; plus `windows`.
+    For a model with a state head (`data.state_target` not None): `state_aux_mse`, the normalised state read
+    off the clean context frames against the recorded one, and `state_aux_mse_mean_baseline` (the training
+    mean state).
     With `cfg.one_step`, the same metrics with suffix `_1step` for a single Euler step from pure
     noise, x0 = eps - v(eps, 1): the model's estimate of the conditional MEAN, the MSE-optimal point
     prediction (a multi-step sample draws one plausible future instead, which pays for the noise).
@@ -80,6 +83,9 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
         x_ctx = codec.encode(ctx)
         state_input = getattr(data, "state_input", None)
         state = None if state_input is None else state_input(torch.as_tensor(batch[C.STATE]).float()).to(device)
+        state_target = getattr(data, "state_target", None)
+        if state_target is not None:
+            _score_state_readout(model, x_ctx, text, state, state_target, batch, data, m, autocast)
 
         d = C.RAW_ACTION_DIM
         sel = valid_a
@@ -112,6 +118,21 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
     result = {k: v.value for k, v in m.items() if v.count}
     result["windows"] = float(windows)
     return result
+
+
+def _score_state_readout(model: torch.nn.Module, x_ctx: torch.Tensor, text: torch.Tensor,
+                         state: Optional[torch.Tensor], state_target: Callable[[torch.Tensor], torch.Tensor],
+                         batch: Mapping[str, Any], data: Any, m: Mapping[str, _Mean],
+                         autocast: Callable[[], contextlib.AbstractContextManager]) -> None:
+    """Add the state head's error on clean context frames, and the mean-state baseline's, to `m`."""
+    device = x_ctx.device
+    target = state_target(torch.as_tensor(batch[C.STATE]).float()).to(device)              # (B, 8)
+    with autocast():
+        read = model({C.CONTEXT: x_ctx}, torch.zeros(x_ctx.shape[0], device=device), text,
+                     **({} if state is None else {"state": state})).state.float()
+    mean_state = torch.as_tensor(np.asarray(data.statistics["state"]["mean"], np.float32))[None]
+    m["state_aux_mse"].add(((read - target) ** 2).mean(-1))
+    m["state_aux_mse_mean_baseline"].add(((state_target(mean_state).to(device) - target) ** 2).mean(-1))
 
 
 def _predict(model: torch.nn.Module, x: dict[str, torch.Tensor], group: str, text: torch.Tensor, *, steps: int,

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE, GROUPS
+from selfflow_robot.errors import ConfigError
 from selfflow_robot.model import DiTConfig, SelfFlowDiT, build_model, dit_config
 from selfflow_robot.model.dit import TokenRoute, _route_matmul, _route_select
 
@@ -246,3 +247,21 @@ def test_state_input_conditions_every_token_and_starts_as_a_no_op():
         model(x, tau, text, state=torch.randn(2, 7))
     with pytest.raises(ValueError, match="no state input"):
         randomised_model()(x, tau, text, state=s1)
+
+
+def test_state_head_reads_the_mean_hidden_state_of_the_last_context_frame():
+    """model.aux_state_dim=8: a linear read-out of the last context frame's tokens after the last block;
+    none without the head, without context tokens, or for the teacher (`stop_at`)."""
+    model = randomised_model(aux_state_dim=8)
+    cfg, depth = model.cfg, len(model.blocks)
+    x, text, tau = window(model.cfg, B=2), torch.randn(2, 512), torch.rand(2)
+    out = model(x, tau, text)
+    assert out.state.shape == (2, 8)
+    hidden = model(x, tau, text, stop_at=depth)
+    assert hidden.state is None
+    last_frame = hidden.features[:, cfg.num_tokens(CONTEXT) - cfg.tokens_per_frame:cfg.num_tokens(CONTEXT)]
+    torch.testing.assert_close(out.state, model.state_head(last_frame.mean(1)))
+    assert model({FUTURE: x[FUTURE], ACTIONS: x[ACTIONS]}, tau, text).state is None
+    assert randomised_model()(x, tau, text).state is None
+    with pytest.raises(ConfigError, match="aux_state_dim must be >= 0"):
+        dit_config("tiny", aux_state_dim=-1)

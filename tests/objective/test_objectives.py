@@ -112,3 +112,35 @@ def test_per_example_flow_averages_to_the_flow_loss():
         assert out.per_example.shape == (6,) and not out.per_example.requires_grad
         assert torch.all(out.per_example[~noisy[FUTURE]] == 0)          # clean examples have no flow loss
         assert torch.allclose(out.per_example[noisy[FUTURE]].mean(), out.logs["flow"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["selfflow", "vanilla"])
+def test_state_readout_loss_adds_its_weighted_mse_and_trains_the_head(name):
+    """model.aux_state_dim > 0: loss = the objective's loss + aux_state_weight · MSE(head, state_target)."""
+    torch.manual_seed(0)
+    cfg = dit_config("tiny", image_size=(16, 24), context_frames=1, horizon=2, aux_state_dim=8)
+    model, _ = build_model(cfg, with_codec=False)
+    x0 = {g: torch.randn(2, cfg.num_tokens(g), cfg.token_dim(g)) for g in (CONTEXT, FUTURE, ACTIONS)}
+    noisy = {FUTURE: torch.ones(2, dtype=torch.bool), ACTIONS: torch.ones(2, dtype=torch.bool)}
+    target = torch.randn(2, 8)
+    teacher = EMA(model).module
+
+    def run(weight, state_target):
+        batch = FlowBatch(x0, noisy, text=torch.zeros(2, 512), state_target=state_target)
+        return build_objective({"name": name, "aux_state_weight": weight}, cfg)(
+            model, teacher, batch, generator=torch.Generator().manual_seed(0))
+
+    off, on = run(0.0, target), run(2.0, target)
+    # a fresh model's blocks are identities (adaLN-Zero): the read-out sees the clean context tokens only
+    read = model(x0, torch.zeros(2), torch.zeros(2, 512)).state
+    mse = (read - target).pow(2).mean()
+    torch.testing.assert_close(on.logs["state_aux"], mse.detach())
+    torch.testing.assert_close(on.loss, off.loss + 2.0 * on.logs["state_aux"])
+    on.loss.backward()
+    assert model.state_head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="got only the head"):
+        run(1.0, None)
+    with pytest.raises(ValueError, match="set model.aux_state_dim to 7"):
+        run(1.0, torch.randn(2, 7))
+    with pytest.raises(ConfigError, match="aux_state_weight must be >= 0"):
+        structured(ObjectiveConfig, {"aux_state_weight": -1.0})

@@ -90,3 +90,19 @@ def test_state_dropout_and_noise():
     noisy = flow_batch(0.0, 0.2)
     assert 0.18 < (noisy.state - plain.state).std() < 0.22 and torch.equal(noisy.state_drop, plain.state_drop)
     assert torch.equal(flow_batch(0.5, 0.2, seed=3).state, flow_batch(0.5, 0.2, seed=3).state)  # seeded
+
+
+def test_state_target_is_the_normalised_state_untouched_by_dropout_and_noise():
+    """The state head's target is a label: every example (world model included) gets it, never noised or dropped."""
+    cfg = dit_config("tiny", image_size=(32, 40))
+    _, codec = build_model(cfg)
+    batch = _batch()
+    batch[C.STATE] = torch.randn(3, C.STATE_DIM)
+    modes = torch.tensor([MODES.index(Mode.world_model), MODES.index(Mode.policy), MODES.index(Mode.joint)])
+    fb = build_flow_batch(batch, codec.encode, _tokens, modes, 0.0, torch.device("cpu"),
+                          torch.Generator().manual_seed(0), state_input=lambda s: s * 2, state_dropout=0.9,
+                          state_noise=0.5, state_target=lambda s: s * 3)
+    assert torch.equal(fb.state_target, batch[C.STATE] * 3)
+    assert not torch.equal(fb.state, batch[C.STATE] * 2)               # the input is noised, the target not
+    no_head = build_flow_batch(batch, codec.encode, _tokens, modes, 0.0, torch.device("cpu"))
+    assert no_head.state_target is None

@@ -186,3 +186,27 @@ def test_train_with_proprioception(train_data, train_cli, tmp_path):
         policy.step(frame)
     raw_action, _ = policy.step(frame, state=np.asarray(stats["state"]["mean"], np.float32))
     assert np.isfinite(raw_action["world_vector"]).all()
+
+
+def test_train_with_a_state_readout_head(train_data, train_cli, tmp_path):
+    """model.aux_state_dim=8: the state is a training target only. The head learns, validation scores the
+    read-out against the mean state, and the policy from the checkpoint acts without being sent a state."""
+    import numpy as np
+
+    from selfflow_robot.policies.policy import SelfFlowPolicy
+
+    run = tmp_path / "run"
+    train_cli.ok(train_cli.run(train_data, run, "train.steps=3", "train.save_every=3", "train.val_every=3",
+                               "model.aux_state_dim=8", "objective.aux_state_weight=0.5"))
+    last = run / "checkpoints" / "step-0000003"
+    assert ck.load_config(last).model.aux_state_dim == 8
+    first = ck.load_pretrained(run / "checkpoints" / "step-0000003", use_ema=False).model
+    assert first.state_embedder is None and first.state_head is not None
+    rows = read_metrics(run)
+    assert all(r["loss/state_aux"] > 0 for r in rows if "loss/total" in r)
+    val = [r for r in rows if "val/state_aux_mse" in r][-1]
+    assert val["val/state_aux_mse"] > 0 and val["val/state_aux_mse_mean_baseline"] > 0
+    policy = SelfFlowPolicy.from_pretrained(run, steps=1)
+    policy.reset(policy.language.table.instructions[0])
+    raw_action, _ = policy.step(np.zeros((256, 320, 3), np.uint8))
+    assert np.isfinite(raw_action["world_vector"]).all()
