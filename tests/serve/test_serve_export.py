@@ -249,3 +249,16 @@ def test_server_backend_use_state_false_feeds_the_null_state(state_checkpoint):
             with pytest.raises(ServerError, match="takes none"):
                 client.infer(img, state=np.zeros(8, np.float32))
     np.testing.assert_allclose(got["action_tokens"], ref["action_tokens"], atol=TOL)
+
+
+def test_a_state_readout_checkpoint_exports_the_image_only_graph(tmp_path):
+    """model.aux_state_dim=8: the read-out head is a training target, so the graph keeps the five
+    state-free inputs and matches eager."""
+    from tiny_checkpoint import write_tiny_checkpoint
+
+    ckpt = write_tiny_checkpoint(tmp_path / "run", aux_state_dim=8)
+    model = _redraw_zero_layers(load_pretrained(ckpt, device="cpu").model)
+    assert model.state_head is not None and input_names(model.cfg) == INPUT_NAMES
+    result = export_denoiser(model, "torchscript", tmp_path / "export", steps=2, tolerance=TOL)
+    assert result.state_dim == 0 and list(result.input_shapes) == list(INPUT_NAMES)
+    assert result.denoiser_max_abs_diff <= TOL and result.chunk_max_abs_diff <= TOL
