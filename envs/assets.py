@@ -18,9 +18,9 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from selfflow_robot.envs.asset_manifest import COMMIT, FILES, VARIANT_AGG_EXTRA_FILES
 from selfflow_robot.errors import UserError

@@ -24,8 +24,7 @@ from mani_skill.utils import sapien_utils
 from mani_skill.utils.structs.types import SceneConfig, SimConfig
 
 from selfflow_robot.envs.assets import resolve_asset_root
-from selfflow_robot.envs.google_robot import (CAMERA_NAME, DRAWER_INIT_QPOS_BY_NAME, GoogleRobotStatic,
-                                              agent_class)
+from selfflow_robot.envs.google_robot import CAMERA_NAME, DRAWER_INIT_QPOS_BY_NAME, GoogleRobotStatic, agent_class
 from selfflow_robot.envs.grid import ROBOT_BASE_HEIGHT, EpisodeConfig, episode_config, num_episodes
 
 SIM_FREQ, CONTROL_FREQ = 513, 3

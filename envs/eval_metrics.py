@@ -20,8 +20,8 @@ Rates are fractions in [0, 1] everywhere in code; the published table stores per
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 # ---------------------------------------------------------------------------------------------------------------
 # Cells and columns
@@ -112,12 +112,12 @@ class Rate:
     ci_high: float
 
     @classmethod
-    def of(cls, successes: int, trials: int) -> "Rate":
+    def of(cls, successes: int, trials: int) -> Rate:
         lo, hi = wilson_interval(successes, trials)
         return cls(successes / trials if trials else float("nan"), successes, trials, lo, hi)
 
     @classmethod
-    def mean_of(cls, parts: Sequence["Rate"]) -> "Rate":
+    def mean_of(cls, parts: Sequence[Rate]) -> Rate:
         """Plain mean of part rates (SIMPLER's convention); the interval is Wilson on the pooled counts."""
         k, n = sum(p.successes for p in parts), sum(p.trials for p in parts)
         lo, hi = wilson_interval(k, n)

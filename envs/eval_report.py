@@ -13,12 +13,24 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from selfflow_robot.envs.eval_metrics import (
-    CELL_TITLES, COLUMN_TITLES, COLUMNS, DRAWER, PUBLISHED, SUB_CELLS,
-    VISUAL_MATCHING, Rate, SuiteScore, average_sub_cells, average_task_columns, score, sub_cell_of,
+    CELL_TITLES,
+    COLUMN_TITLES,
+    COLUMNS,
+    DRAWER,
+    PUBLISHED,
+    SUB_CELLS,
+    VISUAL_MATCHING,
+    Rate,
+    SuiteScore,
+    average_sub_cells,
+    average_task_columns,
+    score,
+    sub_cell_of,
 )
 
 RESULTS_FILE = "results.json"

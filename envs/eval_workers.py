@@ -18,9 +18,10 @@ import os
 import queue
 import time
 import traceback
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -48,9 +49,9 @@ class EpisodeJob:
 class WorkerSettings:
     """What every worker needs besides the jobs."""
 
-    video_dir: Optional[str]             # None = no videos
+    video_dir: str | None             # None = no videos
     video_fps: int = 5                   # SimplerEnv writes its videos at 5 fps
-    asset_root: Optional[str] = None
+    asset_root: str | None = None
     overlay: bool = True
     render_backend: str = "cpu"
     torch_threads: int = 1
@@ -127,7 +128,7 @@ def video_name(success: bool, job: EpisodeJob, overlay_id: str, urdf_version: st
     return f"{head}_overlay_{overlay_id}_urdf_{urdf_version or 'None'}.mp4"
 
 
-def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Optional[Path] = None,
+def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None = None,
                 fps: int = 5) -> dict:
     """Run one grid episode with SimplerEnv's evaluator semantics; returns its record (and writes its mp4)."""
     from selfflow_robot.envs.tasks import overhead_rgb
@@ -199,9 +200,9 @@ class _Worker:
     def __init__(self, settings: WorkerSettings) -> None:
         self.s = settings
         self.env: Any = None
-        self.env_task: Optional[str] = None
+        self.env_task: str | None = None
         self.agent: Any = None
-        self.agent_key: Optional[tuple[str, str, str]] = None
+        self.agent_key: tuple[str, str, str] | None = None
         if settings.torch_threads > 0:
             import torch
 
@@ -229,7 +230,7 @@ class _Worker:
             self.env.close()
 
 
-def _worker_main(settings: WorkerSettings, jobs: "mp.Queue", results: "mp.Queue") -> None:
+def _worker_main(settings: WorkerSettings, jobs: mp.Queue, results: mp.Queue) -> None:
     worker = None
     try:
         worker = _Worker(settings)

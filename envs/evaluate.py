@@ -23,14 +23,15 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from selfflow_robot.errors import ConfigError, UserError
 from selfflow_robot.envs.eval_workers import CHECKPOINT, EXPERT, POLICY_KINDS, EpisodeJob, WorkerSettings
+from selfflow_robot.errors import ConfigError, UserError
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -68,22 +69,22 @@ class EvalConfig:
     ckpt: Any = None
     policy: str = CHECKPOINT
     suite: str = "drawer_visual_matching"
-    tasks: Optional[list[str]] = None
-    episodes: Optional[list[int]] = None
-    variants: Optional[list[str]] = None
-    max_episodes: Optional[int] = None
+    tasks: list[str] | None = None
+    episodes: list[int] | None = None
+    variants: list[str] | None = None
+    max_episodes: int | None = None
     output_dir: str = "runs/eval"
     workers: int = 0
     resume: bool = True
     video: bool = True
     video_fps: int = 5
     overlay: bool = True
-    asset_root: Optional[str] = None
+    asset_root: str | None = None
     render_backend: str = "cpu"
     torch_threads: int = 1
     policy_options: dict[str, Any] = field(default_factory=dict)
     simulator: str = "maniskill3_port"
-    simpler_results: Optional[str] = None
+    simpler_results: str | None = None
 
     def __post_init__(self) -> None:
         from selfflow_robot.config import check_choice
@@ -141,7 +142,7 @@ def variant_selection(cfg: EvalConfig) -> tuple[list[str], dict[str, str]]:
     variant of `grid.VARIANTS` whose files are under the asset root. SimplerEnv's background variants
     are always left out (their stages are not in the asset copy). ([], {}) for visual-matching suites.
     """
-    from selfflow_robot.envs.tasks import VARIANT_FAMILY, TASKS
+    from selfflow_robot.envs.tasks import TASKS, VARIANT_FAMILY
 
     if TASKS[suite_tasks(cfg)[0]].family != VARIANT_FAMILY:
         if cfg.variants is not None:
@@ -170,11 +171,11 @@ def variant_selection(cfg: EvalConfig) -> tuple[list[str], dict[str, str]]:
     return names, left_out
 
 
-def task_episodes(cfg: EvalConfig, task: str, variants: Optional[list[str]] = None) -> list[int]:
+def task_episodes(cfg: EvalConfig, task: str, variants: list[str] | None = None) -> list[int]:
     """Grid indices to run for `task`: all, or `episodes`, in the selected `variants` (variant-aggregation
     tasks; default `variant_selection(cfg)`), truncated to `max_episodes`."""
     from selfflow_robot.envs.grid import episode_config
-    from selfflow_robot.envs.tasks import VARIANT_FAMILY, TASKS
+    from selfflow_robot.envs.tasks import TASKS, VARIANT_FAMILY
 
     spec = TASKS[task]
     n = spec.num_episodes
@@ -250,7 +251,6 @@ def run_sweep(cfg: EvalConfig) -> dict[str, Any]:
 
     from selfflow_robot.envs.eval_report import write_report
     from selfflow_robot.envs.eval_workers import run_jobs
-
     from selfflow_robot.envs.tasks import suite_protocol
 
     out = Path(cfg.output_dir)

@@ -53,7 +53,7 @@ class State:
     apple_p: np.ndarray | None = None
 
     @staticmethod
-    def read(env) -> "State":
+    def read(env) -> State:
         u = env.unwrapped
         tcp = u.agent.tcp.pose
         fingers = [u.agent.robot.joints_map[n].qpos for n in ("joint_finger_right", "joint_finger_left")]

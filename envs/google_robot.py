@@ -29,7 +29,7 @@ With these the port's joints follow SimplerEnv's to ~0.1 mm for a free-space act
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +125,7 @@ class PlannedEEPoseController(PDEEPoseController):
     clipping).
     """
 
-    config: "PlannedEEPoseControllerConfig"
+    config: PlannedEEPoseControllerConfig
 
     def compute_target_pose(self, prev_ee_pose_at_base: Pose, action: torch.Tensor) -> Pose:
         delta_pos, delta_rot = action[:, 0:3], action[:, 3:6]
@@ -178,7 +178,7 @@ class PlannedGripperController(PDJointPosController):
     velocity are sent to the drives every simulation step (`interpolate_planner_exec_set_target_vel`).
     """
 
-    config: "PlannedGripperControllerConfig"
+    config: PlannedGripperControllerConfig
 
     def _initialize_action_space(self):
         self.single_action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
@@ -318,7 +318,7 @@ class GoogleRobotStatic(BaseAgent):
         return self.robot.links_map[EE_LINK]
 
 
-@lru_cache(maxsize=None)
+@cache
 def ik_urdf(path: str) -> str:
     """A copy of the URDF that Pinocchio (the CPU IK) can parse: infinite limits on fixed joints removed.
 
@@ -342,7 +342,7 @@ def ik_urdf(path: str) -> str:
     return str(out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def agent_class(asset_root: str, urdf_version: str = "") -> type[GoogleRobotStatic]:
     """A `GoogleRobotStatic` subclass bound to one URDF file (ManiSkill3 agents take the URDF as a class field)."""
     path = urdf_path(Path(asset_root), urdf_version)

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Dict, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -46,7 +47,7 @@ class WireError(ValueError):
 class ServerError(RuntimeError):
     """The server answered a request with an error reply (`code`: bad_request, unauthorized, internal)."""
 
-    def __init__(self, code: str, message: str, details: Optional[str] = None) -> None:
+    def __init__(self, code: str, message: str, details: str | None = None) -> None:
         super().__init__(f"[{code}] {message}")
         self.code = code
         self.message = message
@@ -129,7 +130,7 @@ def _websockets_major() -> int:
         return 0
 
 
-def _no_proxy() -> Dict[str, Any]:
+def _no_proxy() -> dict[str, Any]:
     """websockets >= 15 honours $https_proxy/$http_proxy; a robot's proxy must not capture the policy link.
 
     Older versions have no `proxy` argument (and their asyncio client forwards unknown keywords to
@@ -138,11 +139,11 @@ def _no_proxy() -> Dict[str, Any]:
     return {"proxy": None} if _websockets_major() >= 15 else {}
 
 
-def _auth_headers(token: Optional[str]) -> Dict[str, str]:
+def _auth_headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def _check_reply(reply: Any, expect: str) -> Dict[str, Any]:
+def _check_reply(reply: Any, expect: str) -> dict[str, Any]:
     if not isinstance(reply, dict) or "type" not in reply:
         raise WireError(f"malformed reply from server: {reply!r:.200}")
     if reply["type"] == "error":
@@ -152,9 +153,9 @@ def _check_reply(reply: Any, expect: str) -> Dict[str, Any]:
     return reply
 
 
-def _infer_message(image: np.ndarray, instruction: Optional[str], request_id: Optional[int],
-                   extra: Mapping[str, Any]) -> Dict[str, Any]:
-    msg: Dict[str, Any] = {"type": "infer", "image": np.asarray(image)}
+def _infer_message(image: np.ndarray, instruction: str | None, request_id: int | None,
+                   extra: Mapping[str, Any]) -> dict[str, Any]:
+    msg: dict[str, Any] = {"type": "infer", "image": np.asarray(image)}
     if instruction is not None:
         msg["instruction"] = instruction
     if request_id is not None:
@@ -163,7 +164,7 @@ def _infer_message(image: np.ndarray, instruction: Optional[str], request_id: Op
     return msg
 
 
-def _http_get(uri: str, path: str, token: Optional[str], timeout: float) -> Dict[str, Any]:
+def _http_get(uri: str, path: str, token: str | None, timeout: float) -> dict[str, Any]:
     """GET an HTTP endpoint (`/healthz`, `/metrics`) of the server behind `uri` (ws:// or wss://)."""
     import urllib.request
 
@@ -192,26 +193,26 @@ class PolicyClient:
     Not thread-safe: use one client per thread (or `AsyncPolicyClient`).
     """
 
-    def __init__(self, uri: str = "ws://127.0.0.1:8000", token: Optional[str] = None,
+    def __init__(self, uri: str = "ws://127.0.0.1:8000", token: str | None = None,
                  timeout: float = 30.0, max_size: int = 64 * 2**20) -> None:
         from websockets.sync.client import connect
 
         self.uri = uri
         self.token = token
         self.timeout = timeout
-        kwargs: Dict[str, Any] = dict(open_timeout=timeout, max_size=max_size, compression=None)
+        kwargs: dict[str, Any] = dict(open_timeout=timeout, max_size=max_size, compression=None)
         headers = _auth_headers(token)
         conn = connect(uri, additional_headers=headers, **_no_proxy(), **kwargs)
         # Enter the context explicitly (websockets >= 17.1 warns otherwise); `close()` ends it.
         self._ws = conn.__enter__()
         self._next_id = 0
         try:
-            self.metadata: Dict[str, Any] = _check_reply(unpackb(self._ws.recv(timeout=timeout)), "metadata")
+            self.metadata: dict[str, Any] = _check_reply(unpackb(self._ws.recv(timeout=timeout)), "metadata")
         except BaseException:
             self._ws.close()
             raise
 
-    def _call(self, msg: Dict[str, Any], expect: str) -> Dict[str, Any]:
+    def _call(self, msg: dict[str, Any], expect: str) -> dict[str, Any]:
         self._ws.send(packb(msg))
         return _check_reply(unpackb(self._ws.recv(timeout=self.timeout)), expect)
 
@@ -219,7 +220,7 @@ class PolicyClient:
         """Start a new episode with this instruction (clears the server-side history)."""
         self._call({"type": "reset", "instruction": instruction}, "reset")
 
-    def infer(self, image: np.ndarray, instruction: Optional[str] = None, **extra: Any) -> Dict[str, Any]:
+    def infer(self, image: np.ndarray, instruction: str | None = None, **extra: Any) -> dict[str, Any]:
         """Send one observation, get the action chunk reply (``actions`` (H, 7), ``terminate`` (H,), ``timing``).
 
         `instruction`, when given and different from the current one, starts a new episode first
@@ -229,7 +230,7 @@ class PolicyClient:
         self._next_id += 1
         return self._call(_infer_message(image, instruction, self._next_id, extra), "chunk")
 
-    def send_raw(self, data: Any) -> Dict[str, Any]:
+    def send_raw(self, data: Any) -> dict[str, Any]:
         """Send raw bytes/str as one frame and return the decoded reply (any type). For tests and debugging."""
         self._ws.send(data)
         reply = unpackb(self._ws.recv(timeout=self.timeout))
@@ -237,18 +238,18 @@ class PolicyClient:
             raise WireError(f"malformed reply from server: {reply!r:.200}")
         return reply
 
-    def health(self) -> Dict[str, Any]:
+    def health(self) -> dict[str, Any]:
         """The server's `/healthz` JSON."""
         return _http_get(self.uri, "/healthz", None, self.timeout)
 
-    def metrics(self) -> Dict[str, Any]:
+    def metrics(self) -> dict[str, Any]:
         """The server's `/metrics` JSON (request counts, latency percentiles, errors)."""
         return _http_get(self.uri, "/metrics", self.token, self.timeout)
 
     def close(self) -> None:
         self._ws.close()
 
-    def __enter__(self) -> "PolicyClient":
+    def __enter__(self) -> PolicyClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -259,8 +260,8 @@ class PolicyClient:
 # asyncio client
 # ---------------------------------------------------------------------------------------------
 
-def _async_connect(uri: str, headers: Dict[str, str], timeout: float, max_size: int) -> Any:
-    kwargs: Dict[str, Any] = dict(open_timeout=timeout, max_size=max_size, compression=None)
+def _async_connect(uri: str, headers: dict[str, str], timeout: float, max_size: int) -> Any:
+    kwargs: dict[str, Any] = dict(open_timeout=timeout, max_size=max_size, compression=None)
     try:
         from websockets.asyncio.client import connect  # websockets >= 13
     except ImportError:  # pragma: no cover - websockets 11/12: the legacy client
@@ -277,7 +278,7 @@ class AsyncPolicyClient:
     time per client (open several clients for concurrent sessions).
     """
 
-    def __init__(self, ws: Any, metadata: Dict[str, Any], uri: str, token: Optional[str], timeout: float) -> None:
+    def __init__(self, ws: Any, metadata: dict[str, Any], uri: str, token: str | None, timeout: float) -> None:
         self._ws = ws
         self.metadata = metadata
         self.uri = uri
@@ -287,8 +288,8 @@ class AsyncPolicyClient:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def connect(cls, uri: str = "ws://127.0.0.1:8000", token: Optional[str] = None,
-                      timeout: float = 30.0, max_size: int = 64 * 2**20) -> "AsyncPolicyClient":
+    async def connect(cls, uri: str = "ws://127.0.0.1:8000", token: str | None = None,
+                      timeout: float = 30.0, max_size: int = 64 * 2**20) -> AsyncPolicyClient:
         ws = await _async_connect(uri, _auth_headers(token), timeout, max_size)
         try:
             meta = _check_reply(unpackb(await asyncio.wait_for(ws.recv(), timeout)), "metadata")
@@ -297,7 +298,7 @@ class AsyncPolicyClient:
             raise
         return cls(ws, meta, uri, token, timeout)
 
-    async def _call(self, msg: Dict[str, Any], expect: str) -> Dict[str, Any]:
+    async def _call(self, msg: dict[str, Any], expect: str) -> dict[str, Any]:
         async with self._lock:  # replies are matched to requests by order
             await self._ws.send(packb(msg))
             return _check_reply(unpackb(await asyncio.wait_for(self._ws.recv(), self.timeout)), expect)
@@ -306,7 +307,7 @@ class AsyncPolicyClient:
         """Start a new episode with this instruction."""
         await self._call({"type": "reset", "instruction": instruction}, "reset")
 
-    async def infer(self, image: np.ndarray, instruction: Optional[str] = None, **extra: Any) -> Dict[str, Any]:
+    async def infer(self, image: np.ndarray, instruction: str | None = None, **extra: Any) -> dict[str, Any]:
         """Send one observation, get the action chunk reply (see `PolicyClient.infer`)."""
         self._next_id += 1
         return await self._call(_infer_message(image, instruction, self._next_id, extra), "chunk")
@@ -314,7 +315,7 @@ class AsyncPolicyClient:
     async def close(self) -> None:
         await self._ws.close()
 
-    async def __aenter__(self) -> "AsyncPolicyClient":
+    async def __aenter__(self) -> AsyncPolicyClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class ActionBounds:
             raise ValueError("every lower bound must be <= its upper bound")
 
     @classmethod
-    def from_quantiles(cls, q01: Any, q99: Any, margin: float = 0.1) -> "ActionBounds":
+    def from_quantiles(cls, q01: Any, q99: Any, margin: float = 0.1) -> ActionBounds:
         """``[q01 - margin * span, q99 + margin * span]`` with ``span = q99 - q01`` (margin >= 0)."""
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}")
@@ -60,7 +61,7 @@ class ActionBounds:
         return cls(lo - margin * span, hi + margin * span)
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any], margin: float = 0.1) -> "ActionBounds":
+    def from_metadata(cls, metadata: Mapping[str, Any], margin: float = 0.1) -> ActionBounds:
         """Bounds from the server's metadata (``action_q01`` / ``action_q99``)."""
         missing = [k for k in ("action_q01", "action_q99") if k not in metadata]
         if missing:
@@ -90,9 +91,9 @@ class LoopStats:
     stale_actions_skipped: int = 0
     overrun_ticks: int = 0
     terminated: bool = False
-    round_trip_ms: List[float] = field(default_factory=list)
+    round_trip_ms: list[float] = field(default_factory=list)
 
-    def summary(self) -> Dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         rt = np.asarray(self.round_trip_ms) if self.round_trip_ms else np.zeros(1)
         return {"steps": self.steps, "requests": self.requests, "chunks": self.chunks,
                 "clipped_steps": self.clipped_steps,
@@ -124,8 +125,8 @@ class RecedingHorizonLoop:
 
     def __init__(self, client: PolicyClient, get_observation: Callable[[], np.ndarray],
                  apply_action: Callable[[np.ndarray], None], control_hz: float,
-                 execute_horizon: Optional[int] = None, margin: float = 0.1,
-                 hold_action: Optional[np.ndarray] = None,
+                 execute_horizon: int | None = None, margin: float = 0.1,
+                 hold_action: np.ndarray | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         if control_hz <= 0:
             raise ValueError(f"control_hz must be > 0, got {control_hz}")
@@ -144,13 +145,13 @@ class RecedingHorizonLoop:
         self.sleep = sleep
         self._latency_s = 0.0  # running estimate of the round trip
 
-    def _request(self, step: int, stats: LoopStats) -> tuple[int, float, Dict[str, Any]]:
+    def _request(self, step: int, stats: LoopStats) -> tuple[int, float, dict[str, Any]]:
         stats.requests += 1
         t0 = self.clock()
         reply = self.client.infer(self.get_observation())
         return step, self.clock() - t0, reply
 
-    def _accept(self, result: tuple[int, float, Dict[str, Any]], stats: LoopStats) -> _Chunk:
+    def _accept(self, result: tuple[int, float, dict[str, Any]], stats: LoopStats) -> _Chunk:
         step, rtt, reply = result
         stats.chunks += 1
         stats.round_trip_ms.append(rtt * 1e3)
@@ -171,7 +172,7 @@ class RecedingHorizonLoop:
         self.client.reset(instruction)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-request") as pool:
             chunk = self._accept(self._request(0, stats), stats)  # nothing to execute before the first chunk
-            pending: Optional[Future] = None
+            pending: Future | None = None
             next_tick = self.clock()
             for k in range(max_steps):
                 if pending is not None and pending.done():

@@ -26,9 +26,10 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -64,7 +65,7 @@ class ActionDenoiser(nn.Module):
         self.model = model
 
     def forward(self, context: torch.Tensor, actions: torch.Tensor, tau: torch.Tensor, text: torch.Tensor,
-                text_drop: torch.Tensor, state: Optional[torch.Tensor] = None) -> torch.Tensor:
+                text_drop: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
         clean = torch.zeros_like(tau)                                         # context frames: tau = 0
         extra = {} if state is None else {"state": state}                     # state-conditioned models only
         out = self.model({CONTEXT: context, ACTIONS: actions}, {CONTEXT: clean, ACTIONS: tau}, text,
@@ -91,7 +92,7 @@ class ExportedSampler:
 
     @torch.no_grad()
     def __call__(self, context: torch.Tensor, noise: torch.Tensor, text: torch.Tensor,
-                 state: Optional[torch.Tensor] = None) -> torch.Tensor:
+                 state: torch.Tensor | None = None) -> torch.Tensor:
         """Action tokens (B, H, A) from the initial `noise`; `state` (B, S) normalised, for state graphs."""
         B = noise.shape[0]
         x = noise
@@ -280,9 +281,9 @@ class ExportConfig:
         use_ema: export the EMA weights.
     """
 
-    ckpt: Optional[str] = None
+    ckpt: str | None = None
     format: str = "torchscript"
-    output_dir: Optional[str] = None
+    output_dir: str | None = None
     steps: int = 10
     tolerance: float = 1e-3
     opset: int = 18

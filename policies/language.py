@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class LanguageTable:
         return [self.instructions[self._index[h]] for h in hits]
 
     @classmethod
-    def from_mapping(cls, table: Mapping[str, Any]) -> "LanguageTable":
+    def from_mapping(cls, table: Mapping[str, Any]) -> LanguageTable:
         """From `{instruction: embedding (D,)}` (numpy or torch values)."""
         names = list(table)
         if not names:
@@ -88,7 +89,7 @@ class LanguageTable:
         return cls(names, np.stack(rows))
 
     @classmethod
-    def coerce(cls, obj: Any) -> "LanguageTable":
+    def coerce(cls, obj: Any) -> LanguageTable:
         """Accept a `LanguageTable`, a mapping, an object with `instructions`/`embeddings`, or a file path."""
         if isinstance(obj, LanguageTable):
             return obj
@@ -101,7 +102,7 @@ class LanguageTable:
         raise TypeError(f"cannot build a LanguageTable from {type(obj).__name__}")
 
     @classmethod
-    def load(cls, path: str | Path) -> "LanguageTable":
+    def load(cls, path: str | Path) -> LanguageTable:
         """Read `language_table.safetensors` as the trainer writes it: an `embeddings` tensor `(N, D)` plus
         the instruction list (JSON) in the file's metadata under `instructions`."""
         import json

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from selfflow_robot.constants import CONTEXT, RAW_ACTION_DIM
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.policies import transforms as T
 from selfflow_robot.policies.chunking import ActionChunker
-from selfflow_robot.policies.language import (HFTextEncoder, InstructionEmbedder, LanguageTable, TextEncoder)
+from selfflow_robot.policies.language import HFTextEncoder, InstructionEmbedder, LanguageTable, TextEncoder
 
 Sampler = Literal["ode", "sde"]
 
@@ -70,7 +71,7 @@ class PolicyConfig:
     steps: int = 10
     sampler: str = "ode"
     cfg_scale: float = 1.0
-    execute_horizon: Optional[int] = None
+    execute_horizon: int | None = None
     ensemble: bool = False
     ensemble_temp: float = 0.0
     action_scale: float = 1.0
@@ -79,7 +80,7 @@ class PolicyConfig:
     use_ema: bool = True
     device: str = "auto"
     precision: str = "auto"
-    text_encoder: Optional[str] = None
+    text_encoder: str | None = None
     text_fallback: str = "nearest"
     use_state: bool = True
     state_scale: float = 1.0
@@ -134,9 +135,9 @@ class PolicySession:
     history: deque
     chunker: ActionChunker
     generator: torch.Generator
-    instruction: Optional[str] = None
-    text: Optional[np.ndarray] = None
-    state: Optional[np.ndarray] = None      # latest raw proprioception (8,), for state-conditioned checkpoints
+    instruction: str | None = None
+    text: np.ndarray | None = None
+    state: np.ndarray | None = None      # latest raw proprioception (8,), for state-conditioned checkpoints
 
 
 def _stats_normalizer(stats: Mapping[str, Any]):
@@ -154,7 +155,7 @@ class SelfFlowPolicy:
                  language: InstructionEmbedder, resize_fn: Callable[[np.ndarray, tuple[int, int]], np.ndarray],
                  config: PolicyConfig | None = None, statistics: Mapping[str, Any] | None = None,
                  source: str | Path | None = None,
-                 state_input: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> None:
+                 state_input: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         self.config = config or PolicyConfig()
         self.model = model.eval()
         self.codec = codec
@@ -193,7 +194,7 @@ class SelfFlowPolicy:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, text_encoder: TextEncoder | str | Path | None = None,
-                        **overrides: Any) -> "SelfFlowPolicy":
+                        **overrides: Any) -> SelfFlowPolicy:
         """Load a checkpoint (step dir or run dir) with `PolicyConfig` overrides, e.g. `steps=5`.
 
         Everything the policy needs travels inside the checkpoint: weights, the model config, the
@@ -227,7 +228,7 @@ class SelfFlowPolicy:
                    resize_fn=T.resize_like_training, config=config, statistics=pre.stats, source=pre.path,
                    state_input=state_input)
 
-    def with_options(self, **overrides: Any) -> "SelfFlowPolicy":
+    def with_options(self, **overrides: Any) -> SelfFlowPolicy:
         """A new policy sharing this one's weights with some `PolicyConfig` fields changed."""
         cfg = replace(self.config, **overrides)
         return SelfFlowPolicy(self.model, self.codec, unnormalize=self.outputs.transforms[0].unnormalize,
@@ -237,12 +238,12 @@ class SelfFlowPolicy:
     # ------------------------------------------------------------------ SimplerEnv interface
 
     @property
-    def task_description(self) -> Optional[str]:
+    def task_description(self) -> str | None:
         """The current episode's instruction (of `self.session`)."""
         return self.session.instruction
 
     @property
-    def text(self) -> Optional[np.ndarray]:
+    def text(self) -> np.ndarray | None:
         """The current instruction embedding `(512,)` (of `self.session`)."""
         return self.session.text
 
@@ -264,7 +265,7 @@ class SelfFlowPolicy:
                              chunker=ActionChunker(self.horizon, self.config.execute_horizon, self.config.ensemble,
                                                    self.config.ensemble_temp))
 
-    def reset_session(self, session: PolicySession, instruction: Optional[str]) -> None:
+    def reset_session(self, session: PolicySession, instruction: str | None) -> None:
         """Start an episode in `session`: clear history and chunks, embed the instruction, reseed the noise.
 
         Raises `UnknownInstructionError` (a `UserError`) for an instruction the checkpoint does not know
@@ -276,11 +277,11 @@ class SelfFlowPolicy:
         session.generator.manual_seed(self.config.seed)
         session.instruction, session.text, session.state = instruction, text, None
 
-    def reset(self, task_description: Optional[str]) -> None:
+    def reset(self, task_description: str | None) -> None:
         """Start an episode: clear frame history and chunks, embed the instruction, reseed the sampler."""
         self.reset_session(self.session, task_description)
 
-    def step(self, image: np.ndarray, task_description: Optional[str] = None, state: Optional[np.ndarray] = None
+    def step(self, image: np.ndarray, task_description: str | None = None, state: np.ndarray | None = None
              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """One control step: uint8 `(H, W, 3)` -> SimplerEnv's `(raw_action, action)`.
 
@@ -315,7 +316,7 @@ class SelfFlowPolicy:
         """
         return self.infer_batch([(self.session, obs)])[0]
 
-    def infer_batch(self, batch: Sequence[tuple[PolicySession, Optional[Mapping[str, Any]]]]) -> list[dict[str, Any]]:
+    def infer_batch(self, batch: Sequence[tuple[PolicySession, Mapping[str, Any] | None]]) -> list[dict[str, Any]]:
         """`infer` for several sessions at once (one model call): `(session, obs)` pairs, one reply each.
 
         `obs=None` predicts from the session's current history without adding a frame.
@@ -375,7 +376,7 @@ class SelfFlowPolicy:
                               f"gripper_closed), got shape {np.shape(state)}")
         return arr
 
-    def _push_frames(self, image: np.ndarray, session: Optional[PolicySession] = None) -> None:
+    def _push_frames(self, image: np.ndarray, session: PolicySession | None = None) -> None:
         """Resize `(H, W, 3)` / `(T, H, W, 3)` frames as in training and append them to the history."""
         session = self.session if session is None else session
         frames = self.inputs.transforms[0]({T.IMAGE: image})[T.IMAGE]  # (T, h, w, 3) at the training size
@@ -387,7 +388,7 @@ class SelfFlowPolicy:
 
     @torch.inference_mode()
     def predict_tokens(self, context: np.ndarray, text: np.ndarray, noise: torch.Tensor,
-                       generator: Optional[torch.Generator] = None, state: Optional[np.ndarray] = None
+                       generator: torch.Generator | None = None, state: np.ndarray | None = None
                        ) -> torch.Tensor:
         """Sample action tokens `(B, H, 8)` from context frames uint8 `(B, k, h, w, 3)`, text `(B, 512)`, the
         initial noise `(B, H, 8)` and, for state-conditioned models, the normalised state `(B, 8)`: the
@@ -449,7 +450,7 @@ class SelfFlowPolicy:
         plt.close(fig)
 
 
-def _find_stat(stats: Mapping[str, Any], key: str) -> Optional[list[float]]:
+def _find_stat(stats: Mapping[str, Any], key: str) -> list[float] | None:
     """The action `key` (q01/q99) from dataset statistics, wherever the file nests it."""
     if key in stats and isinstance(stats[key], (list, tuple)):
         return [float(v) for v in stats[key]]

@@ -28,7 +28,7 @@ by the transport itself with close code 1009.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +100,7 @@ class ResetRequest:
     """Start a new episode with `instruction`."""
 
     instruction: str
-    id: Optional[int] = None
+    id: int | None = None
 
 
 @dataclass
@@ -108,9 +108,9 @@ class InferRequest:
     """One observation: `image` uint8 ``(T, H, W, 3)`` (a single frame arrives as T=1)."""
 
     image: np.ndarray
-    instruction: Optional[str] = None
-    id: Optional[int] = None
-    state: Optional[np.ndarray] = None
+    instruction: str | None = None
+    id: int | None = None
+    state: np.ndarray | None = None
 
 
 def _check_fields(msg: dict[str, Any], kind: str) -> None:
@@ -133,7 +133,7 @@ def _instruction(value: Any, limits: RequestLimits) -> str:
     return value
 
 
-def _request_id(value: Any) -> Optional[int]:
+def _request_id(value: Any) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not -2**63 <= value < 2**63:
@@ -200,8 +200,8 @@ def parse_request(data: Any, limits: RequestLimits) -> ResetRequest | InferReque
                         state=None if state is None else _state(state))
 
 
-def error_reply(message: str, code: str = BAD_REQUEST, request_id: Optional[int] = None,
-                details: Optional[str] = None) -> bytes:
+def error_reply(message: str, code: str = BAD_REQUEST, request_id: int | None = None,
+                details: str | None = None) -> bytes:
     """Encode an error reply."""
     msg: dict[str, Any] = {"type": MSG_ERROR, "code": code, "message": message}
     if request_id is not None:

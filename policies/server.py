@@ -27,15 +27,26 @@ import threading
 import time
 import traceback
 from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.policies.protocol import (
-    INTERNAL, MSG_CHUNK, MSG_METADATA, MSG_RESET, PROTOCOL_VERSION, InferRequest, ProtocolError,
-    RequestLimits, ResetRequest, error_reply, packb, parse_request,
+    INTERNAL,
+    MSG_CHUNK,
+    MSG_METADATA,
+    MSG_RESET,
+    PROTOCOL_VERSION,
+    InferRequest,
+    ProtocolError,
+    RequestLimits,
+    ResetRequest,
+    error_reply,
+    packb,
+    parse_request,
 )
 
 log = logging.getLogger("selfflow_robot.serve")
@@ -85,12 +96,12 @@ class ServeConfig:
         limits: request caps.
     """
 
-    ckpt: Optional[str] = None
+    ckpt: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
-    token: Optional[str] = None
+    token: str | None = None
     device: str = "auto"
-    steps: Optional[int] = None
+    steps: int | None = None
     use_ema: bool = True
     use_state: bool = True
     max_batch: int = 8
@@ -121,7 +132,7 @@ class ServeConfig:
         except ValueError as e:
             raise ConfigError(f"serve limits: {e}") from e
 
-    def resolved_token(self) -> Optional[str]:
+    def resolved_token(self) -> str | None:
         token = os.environ.get(TOKEN_ENV) if self.token is None else self.token
         return token or None
 
@@ -234,7 +245,7 @@ class _Pending:
     submitted: float
 
 
-def _resolve(fut: asyncio.Future, value: Any, exc: Optional[BaseException]) -> None:
+def _resolve(fut: asyncio.Future, value: Any, exc: BaseException | None) -> None:
     if fut.done():  # the connection went away meanwhile
         return
     if exc is not None:
@@ -251,15 +262,15 @@ class MicroBatcher:
     """
 
     def __init__(self, fn: Callable[[list[Any]], list[Any]], max_batch: int, max_wait_s: float,
-                 on_batch: Optional[Callable[[int], None]] = None,
-                 should_wait: Optional[Callable[[], bool]] = None) -> None:
+                 on_batch: Callable[[int], None] | None = None,
+                 should_wait: Callable[[], bool] | None = None) -> None:
         self.fn = fn
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.on_batch = on_batch
         # Waiting only pays when other requests may arrive (e.g. more than one client is connected).
         self.should_wait = should_wait or (lambda: True)
-        self._queue: queue.Queue[Optional[_Pending]] = queue.Queue()
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="policy-batcher", daemon=True)
         self._thread.start()
 
@@ -300,7 +311,7 @@ class MicroBatcher:
                 results = self.fn([p.item for p in batch])
                 if len(results) != len(batch):
                     raise RuntimeError(f"infer_batch returned {len(results)} results for {len(batch)} requests")
-                exc: Optional[BaseException] = None
+                exc: BaseException | None = None
             except Exception as e:  # noqa: BLE001 - forwarded to every waiting request
                 results, exc = [None] * len(batch), e
             end = time.perf_counter()
@@ -333,7 +344,7 @@ class PolicyServer:
     """Serve a `PolicyEngine` over WebSocket; see the module docstring for the protocol."""
 
     def __init__(self, engine: PolicyEngine, host: str = "127.0.0.1", port: int = 8000,
-                 token: Optional[str] = None, limits: Optional[RequestLimits] = None,
+                 token: str | None = None, limits: RequestLimits | None = None,
                  max_batch: int = 8, batch_wait_ms: float = 3.0, max_connections: int = 64) -> None:
         self.engine = engine
         self.max_connections = max_connections
@@ -346,12 +357,12 @@ class PolicyServer:
         self.metrics = Metrics()
         self._metadata = {"type": MSG_METADATA, "protocol_version": PROTOCOL_VERSION,
                           **engine.metadata(), "limits": self.limits.to_dict(), "max_batch": max_batch}
-        self._batcher: Optional[MicroBatcher] = None
+        self._batcher: MicroBatcher | None = None
         self._server: Any = None
-        self._thread: Optional[threading.Thread] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
-        self._stop: Optional[asyncio.Event] = None
+        self._stop: asyncio.Event | None = None
 
     # -- auth and HTTP endpoints --------------------------------------------------------------
 
@@ -451,7 +462,7 @@ class PolicyServer:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def serve(self, ready: Optional[Callable[[int], None]] = None) -> None:
+    async def serve(self, ready: Callable[[int], None] | None = None) -> None:
         """Run until `stop()` (or cancellation); calls `ready(port)` once listening."""
         from websockets.asyncio.server import serve
 
@@ -479,7 +490,7 @@ class PolicyServer:
             self._thread.join(timeout=30)
             self._thread = None
 
-    def start(self, timeout: float = 60.0) -> "PolicyServer":
+    def start(self, timeout: float = 60.0) -> PolicyServer:
         """Serve from a background thread (tests, notebooks); returns once listening."""
         errors: list[BaseException] = []
 
@@ -500,7 +511,7 @@ class PolicyServer:
     def uri(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
-    def __enter__(self) -> "PolicyServer":
+    def __enter__(self) -> PolicyServer:
         return self.start() if self._thread is None else self
 
     def __exit__(self, *exc: Any) -> None:
@@ -540,8 +551,8 @@ class SelfFlowEngine:
         self._meta = meta
 
     @classmethod
-    def from_checkpoint(cls, ckpt: str, device: str = "auto", steps: Optional[int] = None,
-                        use_ema: bool = True, backend: str = "eager", use_state: bool = True) -> "SelfFlowEngine":
+    def from_checkpoint(cls, ckpt: str, device: str = "auto", steps: int | None = None,
+                        use_ema: bool = True, backend: str = "eager", use_state: bool = True) -> SelfFlowEngine:
         """Load `ckpt` (step dir or run dir) through `SelfFlowPolicy.from_pretrained`."""
         from selfflow_robot.policies.policy import SelfFlowPolicy
 
@@ -563,7 +574,11 @@ class SelfFlowEngine:
 
         from selfflow_robot.config import check_choice
         from selfflow_robot.policies.export import (
-            SUFFIX, ActionDenoiser, ExportedSampler, export_denoiser, load_exported,
+            SUFFIX,
+            ActionDenoiser,
+            ExportedSampler,
+            export_denoiser,
+            load_exported,
         )
 
         check_choice("backend", backend, BACKENDS)
@@ -586,7 +601,7 @@ class SelfFlowEngine:
 
         @torch.inference_mode()
         def predict_tokens(context: np.ndarray, text: np.ndarray, noise: torch.Tensor,
-                           generator: Optional[torch.Generator] = None, state: Optional[np.ndarray] = None
+                           generator: torch.Generator | None = None, state: np.ndarray | None = None
                            ) -> torch.Tensor:
             frames = torch.from_numpy(np.ascontiguousarray(context)).to(policy.device)
             ctx = policy.codec.encode(frames).float()                                 # (B, k*h*w, d)

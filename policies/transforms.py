@@ -17,7 +17,8 @@ Keys of the policy's observation / result dicts (module constants, used by the s
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class Group:
     inputs: Sequence[DataTransformFn] = ()
     outputs: Sequence[DataTransformFn] = ()
 
-    def push(self, *, inputs: Sequence[DataTransformFn] = (), outputs: Sequence[DataTransformFn] = ()) -> "Group":
+    def push(self, *, inputs: Sequence[DataTransformFn] = (), outputs: Sequence[DataTransformFn] = ()) -> Group:
         """Append `inputs` at the end of the input chain and `outputs` at the front of the output chain."""
         return Group(inputs=(*self.inputs, *inputs), outputs=(*outputs, *self.outputs))
 

@@ -143,8 +143,8 @@ def _port_task(task: str, out: str, replay: str | None, assets: str | None, thre
 
 
 def phase_port(args: argparse.Namespace) -> None:
-    from concurrent.futures import ProcessPoolExecutor
     import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
 
     from selfflow_robot.envs.tasks import TASKS
 

@@ -19,7 +19,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -54,9 +54,9 @@ class DemoConfig:
 
     output_dir: str = "runs/demo"
     suite: str = "drawer_visual_matching"
-    tasks: Optional[list[str]] = None
+    tasks: list[str] | None = None
     demos_per_task: int = 18
-    demo_max_steps: Optional[int] = None
+    demo_max_steps: int | None = None
     demo_noise_m: float = 0.015
     demo_noise_rad: float = 0.03
     workers: int = 0
@@ -66,10 +66,10 @@ class DemoConfig:
     lr: float = 1e-3
     seed: int = 0
     train_overrides: list[str] = field(default_factory=lambda: ["model=tiny"])
-    eval_episodes_per_task: Optional[int] = 9
+    eval_episodes_per_task: int | None = 9
     policy_options: dict[str, Any] = field(default_factory=dict)
     imagine_length: int = 12
-    assets: Optional[str] = None
+    assets: str | None = None
     phases: list[str] = field(default_factory=lambda: list(PHASES))
 
     def __post_init__(self) -> None:

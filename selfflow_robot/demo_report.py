@@ -10,23 +10,24 @@ import json
 import platform
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import numpy as np
 
 from selfflow_robot.envs.eval_report import atomic_write_text
 
 
-def _read_json(path: Path) -> Optional[Any]:
+def _read_json(path: Path) -> Any | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _pct(rate: Optional[float]) -> str:
+def _pct(rate: float | None) -> str:
     return "n/a" if rate is None else f"{100 * rate:.1f}%"
 
 
-def _copy(src: Path, dest_dir: Path, name: Optional[str] = None) -> str:
+def _copy(src: Path, dest_dir: Path, name: str | None = None) -> str:
     """Copy `src` into the report dir; returns the relative link."""
     dest = dest_dir / (name or src.name)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +35,7 @@ def _copy(src: Path, dest_dir: Path, name: Optional[str] = None) -> str:
     return str(dest.relative_to(dest_dir))
 
 
-def setup_section(cfg: Any, collect: Optional[dict], run_config: Optional[dict], trained_to: int = 0) -> list[str]:
+def setup_section(cfg: Any, collect: dict | None, run_config: dict | None, trained_to: int = 0) -> list[str]:
     lines = ["## Setup", "", "| | |", "|---|---|", f"| suite | `{cfg.suite}` (ManiSkill3 port, visual matching) |"]
     if collect:
         lines.append(f"| demos | {collect['episodes']} scripted-expert episodes, {len(collect['tasks'])} tasks "
@@ -57,7 +58,7 @@ def setup_section(cfg: Any, collect: Optional[dict], run_config: Optional[dict],
     return lines + [""]
 
 
-def eval_section(results: Optional[dict], report_dir: Path, eval_dir: Path) -> list[str]:
+def eval_section(results: dict | None, report_dir: Path, eval_dir: Path) -> list[str]:
     if not results:
         return ["## Policy in the suite", "", "not evaluated (the `eval` phase did not run)", ""]
     lines = ["## Policy in the suite", ""]
@@ -77,7 +78,7 @@ def eval_section(results: Optional[dict], report_dir: Path, eval_dir: Path) -> l
     return lines
 
 
-def validation_section(val: Optional[Mapping[str, float]]) -> list[str]:
+def validation_section(val: Mapping[str, float] | None) -> list[str]:
     if not val:
         return []
     rows = [("action MSE (normalised), sampled chunk", "val/action_mse_norm", "val/action_mse_norm_mean_baseline",

@@ -945,9 +945,8 @@ def write_comparison(out: Path, seeds: Sequence[int], objectives: Sequence[str],
 
     Only reads `out`: pointing `report_dir` elsewhere compares a study that is still running without touching it.
     """
-    from selfflow_robot.envs.eval_report import atomic_write_text
-
     from selfflow_robot.demo import DemoConfig
+    from selfflow_robot.envs.eval_report import atomic_write_text
 
     for o in objectives:
         check_choice("objective", o, list(OBJECTIVES))

@@ -35,8 +35,9 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,7 @@ class RemotePolicy:
     server's own setting, else the whole chunk); `terminate[i] >= 0.5` is the terminate flag.
     """
 
-    def __init__(self, client: Any, execute_horizon: Optional[int] = None, action_scale: float = 1.0,
+    def __init__(self, client: Any, execute_horizon: int | None = None, action_scale: float = 1.0,
                  gripper_deadzone: float = 1e-2) -> None:
         meta = client.metadata
         if int(meta.get("state_dim", 0) or 0):
@@ -107,10 +108,10 @@ class RemotePolicy:
             raise ValueError(f"execute_horizon must be in [1, {self.chunk_length}], got {self.execute_horizon}")
         self.action_scale = action_scale
         self.gripper_deadzone = gripper_deadzone
-        self.task_description: Optional[str] = None
+        self.task_description: str | None = None
         self.frames: deque = deque(maxlen=self.context_frames)
-        self._chunk: Optional[np.ndarray] = None
-        self._terminate: Optional[np.ndarray] = None
+        self._chunk: np.ndarray | None = None
+        self._terminate: np.ndarray | None = None
         self._used = 0
         self.infer_ms: list[float] = []
 
@@ -122,7 +123,7 @@ class RemotePolicy:
         self._chunk = None
         self._used = 0
 
-    def step(self, image: np.ndarray, task_description: Optional[str] = None) -> tuple[dict, dict]:
+    def step(self, image: np.ndarray, task_description: str | None = None) -> tuple[dict, dict]:
         """uint8 `(H, W, 3)` -> `(raw_action, action)`; a new instruction resets first (SimplerEnv's RT-1 rule)."""
         if task_description is not None and task_description != self.task_description:
             self.reset(task_description)
@@ -201,7 +202,7 @@ def parse_runner_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str
     return ours, rest
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ours, rest = parse_runner_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("DISPLAY", "")  # as SimplerEnv's main_inference.py: headless rendering
     from simpler_env.evaluation.argparse import get_args

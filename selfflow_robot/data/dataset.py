@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -142,7 +143,7 @@ class RT1Windows(IterableDataset):
         self._worker_shift = 0  # DataLoader worker w plays consumer (w + shift) % workers (resume phase)
 
     @classmethod
-    def from_config(cls, cfg: DataConfig, split: str = "train", **kwargs) -> "RT1Windows":
+    def from_config(cls, cfg: DataConfig, split: str = "train", **kwargs) -> RT1Windows:
         """Build from a `DataConfig` (kwargs override, e.g. `window=...`)."""
         args: dict[str, Any] = dict(window=cfg.window, split=split, val_fraction=cfg.val_fraction, seed=cfg.seed,
                                     shuffle_episodes=cfg.shuffle_episodes, skip_bad_episodes=cfg.skip_bad_episodes,

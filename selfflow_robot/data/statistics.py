@@ -24,7 +24,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -67,7 +67,7 @@ class DatasetStatistics:
     terminate_fraction: float = 0.0
     num_skipped: int = 0
     fingerprint: str = ""
-    state: Optional[dict[str, list[float]]] = None   # statistics of the 8-D proprioception, if every episode has it
+    state: dict[str, list[float]] | None = None   # statistics of the 8-D proprioception, if every episode has it
     version: int = STATS_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -81,7 +81,7 @@ class DatasetStatistics:
                 **({"state": {**self.state, "names": STATE_NAMES}} if self.state else {}), **self.extra}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DatasetStatistics":
+    def from_dict(cls, d: dict) -> DatasetStatistics:
         """Inverse of `to_dict` (raises `DataError` when keys are missing)."""
         try:
             action = {k: [float(x) for x in d["action"][k]] for k in ("mean", "std", "min", "max", "q01", "q99")}
@@ -108,7 +108,7 @@ class DatasetStatistics:
         _atomic_write_bytes(Path(path), json.dumps(self.to_dict(), indent=2).encode())
 
     @classmethod
-    def load(cls, path: str | Path) -> "DatasetStatistics":
+    def load(cls, path: str | Path) -> DatasetStatistics:
         """Read a `dataset_statistics.json`."""
         p = Path(path)
         if not p.is_file():
@@ -262,7 +262,7 @@ class ActionNormalizer:
         self.constant = self.span < _EPS     # dims without spread normalise to 0
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "ActionNormalizer":
+    def from_file(cls, path: str | Path) -> ActionNormalizer:
         """Load from a `dataset_statistics.json` (a checkpoint's or the dataset's)."""
         return cls(DatasetStatistics.load(path))
 

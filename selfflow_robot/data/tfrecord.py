@@ -8,9 +8,10 @@ installed and a table-driven fallback otherwise (correct, but slow on large reco
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from selfflow_robot.errors import DataError
 
@@ -169,7 +170,7 @@ class TFRecordWriter:
         """Flush and close the file."""
         self._f.close()
 
-    def __enter__(self) -> "TFRecordWriter":
+    def __enter__(self) -> TFRecordWriter:
         return self
 
     def __exit__(self, *exc) -> None:

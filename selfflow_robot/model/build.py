@@ -1,7 +1,8 @@
 """`build_model(cfg) -> (SelfFlowDiT, FrameCodec)`: the one constructor the trainer and loaders use."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from omegaconf import DictConfig
 

@@ -92,7 +92,7 @@ class VAECodec(FrameCodec):
         kwargs = {"subfolder": subfolder} if subfolder else {}
         try:
             vae = diffusers.AutoencoderKL.from_pretrained(source, **kwargs)
-        except (OSError, ValueError, EnvironmentError) as e:
+        except (OSError, ValueError) as e:
             where = "local directory" if Path(source).exists() else "hub id (needs network access)"
             raise UserError(f"could not load the VAE from {source!r} ({where}): {str(e).splitlines()[0]}; "
                             f"set model.vae to a diffusers AutoencoderKL directory or hub id") from e
@@ -115,7 +115,7 @@ class VAECodec(FrameCodec):
         self.grid = (image_size[0] // cell, image_size[1] // cell)
         self.token_dim = self.channels * patch_size ** 2
 
-    def train(self, mode: bool = True) -> "VAECodec":
+    def train(self, mode: bool = True) -> VAECodec:
         super().train(mode)
         self.vae.eval()  # frozen: never in train mode
         return self

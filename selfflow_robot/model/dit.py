@@ -16,8 +16,9 @@ Position encoding: fixed sin-cos over (frame, row, col); action tokens use the f
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -80,7 +81,7 @@ class DiTConfig:
     mlp_ratio: float = 4.0
     context_frames: int = 2
     horizon: int = 4
-    image_size: Tuple[int, int] = (64, 80)
+    image_size: tuple[int, int] = (64, 80)
     codec: str = "pixel"
     patch_size: int = 8
     vae: str = ""
@@ -155,9 +156,9 @@ class DiTOutput(NamedTuple):
     `state`: (B, aux_state_dim) the state read off the last context frame (models with `aux_state_dim > 0`
     given context tokens, without `stop_at`), else None."""
 
-    velocity: Optional[dict[str, torch.Tensor]]
-    features: Optional[torch.Tensor]
-    state: Optional[torch.Tensor] = None
+    velocity: dict[str, torch.Tensor] | None
+    features: torch.Tensor | None
+    state: torch.Tensor | None = None
 
 
 #################################################################################
@@ -210,7 +211,7 @@ class ConditionEmbedder(nn.Module):
         self.register_parameter(null_name, nn.Parameter(torch.zeros(in_dim)))
         self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
 
-    def forward(self, x: Optional[torch.Tensor], drop: Optional[torch.Tensor], batch: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | None, drop: torch.Tensor | None, batch: int) -> torch.Tensor:
         null = getattr(self, self.null_name).to(self.mlp[0].weight.dtype)
         if x is None:
             x = null.expand(batch, -1)
@@ -228,7 +229,7 @@ def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.sin(out), torch.cos(out)], dim=1).float()
 
 
-def sincos_3d(dim: int, frame: torch.Tensor, row: Optional[torch.Tensor], col: Optional[torch.Tensor]) -> torch.Tensor:
+def sincos_3d(dim: int, frame: torch.Tensor, row: torch.Tensor | None, col: torch.Tensor | None) -> torch.Tensor:
     """Sin-cos over (frame, row, col): row and col each take 2·(dim//6) channels, frame the rest.
 
     `row`/`col` None (action tokens) leave their channels zero, so those tokens carry only a frame position.
@@ -254,7 +255,7 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=True)
         self.proj = nn.Linear(dim, dim, bias=True)
 
-    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         B, N, D = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)                                              # (B, heads, N, D/heads)
@@ -285,7 +286,7 @@ class TokenRoute(NamedTuple):
         return self.index.dim() == 2
 
 
-def _per_token(mod: torch.Tensor, route: Optional[TokenRoute]) -> torch.Tensor:
+def _per_token(mod: torch.Tensor, route: TokenRoute | None) -> torch.Tensor:
     """Condition rows (B, M, ·) -> per-token rows (B, N, ·) (route None: M == N already). Copies are exact.
 
     CPU: `index_select`, whose backward is a serial, bit-reproducible index_add. CUDA: a one-hot matmul,
@@ -319,8 +320,8 @@ class PerTokenDiTBlock(nn.Module):
         self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size, bias=True))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, route: Optional[TokenRoute],
-                attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor, route: TokenRoute | None,
+                attn_mask: torch.Tensor | None) -> torch.Tensor:
         mod = _per_token(self.adaLN_modulation(c), route)                   # (B, N, 6D)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=-1)
         x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa), attn_mask)  # (B, N, D)
@@ -338,7 +339,7 @@ class PerTokenFinalLayer(nn.Module):
         self.action_linear = nn.Linear(hidden_size, action_dim, bias=True)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size, bias=True))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, route: Optional[TokenRoute]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor, route: TokenRoute | None) -> torch.Tensor:
         shift, scale = _per_token(self.adaLN_modulation(c), route).chunk(2, dim=-1)
         return modulate(self.norm_final(x), shift, scale)                    # (B, N, D)
 
@@ -428,10 +429,10 @@ class SelfFlowDiT(nn.Module):
         return h + pos[:n].to(h.dtype) + self.group_embed.weight[GROUPS.index(group)].to(h.dtype)
 
     def forward(self, x: Mapping[str, torch.Tensor], tau: Mapping[str, torch.Tensor] | torch.Tensor,
-                text: Optional[torch.Tensor], *, text_drop: Optional[torch.Tensor] = None,
-                key_mask: Optional[Mapping[str, torch.Tensor]] = None, feature_layer: Optional[int] = None,
-                stop_at: Optional[int] = None, state: Optional[torch.Tensor] = None,
-                state_drop: Optional[torch.Tensor] = None) -> DiTOutput:
+                text: torch.Tensor | None, *, text_drop: torch.Tensor | None = None,
+                key_mask: Mapping[str, torch.Tensor] | None = None, feature_layer: int | None = None,
+                stop_at: int | None = None, state: torch.Tensor | None = None,
+                state_drop: torch.Tensor | None = None) -> DiTOutput:
         """Predict the velocity eps - x0 of every token (with `prediction=x`, via the clean frame tokens).
 
         Args:
@@ -505,7 +506,7 @@ class SelfFlowDiT(nn.Module):
         return DiTOutput(velocity=velocity, features=features, state=state_hat)
 
     def _condition(self, groups: list[str], sizes: list[int], tau: Mapping[str, torch.Tensor] | torch.Tensor,
-                   cond: torch.Tensor, B: int) -> tuple[torch.Tensor, Optional[TokenRoute]]:
+                   cond: torch.Tensor, B: int) -> tuple[torch.Tensor, TokenRoute | None]:
         """Condition rows c = t_emb(tau) + cond + type_emb (B, M, D) and the token -> row route, where `cond`
         (B, D) is the per-example part (text embedding, plus the state embedding).
 

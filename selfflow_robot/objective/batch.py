@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 
@@ -27,19 +27,19 @@ class FlowBatch:
 
     x0: dict[str, torch.Tensor]
     noisy: dict[str, torch.Tensor]
-    text: Optional[torch.Tensor] = None
-    text_drop: Optional[torch.Tensor] = None
-    key_mask: Optional[dict[str, torch.Tensor]] = None
-    loss_mask: Optional[dict[str, torch.Tensor]] = None
-    state: Optional[torch.Tensor] = None
-    state_drop: Optional[torch.Tensor] = None
-    state_target: Optional[torch.Tensor] = None
+    text: torch.Tensor | None = None
+    text_drop: torch.Tensor | None = None
+    key_mask: dict[str, torch.Tensor] | None = None
+    loss_mask: dict[str, torch.Tensor] | None = None
+    state: torch.Tensor | None = None
+    state_drop: torch.Tensor | None = None
+    state_target: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
         return next(iter(self.x0.values())).shape[0]
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "FlowBatch":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> FlowBatch:
         def move(v):
             if v is None:
                 return None
@@ -69,7 +69,7 @@ class LossOutput(NamedTuple):
 
     loss: torch.Tensor
     logs: dict[str, torch.Tensor]
-    per_example: Optional[torch.Tensor] = None
+    per_example: torch.Tensor | None = None
 
 
 def state_kwargs(batch: FlowBatch) -> dict[str, torch.Tensor]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from selfflow_robot.config import check_choice
 from selfflow_robot.errors import ConfigError
@@ -42,8 +41,8 @@ class ObjectiveConfig:
     mask_ratio_video: float = 0.1
     mask_ratio_image: float = 0.25
     mask_ratio_actions: float = 0.1
-    student_layer: Optional[int] = None
-    teacher_layer: Optional[int] = None
+    student_layer: int | None = None
+    teacher_layer: int | None = None
     gamma: float = 0.8
     ema_decay: float = 0.9999
     future_weight: float = 1.0

@@ -6,8 +6,8 @@ Clean groups get tau = 0 for both. Each token's marginal noise level is still p(
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 import torch
 
@@ -36,7 +36,7 @@ def mask_ratios(cfg: ObjectiveConfig, horizon: int) -> dict[str, float]:
 
 def dual_timesteps(shapes: Mapping[str, tuple[int, int]], noisy: Mapping[str, torch.Tensor],
                    ratios: Mapping[str, float], dist: TimeDistribution, *, device: torch.device | str,
-                   generator: Optional[torch.Generator] = None) -> DualTimesteps:
+                   generator: torch.Generator | None = None) -> DualTimesteps:
     """Draw DTS noise levels for groups of shape (B, N_g); `noisy[g]` (B,) bool marks generated groups."""
     B = next(iter(shapes.values()))[0]
     t = dist.sample(B, device=device, generator=generator)
@@ -55,7 +55,7 @@ def dual_timesteps(shapes: Mapping[str, tuple[int, int]], noisy: Mapping[str, to
 
 def single_timestep(shapes: Mapping[str, tuple[int, int]], noisy: Mapping[str, torch.Tensor],
                     dist: TimeDistribution, *, device: torch.device | str,
-                    generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Vanilla flow matching: one t per example for every noisy group; returns t (B,) and tau dict[group, (B,)]."""
     B = next(iter(shapes.values()))[0]
     t = dist.sample(B, device=device, generator=generator)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -23,7 +22,7 @@ class EMA:
         self.module.eval()
 
     @torch.no_grad()
-    def update(self, model: nn.Module, decay: Optional[float] = None) -> None:
+    def update(self, model: nn.Module, decay: float | None = None) -> None:
         d = self.decay if decay is None else decay
         ema_params = list(self.module.parameters())
         params = [p.detach() for p in model.parameters()]

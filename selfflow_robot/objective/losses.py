@@ -8,7 +8,8 @@ state-prediction head (`model.aux_state_dim > 0`) add `aux_state_weight` · MSE(
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -37,8 +38,8 @@ class Objective:
         self.time_dist = TimeDistribution.from_config(cfg)
         self.group_weights = {FUTURE: cfg.future_weight, ACTIONS: cfg.action_weight}
 
-    def __call__(self, student: nn.Module, teacher: Optional[nn.Module], batch: FlowBatch, *,
-                 generator: Optional[torch.Generator] = None) -> LossOutput:
+    def __call__(self, student: nn.Module, teacher: nn.Module | None, batch: FlowBatch, *,
+                 generator: torch.Generator | None = None) -> LossOutput:
         raise NotImplementedError
 
     @staticmethod
@@ -46,7 +47,7 @@ class Objective:
         return [g for g in GROUPS if g in batch.x0]
 
     @staticmethod
-    def _noise(batch: FlowBatch, groups: list[str], generator: Optional[torch.Generator]) -> dict[str, torch.Tensor]:
+    def _noise(batch: FlowBatch, groups: list[str], generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         return {g: torch.randn(batch.x0[g].shape, device=batch.x0[g].device, dtype=batch.x0[g].dtype,
                                generator=generator) for g in groups}
 
@@ -73,7 +74,7 @@ class Objective:
             raise ValueError("the batch has no future/actions group to compute a loss on")
         return total, logs, per_example
 
-    def aux_state_loss(self, pred: Optional[torch.Tensor], batch: FlowBatch) -> Optional[torch.Tensor]:
+    def aux_state_loss(self, pred: torch.Tensor | None, batch: FlowBatch) -> torch.Tensor | None:
         """MSE of the model's state read-out against `batch.state_target` (None when either is missing).
 
         A model with a state head trained on a batch without targets is a wiring mistake: raise, don't skip."""
@@ -89,7 +90,7 @@ class Objective:
                              f"to {batch.state_target.shape[-1]}")
         return (pred.float() - batch.state_target.float()).pow(2).mean()
 
-    def with_aux_state(self, loss: torch.Tensor, logs: dict[str, torch.Tensor], pred: Optional[torch.Tensor],
+    def with_aux_state(self, loss: torch.Tensor, logs: dict[str, torch.Tensor], pred: torch.Tensor | None,
                        batch: FlowBatch) -> torch.Tensor:
         """`loss` plus the weighted state-prediction loss (logged as `state_aux`), if the model has the head."""
         aux = self.aux_state_loss(pred, batch)
@@ -104,8 +105,8 @@ class VanillaObjective(Objective):
 
     name = "vanilla"
 
-    def __call__(self, student: nn.Module, teacher: Optional[nn.Module], batch: FlowBatch, *,
-                 generator: Optional[torch.Generator] = None) -> LossOutput:
+    def __call__(self, student: nn.Module, teacher: nn.Module | None, batch: FlowBatch, *,
+                 generator: torch.Generator | None = None) -> LossOutput:
         groups = self._groups(batch)
         device = batch.x0[groups[0]].device
         shapes = {g: tuple(batch.x0[g].shape[:2]) for g in groups}
@@ -133,8 +134,8 @@ class SelfFlowObjective(Objective):
         self.student_layer, self.teacher_layer = cfg.layers(model_cfg.depth)
         self.ratios = mask_ratios(cfg, model_cfg.horizon)
 
-    def __call__(self, student: nn.Module, teacher: Optional[nn.Module], batch: FlowBatch, *,
-                 generator: Optional[torch.Generator] = None) -> LossOutput:
+    def __call__(self, student: nn.Module, teacher: nn.Module | None, batch: FlowBatch, *,
+                 generator: torch.Generator | None = None) -> LossOutput:
         if teacher is None:
             raise ValueError("objective=selfflow needs the EMA teacher (EMA(model).module); "
                              "use objective=vanilla to train without one")

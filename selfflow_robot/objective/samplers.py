@@ -10,7 +10,7 @@ robot state works the same way with the learned null state (`state_scale`; model
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -38,11 +38,11 @@ def _score(x: torch.Tensor, v: torch.Tensor, tau: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[str], text: Optional[torch.Tensor],
+def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[str], text: torch.Tensor | None,
            *, steps: int = 20, method: str = "ode", cfg_scale: float = 1.0,
-           guidance_interval: tuple[float, float] = (0.0, 1.0), key_mask: Optional[Mapping[str, torch.Tensor]] = None,
-           generator: Optional[torch.Generator] = None, noise: Optional[Mapping[str, torch.Tensor]] = None,
-           sde_last: float = 0.04, robot_state: Optional[torch.Tensor] = None,
+           guidance_interval: tuple[float, float] = (0.0, 1.0), key_mask: Mapping[str, torch.Tensor] | None = None,
+           generator: torch.Generator | None = None, noise: Mapping[str, torch.Tensor] | None = None,
+           sde_last: float = 0.04, robot_state: torch.Tensor | None = None,
            state_scale: float = 1.0) -> dict[str, torch.Tensor]:
     """Generate the groups in `generate` conditioned on the clean groups of `x`.
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 
@@ -24,11 +23,11 @@ class TimeDistribution:
         check_choice("time distribution", self.kind, TIME_DISTRIBUTIONS)
 
     @classmethod
-    def from_config(cls, cfg: ObjectiveConfig) -> "TimeDistribution":
+    def from_config(cls, cfg: ObjectiveConfig) -> TimeDistribution:
         return cls(cfg.time_dist, cfg.time_mean, cfg.time_std, cfg.time_shift)
 
     def sample(self, n: int, *, device: torch.device | str = "cpu",
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+               generator: torch.Generator | None = None) -> torch.Tensor:
         """n i.i.d. draws, float32 (n,)."""
         if self.kind == "logit_normal":
             z = torch.randn(n, device=device, generator=generator)

@@ -3,9 +3,10 @@ and the data bundle (train stream, held-out batches, normaliser, statistics, lan
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,14 +77,14 @@ class DataBundle:
     """
 
     loaders: list[Any]
-    val: Optional[list[dict[str, Any]]]
+    val: list[dict[str, Any]] | None
     normalizer: ActionNormalizer
     statistics: dict[str, Any]
     language_table: dict[str, np.ndarray]
-    state_normalizer: Optional[StateNormalizer] = None
+    state_normalizer: StateNormalizer | None = None
     state_as_input: bool = False
     state_as_target: bool = False
-    _iters: list[Optional[Iterator[dict[str, Any]]]] = field(default_factory=list)
+    _iters: list[Iterator[dict[str, Any]] | None] = field(default_factory=list)
 
     def next_batch(self, micro: int) -> dict[str, Any]:
         """The next training batch of micro-batch slot `micro` (endless: the train split repeats)."""
@@ -98,12 +99,12 @@ class DataBundle:
         return self.normalizer.normalize(actions, terminate)
 
     @property
-    def state_input(self) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
+    def state_input(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """Raw (B, 8) proprioception -> normalised model input, or None when the model has no state input."""
         return self.state_normalizer.normalize if self.state_normalizer and self.state_as_input else None
 
     @property
-    def state_target(self) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
+    def state_target(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """Raw (B, 8) proprioception -> the normalised target of the state head, or None (no head)."""
         return self.state_normalizer.normalize if self.state_normalizer and self.state_as_target else None
 

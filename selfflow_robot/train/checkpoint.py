@@ -11,17 +11,25 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file, save_file
 
-from selfflow_robot.constants import (CONFIG_FILE, EMA_FILE, LANGUAGE_TABLE_FILE, MODEL_FILE, STATS_FILE,
-                                      TEXT_DIM, TRAINER_STATE_FILE)
+from selfflow_robot.constants import (
+    CONFIG_FILE,
+    EMA_FILE,
+    LANGUAGE_TABLE_FILE,
+    MODEL_FILE,
+    STATS_FILE,
+    TEXT_DIM,
+    TRAINER_STATE_FILE,
+)
 from selfflow_robot.errors import UserError
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -51,7 +59,7 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def latest_checkpoint(run_dir: str | Path) -> Optional[Path]:
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest complete step folder of a run, or None."""
     found = list_checkpoints(run_dir)
     return found[-1][1] if found else None

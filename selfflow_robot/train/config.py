@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Optional
 
 from selfflow_robot.errors import ConfigError
 
@@ -101,8 +100,8 @@ class WandbConfig:
 
     enabled: bool = False
     project: str = "selfflow-robot"
-    entity: Optional[str] = None
-    name: Optional[str] = None
+    entity: str | None = None
+    name: str | None = None
     mode: str = "online"  # online | offline | disabled (wandb's own modes)
 
 

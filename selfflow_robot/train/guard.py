@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 from selfflow_robot.errors import UserError
 
@@ -12,7 +12,7 @@ class TrainingDivergedError(UserError):
     """The loss or gradient norm became NaN/inf; the run stopped without saving the bad state."""
 
 
-def check_finite(step: int, values: Mapping[str, float], last_good: Optional[Path]) -> None:
+def check_finite(step: int, values: Mapping[str, float], last_good: Path | None) -> None:
     """Raise `TrainingDivergedError` if any value (loss terms, grad norm) is NaN or inf.
 
     Called before the optimiser step, so the parameters of the failing step are never updated

@@ -6,8 +6,9 @@ import json
 import math
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -25,7 +26,7 @@ class RunLogger:
     """
 
     def __init__(self, run_dir: str | Path, *, enabled: bool, total_steps: int, start_step: int,
-                 wandb_cfg: Optional[WandbConfig] = None, config: Optional[Mapping[str, Any]] = None,
+                 wandb_cfg: WandbConfig | None = None, config: Mapping[str, Any] | None = None,
                  progress: bool = True) -> None:
         self.enabled = enabled
         self.run_dir = Path(run_dir)
@@ -104,7 +105,7 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_curves(run_dir: str | Path, out: Optional[str | Path] = None) -> Optional[Path]:
+def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path | None:
     """Plot training loss terms and validation metrics from `metrics.jsonl` into `RUN/curves.png`."""
     rows = read_metrics(run_dir)
     if not rows:

@@ -11,8 +11,9 @@ Context frames are always clean. The loss covers noisy tokens that are not paddi
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 import torch
 
@@ -37,7 +38,7 @@ def mode_probabilities(probs: Mapping[str, float]) -> torch.Tensor:
     return p / p.sum()
 
 
-def sample_modes(batch_size: int, probs: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def sample_modes(batch_size: int, probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """(B,) int64 mode index per example, drawn i.i.d. from `probs` (3,)."""
     return torch.multinomial(probs.float(), batch_size, replacement=True, generator=generator)
 
@@ -45,10 +46,10 @@ def sample_modes(batch_size: int, probs: torch.Tensor, generator: Optional[torch
 def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], torch.Tensor],
                      action_tokens: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], modes: torch.Tensor,
                      text_dropout: float, device: torch.device,
-                     generator: Optional[torch.Generator] = None,
-                     state_input: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                     generator: torch.Generator | None = None,
+                     state_input: Callable[[torch.Tensor], torch.Tensor] | None = None,
                      state_dropout: float = 0.0, state_noise: float = 0.0,
-                     state_target: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> FlowBatch:
+                     state_target: Callable[[torch.Tensor], torch.Tensor] | None = None) -> FlowBatch:
     """Turn a collated window batch into the objective's `FlowBatch`.
 
     Args:

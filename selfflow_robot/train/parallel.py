@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -125,8 +126,10 @@ def _blocks(model: nn.Module) -> list[nn.Module]:
 
 def apply_activation_checkpointing(model: nn.Module) -> None:
     """Recompute each block's activations in backward (non-reentrant `torch.utils.checkpoint`)."""
-    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (CheckpointImpl,
-                                                                             apply_activation_checkpointing)
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+        CheckpointImpl,
+        apply_activation_checkpointing,
+    )
 
     ids = {id(b) for b in _blocks(model)}
     apply_activation_checkpointing(model, checkpoint_impl=CheckpointImpl.NO_REENTRANT,
@@ -235,5 +238,5 @@ class _restore_sync:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, *exc: Optional[Iterable[Any]]) -> None:
+    def __exit__(self, *exc: Iterable[Any] | None) -> None:
         self.model.set_requires_gradient_sync(True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -88,7 +88,7 @@ class Trainer:
         self.mode_probs = mode_probabilities(self.tcfg.modes.probabilities())
         self.data: DataBundle = build_data(cfg, self.model_cfg, info, self.tcfg)
         self.step = 0
-        self.last_good: Optional[Path] = None
+        self.last_good: Path | None = None
         if cfg.get("resume"):
             self._resume()
 
@@ -180,7 +180,7 @@ class Trainer:
         return {"step": self.step, "world_size": self.info.world_size, "optimizer": optim,
                 "scheduler": self.scheduler.state_dict(), "ranks": per_rank}
 
-    def save(self) -> Optional[Path]:
+    def save(self) -> Path | None:
         """Write `RUN/checkpoints/step-N/` (every rank takes part; rank 0 writes)."""
         state = self._trainer_state()
         model_state = parallel.full_model_state(self.student)
@@ -225,7 +225,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def fit(self) -> Optional[Path]:
+    def fit(self) -> Path | None:
         """Train to `train.steps`, checkpointing and validating on schedule; returns the last checkpoint."""
         t = self.tcfg
         logger = RunLogger(self.run_dir, enabled=self.info.is_main, total_steps=t.steps, start_step=self.step,
@@ -257,7 +257,7 @@ class Trainer:
             plot_curves(self.run_dir)
         return last
 
-    def run_validation(self, logger: RunLogger) -> Optional[dict[str, float]]:
+    def run_validation(self, logger: RunLogger) -> dict[str, float] | None:
         """Score the EMA model on held-out episodes (rank 0; every rank under FSDP2) and log the numbers."""
         if self.data.val is None:
             return None
@@ -294,7 +294,7 @@ def format_validation(step: int, r: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def train(cfg: DictConfig) -> Optional[Path]:
+def train(cfg: DictConfig) -> Path | None:
     """Run one training job from a composed `train` config (single process or under torchrun)."""
     info = parallel.init_distributed(str(cfg.get("device", "auto")))
     try:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Mapping, Optional
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -121,7 +122,7 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
 
 
 def _score_state_readout(model: torch.nn.Module, x_ctx: torch.Tensor, text: torch.Tensor,
-                         state: Optional[torch.Tensor], state_target: Callable[[torch.Tensor], torch.Tensor],
+                         state: torch.Tensor | None, state_target: Callable[[torch.Tensor], torch.Tensor],
                          batch: Mapping[str, Any], data: Any, m: Mapping[str, _Mean],
                          autocast: Callable[[], contextlib.AbstractContextManager]) -> None:
     """Add the state head's error on clean context frames, and the mean-state baseline's, to `m`."""
@@ -138,7 +139,7 @@ def _score_state_readout(model: torch.nn.Module, x_ctx: torch.Tensor, text: torc
 def _predict(model: torch.nn.Module, x: dict[str, torch.Tensor], group: str, text: torch.Tensor, *, steps: int,
              draws: int, generator: torch.Generator,
              autocast: Callable[[], contextlib.AbstractContextManager],
-             state: Optional[torch.Tensor] = None) -> torch.Tensor:
+             state: torch.Tensor | None = None) -> torch.Tensor:
     """`group` sampled from `x` in `steps` steps, averaged over `draws` noise draws (a Monte-Carlo mean), float."""
     outs = []
     for _ in range(draws):
@@ -155,7 +156,7 @@ def _take(batches: Iterable[Mapping[str, Any]], n: int) -> Iterable[Mapping[str,
         yield b
 
 
-def summarize(result: Mapping[str, float], suffix: str = "") -> Optional[str]:
+def summarize(result: Mapping[str, float], suffix: str = "") -> str | None:
     """`model beats baseline` verdicts, e.g. for a demo's last line; `suffix="_1step"` judges the one-step estimate."""
     parts = []
     if "action_mse_norm" + suffix in result:

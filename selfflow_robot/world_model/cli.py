@@ -18,7 +18,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -46,8 +46,8 @@ class ImagineDataConfig:
     split: str = "val"
     episode: int = 0
     num_episodes: int = 1
-    val_fraction: Optional[float] = None
-    seed: Optional[int] = None
+    val_fraction: float | None = None
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         check_choice("data.split", self.split, ["val", "train", "all"])
@@ -124,9 +124,9 @@ class Episode:
     context: np.ndarray                 # uint8 (k', H, W, 3), oldest first
     actions: np.ndarray                 # float32 (T, 7)
     terminate: np.ndarray               # float32 (T,)
-    truth: Optional[np.ndarray]         # uint8 (T, H, W, 3) or None
+    truth: np.ndarray | None         # uint8 (T, H, W, 3) or None
     instruction: str
-    text: Optional[np.ndarray]          # (512,) the episode's own embedding, if known
+    text: np.ndarray | None          # (512,) the episode's own embedding, if known
     label: str
 
 
@@ -165,8 +165,9 @@ def load_actions_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_images(spec: str, size: tuple[int, int]) -> np.ndarray:
-    from selfflow_robot.policies.transforms import resize_like_training
     from PIL import Image
+
+    from selfflow_robot.policies.transforms import resize_like_training
 
     frames = []
     for item in [s.strip() for s in spec.split(",") if s.strip()]:
@@ -212,7 +213,7 @@ def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[
         length = min(cfg.length or horizon_left, horizon_left)
         actions = ep.actions()[cfg.start:cfg.start + length]
         terminate = ep.terminate()[cfg.start:cfg.start + length]
-        truth: Optional[np.ndarray] = frames[cfg.start + 1:cfg.start + 1 + length]
+        truth: np.ndarray | None = frames[cfg.start + 1:cfg.start + 1 + length]
         instruction, text = ep.instruction, ep.language_embedding.astype(np.float32)
         label = f"episode{ep.episode_id}_start{cfg.start}"
     if cfg.actions:

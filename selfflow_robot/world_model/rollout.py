@@ -13,8 +13,9 @@ terminate), and the extra frames are dropped.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,9 +40,9 @@ class WorldModel:
     """
 
     def __init__(self, model: torch.nn.Module, codec: Any, action_tokens: ActionTokens, *,
-                 language: Optional[Callable[[str], np.ndarray]] = None, steps: int = 10, method: str = "ode",
+                 language: Callable[[str], np.ndarray] | None = None, steps: int = 10, method: str = "ode",
                  cfg_scale: float = 1.0, seed: int = 0, device: str | torch.device = "cpu", precision: str = "auto",
-                 resize_fn: Optional[Callable[[np.ndarray, tuple[int, int]], np.ndarray]] = None) -> None:
+                 resize_fn: Callable[[np.ndarray, tuple[int, int]], np.ndarray] | None = None) -> None:
         self.model = model.eval()
         self.codec = codec
         self.action_tokens = action_tokens
@@ -57,7 +58,7 @@ class WorldModel:
     @classmethod
     def from_pretrained(cls, path: str | Path, *, use_ema: bool = True, device: str = "auto", steps: int = 10,
                         method: str = "ode", cfg_scale: float = 1.0, seed: int = 0,
-                        precision: str = "auto") -> "WorldModel":
+                        precision: str = "auto") -> WorldModel:
         """Load a checkpoint (step dir or run dir): weights, codec, action statistics, language table.
         `device="auto"` picks CUDA when available."""
         from selfflow_robot.policies.language import InstructionEmbedder, LanguageTable
@@ -75,7 +76,7 @@ class WorldModel:
         wm.source = pre.path
         return wm
 
-    def _text(self, instruction: Optional[str], text: Optional[np.ndarray], batch: int) -> Optional[torch.Tensor]:
+    def _text(self, instruction: str | None, text: np.ndarray | None, batch: int) -> torch.Tensor | None:
         if text is None and instruction is not None:
             if self.language is None:
                 raise ValueError("an instruction string needs a language table: pass `text=` (512,) instead")
@@ -95,8 +96,8 @@ class WorldModel:
         return np.stack([self.resize_fn(f, self.image_size) for f in frames])
 
     @torch.inference_mode()
-    def rollout(self, context: np.ndarray, actions: np.ndarray, *, terminate: Optional[np.ndarray] = None,
-                instruction: Optional[str] = None, text: Optional[np.ndarray] = None,
+    def rollout(self, context: np.ndarray, actions: np.ndarray, *, terminate: np.ndarray | None = None,
+                instruction: str | None = None, text: np.ndarray | None = None,
                 progress: bool = False) -> np.ndarray:
         """Predict one frame per action.
 

@@ -1,13 +1,13 @@
 """Fixtures for the data tests: tiny real datasets in the fractal20220817_data schema, made here."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 
-from selfflow_robot.data.synth import SynthConfig, TASKS, synth_episode, write_synthetic
+from selfflow_robot.data.synth import TASKS, SynthConfig, synth_episode, write_synthetic
 from selfflow_robot.data.writer import DatasetWriter, episode_to_features
 
 

@@ -126,8 +126,9 @@ def _rows(ep: int, actions: np.ndarray, fps: int, task: int, extra=None) -> dict
 
 
 def test_lerobot_v21_video_and_images(tmp_path):
-    import imageio.v3 as iio
     import io
+
+    import imageio.v3 as iio
     import pyarrow as pa
     import pyarrow.parquet as pq
     from PIL import Image

@@ -24,8 +24,9 @@ def test_collect_round_trip_through_rlds_reader(sim, asset_root, tmp_path):
     assert np.abs(ep.actions()[:, :3]).max() > 0.005                 # it moves
     assert ep.terminate().tolist() == [0, 0, 0, 0, 1]
     np.testing.assert_allclose(ep.language_embedding, instruction_embedding("close top drawer"))
-    from PIL import Image
     import io
+
+    from PIL import Image
     frame = np.asarray(Image.open(io.BytesIO(ep.images[0])))
     assert frame.shape == schema.IMAGE_SHAPE and frame.std() > 10   # a real rendered, overlaid frame
     assert not ep.meta["aspects/success"]                            # 5 steps cannot close it

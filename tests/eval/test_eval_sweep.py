@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from selfflow_robot.config import load_config
-from selfflow_robot.errors import ConfigError, UserError
 from selfflow_robot.envs import evaluate as ev
+from selfflow_robot.errors import ConfigError, UserError
 
 
 def _cfg(*overrides: str) -> ev.EvalConfig:

@@ -10,7 +10,6 @@ from selfflow_robot.model import DiTConfig, SelfFlowDiT, build_model, dit_config
 from selfflow_robot.model.dit import TokenRoute, _route_matmul, _route_select
 
 
-
 def randomised_model(**overrides) -> SelfFlowDiT:
     """A tiny model whose zero-initialised (adaLN-Zero, output) weights are randomised, so every path matters."""
     torch.manual_seed(0)

@@ -9,9 +9,14 @@ from selfflow_robot.config import config_dir, structured
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.model import build_model, dit_config
-from selfflow_robot.objective import (EMA, FlowBatch, ObjectiveConfig, SelfFlowObjective, VanillaObjective,
-                                      build_objective)
-
+from selfflow_robot.objective import (
+    EMA,
+    FlowBatch,
+    ObjectiveConfig,
+    SelfFlowObjective,
+    VanillaObjective,
+    build_objective,
+)
 
 
 @pytest.mark.parametrize("name", ["selfflow", "vanilla"])

@@ -9,7 +9,6 @@ from selfflow_robot.model import DiTOutput, build_model, dit_config
 from selfflow_robot.objective import sample, time_grid
 
 
-
 class GaussianVelocity(nn.Module):
     """Exact velocity E[eps - x0 | x_tau] for data x0 ~ N(m, s^2) per channel (linear interpolant, t=1 noise)."""
 

@@ -7,7 +7,6 @@ from selfflow_robot.model import build_model, dit_config
 from selfflow_robot.objective import EMA, FlowBatch, ObjectiveConfig, build_objective
 
 
-
 def setup(B=3, seed=0):
     torch.manual_seed(seed)
     cfg = dit_config("tiny", image_size=(16, 24), context_frames=1, horizon=2, depth=5)

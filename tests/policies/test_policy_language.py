@@ -3,8 +3,14 @@ import numpy as np
 import pytest
 
 from selfflow_robot.errors import UserError
-from selfflow_robot.policies.language import (EncoderFallback, HashingTextEncoder, InstructionEmbedder,
-                                              LanguageTable, UnknownInstructionError, normalize_instruction)
+from selfflow_robot.policies.language import (
+    EncoderFallback,
+    HashingTextEncoder,
+    InstructionEmbedder,
+    LanguageTable,
+    UnknownInstructionError,
+    normalize_instruction,
+)
 
 INSTRUCTIONS = ["open top drawer", "close middle drawer", "pick coke can", "move blue chip near apple"]
 

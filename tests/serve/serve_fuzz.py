@@ -1,7 +1,8 @@
 """Malformed request generator for the server fuzz test: every frame it yields must get an error reply."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import msgpack
 import numpy as np

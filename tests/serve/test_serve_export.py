@@ -11,7 +11,14 @@ from selfflow_robot.cli import main as cli
 from selfflow_robot.constants import ACTIONS, CONTEXT
 from selfflow_robot.objective import sample
 from selfflow_robot.policies.export import (
-    FORMATS, INPUT_NAMES, SUFFIX, ActionDenoiser, ExportedSampler, example_inputs, export_denoiser, input_names,
+    FORMATS,
+    INPUT_NAMES,
+    SUFFIX,
+    ActionDenoiser,
+    ExportedSampler,
+    example_inputs,
+    export_denoiser,
+    input_names,
     load_exported,
 )
 from selfflow_robot.train.checkpoint import load_pretrained

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from selfflow_robot.policies.protocol import (
-    InferRequest, ProtocolError, RequestLimits, ResetRequest, WireError, packb, parse_request, unpackb,
+    InferRequest,
+    ProtocolError,
+    RequestLimits,
+    ResetRequest,
+    WireError,
+    packb,
+    parse_request,
+    unpackb,
 )
 
 LIMITS = RequestLimits(max_image_bytes=64 * 64 * 3 * 2, min_image_side=8, max_image_side=64, max_frames=2,

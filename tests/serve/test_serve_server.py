@@ -11,13 +11,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from serve_fuzz import malformed_frames
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from selfflow_robot.policies.client import AsyncPolicyClient, PolicyClient, ServerError
 from selfflow_robot.policies.protocol import RequestLimits
 from selfflow_robot.policies.server import PolicyServer
-
-from serve_fuzz import malformed_frames
 
 LIMITS = RequestLimits(max_image_bytes=300_000, max_image_side=512, max_frames=4, max_instruction_chars=128,
                        max_message_bytes=1_000_000)

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from selfflow_robot.config import structured
 from selfflow_robot.constants import MODEL_FILE, TRAINER_STATE_FILE
+from selfflow_robot.errors import ConfigError
 from selfflow_robot.train import checkpoint as ck
 from selfflow_robot.train.config import ModesConfig, OptimConfig, Schedule, TrainConfig
 from selfflow_robot.train.guard import TrainingDivergedError, check_finite
 from selfflow_robot.train.rng import capture_rng_state, micro_batch_seed, restore_rng_state
 from selfflow_robot.train.schedule import build_scheduler, lr_factor
-from selfflow_robot.config import structured
-from selfflow_robot.errors import ConfigError
 
 
 def test_lr_schedule_warmup_then_cosine_to_floor():

@@ -10,9 +10,9 @@ See docs/data.md for the field mapping of each source.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 from omegaconf import DictConfig

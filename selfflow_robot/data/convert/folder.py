@@ -12,8 +12,8 @@ accepted and the final observation is dropped; so is the final state when there 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

@@ -12,8 +12,8 @@ concatenated along the last axis into the episode's state.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
