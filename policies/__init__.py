@@ -12,11 +12,12 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "SelfFlowPolicy": "policy", "PolicyConfig": "policy", "PolicySession": "policy",
-    "ActionChunker": "chunking",
-    "LanguageTable": "language", "InstructionEmbedder": "language", "HFTextEncoder": "language",
-    "HashingTextEncoder": "language", "UnknownInstructionError": "language",
-    "check_simpler_action": "transforms",
+    "SelfFlowPolicy": "selfflow_robot.policies.policy", "PolicyConfig": "selfflow_robot.policies.policy",
+    "PolicySession": "selfflow_robot.policies.policy", "ActionChunker": "selfflow_robot.policies.chunking",
+    "LanguageTable": "selfflow_robot.data.language", "InstructionEmbedder": "selfflow_robot.data.language",
+    "HFTextEncoder": "selfflow_robot.data.language", "HashingTextEncoder": "selfflow_robot.data.language",
+    "UnknownInstructionError": "selfflow_robot.data.language",
+    "check_simpler_action": "selfflow_robot.data.transforms",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -24,5 +25,5 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

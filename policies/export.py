@@ -299,8 +299,8 @@ class ExportConfig:
 
 def main(cfg: Any) -> int:
     """Export the denoiser of `ckpt` and print the parity figures."""
+    from selfflow_robot.checkpoint import load_pretrained
     from selfflow_robot.config import structured
-    from selfflow_robot.train.checkpoint import load_pretrained
 
     conf = structured(ExportConfig, cfg)
     if not conf.ckpt:

@@ -31,12 +31,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from selfflow_robot.checkpoint import load_pretrained
 from selfflow_robot.constants import ACTIONS as ACTION_GROUP
 from selfflow_robot.constants import CONTEXT, RAW_ACTION_DIM
+from selfflow_robot.data import transforms as T
+from selfflow_robot.data.language import HFTextEncoder, InstructionEmbedder, TextEncoder
 from selfflow_robot.errors import ConfigError
-from selfflow_robot.policies import transforms as T
+from selfflow_robot.model.device import inference_autocast, resolve_device
 from selfflow_robot.policies.chunking import ActionChunker
-from selfflow_robot.policies.language import HFTextEncoder, InstructionEmbedder, LanguageTable, TextEncoder
 
 Sampler = Literal["ode", "sde"]
 
@@ -100,33 +102,6 @@ class PolicyConfig:
             raise ConfigError(f"policy state_scale must be >= 0, got {self.state_scale}")
 
 
-def resolve_device(name: str) -> str:
-    """`auto` -> `cuda` when available, else `cpu`; anything else as given."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
-def inference_autocast(device: torch.device, precision: str):
-    """bf16 autocast for `precision=bf16`, or `auto` on CUDA; otherwise a no-op context."""
-    import contextlib
-
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def check_frame_stride(train_config: Any) -> None:
-    """The policy and the world model step one dataset step (RT-1: 3 Hz) per model frame; a checkpoint
-    trained on strided windows would need aggregated actions, which they do not produce."""
-    from omegaconf import OmegaConf
-
-    stride = OmegaConf.select(train_config, "data.window.frame_stride", default=1) if train_config is not None else 1
-    if int(stride or 1) != 1:
-        raise ConfigError(f"this checkpoint was trained with data.window.frame_stride={stride}; SelfFlowPolicy and "
-                          "WorldModel run one model frame per control step and support frame_stride=1 only")
-
-
 @dataclass
 class PolicySession:
     """Per-episode state: the frame history, the instruction and its embedding, the chunk executor
@@ -138,13 +113,6 @@ class PolicySession:
     instruction: str | None = None
     text: np.ndarray | None = None
     state: np.ndarray | None = None      # latest raw proprioception (8,), for state-conditioned checkpoints
-
-
-def _stats_normalizer(stats: Mapping[str, Any]):
-    """The data pipeline's `ActionNormalizer` built from a checkpoint's `dataset_statistics.json`."""
-    from selfflow_robot.data.statistics import ActionNormalizer
-
-    return ActionNormalizer(dict(stats))
 
 
 class SelfFlowPolicy:
@@ -202,8 +170,6 @@ class SelfFlowPolicy:
         `text_encoder`: an object with `encode(list[str]) -> (N, D)`, or the local dir of a Hugging Face
         text model (same as the `text_encoder` option); used only for instructions not in the table.
         """
-        from selfflow_robot.train.checkpoint import load_pretrained
-
         unknown = set(overrides) - set(PolicyConfig.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown SelfFlowPolicy option(s) {sorted(unknown)}; "
@@ -211,22 +177,13 @@ class SelfFlowPolicy:
         if isinstance(text_encoder, (str, Path)):
             overrides["text_encoder"], text_encoder = str(text_encoder), None
         config = PolicyConfig(**overrides)
-        device = resolve_device(config.device)
-        pre = load_pretrained(path, use_ema=config.use_ema, device=device)
-        check_frame_stride(pre.config)
-        table = LanguageTable.coerce(pre.language_table)
+        pre = load_pretrained(path, use_ema=config.use_ema, device=config.device)
         if text_encoder is None and config.text_encoder:
-            text_encoder = HFTextEncoder(config.text_encoder, device=device)
-        language = InstructionEmbedder(table, text_encoder, mode=config.text_fallback)  # type: ignore[arg-type]
-        normalizer = _stats_normalizer(pre.stats)
-        state_input = None
-        if getattr(pre.model.cfg, "state_dim", 0):
-            from selfflow_robot.data.statistics import StateNormalizer
-
-            state_input = StateNormalizer(dict(pre.stats)).normalize
-        return cls(pre.model, pre.codec, unnormalize=normalizer.unnormalize, language=language,
+            text_encoder = HFTextEncoder(config.text_encoder, device=str(pre.device))
+        language = InstructionEmbedder(pre.language_table, text_encoder, mode=config.text_fallback)  # type: ignore[arg-type]
+        return cls(pre.model, pre.codec, unnormalize=pre.actions.unnormalize, language=language,
                    resize_fn=T.resize_like_training, config=config, statistics=pre.stats, source=pre.path,
-                   state_input=state_input)
+                   state_input=pre.state.normalize if pre.state is not None else None)
 
     def with_options(self, **overrides: Any) -> SelfFlowPolicy:
         """A new policy sharing this one's weights with some `PolicyConfig` fields changed."""

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown modes {bad}; choose from {list(MODES)}")
 
     if args.ckpt:
-        from selfflow_robot.train.checkpoint import load_pretrained
+        from selfflow_robot.checkpoint import load_pretrained
 
         pre = load_pretrained(args.ckpt, device="cpu")
         model, codec, cfg = pre.model, pre.codec, pre.model.cfg

@@ -35,15 +35,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from selfflow_robot.checkpoint import find_checkpoint, load_run_config
     from selfflow_robot.data.reader import RLDSReader
     from selfflow_robot.errors import UserError
     from selfflow_robot.policies.policy import SelfFlowPolicy
     from selfflow_robot.policies.probe import episodes_by_instruction, probe_conditioning
-    from selfflow_robot.train.checkpoint import find_checkpoint, load_config
 
     try:
         ckpt = find_checkpoint(args.ckpt)
-        data = args.data or str(load_config(ckpt).data.path)
+        data = args.data or str(load_run_config(ckpt).data.path)
         policy = SelfFlowPolicy.from_pretrained(ckpt, steps=args.sample_steps)
         eps_a, eps_b = episodes_by_instruction(RLDSReader(data), args.pair, args.episodes)
         result = probe_conditioning(policy, eps_a, eps_b, args.steps)

@@ -134,8 +134,8 @@ def eval_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     The step dir itself is evaluated, so its episodes are recorded as `run_step-N`: after more training
     a rerun scores the new checkpoint instead of reusing the old one's episodes.
     """
+    from selfflow_robot.checkpoint import latest_checkpoint
     from selfflow_robot.envs.evaluate import EvalConfig, run_sweep
-    from selfflow_robot.train.checkpoint import latest_checkpoint
 
     ckpt = latest_checkpoint(_paths(out)["train"])
     if ckpt is None:

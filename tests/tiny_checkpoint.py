@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from selfflow_robot.checkpoint import save_checkpoint
 from selfflow_robot.data.statistics import DatasetStatistics, action_statistics
 from selfflow_robot.model import build_model, dit_config
-from selfflow_robot.train.checkpoint import save_checkpoint
 
 INSTRUCTIONS = ["open top drawer", "close middle drawer", "pick coke can"]
 ACTION_STD = (0.05, 0.05, 0.05, 0.1, 0.1, 0.1, 0.5)

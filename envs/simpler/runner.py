@@ -68,7 +68,7 @@ def to_simpler_action(action7: np.ndarray, terminate: float, action_scale: float
                       gripper_deadzone: float = 1e-2) -> tuple[dict, dict]:
     """One unnormalised RT-1 step `(7,)` -> SimplerEnv's `(raw_action, action)` (Google robot setup).
 
-    Same conversion as our in-process policy (`selfflow_robot.policies.transforms.SimplerAction`;
+    Same conversion as our in-process policy (`selfflow_robot.data.transforms.SimplerAction`;
     a test keeps them equal): `rotation_delta` is read as axis-angle (SimplerEnv's RT-1 wrapper),
     `world_vector` and `rot_axangle` are multiplied by `action_scale`, the relative gripper (+1 close)
     below `gripper_deadzone` in magnitude is sent as 0.

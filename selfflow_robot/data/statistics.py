@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,10 @@ from omegaconf import DictConfig
 
 from selfflow_robot import constants as C
 from selfflow_robot.data import schema
+from selfflow_robot.data.language import load_language_table, save_language_table
 from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.errors import DataError
+from selfflow_robot.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +44,6 @@ ACTION_NAMES = ["world_vector_x", "world_vector_y", "world_vector_z",
                 "rotation_delta_roll", "rotation_delta_pitch", "rotation_delta_yaw", "gripper_closedness_action"]
 _EPS = 1e-8
 STATE_CLIP = 1.5
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -105,7 +94,7 @@ class DatasetStatistics:
 
     def save(self, path: str | Path) -> None:
         """Write JSON atomically."""
-        _atomic_write_bytes(Path(path), json.dumps(self.to_dict(), indent=2).encode())
+        atomic_write_bytes(Path(path), json.dumps(self.to_dict(), indent=2).encode())
 
     @classmethod
     def load(cls, path: str | Path) -> DatasetStatistics:
@@ -175,31 +164,6 @@ def compute_statistics(reader: RLDSReader, progress: bool = False
 
 
 # ------------------------------------------------------------------ language table
-
-
-def save_language_table(table: dict[str, np.ndarray], path: str | Path) -> None:
-    """Write instruction -> embedding as safetensors: tensor `embeddings` (N, 512), instructions in metadata."""
-    from safetensors.numpy import save
-
-    names = sorted(table)
-    emb = np.stack([np.asarray(table[n], np.float32) for n in names]) if names else np.zeros((0, C.TEXT_DIM), np.float32)
-    _atomic_write_bytes(Path(path), save({"embeddings": emb}, metadata={"instructions": json.dumps(names)}))
-
-
-def load_language_table(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a table written by `save_language_table`."""
-    from safetensors import safe_open
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no language table; it is written with the dataset statistics "
-                        "(`selfflow-robot data stats`) and into every checkpoint")
-    with safe_open(str(p), framework="numpy") as f:
-        names = json.loads((f.metadata() or {}).get("instructions", "[]"))
-        emb = f.get_tensor("embeddings")
-    if len(names) != len(emb):
-        raise DataError(f"{p}: {len(names)} instructions but {len(emb)} embeddings; the file is corrupt")
-    return {n: emb[i] for i, n in enumerate(names)}
 
 
 def collect_language_table(source: str | RLDSReader, progress: bool = False) -> dict[str, np.ndarray]:

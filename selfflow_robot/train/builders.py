@@ -17,13 +17,7 @@ from selfflow_robot.data.dataset import POSITION, DataConfig, RT1Windows, make_l
 from selfflow_robot.data.statistics import ActionNormalizer, StateNormalizer, load_or_compute_statistics
 from selfflow_robot.data.windows import WindowConfig
 from selfflow_robot.errors import ConfigError
-from selfflow_robot.model.build import build_model, model_config
 from selfflow_robot.model.dit import DiTConfig
-
-
-def model_from_config(config: DictConfig) -> tuple[torch.nn.Module, Any]:
-    """(SelfFlowDiT, FrameCodec) for a stored train config (`config.model`)."""
-    return build_model(model_config(config.model))
 
 
 def init_weights_from(model: torch.nn.Module, path: str, model_cfg: DiTConfig) -> str:
@@ -33,7 +27,7 @@ def init_weights_from(model: torch.nn.Module, path: str, model_cfg: DiTConfig) -
     `.pt` file (xl: blocks load, input/output projections re-initialise; the importer reports).
     Returns a one-paragraph report.
     """
-    from selfflow_robot.train import checkpoint as ck
+    from selfflow_robot import checkpoint as ck
 
     p = Path(path).expanduser()
     if p.is_file() and p.suffix in (".pt", ".pth", ".bin", ".safetensors"):

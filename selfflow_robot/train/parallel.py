@@ -18,6 +18,7 @@ import torch.distributed as dist
 from torch import nn
 
 from selfflow_robot.errors import ConfigError
+from selfflow_robot.model.device import resolve_device
 from selfflow_robot.train.config import Parallelism
 
 
@@ -37,19 +38,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
-    """`auto` -> this rank's CUDA device if there is one, else CPU; `cpu` / `cuda` / `cuda:N` as given."""
-    if preference == "auto":
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(preference)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device=cuda was asked for but torch sees no CUDA device; use device=cpu or auto")
-        if dev.index is None:
-            dev = torch.device("cuda", local_rank)
-    return dev
 
 
 def init_distributed(device: str = "auto", timeout_s: int = 1800) -> DistInfo:

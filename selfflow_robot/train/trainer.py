@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from selfflow_robot import checkpoint as ckpt_io
 from selfflow_robot import constants as C
 from selfflow_robot.config import structured
 from selfflow_robot.model.build import build_model, model_config
 from selfflow_robot.objective import EMA, build_objective
 from selfflow_robot.objective.config import ObjectiveConfig
-from selfflow_robot.train import checkpoint as ckpt_io
 from selfflow_robot.train import parallel
 from selfflow_robot.train.builders import DataBundle, build_data, init_weights_from
 from selfflow_robot.train.config import Parallelism, Precision, TrainConfig

@@ -5,7 +5,7 @@ copying the last context frame.
   with the recorded actions on the 7 action dimensions, in normalised units and in raw RT-1
   units; the baseline predicts the training mean action (from `dataset_statistics.json`).
 - World-model mode (clean recorded actions): sample the H future frames, decode them, and score
-  PSNR / SSIM (selfflow_robot.world_model.metrics) against the recorded frames; the baseline
+  PSNR / SSIM (selfflow_robot.data.video_metrics) against the recorded frames; the baseline
   repeats the last context frame. Padded steps past an episode's end are left out of both.
 """
 from __future__ import annotations
@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from selfflow_robot import constants as C
+from selfflow_robot.data.video_metrics import psnr, ssim
 from selfflow_robot.model.dit import DiTConfig
 from selfflow_robot.objective.samplers import sample
 from selfflow_robot.train.config import ValidationConfig
-from selfflow_robot.world_model.metrics import psnr, ssim
 
 
 class _Mean:

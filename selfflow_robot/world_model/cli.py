@@ -167,7 +167,7 @@ def load_actions_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 def _read_images(spec: str, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
-    from selfflow_robot.policies.transforms import resize_like_training
+    from selfflow_robot.data.transforms import resize_like_training
 
     frames = []
     for item in [s.strip() for s in spec.split(",") if s.strip()]:
@@ -238,7 +238,7 @@ def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[
 
 def horizon_metrics(pred: np.ndarray, truth: np.ndarray, last_context: np.ndarray) -> dict[str, list[float]]:
     """Per-step PSNR/SSIM of the prediction and of the copy-last-frame baseline, frames in [0, 1] or uint8."""
-    from selfflow_robot.world_model.metrics import psnr, ssim
+    from selfflow_robot.data.video_metrics import psnr, ssim
 
     truth_f = truth.astype(np.float32) / 255.0 if truth.dtype == np.uint8 else truth
     base = np.repeat((last_context.astype(np.float32) / 255.0)[None], len(truth_f), axis=0)
@@ -295,14 +295,14 @@ def imagine(cfg: ImagineConfig) -> dict[str, Any]:
     `summary_metrics.json` for several episodes)."""
     from dataclasses import replace
 
-    from selfflow_robot.train.checkpoint import load_config
+    from selfflow_robot.checkpoint import load_run_config
     from selfflow_robot.world_model.rollout import WorldModel
     from selfflow_robot.world_model.video import write_comparison
 
     wm = WorldModel.from_pretrained(cfg.ckpt, use_ema=cfg.use_ema, device=cfg.device, steps=cfg.steps,
                                     method=cfg.sampler, cfg_scale=cfg.cfg_scale, seed=cfg.seed,
                                     precision=cfg.precision)
-    ckpt_config = load_config(wm.source)
+    ckpt_config = load_run_config(wm.source)
     if cfg.data.num_episodes == 1:
         indices = [cfg.data.episode]
     else:

@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from selfflow_robot.checkpoint import load_pretrained
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE, RAW_ACTION_DIM
+from selfflow_robot.data.language import InstructionEmbedder
+from selfflow_robot.data.transforms import resize_like_training
+from selfflow_robot.model.device import inference_autocast
+from selfflow_robot.objective import sample
 
 ActionTokens = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -61,18 +66,10 @@ class WorldModel:
                         precision: str = "auto") -> WorldModel:
         """Load a checkpoint (step dir or run dir): weights, codec, action statistics, language table.
         `device="auto"` picks CUDA when available."""
-        from selfflow_robot.policies.language import InstructionEmbedder, LanguageTable
-        from selfflow_robot.policies.policy import check_frame_stride, resolve_device
-        from selfflow_robot.policies.transforms import resize_like_training
-        from selfflow_robot.train.checkpoint import load_pretrained
-
-        device = resolve_device(device)
         pre = load_pretrained(path, use_ema=use_ema, device=device)
-        check_frame_stride(pre.config)
-        wm = cls(pre.model, pre.codec, action_tokens_from_statistics(pre.stats),
-                 language=InstructionEmbedder(LanguageTable.coerce(pre.language_table)), steps=steps,
-                 method=method, cfg_scale=cfg_scale, seed=seed, device=device, precision=precision,
-                 resize_fn=resize_like_training)
+        wm = cls(pre.model, pre.codec, pre.actions.normalize, language=InstructionEmbedder(pre.language_table),
+                 steps=steps, method=method, cfg_scale=cfg_scale, seed=seed, device=pre.device,
+                 precision=precision, resize_fn=resize_like_training)
         wm.source = pre.path
         return wm
 
@@ -136,9 +133,6 @@ class WorldModel:
         term_t = torch.as_tensor(np.concatenate([term, np.ones((B, pad), np.float32)], 1))
         tokens = self.action_tokens(acts_t.to(self.device), term_t.to(self.device)).float()  # (B, T', 8)
 
-        from selfflow_robot.objective import sample
-        from selfflow_robot.policies.policy import inference_autocast
-
         gen = torch.Generator(device=self.device)
         gen.manual_seed(self.seed)
         per_frame = self.codec.grid[0] * self.codec.grid[1]
@@ -161,10 +155,3 @@ class WorldModel:
             history = torch.cat([history, frames], dim=1)[:, -self.k:]
         pred = torch.cat(out, dim=1)[:, :T].cpu().numpy().astype(np.float32)
         return pred[0] if single else pred
-
-
-def action_tokens_from_statistics(stats: dict) -> ActionTokens:
-    """The trainer's `(actions (B, T, 7), terminate (B, T)) -> (B, T, 8)` from dataset statistics."""
-    from selfflow_robot.data.statistics import ActionNormalizer
-
-    return ActionNormalizer(dict(stats)).normalize

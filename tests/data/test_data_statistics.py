@@ -9,15 +9,14 @@ import pytest
 import torch
 
 from selfflow_robot import constants as C
+from selfflow_robot.data.language import load_language_table, save_language_table
 from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.statistics import (
     ActionNormalizer,
     DatasetStatistics,
     action_statistics,
     collect_language_table,
-    load_language_table,
     load_or_compute_statistics,
-    save_language_table,
 )
 from selfflow_robot.data.synth import TASKS, instruction_embedding
 from selfflow_robot.errors import DataError

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selfflow_robot.policies import transforms as T
+from selfflow_robot.data import transforms as T
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = REPO / "envs" / "simpler" / "runner.py"

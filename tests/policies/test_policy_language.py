@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from selfflow_robot.errors import UserError
-from selfflow_robot.policies.language import (
+from selfflow_robot.data.language import (
     EncoderFallback,
     HashingTextEncoder,
     InstructionEmbedder,
@@ -11,6 +10,7 @@ from selfflow_robot.policies.language import (
     UnknownInstructionError,
     normalize_instruction,
 )
+from selfflow_robot.errors import UserError
 
 INSTRUCTIONS = ["open top drawer", "close middle drawer", "pick coke can", "move blue chip near apple"]
 
@@ -84,7 +84,7 @@ def test_hugging_face_encoder_from_a_local_dir(tmp_path):
                                   intermediate_size=64, max_position_embeddings=32)
     transformers.BertModel(cfg).save_pretrained(tmp_path)
 
-    from selfflow_robot.policies.language import HFTextEncoder
+    from selfflow_robot.data.language import HFTextEncoder
 
     enc = HFTextEncoder(tmp_path)
     out = enc.encode(["open top drawer", "pick the coke can please"])

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from selfflow_robot.checkpoint import load_statistics
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE
+from selfflow_robot.data.language import HashingTextEncoder
 from selfflow_robot.data.statistics import ActionNormalizer
+from selfflow_robot.data.transforms import check_simpler_action
 from selfflow_robot.errors import ConfigError, UserError
-from selfflow_robot.policies.language import HashingTextEncoder
 from selfflow_robot.policies.policy import SelfFlowPolicy
-from selfflow_robot.policies.transforms import check_simpler_action
-from selfflow_robot.train.checkpoint import load_statistics
 
 TASK = "open top drawer"
 

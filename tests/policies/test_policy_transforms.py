@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from selfflow_robot.policies import transforms as T
+from selfflow_robot.data import transforms as T
 
 
 def test_group_push_mirrors_the_chains():

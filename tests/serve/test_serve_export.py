@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from selfflow_robot.checkpoint import load_pretrained
 from selfflow_robot.cli import main as cli
 from selfflow_robot.constants import ACTIONS, CONTEXT
 from selfflow_robot.objective import sample
@@ -21,7 +22,6 @@ from selfflow_robot.policies.export import (
     input_names,
     load_exported,
 )
-from selfflow_robot.train.checkpoint import load_pretrained
 
 TOL = 1e-4
 

@@ -13,8 +13,8 @@ import sys
 import pytest
 from safetensors.torch import load_file
 
+from selfflow_robot import checkpoint as ck
 from selfflow_robot import constants as C
-from selfflow_robot.train import checkpoint as ck
 from selfflow_robot.train.logger import read_metrics
 
 COMMON = ("train.steps=3", "train.batch_size=2", "train.save_every=0", "train.val_every=0", "device=cpu")

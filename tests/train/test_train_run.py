@@ -13,10 +13,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from selfflow_robot import checkpoint as ck
 from selfflow_robot import constants as C
 from selfflow_robot.cli import main as cli_main
 from selfflow_robot.config import load_config
-from selfflow_robot.train import checkpoint as ck
+from selfflow_robot.data.language import load_language_table
 from selfflow_robot.train.logger import read_metrics
 
 
@@ -32,11 +33,11 @@ def test_train_writes_complete_checkpoints_logs_and_loads(train_data, train_cli,
     for f in ck.REQUIRED_FILES:
         assert (last / f).is_file(), f
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
-    cfg = ck.load_config(last)
+    cfg = ck.load_run_config(last)
     assert cfg.train.steps == 6 and cfg.model.image_size == [32, 40] and cfg.data.path == str(train_data)
     stats = json.loads((last / C.STATS_FILE).read_text())
     assert len(stats["action"]["q99"]) == C.RAW_ACTION_DIM
-    table = ck.load_language_table(last / C.LANGUAGE_TABLE_FILE)
+    table = load_language_table(last / C.LANGUAGE_TABLE_FILE)
     assert len(table) >= 2 and all(v.shape == (C.TEXT_DIM,) for v in table.values())
     state = ck.load_trainer_state(last)
     assert state["step"] == 6 and state["optimizer"]["state"] and state["ranks"][0]["data"]["loaders"]
@@ -175,7 +176,7 @@ def test_train_with_proprioception(train_data, train_cli, tmp_path):
     last = run / "checkpoints" / "step-0000003"
     stats = json.loads((last / C.STATS_FILE).read_text())
     assert len(stats["state"]["q99"]) == C.STATE_DIM and stats["state"]["names"][-1] == "gripper_closed"
-    assert ck.load_config(last).model.state_dim == 8
+    assert ck.load_run_config(last).model.state_dim == 8
     raw = ck.load_pretrained(last, use_ema=False).model
     assert raw.state_embedder.mlp[2].weight.abs().sum() > 0          # zero-initialised, then trained
     assert "val/action_mse_norm" in [r for r in read_metrics(run) if "val/action_mse_norm" in r][-1]
@@ -199,7 +200,7 @@ def test_train_with_a_state_readout_head(train_data, train_cli, tmp_path):
     train_cli.ok(train_cli.run(train_data, run, "train.steps=3", "train.save_every=3", "train.val_every=3",
                                "model.aux_state_dim=8", "objective.aux_state_weight=0.5"))
     last = run / "checkpoints" / "step-0000003"
-    assert ck.load_config(last).model.aux_state_dim == 8
+    assert ck.load_run_config(last).model.aux_state_dim == 8
     first = ck.load_pretrained(run / "checkpoints" / "step-0000003", use_ema=False).model
     assert first.state_embedder is None and first.state_head is not None
     rows = read_metrics(run)

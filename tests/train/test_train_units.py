@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from selfflow_robot import checkpoint as ck
 from selfflow_robot.config import structured
 from selfflow_robot.constants import MODEL_FILE, TRAINER_STATE_FILE
+from selfflow_robot.data.language import load_language_table
 from selfflow_robot.errors import ConfigError
-from selfflow_robot.train import checkpoint as ck
 from selfflow_robot.train.config import ModesConfig, OptimConfig, Schedule, TrainConfig
 from selfflow_robot.train.guard import TrainingDivergedError, check_finite
 from selfflow_robot.train.rng import capture_rng_state, micro_batch_seed, restore_rng_state
@@ -104,10 +105,10 @@ def test_checkpoint_atomic_keep_last_and_find(tmp_path):
     assert torch.equal(ck.load_weights(step2, use_ema=True)["w"], torch.full((2, 2), 3.0))
     st = ck.load_trainer_state(step2)
     assert st["step"] == 2 and st["np"] == 3 and torch.equal(st["arr"], torch.arange(3))
-    table = ck.load_language_table(step2 / "language_table.safetensors")
+    table = load_language_table(step2 / "language_table.safetensors")
     assert set(table) == {"pick coke can", "open drawer"} and table["pick coke can"].sum() == 512
     assert ck.load_statistics(step2)["action"]["mean"] == [0.0] * 7
-    assert ck.load_config(step2).train.steps == 3
+    assert ck.load_run_config(step2).train.steps == 3
     # re-saving an existing step replaces it in place
     _save(run, 3, value=7.0)
     assert torch.equal(ck.load_weights(ck.find_checkpoint(run))["w"], torch.full((2, 2), 7.0))

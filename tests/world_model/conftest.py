@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from selfflow_robot.checkpoint import save_checkpoint
 from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.statistics import compute_statistics
 from selfflow_robot.data.synth import SynthConfig, write_synthetic
 from selfflow_robot.model import build_model, dit_config
-from selfflow_robot.train.checkpoint import save_checkpoint
 
 VAL_FRACTION = 0.25
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from selfflow_robot.world_model.metrics import gaussian_window, mse, psnr, ssim
+from selfflow_robot.data.video_metrics import gaussian_window, mse, psnr, ssim
 
 
 def test_psnr_hand_computed():

@@ -15,15 +15,20 @@ An unseen instruction with no encoder raises `UnknownInstructionError` listing c
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+import safetensors
+from safetensors import safe_open
+from safetensors.numpy import save as save_safetensors
 
 from selfflow_robot.constants import TEXT_DIM
 from selfflow_robot.errors import DataError, UserError
+from selfflow_robot.files import atomic_write_bytes
 
 
 class UnknownInstructionError(UserError, KeyError):
@@ -103,31 +108,12 @@ class LanguageTable:
 
     @classmethod
     def load(cls, path: str | Path) -> LanguageTable:
-        """Read `language_table.safetensors` as the trainer writes it: an `embeddings` tensor `(N, D)` plus
-        the instruction list (JSON) in the file's metadata under `instructions`."""
-        import json
-
-        from safetensors import safe_open
-
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"language table {path} not found; a checkpoint dir must contain it "
-                            "(re-save the checkpoint with the trainer)")
-        with safe_open(str(path), framework="numpy") as f:
-            meta = f.metadata() or {}
-            if "instructions" not in meta or "embeddings" not in f.keys():
-                raise DataError(f"language table {path} has no 'embeddings' tensor / 'instructions' metadata; "
-                                "it was not written by selfflow-robot's trainer")
-            return cls(json.loads(meta["instructions"]), f.get_tensor("embeddings"))
+        """Read a `language_table.safetensors` file (`load_language_table`)."""
+        return cls.from_mapping(load_language_table(path))
 
     def save(self, path: str | Path) -> None:
-        """Write the table in the format `load` reads (the trainer's format)."""
-        import json
-
-        from safetensors.numpy import save_file
-
-        save_file({"embeddings": np.ascontiguousarray(self.embeddings)}, str(path),
-                  metadata={"instructions": json.dumps(self.instructions)})
+        """Write the table as `language_table.safetensors` (`save_language_table`)."""
+        save_language_table(dict(zip(self.instructions, self.embeddings)), path)
 
 
 def _numpy(x: Any) -> np.ndarray:
@@ -233,3 +219,37 @@ class HFTextEncoder:
             h = self.model(**tok).last_hidden_state  # (N, L, E)
         mask = tok["attention_mask"].unsqueeze(-1).to(h.dtype)
         return ((h * mask).sum(1) / mask.sum(1).clamp_min(1)).cpu().float().numpy()
+
+
+# ------------------------------------------------------------------ the file format (one writer, one reader)
+
+
+def save_language_table(table: Mapping[str, Any], path: str | Path) -> None:
+    """Write instruction -> embedding (numpy or torch values) as safetensors, atomically: one `embeddings`
+    tensor `(N, D)` float32, the instruction list (JSON) in the metadata under `instructions`."""
+    names = sorted(table)
+    emb = (np.stack([np.asarray(_numpy(table[n]), np.float32).reshape(-1) for n in names]) if names
+           else np.zeros((0, TEXT_DIM), np.float32))
+    atomic_write_bytes(path, save_safetensors({"embeddings": np.ascontiguousarray(emb)},
+                                              metadata={"instructions": json.dumps(names)}))
+
+
+def load_language_table(path: str | Path) -> dict[str, np.ndarray]:
+    """Read `save_language_table`'s file back as {instruction: (D,) float32}; a clear `DataError` when the
+    file is missing or was not written by selfflow-robot."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no language table; it is written with the dataset statistics "
+                        "(`selfflow-robot data stats`) and into every checkpoint")
+    try:
+        with safe_open(str(p), framework="numpy") as f:
+            meta = f.metadata() or {}
+            if "instructions" not in meta or "embeddings" not in f.keys():
+                raise DataError(f"{p}: no 'embeddings' tensor / 'instructions' metadata; "
+                                "it was not written by selfflow-robot")
+            names, emb = json.loads(meta["instructions"]), f.get_tensor("embeddings")
+    except (OSError, ValueError, safetensors.SafetensorError) as e:
+        raise DataError(f"{p}: not a readable language table ({e})") from e
+    if len(names) != len(emb):
+        raise DataError(f"{p}: {len(names)} instructions but {len(emb)} embeddings; the file is corrupt")
+    return {n: emb[i] for i, n in enumerate(names)}

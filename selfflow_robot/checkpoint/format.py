@@ -1,4 +1,4 @@
-"""Checkpoint directories: atomic `step-NNNNNNN/` folders, keep-last-K, lookup, and `load_pretrained`.
+"""The checkpoint format: atomic `step-NNNNNNN/` folders, keep-last-K, lookup, and reading each file back.
 
 Layout (docs/architecture.md): `RUN/checkpoints/step-NNNNNNN/` holding `config.yaml` (the full
 resolved train config), `model.safetensors`, `ema.safetensors`, `dataset_statistics.json`,
@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,9 @@ from selfflow_robot.constants import (
     LANGUAGE_TABLE_FILE,
     MODEL_FILE,
     STATS_FILE,
-    TEXT_DIM,
     TRAINER_STATE_FILE,
 )
+from selfflow_robot.data.language import save_language_table
 from selfflow_robot.errors import UserError
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -81,31 +80,6 @@ def find_checkpoint(path: str | Path) -> Path:
         raise CheckpointError(f"no complete checkpoint under {p}; expected {p}/{CHECKPOINTS_DIR}/step-NNNNNNN/ "
                               f"with {', '.join(REQUIRED_FILES)}")
     return newest
-
-
-# ----------------------------------------------------------------------------- language table
-
-
-def save_language_table(path: str | Path, table: Mapping[str, Any]) -> None:
-    """Write instruction -> 512-d embedding pairs as safetensors (`embeddings` (N, 512) + instruction list)."""
-    instructions = sorted(table)
-    if instructions:
-        emb = torch.stack([torch.as_tensor(np.asarray(table[i]), dtype=torch.float32).reshape(-1)
-                           for i in instructions])
-    else:
-        emb = torch.zeros(0, TEXT_DIM)
-    save_file({"embeddings": emb.contiguous()}, str(path),
-              metadata={"instructions": json.dumps(instructions)})
-
-
-def load_language_table(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read `save_language_table`'s file back as {instruction: (512,) float32 tensor}."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        instructions = json.loads(f.metadata()["instructions"])
-        emb = f.get_tensor("embeddings")
-    return {s: emb[i] for i, s in enumerate(instructions)}
 
 
 # ----------------------------------------------------------------------------- saving
@@ -171,7 +145,7 @@ def save_checkpoint(run_dir: str | Path, step: int, *, config: DictConfig | Mapp
     save_file(_cpu_state(model_state), str(tmp / MODEL_FILE), metadata={"step": str(step)})
     save_file(_cpu_state(ema_state), str(tmp / EMA_FILE), metadata={"step": str(step)})
     (tmp / STATS_FILE).write_text(json.dumps(_jsonable(statistics), indent=2))
-    save_language_table(tmp / LANGUAGE_TABLE_FILE, language_table)
+    save_language_table(language_table, tmp / LANGUAGE_TABLE_FILE)
     torch.save(_plain(dict(trainer_state)), tmp / TRAINER_STATE_FILE)
     _fsync_tree(tmp)
     if final.exists():  # re-saving a step (e.g. after a resume): swap, never delete first
@@ -224,7 +198,7 @@ def load_weights(ckpt: str | Path, use_ema: bool = False) -> dict[str, torch.Ten
     return load_file(str(Path(ckpt) / (EMA_FILE if use_ema else MODEL_FILE)))
 
 
-def load_config(ckpt: str | Path) -> DictConfig:
+def load_run_config(ckpt: str | Path) -> DictConfig:
     """The resolved train config stored with a checkpoint."""
     cfg = OmegaConf.load(Path(ckpt) / CONFIG_FILE)
     assert isinstance(cfg, DictConfig)
@@ -250,42 +224,3 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
             f"missing {missing[:5]}{'...' if len(missing) > 5 else ''} ({len(missing)}), "
             f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''} ({len(unexpected)}), "
             f"shape mismatches {shapes[:5]} ({len(shapes)}); the checkpoint was written by another version")
-
-
-@dataclass
-class Pretrained:
-    """What `load_pretrained` returns: everything needed to run a trained checkpoint.
-
-    Attributes:
-        model: the `SelfFlowDiT` in eval mode (EMA weights by default).
-        codec: the `FrameCodec` the model was trained with.
-        config: the full resolved train config (`config.model`, `config.data`, ...).
-        stats: `dataset_statistics.json` content (action normalisation).
-        language_table: instruction -> (512,) embedding from the training data.
-        path: the step folder it came from.
-    """
-
-    model: torch.nn.Module
-    codec: Any
-    config: DictConfig
-    stats: dict[str, Any]
-    language_table: dict[str, torch.Tensor]
-    path: Path
-
-
-def load_pretrained(path: str | Path, use_ema: bool = True, device: str | torch.device = "cpu") -> Pretrained:
-    """Load a checkpoint (step folder or run folder) for inference: the one loader for policy, world model,
-    server and export."""
-    from selfflow_robot.train.builders import model_from_config
-
-    ckpt = find_checkpoint(path)
-    config = load_config(ckpt)
-    model, codec = model_from_config(config)
-    state = load_weights(ckpt, use_ema=use_ema)
-    check_state_dict(model, state, str(ckpt / (EMA_FILE if use_ema else MODEL_FILE)))
-    model.load_state_dict(state)
-    model.to(device).eval().requires_grad_(False)
-    if hasattr(codec, "to"):
-        codec.to(device)
-    return Pretrained(model=model, codec=codec, config=config, stats=load_statistics(ckpt),
-                      language_table=load_language_table(ckpt / LANGUAGE_TABLE_FILE), path=ckpt)
