@@ -42,7 +42,7 @@ class TaskSpec:
     @property
     def protocol(self) -> str:
         """SIMPLER protocol of the task's grid: "visual_matching" or "variant_aggregation"."""
-        from selfflow_robot.envs.eval_metrics import VARIANT_AGGREGATION, VISUAL_MATCHING
+        from selfflow_robot.evaluation.metrics import VARIANT_AGGREGATION, VISUAL_MATCHING
 
         return VARIANT_AGGREGATION if self.family == VARIANT_FAMILY else VISUAL_MATCHING
 

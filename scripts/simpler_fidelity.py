@@ -85,7 +85,7 @@ class _RecordingExpert:
     """The task's expert as an eval `Agent`, remembering the first frame and every action it sent."""
 
     def __init__(self, task: str) -> None:
-        from selfflow_robot.envs.eval_workers import ExpertAgent
+        from selfflow_robot.evaluation.workers import ExpertAgent
 
         self.inner = ExpertAgent(task)
         self.actions: list[np.ndarray] = []
@@ -109,7 +109,7 @@ def _port_task(task: str, out: str, replay: str | None, assets: str | None, thre
     torch.set_num_threads(threads)
     from PIL import Image
 
-    from selfflow_robot.envs.eval_workers import EpisodeJob, run_episode
+    from selfflow_robot.evaluation.workers import EpisodeJob, run_episode
     from selfflow_robot.envs.grid import DRAWER_POSES
     from selfflow_robot.envs.tasks import TASKS, make_env, overhead_rgb
 

@@ -57,7 +57,7 @@ def shared_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from selfflow_robot import study
+    from selfflow_robot.experiments.study import run as study
     from selfflow_robot.errors import UserError
 
     args = parse_args(argv)

@@ -22,14 +22,14 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "demo": Command("selfflow_robot.demo:main", "demo",
+    "demo": Command("selfflow_robot.experiments.demo.run:main", "demo",
                     "The main job: expert demos in the drawer suite -> train `tiny` (world model + policy) -> "
                     "score it in the suite -> imagine -> report (2-core CPU, under 2 hours)."),
     "train": Command("selfflow_robot.train.cli:main", "train",
                      "Fine-tune a Self-Flow DiT into a world model / policy (single process or torchrun)."),
     "imagine": Command("selfflow_robot.world_model.cli:main", "imagine",
                        "Roll out the world model from context frames + actions; writes mp4/gif and PSNR/SSIM."),
-    "eval": Command("selfflow_robot.envs.evaluate:main", "eval",
+    "eval": Command("selfflow_robot.evaluation.evaluate:main", "eval",
                     "Score checkpoints (or the scripted expert) on SIMPLER suites in the ManiSkill3 port."),
     "collect": Command("selfflow_robot.envs.collect:main", "collect",
                        "Record scripted-expert demos as RLDS in the RT-1 schema."),
@@ -39,7 +39,7 @@ COMMANDS: dict[str, Command] = {
                             "Convert your own trajectories (HDF5, folder, LeRobot) to the RT-1 RLDS schema."),
     "data stats": Command("selfflow_robot.data.statistics:main", "data_stats",
                           "Compute and cache dataset_statistics.json for an RLDS dataset."),
-    "serve": Command("selfflow_robot.policies.server:main", "serve",
+    "serve": Command("selfflow_robot.policies.serving.server:main", "serve",
                      "Serve a policy checkpoint over WebSocket (msgpack + numpy)."),
     "export": Command("selfflow_robot.policies.export:main", "export",
                       "Export the policy denoiser (torchscript | onnx | torch_export) with a parity check."),

@@ -86,7 +86,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, sim_assets, capsys: pytest.C
 
 def test_demo_rejects_bad_config(tmp_path) -> None:
     from selfflow_robot.config import load_config, structured
-    from selfflow_robot.demo import DemoConfig
+    from selfflow_robot.experiments.demo.run import DemoConfig
     from selfflow_robot.errors import ConfigError
 
     with pytest.raises(ConfigError, match="objective"):

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from selfflow_robot.envs import eval_metrics as em
+from selfflow_robot.evaluation import metrics as em
 
 
 def test_wilson_matches_hand_computed_values():

@@ -4,7 +4,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from selfflow_robot.envs import eval_report as er
+from selfflow_robot.evaluation import report as er
 
 
 def _records():

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from selfflow_robot.config import load_config
-from selfflow_robot.envs import evaluate as ev
+from selfflow_robot.evaluation import evaluate as ev
 from selfflow_robot.errors import ConfigError, UserError
 
 

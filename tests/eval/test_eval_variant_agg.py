@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from selfflow_robot.envs import evaluate as ev
+from selfflow_robot.evaluation import evaluate as ev
 from selfflow_robot.envs import grid
-from selfflow_robot.envs.eval_report import write_report
+from selfflow_robot.evaluation.report import write_report
 from selfflow_robot.errors import ConfigError, UserError
 
 SUITE = "suite=drawer_variant_agg"

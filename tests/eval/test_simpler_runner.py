@@ -67,7 +67,7 @@ def test_runner_splits_its_options_from_simpler_envs():
 @pytest.mark.parametrize("execute_horizon", [None, 2])
 def test_remote_policy_equals_in_process_policy(eval_ckpt, execute_horizon):
     from selfflow_robot.policies.policy import SelfFlowPolicy
-    from selfflow_robot.policies.server import PolicyServer, SelfFlowEngine
+    from selfflow_robot.policies.serving.server import PolicyServer, SelfFlowEngine
 
     local = SelfFlowPolicy.from_pretrained(eval_ckpt, execute_horizon=execute_horizon, steps=2)
     engine = SelfFlowEngine.from_checkpoint(str(eval_ckpt), device="cpu", steps=2)
@@ -92,7 +92,7 @@ def test_remote_policy_equals_in_process_policy(eval_ckpt, execute_horizon):
 
 def test_remote_policy_refuses_a_state_conditioned_server(eval_state_ckpt):
     """SimplerEnv's loop passes only the image, so a checkpoint with proprioception is refused up front."""
-    from selfflow_robot.policies.server import PolicyServer, SelfFlowEngine
+    from selfflow_robot.policies.serving.server import PolicyServer, SelfFlowEngine
 
     engine = SelfFlowEngine.from_checkpoint(str(eval_state_ckpt), device="cpu", steps=1)
     client_mod = runner.load_client_module()

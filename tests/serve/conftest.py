@@ -32,6 +32,6 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def engine(tiny_checkpoint):
     """The real policy (SelfFlowPolicy via SelfFlowEngine) on CPU, 10 denoising steps."""
-    from selfflow_robot.policies.server import SelfFlowEngine
+    from selfflow_robot.policies.serving.server import SelfFlowEngine
 
     return SelfFlowEngine.from_checkpoint(str(tiny_checkpoint), device="cpu", steps=10)

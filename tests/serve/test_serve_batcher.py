@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from selfflow_robot.policies.server import Metrics, MicroBatcher
+from selfflow_robot.policies.serving.server import Metrics, MicroBatcher
 
 
 def test_concurrent_requests_are_batched_and_results_routed_back():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from selfflow_robot.policies.server import PolicyServer
+from selfflow_robot.policies.serving.server import PolicyServer
 
 PYTHON = os.environ.get("SELFFLOW_ROBOT_COMPAT_PYTHON")
 POLICIES = Path(__file__).resolve().parents[2] / "policies"

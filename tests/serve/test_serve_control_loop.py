@@ -6,7 +6,7 @@ import pytest
 
 from selfflow_robot.policies.client import PolicyClient
 from selfflow_robot.policies.control_loop import ActionBounds, RecedingHorizonLoop
-from selfflow_robot.policies.server import PolicyServer
+from selfflow_robot.policies.serving.server import PolicyServer
 
 
 class SimulatedArm:

@@ -104,7 +104,7 @@ def test_server_backend_serves_the_exported_graph_with_eager_results(tiny_checkp
 
     from selfflow_robot.policies.client import PolicyClient
     from selfflow_robot.policies.policy import SelfFlowPolicy
-    from selfflow_robot.policies.server import PolicyServer, SelfFlowEngine
+    from selfflow_robot.policies.serving.server import PolicyServer, SelfFlowEngine
 
     policy = SelfFlowPolicy.from_pretrained(tiny_checkpoint, device="cpu", steps=10)
     _redraw_zero_layers(policy.model)
@@ -195,7 +195,7 @@ def test_server_backend_serves_a_state_checkpoint_with_eager_results(state_check
 
     from selfflow_robot.policies.client import PolicyClient
     from selfflow_robot.policies.policy import SelfFlowPolicy
-    from selfflow_robot.policies.server import PolicyServer, SelfFlowEngine
+    from selfflow_robot.policies.serving.server import PolicyServer, SelfFlowEngine
 
     ckpt, _ = state_checkpoint
     policy = SelfFlowPolicy.from_pretrained(ckpt, device="cpu", steps=10)
@@ -232,7 +232,7 @@ def test_server_backend_use_state_false_feeds_the_null_state(state_checkpoint):
 
     from selfflow_robot.policies.client import PolicyClient, ServerError
     from selfflow_robot.policies.policy import SelfFlowPolicy
-    from selfflow_robot.policies.server import PolicyServer, SelfFlowEngine
+    from selfflow_robot.policies.serving.server import PolicyServer, SelfFlowEngine
 
     ckpt, _ = state_checkpoint
     policy = SelfFlowPolicy.from_pretrained(ckpt, device="cpu", steps=4, use_state=False)

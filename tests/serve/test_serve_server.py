@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from selfflow_robot.policies.client import AsyncPolicyClient, PolicyClient, ServerError
 from selfflow_robot.policies.protocol import RequestLimits
-from selfflow_robot.policies.server import PolicyServer
+from selfflow_robot.policies.serving.server import PolicyServer
 
 LIMITS = RequestLimits(max_image_bytes=300_000, max_image_side=512, max_frames=4, max_instruction_chars=128,
                        max_message_bytes=1_000_000)
@@ -270,7 +270,7 @@ def test_state_conditioned_checkpoint_over_the_wire(tmp_path, engine):
     request with it matches the in-process policy, and a plain checkpoint refuses a `state`."""
     from tiny_checkpoint import write_tiny_checkpoint
 
-    from selfflow_robot.policies.server import SelfFlowEngine
+    from selfflow_robot.policies.serving.server import SelfFlowEngine
 
     ckpt = write_tiny_checkpoint(tmp_path / "state_run", state_dim=8)
     state_engine = SelfFlowEngine.from_checkpoint(str(ckpt), device="cpu", steps=2)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selfflow_robot import study
+from selfflow_robot.experiments.study import run as study
 from selfflow_robot.errors import DataError, UserError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -337,7 +337,7 @@ def test_arms_run_elsewhere_are_left_alone(tmp_path) -> None:
 
 def test_reproduce_command_round_trips_to_the_same_config() -> None:
     from selfflow_robot.config import load_config, structured
-    from selfflow_robot.demo import DemoConfig
+    from selfflow_robot.experiments.demo.run import DemoConfig
 
     want = ['train_overrides=["model=tiny","model.image_size=[32,40]","train.val_every=3"]', "steps=6",
             "tasks=[close_top_drawer]", "demo_max_steps=14", "policy_options.steps=2", "lr=0.0003",

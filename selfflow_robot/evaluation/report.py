@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from selfflow_robot.envs.eval_metrics import (
+from selfflow_robot.evaluation.metrics import (
     CELL_TITLES,
     COLUMN_TITLES,
     COLUMNS,

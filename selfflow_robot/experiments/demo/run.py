@@ -91,7 +91,7 @@ def _paths(out: Path) -> dict[str, Path]:
 def collect_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     """Expert demos for every task of the suite into one RT-1 RLDS dataset (reused when complete)."""
     from selfflow_robot.envs.collect import CollectConfig, collect
-    from selfflow_robot.envs.eval_report import atomic_write_text
+    from selfflow_robot.evaluation.report import atomic_write_text
 
     dest = _paths(out)["collect"]
     summary_file = dest / "collect.json"
@@ -135,7 +135,7 @@ def eval_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     a rerun scores the new checkpoint instead of reusing the old one's episodes.
     """
     from selfflow_robot.checkpoint import latest_checkpoint
-    from selfflow_robot.envs.evaluate import EvalConfig, run_sweep
+    from selfflow_robot.evaluation.evaluate import EvalConfig, run_sweep
 
     ckpt = latest_checkpoint(_paths(out)["train"])
     if ckpt is None:
@@ -161,7 +161,7 @@ def imagine_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
 
 def main(cfg: DictConfig) -> int:
     """CLI entry point (`configs/demo.yaml`)."""
-    from selfflow_robot.demo_report import write_report
+    from selfflow_robot.experiments.demo.report import write_report
 
     c = structured(DemoConfig, cfg)
     out = Path(c.output_dir)

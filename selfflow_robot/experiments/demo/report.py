@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from selfflow_robot.envs.eval_report import atomic_write_text
+from selfflow_robot.evaluation.report import atomic_write_text
 
 
 def _read_json(path: Path) -> Any | None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from selfflow_robot.envs.eval_workers import CHECKPOINT, EXPERT, POLICY_KINDS, EpisodeJob, WorkerSettings
+from selfflow_robot.evaluation.workers import CHECKPOINT, EXPERT, POLICY_KINDS, EpisodeJob, WorkerSettings
 from selfflow_robot.errors import ConfigError, UserError
 
 EPISODES_FILE = "episodes.jsonl"
@@ -249,8 +249,8 @@ def run_sweep(cfg: EvalConfig) -> dict[str, Any]:
     """Run (or resume) the sweep and write the report; returns the report paths and run counts."""
     from tqdm import tqdm
 
-    from selfflow_robot.envs.eval_report import write_report
-    from selfflow_robot.envs.eval_workers import run_jobs
+    from selfflow_robot.evaluation.report import write_report
+    from selfflow_robot.evaluation.workers import run_jobs
     from selfflow_robot.envs.tasks import suite_protocol
 
     out = Path(cfg.output_dir)
@@ -297,7 +297,7 @@ def run_sweep(cfg: EvalConfig) -> dict[str, Any]:
 
 def report_simpler(cfg: EvalConfig) -> dict[str, Any]:
     """Report a real-SimplerEnv results folder (mp4 names) with the same tables and plot."""
-    from selfflow_robot.envs.eval_report import records_from_simpler_videos, write_report
+    from selfflow_robot.evaluation.report import records_from_simpler_videos, write_report
 
     src = Path(cfg.simpler_results)  # type: ignore[arg-type]
     records = records_from_simpler_videos(src)

@@ -81,7 +81,7 @@ def arm_overrides(shared: Sequence[str], *, output_dir: Path, objective: str, se
 
 def demo_config(overrides: Sequence[str]) -> tuple[Any, Any]:
     """Compose `configs/demo.yaml` with `overrides` and validate it: (DictConfig, DemoConfig)."""
-    from selfflow_robot.demo import DemoConfig
+    from selfflow_robot.experiments.demo.run import DemoConfig
 
     cfg = load_config("demo", list(overrides))
     return cfg, structured(DemoConfig, cfg)
@@ -164,7 +164,7 @@ def study_command(out: Path, seeds: Sequence[int], objectives: Sequence[str], ov
 
 def prepare_demos(shared: Sequence[str], out: Path, demos: Path | None) -> Path:
     """The shared demos dir: `demos` if given (must hold collect.json), else `<out>/demos` (collected once)."""
-    from selfflow_robot.demo import collect_phase
+    from selfflow_robot.experiments.demo.run import collect_phase
 
     if demos is not None:
         demos = Path(demos).resolve()
@@ -303,7 +303,7 @@ def run_arms(out: Path, shared: Sequence[str], seeds: Sequence[int], objectives:
     otherwise the arms run one after another in this process. An arm that another process is running
     (another study run, or a `selfflow-robot demo` started by hand) is left alone and reported busy.
     """
-    from selfflow_robot.demo import main as demo_main
+    from selfflow_robot.experiments.demo.run import main as demo_main
 
     jobs = []
     for seed in seeds:
@@ -577,7 +577,7 @@ def pooled_counts(arms: Sequence[ArmResult]) -> dict[str, list[int]]:
 def success_summary(arms: Sequence[ArmResult]) -> dict[str, Any] | None:
     """Per-task pooled rates with Wilson 95% intervals, their plain mean over tasks (interval: Wilson on the
     pooled counts) and SIMPLER's two averages (None for tasks outside SIMPLER's cells); None without episodes."""
-    from selfflow_robot.envs.eval_metrics import Rate, score
+    from selfflow_robot.evaluation.metrics import Rate, score
 
     pooled = pooled_counts(arms)
     if not pooled:
@@ -945,8 +945,8 @@ def write_comparison(out: Path, seeds: Sequence[int], objectives: Sequence[str],
 
     Only reads `out`: pointing `report_dir` elsewhere compares a study that is still running without touching it.
     """
-    from selfflow_robot.demo import DemoConfig
-    from selfflow_robot.envs.eval_report import atomic_write_text
+    from selfflow_robot.experiments.demo.run import DemoConfig
+    from selfflow_robot.evaluation.report import atomic_write_text
 
     for o in objectives:
         check_choice("objective", o, list(OBJECTIVES))
