@@ -26,7 +26,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from selfflow_robot import constants as C
-from selfflow_robot.data.reader import BACKENDS, RLDSReader, open_reader
+from selfflow_robot.data.backend import BACKENDS, open_reader
+from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.windows import EpisodeWindows, WindowConfig
 from selfflow_robot.errors import ConfigError, DataError
 

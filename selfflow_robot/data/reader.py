@@ -14,24 +14,30 @@ episode. With `skip_bad_episodes=True` the bad episode is logged, counted in
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from selfflow_robot.data import schema
+from selfflow_robot.data.builder_dir import (
+    FIX_SKIP,
+    check_info,
+    gfile,
+    is_remote,
+    open_binary,
+    resolve_builder_dir,
+    shard_files,
+)
 from selfflow_robot.data.example_proto import ProtoError, decode_example
 from selfflow_robot.data.tfrecord import RecordRef, index_records_partial, read_record
 from selfflow_robot.errors import DataError
 
 log = logging.getLogger(__name__)
 
-_FIX_SKIP = "or pass --skip-bad-episodes (skip_bad_episodes=true) to skip such episodes"
 
 
 @dataclass
@@ -93,121 +99,6 @@ class Episode:
         return s + (f", key '{key}'" if key else "")
 
 
-# ------------------------------------------------------------------ file access (local or gs://)
-
-
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def _gfile():
-    from selfflow_robot.errors import require
-
-    tf = require("tensorflow", "tf")
-    return tf.io.gfile
-
-
-def _exists(path: str) -> bool:
-    return _gfile().exists(path) if _is_remote(path) else os.path.exists(path)
-
-
-def _read_text(path: str) -> str:
-    if _is_remote(path):
-        with _gfile().GFile(path, "r") as f:
-            return f.read()
-    return Path(path).read_text()
-
-
-def _open(path: str):
-    return _gfile().GFile(path, "rb") if _is_remote(path) else open(path, "rb")
-
-
-# ------------------------------------------------------------------ locating the builder dir
-
-
-def resolve_builder_dir(path: str | os.PathLike) -> str:
-    """Find the builder dir (`.../fractal20220817_data/0.1.0`) from it or from a parent data_dir.
-
-    Raises `DataError` for a missing directory, a missing `dataset_info.json`, or a dataset
-    whose name or version is not fractal20220817_data 0.1.0.
-    """
-    p = str(path).rstrip("/")
-    if not p:
-        raise DataError("no dataset path given; set data.path=DIR (a fractal20220817_data/0.1.0 builder "
-                        "dir or its parent)")
-    if not _is_remote(p) and not os.path.isdir(p):
-        raise DataError(f"dataset directory {p} does not exist. Point the path at a "
-                        f"{schema.RELATIVE_DIR} builder dir (or its parent data_dir), or make a small one "
-                        f"with `selfflow-robot data synth output_dir={p}`")
-    candidates = [p, f"{p}/{schema.VERSION}", f"{p}/{schema.RELATIVE_DIR}"]
-    for c in candidates:
-        info_path = f"{c}/dataset_info.json"
-        if _exists(info_path):
-            _check_info(info_path)
-            return c
-    if not _is_remote(p):
-        found = sorted(str(Path(f).parent) for f in Path(p).glob("**/dataset_info.json"))[:5]
-        if found:
-            names = []
-            for f in found:
-                try:
-                    info = json.loads(Path(f, "dataset_info.json").read_text())
-                    names.append(f"{info.get('name', '?')} {info.get('version', '?')} at {f}")
-                except (OSError, ValueError):
-                    names.append(f"unreadable dataset_info.json at {f}")
-            raise DataError(f"{p} holds no {schema.NAME} {schema.VERSION} dataset; found: {'; '.join(names)}. "
-                            f"Point the path at {schema.RELATIVE_DIR} (or convert your data with "
-                            "`selfflow-robot data convert`)")
-    raise DataError(f"{p}: no dataset_info.json here nor in {p}/{schema.RELATIVE_DIR}; this is not a TFDS "
-                    f"builder dir. Point the path at the folder holding dataset_info.json and the "
-                    f"{schema.NAME}-train.tfrecord-* shards")
-
-
-def _load_info(info_path: str) -> dict:
-    try:
-        return json.loads(_read_text(info_path))
-    except (OSError, ValueError) as e:
-        raise DataError(f"{info_path}: cannot read dataset_info.json ({e}); re-copy the dataset") from e
-
-
-def _check_info(info_path: str) -> dict:
-    info = _load_info(info_path)
-    name, version = info.get("name"), info.get("version")
-    if name != schema.NAME or version != schema.VERSION:
-        raise DataError(f"{info_path}: wrong dataset: this is '{name}' version '{version}', the reader needs "
-                        f"'{schema.NAME}' version '{schema.VERSION}' (the RT-1 schema). Convert other data "
-                        "with `selfflow-robot data convert`")
-    if info.get("fileFormat", schema.FILE_FORMAT) != schema.FILE_FORMAT:
-        raise DataError(f"{info_path}: fileFormat is '{info.get('fileFormat')}', only 'tfrecord' is supported")
-    return info
-
-
-def _shard_files(builder_dir: str, info: dict) -> tuple[list[str], list[int] | None]:
-    split = next((s for s in info.get("splits", []) if s.get("name") == schema.SPLIT), None)
-    if split and split.get("shardLengths"):
-        lengths = [int(n) for n in split["shardLengths"]]
-        template = split.get("filepathTemplate", schema.FILEPATH_TEMPLATE)
-        n = len(lengths)
-        files = []
-        for i in range(n):
-            name = (template.replace("{DATASET}", schema.NAME).replace("{SPLIT}", schema.SPLIT)
-                    .replace("{FILEFORMAT}", schema.FILE_FORMAT)
-                    .replace("{SHARD_X_OF_Y}", f"{i:05d}-of-{n:05d}"))
-            files.append(f"{builder_dir}/{name}")
-        missing = [f for f in files if not _exists(f)]
-        if missing:
-            raise DataError(f"{builder_dir}: {len(missing)} of {n} shard files listed in dataset_info.json are "
-                            f"missing (first: {missing[0]}); re-copy the dataset")
-        return files, lengths
-    if _is_remote(builder_dir):
-        files = sorted(_gfile().glob(f"{builder_dir}/{schema.NAME}-{schema.SPLIT}.{schema.FILE_FORMAT}-*"))
-    else:
-        files = sorted(str(f) for f in Path(builder_dir).glob(f"{schema.NAME}-{schema.SPLIT}.{schema.FILE_FORMAT}-*"))
-    if not files:
-        raise DataError(f"{builder_dir}: no {schema.NAME}-{schema.SPLIT}.tfrecord-* shard files")
-    return files, None
-
-
 # ------------------------------------------------------------------ parsing one episode
 
 _INT_DTYPES = {"int32": np.int32, "int64": np.int64, "bool": np.bool_}
@@ -233,18 +124,18 @@ def check_steps(steps: dict[str, Any], where: str, check_images: bool = True) ->
         if bad.any():
             step = int(np.argwhere(bad)[0][0])
             raise DataError(f"{where}, key 'steps/{key}': {int(bad.sum())} non-finite value(s) (NaN/inf), first at "
-                            f"step {step}. Fix the source data, {_FIX_SKIP}")
+                            f"step {step}. Fix the source data, {FIX_SKIP}")
     if check_images:
         for t, data in enumerate(images):
             try:
                 shape = _image_size(data)
             except Exception as e:  # PIL raises several types for non-images
                 raise DataError(f"{where}, key 'steps/{schema.IMAGE}': frame {t} is not a decodable image ({e}); "
-                                f"{_FIX_SKIP}") from e
+                                f"{FIX_SKIP}") from e
             if shape != schema.IMAGE_SHAPE:
                 raise DataError(f"{where}, key 'steps/{schema.IMAGE}': frame {t} has shape {shape}, the schema "
                                 f"needs {schema.IMAGE_SHAPE}. Resize/pad frames when converting (`selfflow-robot "
-                                f"data convert` does), {_FIX_SKIP}")
+                                f"data convert` does), {FIX_SKIP}")
 
 
 def parse_episode(payload: bytes, ref: RecordRef, episode_id: int, check_images: bool = True) -> Episode:
@@ -254,17 +145,17 @@ def parse_episode(payload: bytes, ref: RecordRef, episode_id: int, check_images:
         feats = decode_example(payload)
     except (ProtoError, UnicodeDecodeError) as e:
         raise DataError(f"{where}: the record is not a valid tf.train.Example ({e}); re-copy the shard, "
-                        f"{_FIX_SKIP}") from e
+                        f"{FIX_SKIP}") from e
     for key in schema.REQUIRED_STEP_KEYS:
         if schema.serialized_key(key) not in feats:
             raise DataError(f"{where}, key 'steps/{key}': missing from the record; the episode does not follow the "
-                            f"{schema.NAME} schema. Re-convert it with `selfflow-robot data convert`, {_FIX_SKIP}")
+                            f"{schema.NAME} schema. Re-convert it with `selfflow-robot data convert`, {FIX_SKIP}")
     kind, images = feats[schema.serialized_key(schema.IMAGE)]
     if kind != "bytes_list":
         raise DataError(f"{where}, key 'steps/{schema.IMAGE}': holds {kind}, expected encoded images")
     T = len(images)
     if T == 0:
-        raise DataError(f"{where}, key 'steps/{schema.IMAGE}': empty episode (0 steps); {_FIX_SKIP}")
+        raise DataError(f"{where}, key 'steps/{schema.IMAGE}': empty episode (0 steps); {FIX_SKIP}")
     steps: dict[str, Any] = {schema.IMAGE: images}
     for f in schema.STEP_FIELDS:
         skey = schema.serialized_key(f.path)
@@ -280,7 +171,7 @@ def parse_episode(payload: bytes, ref: RecordRef, episode_id: int, check_images:
         if len(value) != want or kind == "bytes_list":
             raise DataError(f"{where}, key '{skey}': has {len(value)} {kind} values, the schema needs "
                             f"{T} steps x {f.shape} = {want}; the episode does not follow the {schema.NAME} "
-                            f"schema ({_FIX_SKIP})")
+                            f"schema ({FIX_SKIP})")
         arr = np.asarray(value).reshape((T, *f.shape))
         steps[f.path] = arr.astype(_INT_DTYPES[f.dtype]) if f.dtype in _INT_DTYPES else arr.astype(np.float32)
     check_steps(steps, where, check_images)
@@ -308,10 +199,10 @@ class RLDSReader:
     def __init__(self, path: str | os.PathLike, *, skip_bad_episodes: bool = False, check_images: bool = True):
         self.path = str(path)
         self.builder_dir = resolve_builder_dir(path)
-        self.info = _check_info(f"{self.builder_dir}/dataset_info.json")
+        self.info = check_info(f"{self.builder_dir}/dataset_info.json")
         self.skip_bad_episodes = skip_bad_episodes
         self.check_images = check_images
-        self.files, lengths = _shard_files(self.builder_dir, self.info)
+        self.files, lengths = shard_files(self.builder_dir, self.info)
         self.num_skipped = 0
         self.skipped: list[str] = []  # messages of skipped episodes (this process, each episode once)
         self._refs: list[RecordRef | None] = []
@@ -327,7 +218,7 @@ class RLDSReader:
                 lost, msg = (expected - len(refs) if expected is not None else 1), str(err)
             elif expected is not None and len(refs) != expected:
                 msg = (f"{f}: holds {len(refs)} records but dataset_info.json says {expected}; the shard is "
-                       f"incomplete or the metadata is stale. Re-copy the dataset, {_FIX_SKIP}")
+                       f"incomplete or the metadata is stale. Re-copy the dataset, {FIX_SKIP}")
                 if not skip_bad_episodes or len(refs) > expected:
                     raise DataError(msg)
                 lost = expected - len(refs)
@@ -345,9 +236,9 @@ class RLDSReader:
 
     @staticmethod
     def _index(path: str):
-        if _is_remote(path):  # header scan through tf.io.gfile (seekable)
-            gfile = _gfile()
-            return index_records_partial(path, opener=gfile.GFile, size=gfile.stat(path).length)
+        if is_remote(path):  # header scan through tf.io.gfile (seekable)
+            fs = gfile()
+            return index_records_partial(path, opener=fs.GFile, size=fs.stat(path).length)
         return index_records_partial(path)
 
     def __len__(self) -> int:
@@ -371,7 +262,7 @@ class RLDSReader:
             if len(self._handles) >= 64:  # bound open files on 1024-shard datasets
                 for old in list(self._handles)[:32]:
                     self._handles.pop(old).close()
-            h = self._handles[path] = _open(path)
+            h = self._handles[path] = open_binary(path)
         return h
 
     def read(self, episode_id: int) -> Episode | None:
@@ -414,26 +305,3 @@ class RLDSReader:
         for h in self._handles.values():
             h.close()
         self._handles = {}
-
-
-# ------------------------------------------------------------------ backend selection
-
-BACKENDS = ("auto", "python", "tf")
-
-
-def open_reader(path: str | os.PathLike, backend: str = "auto", **kwargs) -> RLDSReader:
-    """An episode reader over `path` with the chosen backend (same `Episode` layout either way).
-
-    `python` is `RLDSReader` (TF-free); `tf` is `tf_backend.TFRLDSReader` (tensorflow-datasets +
-    tf.data, needs the `tf` extra); `auto` is `tf` for remote (`gs://`) paths and `python` otherwise.
-    `kwargs` go to the reader (`skip_bad_episodes`, `check_images`).
-    """
-    if backend not in BACKENDS:
-        from selfflow_robot.errors import ConfigError
-
-        raise ConfigError(f"data backend must be one of {list(BACKENDS)}, got {backend!r}")
-    if backend == "tf" or (backend == "auto" and _is_remote(str(path))):
-        from selfflow_robot.data.tf_backend import TFRLDSReader
-
-        return TFRLDSReader(path, **kwargs)
-    return RLDSReader(path, **kwargs)

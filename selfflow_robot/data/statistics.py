@@ -343,7 +343,7 @@ def main(cfg: DictConfig) -> int:
     from selfflow_robot.config import structured
 
     sc = structured(StatsConfig, cfg)
-    from selfflow_robot.data.reader import open_reader
+    from selfflow_robot.data.backend import open_reader
 
     reader = open_reader(sc.path, sc.backend, skip_bad_episodes=sc.skip_bad_episodes)
     stats, table = load_or_compute_statistics(reader, force=sc.force, progress=True)

@@ -30,15 +30,8 @@ from typing import Any
 import numpy as np
 
 from selfflow_robot.data import schema
-from selfflow_robot.data.reader import (
-    _FIX_SKIP,
-    Episode,
-    RLDSReader,
-    _check_info,
-    _shard_files,
-    check_steps,
-    resolve_builder_dir,
-)
+from selfflow_robot.data.builder_dir import FIX_SKIP, check_info, resolve_builder_dir, shard_files
+from selfflow_robot.data.reader import Episode, RLDSReader, check_steps
 from selfflow_robot.errors import DataError, require
 
 log = logging.getLogger(__name__)
@@ -99,7 +92,7 @@ def _steps(ep_steps: dict, where: str) -> dict[str, Any]:
     images = get(schema.IMAGE)
     T = len(images)
     if T == 0:
-        raise DataError(f"{where}, key 'steps/{schema.IMAGE}': empty episode (0 steps); {_FIX_SKIP}")
+        raise DataError(f"{where}, key 'steps/{schema.IMAGE}': empty episode (0 steps); {FIX_SKIP}")
     steps: dict[str, Any] = {schema.IMAGE: [bytes(b) for b in images]}
     for f in schema.STEP_FIELDS:
         if f.kind == "image":
@@ -113,7 +106,7 @@ def _steps(ep_steps: dict, where: str) -> dict[str, Any]:
             if f.path in schema.REQUIRED_STEP_KEYS:
                 raise DataError(f"{where}, key 'steps/{f.path}': missing from the record; the episode does not "
                                 f"follow the {schema.NAME} schema. Re-convert it with `selfflow-robot data "
-                                f"convert`, {_FIX_SKIP}")
+                                f"convert`, {FIX_SKIP}")
             continue
         if f.dtype == "string":
             if n != T:
@@ -123,7 +116,7 @@ def _steps(ep_steps: dict, where: str) -> dict[str, Any]:
         if n != T * f.size:
             raise DataError(f"{where}, key 'steps/{f.path}': has {n} values, the schema needs {T} steps x "
                             f"{f.shape} = {T * f.size}; the episode does not follow the {schema.NAME} schema "
-                            f"({_FIX_SKIP})")
+                            f"({FIX_SKIP})")
         steps[f.path] = np.ascontiguousarray(v).reshape((T, *f.shape))
     return steps
 
@@ -144,11 +137,11 @@ class TFRLDSReader(RLDSReader):
                  threads: int = 2):
         self.path = str(path)
         self.builder_dir = resolve_builder_dir(path)      # same DataErrors as the Python backend
-        self.info = _check_info(f"{self.builder_dir}/dataset_info.json")
+        self.info = check_info(f"{self.builder_dir}/dataset_info.json")
         self.skip_bad_episodes = skip_bad_episodes
         self.check_images = check_images
         self.threads = max(1, threads)
-        self.files, lengths = _shard_files(self.builder_dir, self.info)
+        self.files, lengths = shard_files(self.builder_dir, self.info)
         if lengths is None:
             raise DataError(f"{self.builder_dir}/dataset_info.json: no shardLengths for split '{schema.SPLIT}'; "
                             "tensorflow-datasets needs them. Use backend=python, or re-write dataset_info.json")
@@ -203,7 +196,7 @@ class TFRLDSReader(RLDSReader):
         for key in schema.REQUIRED_STEP_KEYS:
             if key not in steps:
                 raise DataError(f"{where}, key 'steps/{key}': missing from the episode; it does not follow the "
-                                f"{schema.NAME} schema, {_FIX_SKIP}")
+                                f"{schema.NAME} schema, {FIX_SKIP}")
         check_steps(steps, where, self.check_images)
         f, r = self._refs[episode_id]
         return Episode(episode_id, f, r, steps, _meta(raw))
@@ -212,7 +205,7 @@ class TFRLDSReader(RLDSReader):
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return DataError(f"{self._where(episode_id)}: TensorFlow cannot read this episode ({type(e).__name__}: "
                          f"{msg}); the shard is truncated/corrupt or the record does not follow the {schema.NAME} "
-                         f"schema. backend=python names the key; re-copy the shard, {_FIX_SKIP}")
+                         f"schema. backend=python names the key; re-copy the shard, {FIX_SKIP}")
 
     def _load(self, episode_id: int) -> Episode:
         tf, _ = tf_modules(self.threads)
@@ -227,7 +220,7 @@ class TFRLDSReader(RLDSReader):
                     raw = next(self._stream)
                 except StopIteration:
                     raise DataError(f"{self._where(episode_id)}: the shard ends before this record; "
-                                    f"re-copy the dataset, {_FIX_SKIP}") from None
+                                    f"re-copy the dataset, {FIX_SKIP}") from None
             else:
                 self._stream = None
                 raw = next(self.episodes_dataset(episode_id, episode_id + 1).as_numpy_iterator())

@@ -127,7 +127,7 @@ class DataBundle:
 
 def build_data(cfg: DictConfig, model_cfg: DiTConfig, info: Any, tcfg: Any) -> DataBundle:
     """Train loaders (sharded per rank and accumulation slot), held-out batches, statistics, language table."""
-    from selfflow_robot.data.reader import open_reader
+    from selfflow_robot.data.backend import open_reader
     from selfflow_robot.train import parallel
 
     dcfg = structured(DataConfig, cfg.data)

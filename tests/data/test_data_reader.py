@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from selfflow_robot.data import schema
-from selfflow_robot.data.reader import RLDSReader, resolve_builder_dir
+from selfflow_robot.data.builder_dir import resolve_builder_dir
+from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.errors import DataError
 
 

@@ -18,8 +18,9 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 from selfflow_robot import constants as C
 from selfflow_robot.data import schema
+from selfflow_robot.data.backend import open_reader
 from selfflow_robot.data.dataset import DataConfig, RT1Windows
-from selfflow_robot.data.reader import RLDSReader, open_reader
+from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.tf_backend import TFRLDSReader, decode_frames_tf
 from selfflow_robot.data.windows import WindowConfig, episode_windows
 from selfflow_robot.errors import ConfigError, DataError
