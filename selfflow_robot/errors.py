@@ -6,6 +6,8 @@ exits with status 2, without a traceback. The message says what is wrong, where,
 """
 from __future__ import annotations
 
+import importlib
+
 
 class UserError(Exception):
     """A failure caused by input, configuration or environment, with a message for the user."""
@@ -25,8 +27,6 @@ class MissingDependencyError(UserError, ImportError):
 
 def require(module: str, extra: str):
     """Import an optional dependency, or raise `MissingDependencyError` naming the extra to install."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as e:  # pragma: no cover - depends on the environment

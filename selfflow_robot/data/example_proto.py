@@ -9,11 +9,10 @@ protobuf objects for the 512-d embeddings of every step.
 from __future__ import annotations
 
 import struct
-from typing import Union
 
 import numpy as np
 
-Value = Union[list, np.ndarray]  # list[bytes] for bytes_list, float32 / int64 arrays otherwise
+Value = list | np.ndarray  # list[bytes] for bytes_list, float32 / int64 arrays otherwise
 
 
 class ProtoError(ValueError):

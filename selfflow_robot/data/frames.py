@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch.utils.data as tud
+from PIL import Image
 
 _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def decode_frame(data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode one encoded image to uint8 (H, W, 3); resize to `size` = (H, W) if given."""
-    from PIL import Image
-
     im = Image.open(io.BytesIO(data))
     if size is not None and (im.size[1], im.size[0]) != tuple(size):
         h, w = size
@@ -44,8 +44,6 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 def default_threads() -> int:
     """Decode threads: all cores in the main process, 1 inside a DataLoader worker."""
     try:
-        import torch.utils.data as tud
-
         if tud.get_worker_info() is not None:
             return 1
     except ImportError:  # pragma: no cover

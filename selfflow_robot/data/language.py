@@ -17,17 +17,19 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import safetensors
+import torch
 from safetensors import safe_open
 from safetensors.numpy import save as save_safetensors
 
 from selfflow_robot.constants import TEXT_DIM
-from selfflow_robot.errors import DataError, UserError
+from selfflow_robot.errors import DataError, UserError, require
 from selfflow_robot.files import atomic_write_bytes
 
 
@@ -185,8 +187,6 @@ class HashingTextEncoder:
         self.dim = dim
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        import zlib
-
         out = np.zeros((len(texts), self.dim), np.float32)
         for i, t in enumerate(texts):
             words = normalize_instruction(t).split()
@@ -203,16 +203,12 @@ class HFTextEncoder:
     """
 
     def __init__(self, path: str | Path, device: str = "cpu", max_length: int = 64) -> None:
-        from selfflow_robot.errors import require
-
         transformers = require("transformers", "vae")
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
         self.model = transformers.AutoModel.from_pretrained(str(path)).to(device).eval()
         self.device, self.max_length = device, max_length
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
         tok = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="pt").to(self.device)
         with torch.no_grad():

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from selfflow_robot.data import schema
 from selfflow_robot.data.builder_dir import (
@@ -107,8 +108,6 @@ _FINITE_KEYS = (*schema.ACTION_KEYS, schema.EMBEDDING)
 
 def _image_size(data: bytes) -> tuple[int, int, int]:
     """(H, W, C) of an encoded image from its header (no full decode)."""
-    from PIL import Image
-
     with Image.open(io.BytesIO(data)) as im:
         channels = {"RGB": 3, "YCbCr": 3, "L": 1, "RGBA": 4, "CMYK": 4}.get(im.mode, len(im.getbands()))
         return im.size[1], im.size[0], channels

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from selfflow_robot.errors import require
+
 NAME = "fractal20220817_data"
 VERSION = "0.1.0"
 SPLIT = "train"
@@ -138,8 +140,6 @@ def shard_filename(index: int, num_shards: int, split: str = SPLIT) -> str:
 
 def features_dict():
     """The `tfds.features.FeaturesDict` of fractal20220817_data 0.1.0 (imports tensorflow_datasets)."""
-    from selfflow_robot.errors import require
-
     tfds = require("tensorflow_datasets", "data")
     F = tfds.features
 

@@ -26,10 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from omegaconf import DictConfig
+from tqdm import tqdm
 
 from selfflow_robot import constants as C
+from selfflow_robot.config import structured
 from selfflow_robot.data import schema
+from selfflow_robot.data.backend import open_reader
 from selfflow_robot.data.language import load_language_table, save_language_table
 from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.errors import DataError
@@ -136,8 +140,6 @@ def compute_statistics(reader: RLDSReader, progress: bool = False
     try:
         ids = range(len(reader))
         if progress:
-            from tqdm import tqdm
-
             ids = tqdm(ids, desc="statistics", unit="ep")
         n_eps = 0
         for i in ids:
@@ -233,7 +235,6 @@ class ActionNormalizer:
     def _consts(self, like):
         if isinstance(like, np.ndarray):
             return self.q01, self.span, self.mask, self.constant
-        import torch
 
         kw = dict(device=like.device)
         return (torch.as_tensor(self.q01, dtype=like.dtype, **kw), torch.as_tensor(self.span, dtype=like.dtype, **kw),
@@ -252,7 +253,6 @@ class ActionNormalizer:
             out = np.where(mask, norm, np.clip(actions, -1.0, 1.0)).astype(np.float32)
             term = np.zeros(actions.shape[:-1], np.float32) if terminate is None else np.asarray(terminate, np.float32)
             return np.concatenate([out, (2.0 * (term > 0.5) - 1.0)[..., None].astype(np.float32)], -1)
-        import torch
 
         norm = norm.clamp(-1.0, 1.0).masked_fill(const, 0.0)
         out = torch.where(mask, norm, actions.clamp(-1.0, 1.0))
@@ -302,8 +302,6 @@ class StateNormalizer:
         One numpy implementation: a tensor goes through it on the host (normalise before moving a batch to
         the accelerator, so this costs no device round trip), and comes back on its own device and dtype."""
         if not isinstance(state, np.ndarray):
-            import torch
-
             out = self.normalize(state.detach().cpu().numpy())
             return torch.from_numpy(out).to(device=state.device, dtype=state.dtype)
         state = schema.canonical_state(state)
@@ -313,8 +311,6 @@ class StateNormalizer:
 
 def torch_where(cond, a, b):
     """`torch.where` (kept as a function so numpy-only callers never import torch)."""
-    import torch
-
     return torch.where(cond, a, b)
 
 
@@ -340,10 +336,7 @@ class StatsConfig:
 
 def main(cfg: DictConfig) -> int:
     """CLI entry: compute (or show cached) `dataset_statistics.json` for a dataset."""
-    from selfflow_robot.config import structured
-
     sc = structured(StatsConfig, cfg)
-    from selfflow_robot.data.backend import open_reader
 
     reader = open_reader(sc.path, sc.backend, skip_bad_episodes=sc.skip_bad_episodes)
     stats, table = load_or_compute_statistics(reader, force=sc.force, progress=True)

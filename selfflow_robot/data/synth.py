@@ -30,9 +30,12 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
+from tqdm import tqdm
 
+from selfflow_robot.config import structured
 from selfflow_robot.data import schema
 from selfflow_robot.data.writer import DatasetWriter
+from selfflow_robot.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +215,6 @@ class SynthConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        from selfflow_robot.errors import ConfigError
-
         if self.episodes < 1 or self.shards < 1:
             raise ConfigError(f"episodes and shards must be >= 1, got episodes={self.episodes} shards={self.shards}")
         if not 2 <= self.min_steps <= self.max_steps:
@@ -233,8 +234,6 @@ def write_synthetic(cfg: SynthConfig, progress: bool = False) -> Path:
                                    "(selfflow-robot data synth)") as w:
         it = range(cfg.episodes)
         if progress:
-            from tqdm import tqdm
-
             it = tqdm(it, desc="synth episodes", unit="ep")
         for i in it:
             length = int(rng.integers(cfg.min_steps, cfg.max_steps + 1))
@@ -244,8 +243,6 @@ def write_synthetic(cfg: SynthConfig, progress: bool = False) -> Path:
 
 def main(cfg: DictConfig) -> int:
     """CLI entry: `selfflow-robot data synth output_dir=DIR episodes=N`."""
-    from selfflow_robot.config import structured
-
     sc = structured(SynthConfig, cfg)
     path = write_synthetic(sc, progress=True)
     print(f"wrote {sc.episodes} synthetic episodes to {path}")

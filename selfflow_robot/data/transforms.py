@@ -23,6 +23,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from selfflow_robot.constants import GRIPPER, ROTATION_DELTA, WORLD_VECTOR
+from selfflow_robot.data.frames import decode_frame
+from selfflow_robot.data.writer import encode_jpeg
 
 IMAGE = "image"
 INSTRUCTION = "instruction"
@@ -115,9 +117,6 @@ def resize_like_training(frames: np.ndarray, size: tuple[int, int], jpeg_quality
     (`data.writer.encode_jpeg`), then decoded by that same function, so the policy sees the
     same resampling and compression artefacts as in training.
     """
-    from selfflow_robot.data.frames import decode_frame
-    from selfflow_robot.data.writer import encode_jpeg
-
     aspect = size[1] / size[0]
     return np.stack([decode_frame(encode_jpeg(pad_to_aspect(f, aspect), jpeg_quality), tuple(size))
                      for f in frames])

@@ -10,13 +10,11 @@ smaller than 11 pixels the window shrinks to the largest odd size that fits.
 """
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-Array = Union[np.ndarray, torch.Tensor]
+Array = np.ndarray | torch.Tensor
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from selfflow_robot.data import schema
 from selfflow_robot.data.example_proto import encode_example
@@ -34,8 +35,6 @@ from selfflow_robot.errors import DataError, UserError
 
 def encode_jpeg(frame: np.ndarray, quality: int = 90) -> bytes:
     """JPEG-encode one uint8 (H, W, 3) frame with PIL."""
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()

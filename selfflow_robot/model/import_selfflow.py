@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from selfflow_robot.errors import ConfigError, UserError
 from selfflow_robot.model.dit import SelfFlowDiT
@@ -78,8 +79,6 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
         raise UserError(f"Self-Flow checkpoint not found: {path}; download it with "
                         f"huggingface_hub.hf_hub_download('Hila/Self-Flow', 'selfflow_imagenet256.pt')")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         return load_file(str(path)), "safetensors"
     obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     return unwrap_state_dict(obj)

@@ -76,4 +76,6 @@ def state_kwargs(batch: FlowBatch) -> dict[str, torch.Tensor]:
     """The model's state arguments for `batch` (none without a state, so state-free models need not take them)."""
     if batch.state is None:
         return {}
-    return {"state": batch.state} if batch.state_drop is None else {"state": batch.state, "state_drop": batch.state_drop}
+    if batch.state_drop is None:
+        return {"state": batch.state}
+    return {"state": batch.state, "state_drop": batch.state_drop}

@@ -12,12 +12,16 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from selfflow_robot import checkpoint as ck
 from selfflow_robot.config import structured
+from selfflow_robot.data.backend import open_reader
 from selfflow_robot.data.dataset import POSITION, DataConfig, RT1Windows, make_loader
 from selfflow_robot.data.statistics import ActionNormalizer, StateNormalizer, load_or_compute_statistics
 from selfflow_robot.data.windows import WindowConfig
 from selfflow_robot.errors import ConfigError
-from selfflow_robot.model.dit import DiTConfig
+from selfflow_robot.model.config import DiTConfig
+from selfflow_robot.model.import_selfflow import import_selfflow
+from selfflow_robot.train import parallel
 
 
 def init_weights_from(model: torch.nn.Module, path: str, model_cfg: DiTConfig) -> str:
@@ -27,12 +31,8 @@ def init_weights_from(model: torch.nn.Module, path: str, model_cfg: DiTConfig) -
     `.pt` file (xl: blocks load, input/output projections re-initialise; the importer reports).
     Returns a one-paragraph report.
     """
-    from selfflow_robot import checkpoint as ck
-
     p = Path(path).expanduser()
     if p.is_file() and p.suffix in (".pt", ".pth", ".bin", ".safetensors"):
-        from selfflow_robot.model.import_selfflow import import_selfflow
-
         report = import_selfflow(model, p, verbose=False)
         return f"init_from {p}:\n{report.format()}"
     ckpt = ck.find_checkpoint(p)
@@ -127,9 +127,6 @@ class DataBundle:
 
 def build_data(cfg: DictConfig, model_cfg: DiTConfig, info: Any, tcfg: Any) -> DataBundle:
     """Train loaders (sharded per rank and accumulation slot), held-out batches, statistics, language table."""
-    from selfflow_robot.data.backend import open_reader
-    from selfflow_robot.train import parallel
-
     dcfg = structured(DataConfig, cfg.data)
     window = window_for_model(dcfg, model_cfg)
     reader = open_reader(dcfg.path, dcfg.backend, skip_bad_episodes=dcfg.skip_bad_episodes)

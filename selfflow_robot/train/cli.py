@@ -9,12 +9,11 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from selfflow_robot.errors import ConfigError
+from selfflow_robot.train.trainer import train
 
 
 def main(cfg: DictConfig) -> int:
     """Run training from the composed `configs/train.yaml`; prints the final checkpoint."""
-    from selfflow_robot.train.trainer import train
-
     if cfg.get("resume") and cfg.get("init_from"):
         raise ConfigError("resume=true and init_from=... exclude each other: resume continues a run (weights, "
                           "optimizer, data position); init_from starts a new run from weights. Pick one.")

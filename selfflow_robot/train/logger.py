@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from selfflow_robot.errors import require
@@ -110,18 +111,14 @@ def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path | No
     rows = read_metrics(run_dir)
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = {
         "training loss": [k for k in ("loss/total", "loss/flow", "loss/rep") if any(k in r for r in rows)],
         "validation: action MSE (normalised)": ["val/action_mse_norm", "val/action_mse_norm_mean_baseline"],
         "validation: PSNR (dB)": ["val/psnr", "val/psnr_copy_last"],
     }
     panels = {t: ks for t, ks in panels.items() if any(k in r for r in rows for k in ks)}
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    fig = Figure(figsize=(5 * len(panels), 3.5))  # the object API: no pyplot state, no GUI backend
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (title, keys) in zip(axes[0], panels.items()):
         for k in keys:
             pts = [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float))]
@@ -135,5 +132,4 @@ def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path | No
     fig.tight_layout()
     path = Path(out) if out else Path(run_dir) / "curves.png"
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

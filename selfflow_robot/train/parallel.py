@@ -7,6 +7,7 @@ then the root), as torchtitan's `parallelize.py` does.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from collections.abc import Iterable
@@ -16,6 +17,17 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.algorithms._checkpoint import checkpoint_wrapper
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.model.device import resolve_device
@@ -114,14 +126,9 @@ def _blocks(model: nn.Module) -> list[nn.Module]:
 
 def apply_activation_checkpointing(model: nn.Module) -> None:
     """Recompute each block's activations in backward (non-reentrant `torch.utils.checkpoint`)."""
-    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
-        CheckpointImpl,
-        apply_activation_checkpointing,
-    )
-
     ids = {id(b) for b in _blocks(model)}
-    apply_activation_checkpointing(model, checkpoint_impl=CheckpointImpl.NO_REENTRANT,
-                                   check_fn=lambda m: id(m) in ids)
+    checkpoint_wrapper.apply_activation_checkpointing(
+        model, checkpoint_impl=checkpoint_wrapper.CheckpointImpl.NO_REENTRANT, check_fn=lambda m: id(m) in ids)
 
 
 def parallelize(model: nn.Module, info: DistInfo, strategy: Parallelism, *, compile: bool = False,
@@ -134,14 +141,9 @@ def parallelize(model: nn.Module, info: DistInfo, strategy: Parallelism, *, comp
         for block in _blocks(model):
             block.compile()
     if strategy == Parallelism.ddp:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
         ids = [info.device.index] if info.device.type == "cuda" else None
         return DDP(model, device_ids=ids, find_unused_parameters=find_unused_parameters)
     if strategy == Parallelism.fsdp:
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
-
         mesh = init_device_mesh(info.device.type, (info.world_size,))
         for block in _blocks(model):
             fully_shard(block, mesh=mesh)
@@ -152,8 +154,6 @@ def parallelize(model: nn.Module, info: DistInfo, strategy: Parallelism, *, comp
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The plain model inside DDP / `torch.compile` wrappers (FSDP2 modules are the model itself)."""
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
     while True:
         if isinstance(model, DDP):
             model = model.module
@@ -165,34 +165,24 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def is_fsdp(model: nn.Module) -> bool:
     """Whether `model` was sharded with FSDP2 `fully_shard`."""
-    try:
-        from torch.distributed.fsdp import FSDPModule
-    except ImportError:  # pragma: no cover
-        return False
     return isinstance(model, FSDPModule)
 
 
 def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The complete, unsharded CPU state dict (collective under FSDP2: call on every rank)."""
     if is_fsdp(model):
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
         return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     return {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
 
 
 def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """The optimizer state keyed by parameter name (collective under FSDP2: call on every rank)."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-
     return get_optimizer_state_dict(unwrap(model) if not is_fsdp(model) else model, optimizer,
                                     options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
 def load_full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     """Inverse of `full_optimizer_state` (every rank passes the same full state)."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-
     set_optimizer_state_dict(unwrap(model) if not is_fsdp(model) else model, optimizer, state,
                              options=StateDictOptions(full_state_dict=True))
 
@@ -200,8 +190,6 @@ def load_full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer
 def load_full_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load a complete state dict into a (possibly FSDP2-sharded) model, strictly."""
     if is_fsdp(model):
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-
         set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=True))
     else:
         unwrap(model).load_state_dict(state, strict=True)
@@ -209,8 +197,6 @@ def load_full_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> N
 
 def no_sync(model: nn.Module, enabled: bool):
     """Skip DDP's gradient all-reduce on accumulation micro-batches (FSDP2: defer reduce-scatter)."""
-    import contextlib
-
     if enabled and hasattr(model, "no_sync") and not is_fsdp(model):
         return model.no_sync()
     if enabled and is_fsdp(model):

@@ -20,7 +20,7 @@ import torch
 
 from selfflow_robot import constants as C
 from selfflow_robot.data.video_metrics import psnr, ssim
-from selfflow_robot.model.dit import DiTConfig
+from selfflow_robot.model.config import DiTConfig
 from selfflow_robot.objective.samplers import sample
 from selfflow_robot.train.config import ValidationConfig
 
@@ -71,7 +71,7 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
     m: dict[str, _Mean] = defaultdict(_Mean)
     mean_raw = torch.as_tensor(np.asarray(data.mean_action, np.float32), device=device)     # (7,)
     windows = 0
-    for i, batch in enumerate(_take(data.val, cfg.batches)):
+    for batch in _take(data.val, cfg.batches):
         ctx = torch.as_tensor(batch[C.CONTEXT_FRAMES]).to(device)
         fut = torch.as_tensor(batch[C.FUTURE_FRAMES]).to(device)
         B, H = fut.shape[:2]

@@ -16,16 +16,25 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
+from PIL import Image
 
+from selfflow_robot.checkpoint import load_run_config
 from selfflow_robot.config import check_choice, structured
 from selfflow_robot.constants import RAW_ACTION_DIM
+from selfflow_robot.data.dataset import split_episodes
+from selfflow_robot.data.frames import decode_frames
+from selfflow_robot.data.reader import RLDSReader
+from selfflow_robot.data.transforms import resize_like_training
+from selfflow_robot.data.video_metrics import psnr, ssim
 from selfflow_robot.errors import ConfigError, DataError
+from selfflow_robot.world_model.rollout import WorldModel
+from selfflow_robot.world_model.video import write_comparison
 
 
 @dataclass
@@ -165,10 +174,6 @@ def load_actions_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_images(spec: str, size: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    from selfflow_robot.data.transforms import resize_like_training
-
     frames = []
     for item in [s.strip() for s in spec.split(",") if s.strip()]:
         if not Path(item).is_file():
@@ -190,10 +195,6 @@ def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[
     """Assemble context, actions and ground truth from the config (dataset split and/or files)."""
     ep = None
     if cfg.data.path:
-        from selfflow_robot.data.dataset import split_episodes
-        from selfflow_robot.data.frames import decode_frames
-        from selfflow_robot.data.reader import RLDSReader
-
         val_fraction, seed = _split_args(cfg, ckpt_config)
         reader = RLDSReader(cfg.data.path)
         ids = split_episodes(reader.episode_ids, val_fraction, seed)[cfg.data.split]
@@ -238,8 +239,6 @@ def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[
 
 def horizon_metrics(pred: np.ndarray, truth: np.ndarray, last_context: np.ndarray) -> dict[str, list[float]]:
     """Per-step PSNR/SSIM of the prediction and of the copy-last-frame baseline, frames in [0, 1] or uint8."""
-    from selfflow_robot.data.video_metrics import psnr, ssim
-
     truth_f = truth.astype(np.float32) / 255.0 if truth.dtype == np.uint8 else truth
     base = np.repeat((last_context.astype(np.float32) / 255.0)[None], len(truth_f), axis=0)
     return {"psnr": psnr(pred, truth_f).tolist(), "ssim": ssim(pred, truth_f).tolist(),
@@ -271,9 +270,6 @@ def _write_json(path: Path, obj: Any) -> None:
 
 def split_size(cfg: ImagineConfig, ckpt_config: DictConfig) -> int:
     """Number of episodes in the configured split of `cfg.data.path`."""
-    from selfflow_robot.data.dataset import split_episodes
-    from selfflow_robot.data.reader import RLDSReader
-
     val_fraction, seed = _split_args(cfg, ckpt_config)
     return len(split_episodes(RLDSReader(cfg.data.path).episode_ids, val_fraction, seed)[cfg.data.split])
 
@@ -293,12 +289,6 @@ def mean_over_episodes(per_episode: list[dict[str, list[float]]]) -> dict[str, l
 def imagine(cfg: ImagineConfig) -> dict[str, Any]:
     """Run the rollout(s); returns paths and metrics (also written to `<name>_metrics.json`, and
     `summary_metrics.json` for several episodes)."""
-    from dataclasses import replace
-
-    from selfflow_robot.checkpoint import load_run_config
-    from selfflow_robot.world_model.rollout import WorldModel
-    from selfflow_robot.world_model.video import write_comparison
-
     wm = WorldModel.from_pretrained(cfg.ckpt, use_ema=cfg.use_ema, device=cfg.device, steps=cfg.steps,
                                     method=cfg.sampler, cfg_scale=cfg.cfg_scale, seed=cfg.seed,
                                     precision=cfg.precision)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from selfflow_robot.checkpoint import load_pretrained
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE, RAW_ACTION_DIM
@@ -139,8 +140,6 @@ class WorldModel:
         out = []
         chunks = range(n_chunks)
         if progress:
-            from tqdm.auto import tqdm
-
             chunks = tqdm(chunks, desc="imagine", unit="chunk")
         for i in chunks:
             x_ctx = self.codec.encode(history)                                     # (B, k*h*w, d)

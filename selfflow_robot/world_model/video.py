@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import imageio.v2 as imageio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -88,8 +89,6 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 3.0) -
             images[0].save(tmp, save_all=True, append_images=images[1:], loop=0,
                            duration=max(1, int(round(1000.0 / fps))), format="GIF")
         else:
-            import imageio.v2 as imageio
-
             # H.264 wants even sides; pad with the background colour rather than resampling.
             h, w = frames.shape[1:3]
             ph, pw = (-h) % 16, (-w) % 16
