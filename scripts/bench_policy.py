@@ -28,7 +28,7 @@ import torch
 
 from selfflow_robot.constants import ACTIONS, CONTEXT
 from selfflow_robot.model import build_model
-from selfflow_robot.model.sizes import SIZES, dit_config
+from selfflow_robot.model.config import SIZES, dit_config
 from selfflow_robot.objective import sample
 from selfflow_robot.policies.export import SUFFIX, ActionDenoiser, ExportedSampler, export_denoiser, load_exported
 

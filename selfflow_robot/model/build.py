@@ -8,7 +8,8 @@ from omegaconf import DictConfig
 
 from selfflow_robot.config import structured
 from selfflow_robot.model.codecs import FrameCodec, build_codec
-from selfflow_robot.model.dit import DiTConfig, SelfFlowDiT
+from selfflow_robot.model.config import DiTConfig
+from selfflow_robot.model.dit import SelfFlowDiT
 
 
 def model_config(cfg: DiTConfig | DictConfig | Mapping[str, Any]) -> DiTConfig:

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from selfflow_robot.errors import ConfigError, UserError, require
-from selfflow_robot.model.dit import DiTConfig
+from selfflow_robot.model.config import DiTConfig
 
 
 def patchify(x: torch.Tensor, p: int) -> torch.Tensor:

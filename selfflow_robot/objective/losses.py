@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from selfflow_robot.config import structured
 from selfflow_robot.constants import ACTIONS, FUTURE, GROUPS
 from selfflow_robot.model.build import model_config
-from selfflow_robot.model.dit import DiTConfig
+from selfflow_robot.model.config import DiTConfig
 from selfflow_robot.objective.batch import FlowBatch, LossOutput, state_kwargs
 from selfflow_robot.objective.config import ObjectiveConfig
 from selfflow_robot.objective.dts import dual_timesteps, mask_ratios, single_timestep
