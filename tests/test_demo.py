@@ -6,8 +6,13 @@ import re
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from selfflow_robot.cli import main
+from selfflow_robot.config import load_config, structured
+from selfflow_robot.data.reader import RLDSReader
+from selfflow_robot.errors import ConfigError
+from selfflow_robot.experiments.demo.config import DemoConfig
 
 TASK = "close_top_drawer"
 CI_SIZE = [f"tasks=[{TASK}]", "demos_per_task=3", "demo_max_steps=14", "workers=1", "steps=6", "batch_size=4",
@@ -23,10 +28,6 @@ def _links(md: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.sim
 def test_demo_runs_end_to_end_and_resumes(tmp_path, sim_assets, capsys: pytest.CaptureFixture[str]) -> None:
-    from PIL import Image
-
-    from selfflow_robot.data.reader import RLDSReader
-
     out = tmp_path / "demo"
     args = ["demo", f"output_dir={out}", f"assets={sim_assets}", *CI_SIZE]
     assert main(args) == 0
@@ -85,13 +86,9 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, sim_assets, capsys: pytest.C
 
 
 def test_demo_rejects_bad_config(tmp_path) -> None:
-    from selfflow_robot.config import load_config, structured
-    from selfflow_robot.experiments.demo.run import DemoConfig
-    from selfflow_robot.errors import ConfigError
-
     with pytest.raises(ConfigError, match="objective"):
-        structured(DemoConfig, load_config("demo", ["objective=flow"]))
+        structured(DemoConfig, load_config("demo", ["objective=flow"], schema=DemoConfig))
     with pytest.raises(ConfigError, match="phase"):
-        structured(DemoConfig, load_config("demo", ["phases=[collect,trian]"]))
+        structured(DemoConfig, load_config("demo", ["phases=[collect,trian]"], schema=DemoConfig))
     with pytest.raises(ConfigError, match="demos_per_task must be >= 1"):
-        structured(DemoConfig, load_config("demo", ["demos_per_task=0"]))
+        structured(DemoConfig, load_config("demo", ["demos_per_task=0"], schema=DemoConfig))

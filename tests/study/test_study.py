@@ -6,13 +6,27 @@ import importlib.util
 import json
 import math
 import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from selfflow_robot.experiments.study import run as study
+from selfflow_robot.config import load_config, structured
 from selfflow_robot.errors import DataError, UserError
+from selfflow_robot.experiments.demo.config import DemoConfig
+from selfflow_robot.experiments.study import arms as study_arms
+from selfflow_robot.experiments.study import cli as study_cli
+from selfflow_robot.experiments.study import config as study_config
+from selfflow_robot.experiments.study import demos as study_demos
+from selfflow_robot.experiments.study import report as study_report
+from selfflow_robot.experiments.study import results as study_results
+from selfflow_robot.experiments.study import run as study_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,43 +48,43 @@ def _curve(pairs):
 
 def test_steps_to_reach_first_step_at_least_as_good_no_interpolation() -> None:
     c = _curve([(250, 0.9), (500, 0.5), (750, 0.31), (1000, 0.2)])
-    r = study.steps_to_reach(c, 0.3, higher_is_better=False, total_steps=2000)
+    r = study_results.steps_to_reach(c, 0.3, higher_is_better=False, total_steps=2000)
     # 0.3 lies between steps 750 (0.31) and 1000 (0.2): the answer is 1000, never an interpolated 770-odd
     assert r["reached"] and r["step"] == 1000 and r["ratio"] == 0.5 and r["value"] == 0.2
-    r = study.steps_to_reach(c, 0.5, higher_is_better=False, total_steps=2000)
+    r = study_results.steps_to_reach(c, 0.5, higher_is_better=False, total_steps=2000)
     assert r["step"] == 500 and r["ratio"] == 0.25  # equal counts as reached
-    r = study.steps_to_reach(c, 0.1, higher_is_better=False, total_steps=2000)
+    r = study_results.steps_to_reach(c, 0.1, higher_is_better=False, total_steps=2000)
     assert not r["reached"] and r["step"] is None and r["ratio"] is None
     # PSNR: higher is better
     p = _curve([(250, 20.0), (500, 24.0), (750, 23.0)])
-    assert study.steps_to_reach(p, 22.5, higher_is_better=True, total_steps=1000)["step"] == 500
-    assert not study.steps_to_reach(p, 25.0, higher_is_better=True, total_steps=1000)["reached"]
+    assert study_results.steps_to_reach(p, 22.5, higher_is_better=True, total_steps=1000)["step"] == 500
+    assert not study_results.steps_to_reach(p, 25.0, higher_is_better=True, total_steps=1000)["reached"]
 
 
 def test_seed_mean_curve_uses_the_steps_every_seed_has() -> None:
     a = [(250, 1.0), (500, 0.6), (750, 0.4)]
     b = [(250, 3.0), (500, 0.8)]          # an unfinished seed cuts the mean curve at 500
-    m = study.seed_mean_curve([a, b, []])  # a seed without validation rows is left out
+    m = study_results.seed_mean_curve([a, b, []])  # a seed without validation rows is left out
     assert [r["step"] for r in m] == [250, 500]
     assert m[0]["mean"] == pytest.approx(2.0) and m[0]["std"] == pytest.approx(math.sqrt(2.0))
     assert m[1]["mean"] == pytest.approx(0.7) and m[1]["seeds"] == 2
-    assert study.mean_std([5.0]) == (5.0, 0.0)
-    assert study.seed_mean_curve([]) == []
+    assert study_results.mean_std([5.0]) == (5.0, 0.0)
+    assert study_results.seed_mean_curve([]) == []
 
 
 def test_validation_rows_dedupe_and_parse_nonfinite() -> None:
     rows = [{"step": 10, "loss/total": 1.0}, {"step": 250, "val/action_mse_norm": 0.5},
             {"step": 250, "val/action_mse_norm": 0.4}, {"step": 500, "val/action_mse_norm": "nan"}]
-    v = study.validation_rows(rows)
+    v = study_arms.validation_rows(rows)
     assert [r["step"] for r in v] == [250, 500]
     assert v[0]["val/action_mse_norm"] == 0.4 and math.isnan(v[1]["val/action_mse_norm"])
 
 
 def test_pooled_success_sums_counts_over_seeds_with_wilson() -> None:
-    a = study.ArmResult("selfflow-seed0", "selfflow", 0, "x", task_counts={"close_top_drawer": [2, 5],
-                                                                           "open_top_drawer": [0, 5]})
-    b = study.ArmResult("selfflow-seed1", "selfflow", 1, "y", task_counts={"close_top_drawer": [1, 5]})
-    s = study.success_summary([a, b])
+    a = study_arms.ArmResult("selfflow-seed0", "selfflow", 0, "x", task_counts={"close_top_drawer": [2, 5],
+                                                                                "open_top_drawer": [0, 5]})
+    b = study_arms.ArmResult("selfflow-seed1", "selfflow", 1, "y", task_counts={"close_top_drawer": [1, 5]})
+    s = study_results.success_summary([a, b])
     close = s["tasks"]["close_top_drawer"]
     assert (close["successes"], close["trials"]) == (3, 10) and close["rate"] == pytest.approx(0.3)
     # Wilson 95% of 3/10, worked by hand: centre 0.3555, half-width 0.2477
@@ -78,7 +92,7 @@ def test_pooled_success_sums_counts_over_seeds_with_wilson() -> None:
     mean = s["mean_over_tasks"]  # plain mean of task rates (0.3 and 0.0), Wilson on pooled 3/15
     assert mean["rate"] == pytest.approx(0.15) and (mean["successes"], mean["trials"]) == (3, 15)
     assert s["seeds"] == [0, 1]
-    assert study.success_summary([study.ArmResult("v", "vanilla", 0, "z")]) is None
+    assert study_results.success_summary([study_arms.ArmResult("v", "vanilla", 0, "z")]) is None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -89,12 +103,11 @@ def make_arm(out: Path, objective: str, seed: int, mse: list[tuple[int, float]],
              counts: dict[str, list[int]] | None, total: int = 1000, demos: Path | None = None,
              torn: bool = False) -> Path:
     """An arm dir as `selfflow-robot demo` leaves it: demo_config.json, run/metrics.jsonl, checkpoints, eval."""
-    from dataclasses import asdict
-
-    arm = out / study.arm_name(objective, seed)
+    arm = out / study_config.arm_name(objective, seed)
     (arm / "run").mkdir(parents=True)
-    _, cfg = study.demo_config([f"output_dir={arm}", f"objective={objective}", f"seed={seed}", f"steps={total}",
-                                "demos_per_task=2", 'train_overrides=["model=tiny","train.val_every=250"]'])
+    _, cfg = study_config.demo_config([f"output_dir={arm}", f"objective={objective}", f"seed={seed}",
+                                       f"steps={total}", "demos_per_task=2",
+                                       'train_overrides=["model=tiny","train.val_every=250"]'])
     (arm / "demo_config.json").write_text(json.dumps(asdict(cfg)))
     lines = []
     for (s, m), (_, p) in zip(mse, psnr):
@@ -112,13 +125,11 @@ def make_arm(out: Path, objective: str, seed: int, mse: list[tuple[int, float]],
         (arm / "eval" / "results.json").write_text(json.dumps({"checkpoints": {"run": {"tasks": {
             t: {"successes": k, "trials": n, "rate": k / n} for t, (k, n) in counts.items()}}}}))
     if demos is not None:
-        study.link_demos(arm, demos)
+        study_demos.link_demos(arm, demos)
     return arm
 
 
 def test_comparison_on_hand_made_arms(tmp_path) -> None:
-    from PIL import Image
-
     out = tmp_path / "study"
     demos = tmp_path / "demos"
     demos.mkdir()
@@ -134,8 +145,8 @@ def test_comparison_on_hand_made_arms(tmp_path) -> None:
     make_arm(out, "selfflow", 1, list(zip(steps, [0.7, 0.35, 0.3, 0.2])), list(zip(steps, [22, 23, 25, 26.0])),
              {"close_top_drawer": [4, 4], "open_top_drawer": [3, 4]}, demos=demos)
     report = tmp_path / "report"
-    paths = study.write_comparison(out, [0, 1], ["selfflow", "vanilla"], report_dir=report)
-    assert not (out / study.STUDY_JSON).exists()  # --report-dir: the study dir is only read
+    paths = study_report.write_comparison(out, [0, 1], ["selfflow", "vanilla"], report_dir=report)
+    assert not (out / study_report.STUDY_JSON).exists()  # --report-dir: the study dir is only read
     doc = json.loads(paths["json"].read_text())   # strict JSON (no NaN)
     res = doc["result"]
     assert doc["partial"] is False and doc["settings_differ"] == {}
@@ -144,7 +155,8 @@ def test_comparison_on_hand_made_arms(tmp_path) -> None:
     p = res["steps_to_reach"]["psnr"]  # vanilla final 24 dB, Self-Flow mean 25 at 750
     assert p["step"] == 750 and p["ratio"] == 0.75
     fv = res["objectives"]["vanilla"]["final_validation"]
-    assert fv["per_seed"]["1"]["action_mse_norm"] == 0.38 and fv["mean"]["action_mse_norm"]["mean"] == pytest.approx(0.4)
+    assert fv["per_seed"]["1"]["action_mse_norm"] == 0.38
+    assert fv["mean"]["action_mse_norm"]["mean"] == pytest.approx(0.4)
     assert fv["mean"]["action_mse_norm"]["std"] == pytest.approx(np.std([0.42, 0.38], ddof=1))
     s = res["objectives"]["selfflow"]["success"]
     assert s["tasks"]["open_top_drawer"]["successes"] == 5 and s["mean_over_tasks"]["trials"] == 16
@@ -158,22 +170,19 @@ def test_comparison_on_hand_made_arms(tmp_path) -> None:
     assert f"--out {out.resolve()}" in cmd and "--seeds 0 1" in cmd and f"--demos {demos.resolve()}" in cmd
     assert "--steps 1000" in cmd and "--demos-per-task 2" in cmd
     # the command, parsed by the script, gives back the arms' settings
-    import shlex
-
-    script = _script()
-    args = script.parse_args(shlex.split(cmd)[2:])
+    args = study_cli.parse_args(shlex.split(cmd)[2:])
     assert args.out == out.resolve() and args.seeds == [0, 1] and args.demos == demos.resolve()
-    _, again = study.demo_config(script.shared_overrides(args))
+    _, again = study_config.demo_config(study_cli.shared_overrides(args))
     recorded = json.loads((out / "vanilla-seed0" / "demo_config.json").read_text())
-    assert study.settings_of(again) == study.settings_of(recorded)
+    assert study_config.settings_of(again) == study_config.settings_of(recorded)
     for key in ("curves", "success"):
         with Image.open(paths[key]) as im:
             assert im.size[0] > 300 and np.asarray(im.convert("L")).std() > 5
 
     # a missing arm and a vanilla arm still training: partial, but the target stays that of the finished seeds
     make_arm(out, "vanilla", 2, [(250, 0.95)], [(250, 20.0)], None)
-    doc = json.loads(study.write_comparison(out, [0, 1, 2, 3], ["selfflow", "vanilla"], report_dir=report)["json"]
-                     .read_text())
+    doc = json.loads(study_report.write_comparison(out, [0, 1, 2, 3], ["selfflow", "vanilla"],
+                                                   report_dir=report)["json"].read_text())
     van = doc["result"]["objectives"]["vanilla"]
     assert van["arms"]["vanilla-seed2"]["status"] == "partial" and van["arms"]["vanilla-seed3"]["status"] == "missing"
     assert doc["partial"] is True
@@ -181,7 +190,7 @@ def test_comparison_on_hand_made_arms(tmp_path) -> None:
     assert r["reference_step"] == 1000 and r["target"] == pytest.approx(0.40) and r["step"] == 500
     assert van["final_validation"]["seeds"] == [0, 1] and van["final_validation"]["mean"]["action_mse_norm"]["n"] == 2
     assert van["final_validation"]["per_seed"]["2"]["step"] == 250
-    md = (report / study.STUDY_MD).read_text()
+    md = (report / study_report.STUDY_MD).read_text()
     assert "PARTIAL RESULTS" in md and "Provisional verdict" in md and "| vanilla | 2 | 250 (training) |" in md
 
 
@@ -190,7 +199,7 @@ def test_goals_undecided_until_the_reference_finishes(tmp_path) -> None:
     # both arms still training (total 2000): vanilla's "final" is not known yet
     make_arm(out, "vanilla", 0, [(250, 0.9), (500, 0.6)], [(250, 20.0), (500, 21.0)], None, total=2000)
     make_arm(out, "selfflow", 0, [(250, 0.5), (500, 0.4)], [(250, 20.0), (500, 22.0)], None, total=2000)
-    res = json.loads(study.write_comparison(out, [0], ["selfflow", "vanilla"])["json"].read_text())["result"]
+    res = json.loads(study_report.write_comparison(out, [0], ["selfflow", "vanilla"])["json"].read_text())["result"]
     assert res["goals"]["half_steps"]["verdict"] == "undecided" and "not known" in res["goals"]["half_steps"]["why"]
     assert res["goals"]["success_ahead"]["verdict"] == "undecided"
     assert res["steps_to_reach"]["action_mse_norm"]["step"] == 250  # still computed, flagged not final
@@ -201,7 +210,7 @@ def test_goals_undecided_until_the_reference_finishes(tmp_path) -> None:
              total=2000)
     make_arm(out2, "selfflow", 0, [(500, 0.5), (1000, 0.3)], [(500, 20.0), (1000, 22.0)], {"close_top_drawer": [2, 2]},
              total=2000)
-    res = json.loads(study.write_comparison(out2, [0], ["selfflow", "vanilla"])["json"].read_text())["result"]
+    res = json.loads(study_report.write_comparison(out2, [0], ["selfflow", "vanilla"])["json"].read_text())["result"]
     assert res["goals"]["half_steps"]["verdict"] == "not met"
     # Self-Flow's evaluation (of an unfinished run) does not count as final
     assert res["objectives"]["selfflow"]["success_final"] is False
@@ -218,19 +227,19 @@ def test_an_eval_of_an_unfinished_run_is_stale_and_set_aside(tmp_path) -> None:
     weights.write_bytes(b"x")
     t = (arm / "eval" / "episodes.jsonl").stat().st_mtime
     os.utime(weights, (t + 60, t + 60))  # the final weights came after the episodes were scored
-    assert study.load_arm(arm, arm.name, "selfflow", 0).eval_status == "stale"
-    res = json.loads(study.write_comparison(out, [0], ["selfflow"])["json"].read_text())["result"]
+    assert study_arms.load_arm(arm, arm.name, "selfflow", 0).eval_status == "stale"
+    res = json.loads(study_report.write_comparison(out, [0], ["selfflow"])["json"].read_text())["result"]
     assert res["objectives"]["selfflow"]["success_final"] is False
-    assert "Evaluation `stale`" in (out / study.STUDY_MD).read_text()
-    moved = study.set_aside_stale_eval(arm)
+    assert "Evaluation `stale`" in (out / study_report.STUDY_MD).read_text()
+    moved = study_run.set_aside_stale_eval(arm)
     assert moved is not None and (moved / "episodes.jsonl").is_file() and not (arm / "eval").exists()
-    assert study.load_arm(arm, arm.name, "selfflow", 0).eval_status == "missing"
+    assert study_arms.load_arm(arm, arm.name, "selfflow", 0).eval_status == "missing"
     # scored after the final weights: complete, and left where it is
     (arm / "eval").mkdir()
     (arm / "eval" / "episodes.jsonl").write_text((moved / "episodes.jsonl").read_text())
     os.utime(weights, (t - 60, t - 60))
     os.utime(arm / "eval" / "episodes.jsonl", (t, t))
-    assert not study.eval_is_stale(arm) and study.set_aside_stale_eval(arm) is None
+    assert not study_arms.eval_is_stale(arm) and study_run.set_aside_stale_eval(arm) is None
 
 
 def test_goals_not_met_and_not_reached(tmp_path) -> None:
@@ -240,12 +249,12 @@ def test_goals_not_met_and_not_reached(tmp_path) -> None:
              {"close_top_drawer": [3, 4]})
     make_arm(out, "selfflow", 0, list(zip(steps, [0.9, 0.6, 0.4, 0.25])), list(zip(steps, [21, 22, 23, 23.5])),
              {"close_top_drawer": [2, 4]})
-    doc = json.loads(study.write_comparison(out, [0], ["selfflow", "vanilla"])["json"].read_text())
+    doc = json.loads(study_report.write_comparison(out, [0], ["selfflow", "vanilla"])["json"].read_text())
     g = doc["result"]["goals"]
     assert g["half_steps"]["verdict"] == "not met" and "has not reached" in g["half_steps"]["why"]
     assert g["success_ahead"]["verdict"] == "not met" and g["success_ahead"]["significant"] is False
     assert not doc["result"]["steps_to_reach"]["psnr"]["reached"]
-    md = (out / study.STUDY_MD).read_text()
+    md = (out / study_report.STUDY_MD).read_text()
     assert "not reached (by step 1000)" in md and "**not met**" in md
 
 
@@ -253,26 +262,27 @@ def test_arms_with_different_settings_are_flagged(tmp_path) -> None:
     out = tmp_path / "study"
     make_arm(out, "vanilla", 0, [(250, 0.5)], [(250, 20.0)], None, total=1000)
     make_arm(out, "selfflow", 0, [(250, 0.5)], [(250, 20.0)], None, total=2000)
-    doc = json.loads(study.write_comparison(out, [0], ["selfflow", "vanilla"])["json"].read_text())
+    doc = json.loads(study_report.write_comparison(out, [0], ["selfflow", "vanilla"])["json"].read_text())
     assert "steps" in doc["settings_differ"]
-    assert "Warning: the arms' settings differ" in (out / study.STUDY_MD).read_text()
+    assert "Warning: the arms' settings differ" in (out / study_report.STUDY_MD).read_text()
 
 
 def test_compare_only_without_arms_and_bad_demos_are_user_errors(tmp_path, capsys) -> None:
     with pytest.raises(UserError, match="no arms under"):
-        study.write_comparison(tmp_path, [0], ["selfflow", "vanilla"])
+        study_report.write_comparison(tmp_path, [0], ["selfflow", "vanilla"])
     with pytest.raises(DataError, match="collect.json"):
-        study.prepare_demos([], tmp_path, tmp_path / "nodemos")
+        study_demos.prepare_demos([], tmp_path, tmp_path / "nodemos")
     demos = tmp_path / "demos"
     demos.mkdir()
     (demos / "collect.json").write_text(json.dumps({"tasks": ["close_top_drawer"], "episodes": 3}))
     with pytest.raises(DataError, match="holds 3 demos"):
-        study.prepare_demos(["tasks=[close_top_drawer]", "demos_per_task=2"], tmp_path, demos)
+        study_demos.prepare_demos(["tasks=[close_top_drawer]", "demos_per_task=2"], tmp_path, demos)
     # a collect.json from before the noise option: noise-free demos, which a noisy study refuses
     with pytest.raises(DataError, match="action noise 0 m / 0 rad.*--set demo_noise_m=0"):
-        study.prepare_demos(["tasks=[close_top_drawer]", "demos_per_task=3", "demo_noise_m=0.015"], tmp_path, demos)
+        study_demos.prepare_demos(["tasks=[close_top_drawer]", "demos_per_task=3", "demo_noise_m=0.015"], tmp_path,
+                                  demos)
     clean = ["tasks=[close_top_drawer]", "demos_per_task=3", "demo_noise_m=0", "demo_noise_rad=0"]
-    assert study.prepare_demos(clean, tmp_path, demos) == demos.resolve()
+    assert study_demos.prepare_demos(clean, tmp_path, demos) == demos.resolve()
     script = _script()
     assert script.main(["--out", str(tmp_path), "--compare-only"]) == 2
     assert "no arms under" in capsys.readouterr().err
@@ -285,43 +295,39 @@ def test_link_demos_refuses_other_data(tmp_path) -> None:
     d1.mkdir()
     d2.mkdir()
     arm = tmp_path / "study" / "selfflow-seed0"
-    study.link_demos(arm, d1)
-    study.link_demos(arm, d1)  # idempotent
+    study_demos.link_demos(arm, d1)
+    study_demos.link_demos(arm, d1)  # idempotent
     assert (arm / "demos").resolve() == d1.resolve()
     with pytest.raises(UserError, match="different data"):
-        study.link_demos(arm, d2)
+        study_demos.link_demos(arm, d2)
     real = tmp_path / "study" / "vanilla-seed0" / "demos"
     real.mkdir(parents=True)
     with pytest.raises(UserError, match="real folder"):
-        study.link_demos(real.parent, d1)
+        study_demos.link_demos(real.parent, d1)
 
 
 def test_arms_run_elsewhere_are_left_alone(tmp_path) -> None:
-    import subprocess
-    import sys
-    import time
-
     out = tmp_path / "study"
     demos = tmp_path / "demos"
     demos.mkdir()
     # selfflow-seed0: another study run holds its lock; vanilla-seed0: a `selfflow-robot demo` started by hand
     # from another working dir, with a relative output_dir
     (out / "selfflow-seed0").mkdir(parents=True)
-    held = study.ArmLock(out / "selfflow-seed0")
+    held = study_run.ArmLock(out / "selfflow-seed0")
     assert held.acquire()
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "demo",
                               "output_dir=study/vanilla-seed0"], cwd=tmp_path)
     try:
         found = None
         for _ in range(200):  # until the child has exec'ed (its /proc cmdline is the parent's before that)
-            found = study.process_running(out / "vanilla-seed0")
+            found = study_run.process_running(out / "vanilla-seed0")
             if found is not None:
                 break
             time.sleep(0.05)
         assert found is not None and found[0] == other.pid
-        assert study.process_running(out / "selfflow-seed0") is None
+        assert study_run.process_running(out / "selfflow-seed0") is None
         for parallel in (1, 2):
-            status = study.run_arms(out, ["steps=6"], [0], ["selfflow", "vanilla"], demos, parallel=parallel)
+            status = study_run.run_arms(out, ["steps=6"], [0], ["selfflow", "vanilla"], demos, parallel=parallel)
             assert status["selfflow-seed0"].startswith("busy (another study run")
             assert status["vanilla-seed0"].startswith(f"busy (process {other.pid}")
         assert not (out / "vanilla-seed0" / "run").exists()  # nothing was started
@@ -329,26 +335,23 @@ def test_arms_run_elsewhere_are_left_alone(tmp_path) -> None:
         other.kill()
         other.wait()
         held.release()
-    assert study.process_running(out / "vanilla-seed0") is None
-    lock = study.ArmLock(out / "selfflow-seed0")
+    assert study_run.process_running(out / "vanilla-seed0") is None
+    lock = study_run.ArmLock(out / "selfflow-seed0")
     assert lock.acquire()  # released locks can be taken again
     lock.release()
 
 
 def test_reproduce_command_round_trips_to_the_same_config() -> None:
-    from selfflow_robot.config import load_config, structured
-    from selfflow_robot.experiments.demo.run import DemoConfig
-
     want = ['train_overrides=["model=tiny","model.image_size=[32,40]","train.val_every=3"]', "steps=6",
             "tasks=[close_top_drawer]", "demo_max_steps=14", "policy_options.steps=2", "lr=0.0003",
             "eval_episodes_per_task=1"]
-    cfg = structured(DemoConfig, load_config("demo", want))
-    defaults = structured(DemoConfig, load_config("demo"))
-    over = study.overrides_from_config(cfg, defaults)
-    again = structured(DemoConfig, load_config("demo", over))
-    assert study.settings_of(again) == study.settings_of(cfg)
-    args = _script().parse_args(["--out", "x", "--steps", "6", "--set", "lr=0.0003"])
-    assert _script().shared_overrides(args) == ["steps=6", "lr=0.0003"]
+    cfg = structured(DemoConfig, load_config("demo", want, schema=DemoConfig))
+    defaults = structured(DemoConfig, load_config("demo", schema=DemoConfig))
+    over = study_config.overrides_from_config(cfg, defaults)
+    again = structured(DemoConfig, load_config("demo", over, schema=DemoConfig))
+    assert study_config.settings_of(again) == study_config.settings_of(cfg)
+    args = study_cli.parse_args(["--out", "x", "--steps", "6", "--set", "lr=0.0003"])
+    assert study_cli.shared_overrides(args) == ["steps=6", "lr=0.0003"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -358,8 +361,6 @@ def test_reproduce_command_round_trips_to_the_same_config() -> None:
 @pytest.mark.slow
 @pytest.mark.sim
 def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, sim_assets, capsys) -> None:
-    from PIL import Image
-
     out = tmp_path / "study"
     argv = ["--out", str(out), "--seeds", "0", "--demos-per-task", "2", "--steps", "6", "--batch-size", "4",
             "--eval-episodes-per-task", "1", "--workers", "1", "--set", "tasks=[close_top_drawer]",
@@ -378,7 +379,7 @@ def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, sim_asset
         assert (out / arm / "report" / "report.md").is_file()
         cfg = json.loads((out / arm / "demo_config.json").read_text())
         assert cfg["objective"] == arm.split("-")[0] and cfg["seed"] == 0 and cfg["steps"] == 6
-    doc = json.loads((out / study.STUDY_JSON).read_text())
+    doc = json.loads((out / study_report.STUDY_JSON).read_text())
     assert doc["partial"] is False and doc["settings_differ"] == {}
     for obj in ("selfflow", "vanilla"):
         o = doc["result"]["objectives"][obj]
@@ -386,9 +387,9 @@ def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, sim_asset
         assert o["success"]["tasks"]["close_top_drawer"]["trials"] == 1
         assert o["final_validation"]["per_seed"]["0"]["step"] == 6
     assert doc["result"]["goals"]["half_steps"]["verdict"] in ("met", "not met")
-    md = (out / study.STUDY_MD).read_text()
+    md = (out / study_report.STUDY_MD).read_text()
     assert "Verdict: goal 1" in md and "Wilson" in md and "close_top_drawer" in md
-    for png in (study.CURVES_PNG, study.SUCCESS_PNG):
+    for png in (study_report.CURVES_PNG, study_report.SUCCESS_PNG):
         with Image.open(out / png) as im:
             assert im.size[0] > 300 and np.asarray(im.convert("L")).std() > 5
 

@@ -1,12 +1,9 @@
-"""The `selfflow-robot demo` report: `<out>/report/report.md` with its plots and videos beside it.
+"""The `selfflow-robot demo` report: `<out>/report/report.md` with its plots and videos copied beside it.
 
-Everything is read back from the phases' own outputs on disk (so `phases=[report]` rebuilds it):
-`demos/collect.json`, `run/metrics.jsonl` + `run/curves.png`, `eval/results.json` + `eval/success.png`
-+ `eval/episodes.jsonl` (videos), `imagine/*_metrics.json` (+ its mp4/gif).
+Built from `DemoResults` (the phases' own outputs read back from disk), so `phases=[report]` rebuilds it.
 """
 from __future__ import annotations
 
-import json
 import platform
 import shutil
 import time
@@ -17,10 +14,8 @@ from typing import Any
 import numpy as np
 
 from selfflow_robot.evaluation.report import atomic_write_text
-
-
-def _read_json(path: Path) -> Any | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+from selfflow_robot.experiments.demo.config import DemoConfig, phase_dir
+from selfflow_robot.experiments.demo.results import DemoResults, read_demo_results
 
 
 def _pct(rate: float | None) -> str:
@@ -35,7 +30,9 @@ def _copy(src: Path, dest_dir: Path, name: str | None = None) -> str:
     return str(dest.relative_to(dest_dir))
 
 
-def setup_section(cfg: Any, collect: dict | None, run_config: dict | None, trained_to: int = 0) -> list[str]:
+def setup_section(cfg: DemoConfig, collect: Mapping[str, Any] | None, run_config: Mapping[str, Any] | None,
+                  trained_to: int = 0) -> list[str]:
+    """The suite, the demos, the model, the objective and the training schedule."""
     lines = ["## Setup", "", "| | |", "|---|---|", f"| suite | `{cfg.suite}` (ManiSkill3 port, visual matching) |"]
     if collect:
         lines.append(f"| demos | {collect['episodes']} scripted-expert episodes, {len(collect['tasks'])} tasks "
@@ -51,18 +48,18 @@ def setup_section(cfg: Any, collect: dict | None, run_config: dict | None, train
             f"{m.get('patch_size')}x{m.get('patch_size')} patches, {m.get('context_frames')} context frames, "
             f"{m.get('horizon')}-step chunks |",
             f"| objective | `{run_config.get('objective', {}).get('name', cfg.objective)}` |",
-            f"| training | step {trained_to} of a {t.get('steps')}-step schedule, {t.get('batch_size')} windows per step, "
-            f"lr {t.get('optim', {}).get('lr')}, "
-            f"seed {t.get('seed')}, modes {t.get('modes')} |",
+            f"| training | step {trained_to} of a {t.get('steps')}-step schedule, {t.get('batch_size')} windows per "
+            f"step, lr {t.get('optim', {}).get('lr')}, seed {t.get('seed')}, modes {t.get('modes')} |",
         ]
     return lines + [""]
 
 
-def eval_section(results: dict | None, report_dir: Path, eval_dir: Path) -> list[str]:
+def eval_section(results: Mapping[str, Any] | None, report_dir: Path, eval_dir: Path) -> list[str]:
+    """Success per task with Wilson intervals, per scored checkpoint, and the success plot."""
     if not results:
         return ["## Policy in the suite", "", "not evaluated (the `eval` phase did not run)", ""]
     lines = ["## Policy in the suite", ""]
-    for name, ck in results["checkpoints"].items():
+    for ck in results["checkpoints"].values():
         lines += [f"Checkpoint `{ck['path']}`; success at the last step of each episode, as SIMPLER reads it.", "",
                   "| task | success | rate | Wilson 95% |", "|---|---|---|---|"]
         for task, r in ck["tasks"].items():
@@ -79,6 +76,7 @@ def eval_section(results: dict | None, report_dir: Path, eval_dir: Path) -> list
 
 
 def validation_section(val: Mapping[str, float] | None) -> list[str]:
+    """The last held-out validation row, each metric beside its trivial baseline."""
     if not val:
         return []
     rows = [("action MSE (normalised), sampled chunk", "val/action_mse_norm", "val/action_mse_norm_mean_baseline",
@@ -97,11 +95,10 @@ def validation_section(val: Mapping[str, float] | None) -> list[str]:
     return lines + [""]
 
 
-def imagine_section(imagine_dir: Path, report_dir: Path) -> list[str]:
-    files = sorted(imagine_dir.glob("*_metrics.json"))
-    if not files:
+def imagine_section(r: Mapping[str, Any] | None, report_dir: Path) -> list[str]:
+    """The imagined rollout (gif, mp4) and its PSNR/SSIM per frame ahead beside copying the last frame."""
+    if not r:
         return []
-    r = json.loads(files[0].read_text())
     lines = ["## World model: imagined rollout beside the real one", "",
              f"Held-out demo `{r['label']}` (\"{r['instruction']}\"): the world model sees the first frames and the "
              f"demo's {r['steps']} actions, and imagines the frames (left: imagined, right: real).", ""]
@@ -121,62 +118,54 @@ def imagine_section(imagine_dir: Path, report_dir: Path) -> list[str]:
     return lines + [""]
 
 
-def videos_section(eval_dir: Path, report_dir: Path) -> list[str]:
+def videos_section(videos: Mapping[tuple[str, bool], Path], eval_dir: Path, report_dir: Path) -> list[str]:
     """Link one success and one failure per task (copied into `report/videos/`)."""
-    log = eval_dir / "episodes.jsonl"
-    if not log.is_file():
-        return []
-    picked: dict[tuple[str, bool], str] = {}
-    for line in log.read_text().splitlines():
-        if not line.strip():
-            continue
-        rec = json.loads(line)
-        key = (rec["task"], bool(rec["success"]))
-        if key not in picked and rec.get("video") and Path(rec["video"]).is_file():
-            picked[key] = rec["video"]
-    if not picked:
+    if not videos:
         return []
     lines = ["## Episode videos", "", "| task | success | failure |", "|---|---|---|"]
-    for task in sorted({t for t, _ in picked}):
+    for task in sorted({t for t, _ in videos}):
         cells = []
         for ok in (True, False):
-            src = picked.get((task, ok))
-            cells.append(f"[{Path(src).name}]({_copy(Path(src), report_dir, f'videos/{task}/{Path(src).name}')})"
-                         if src else "-")
+            src = videos.get((task, ok))
+            cells.append(f"[{src.name}]({_copy(src, report_dir, f'videos/{task}/{src.name}')})" if src else "-")
         lines.append(f"| {task} | {cells[0]} | {cells[1]} |")
     return lines + ["", f"All episodes: `{eval_dir / 'videos'}`.", ""]
 
 
-def write_report(cfg: Any, out: Path, timings: Mapping[str, float]) -> Path:
-    """Write `<out>/report/report.md` (+ plots, videos); returns its path."""
-    from omegaconf import OmegaConf
+def timings_section(timings: Mapping[str, float]) -> list[str]:
+    """Minutes per phase of this invocation."""
+    if not timings:
+        return []
+    lines = ["## Time (this invocation; reused phases are near zero)", "", "| phase | time |", "|---|---|"]
+    lines += [f"| {p} | {t / 60:.1f} min |" for p, t in timings.items()]
+    return lines + [f"| total | {sum(timings.values()) / 60:.1f} min |", ""]
 
-    from selfflow_robot.constants import CONFIG_FILE
-    from selfflow_robot.train.logger import read_metrics
 
-    report_dir = out / "report"
-    report_dir.mkdir(parents=True, exist_ok=True)
-    run_dir, eval_dir = out / "run", out / "eval"
-    collect = _read_json(out / "demos" / "collect.json")
-    run_config = None
-    ckpts = sorted((run_dir / "checkpoints").glob(f"step-*/{CONFIG_FILE}"))
-    if ckpts:
-        run_config = OmegaConf.to_container(OmegaConf.load(ckpts[-1]))
-    val_rows = [r for r in read_metrics(run_dir) if "val/action_mse_norm" in r] if run_dir.is_dir() else []
+def demo_markdown(cfg: DemoConfig, results: DemoResults, report_dir: Path, timings: Mapping[str, float]) -> str:
+    """`report.md`'s text; copies the files it links into `report_dir`."""
     lines = [f"# selfflow-robot demo: {cfg.objective} on `{cfg.suite}`", "",
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()} "
              f"({platform.processor() or platform.machine()}).", ""]
-    lines += eval_section(_read_json(eval_dir / "results.json"), report_dir, eval_dir)
-    lines += validation_section(val_rows[-1] if val_rows else None)
-    if (run_dir / "curves.png").is_file():
-        lines += ["## Training curves", "", f"![training curves]({_copy(run_dir / 'curves.png', report_dir)})", ""]
-    lines += imagine_section(out / "imagine", report_dir)
-    lines += videos_section(eval_dir, report_dir)
-    lines += setup_section(cfg, collect, run_config, int(ckpts[-1].parent.name.split("-")[1]) if ckpts else 0)
-    if timings:
-        lines += ["## Time (this invocation; reused phases are near zero)", "", "| phase | time |", "|---|---|"]
-        lines += [f"| {p} | {t / 60:.1f} min |" for p, t in timings.items()]
-        lines += [f"| total | {sum(timings.values()) / 60:.1f} min |", ""]
+    lines += eval_section(results.eval_results, report_dir, results.eval_dir)
+    lines += validation_section(results.validation)
+    if (results.run_dir / "curves.png").is_file():
+        lines += ["## Training curves", "",
+                  f"![training curves]({_copy(results.run_dir / 'curves.png', report_dir)})", ""]
+    lines += imagine_section(results.imagine, report_dir)
+    lines += videos_section(results.videos, results.eval_dir, report_dir)
+    lines += setup_section(cfg, results.collect, results.run_config, results.trained_to)
+    lines += timings_section(timings)
+    return "\n".join(lines)
+
+
+def write_demo_report(cfg: DemoConfig, out: Path, timings: Mapping[str, float]) -> Path:
+    """Write `<out>/report/report.md` (+ plots, videos) from what the phases left under `out`; returns its path."""
+    report_dir = phase_dir(out, "report")
+    report_dir.mkdir(parents=True, exist_ok=True)
     path = report_dir / "report.md"
-    atomic_write_text(path, "\n".join(lines))
+    atomic_write_text(path, demo_markdown(cfg, read_demo_results(out), report_dir, timings))
     return path
+
+
+__all__ = ["demo_markdown", "eval_section", "imagine_section", "setup_section", "timings_section",
+           "validation_section", "videos_section", "write_demo_report"]

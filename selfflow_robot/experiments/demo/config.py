@@ -1,0 +1,80 @@
+"""The `selfflow-robot demo` settings (`DemoConfig`, schema of `configs/demo.yaml`) and its output layout."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from selfflow_robot.config import check_choice
+from selfflow_robot.errors import ConfigError
+from selfflow_robot.policies.policy import PolicyConfig
+
+PHASES = ("collect", "train", "eval", "imagine", "report")
+# Each phase's folder under the demo's output dir.
+PHASE_DIRS = {"collect": "demos", "train": "run", "eval": "eval", "imagine": "imagine", "report": "report"}
+CONFIG_RECORD = "demo_config.json"  # the DemoConfig a run used, written into its output dir
+COLLECT_SUMMARY = "collect.json"  # written last by the collect phase: marks the demos dir complete
+
+
+@dataclass
+class DemoConfig:
+    """`selfflow-robot demo` settings (`configs/demo.yaml`).
+
+    Args:
+        output_dir: the report directory; phases write `demos/`, `run/`, `eval/`, `imagine/`, `report/` in it.
+        suite: the SIMPLER suite of the ManiSkill3 port to collect demos in and score.
+        tasks: a subset of the suite's tasks (default: all).
+        demos_per_task: expert episodes per task, grid episodes 0.. (36 = the whole visual-matching grid).
+        demo_max_steps: cut demos short (CI); default: the task's episode length.
+        demo_noise_m, demo_noise_rad: std of the Gaussian noise on each executed expert translation (m) and
+            rotation (rad) while collecting (DART-style: the demos also show recoveries; 0 = none).
+        workers: processes for collection and evaluation (0 = all cores).
+        objective: `selfflow` or `vanilla` (plain flow matching, the baseline): the train run's `objective=`.
+        steps, batch_size, lr, seed: training length, windows per step, peak learning rate, seed (data, init, noise).
+        train_overrides: extra `selfflow-robot train` overrides (model size, window, modes, ...).
+        eval_episodes_per_task: episodes per task scored in the suite (None: the whole grid).
+        policy_options: `SelfFlowPolicy` options for the evaluation (`PolicyConfig`; None = the policy's default).
+            `steps: 1` scores the conditional-mean chunk: after a short CPU run a sampled chunk (10 steps) is
+            far noisier (validation: sampled vs one-step action MSE).
+        imagine_length: frames the world model imagines after its context.
+        assets: ManiSkill2_real2sim copy (default: $SELFFLOW_ROBOT_ASSETS or the `assets fetch` cache).
+        phases: the phases to run, in order (a later phase needs the earlier ones' outputs).
+    """
+
+    output_dir: str = "runs/demo"
+    suite: str = "drawer_visual_matching"
+    tasks: list[str] | None = None
+    demos_per_task: int = 18
+    demo_max_steps: int | None = None
+    demo_noise_m: float = 0.015
+    demo_noise_rad: float = 0.03
+    workers: int = 0
+    objective: str = "selfflow"
+    steps: int = 3000
+    batch_size: int = 16
+    lr: float = 1e-3
+    seed: int = 0
+    train_overrides: list[str] = field(default_factory=lambda: ["model=tiny", "train.val_every=250",
+                                                                "train.save_every=500", "train.validation.batches=4"])
+    eval_episodes_per_task: int | None = 9
+    policy_options: dict[str, Any] = field(
+        default_factory=lambda: {**dict.fromkeys(f.name for f in fields(PolicyConfig)), "steps": 1})
+    imagine_length: int = 12
+    assets: str | None = None
+    phases: list[str] = field(default_factory=lambda: list(PHASES))
+
+    def __post_init__(self) -> None:
+        check_choice("objective", self.objective, ["selfflow", "vanilla"])
+        for p in self.phases:
+            check_choice("phase", p, list(PHASES))
+        for name in ("demos_per_task", "steps", "batch_size", "imagine_length"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def phase_dir(out: Path, phase: str) -> Path:
+    """Where `phase` writes under the demo's output dir `out` (`collect` -> `out/demos`, `train` -> `out/run`, ...)."""
+    return Path(out) / PHASE_DIRS[phase]
+
+
+__all__ = ["COLLECT_SUMMARY", "CONFIG_RECORD", "DemoConfig", "PHASES", "PHASE_DIRS", "phase_dir"]
