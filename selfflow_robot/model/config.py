@@ -15,6 +15,7 @@ from selfflow_robot.errors import ConfigError
 
 CODECS = ("pixel", "vae")
 PREDICTIONS = ("v", "x")
+ATTENTIONS = ("full", "prefix")
 SD_VAE = "stabilityai/sd-vae-ft-ema"  # the autoencoder the released ImageNet checkpoint was trained with
 
 
@@ -54,6 +55,11 @@ class DiTConfig:
             tokens predicts the normalised state, trained by the objective's `aux_state_weight` MSE. The state
             is a training target only, never an input, so the policy still acts from the image alone but its
             image features must encode where the gripper is (the overhead camera mostly hides the fingers).
+        attention: `full` (every token attends to every token, as the released model) or `prefix` (the clean
+            context tokens attend only among themselves; the noisy tokens attend to everything). Under `prefix`
+            the context's activations never depend on the noise, so it is computed once per window: training
+            shares it among `train.draws_per_window` noise draws, and inference caches its keys/values across
+            all denoising steps. The weights are the same either way (docs/architecture.md, "Prefix attention").
     """
 
     depth: int = 4
@@ -76,9 +82,11 @@ class DiTConfig:
     prediction: str = "v"
     state_dim: int = 0
     aux_state_dim: int = 0
+    attention: str = "full"
 
     def __post_init__(self) -> None:
         check_choice("model.codec", self.codec, CODECS)
+        check_choice("model.attention", self.attention, ATTENTIONS)
         check_choice("model.prediction", self.prediction, PREDICTIONS)
         if len(self.image_size) != 2:
             raise ConfigError(f"model.image_size must be [height, width], got {list(self.image_size)}")

@@ -15,224 +15,25 @@ Position encoding: fixed sin-cos over (frame, row, col); action tokens use the f
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from typing import NamedTuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from selfflow_robot.constants import ACTIONS, CONTEXT, GROUPS
 from selfflow_robot.model.config import DiTConfig
+from selfflow_robot.model.layers import (
+    ConditionEmbedder,
+    PerTokenDiTBlock,
+    PerTokenFinalLayer,
+    SimpleHead,
+    TimestepEmbedder,
+    TokenRoute,
+    sincos_3d,
+)
+from selfflow_robot.model.tokens import DiTOutput, PrefixCache, scatter_rows
 
 X_PRED_TAU_MIN = 0.05  # x-prediction: velocity = (x_tau - x0_hat) / max(tau, this), as JiT clips it
-
-
-class DiTOutput(NamedTuple):
-    """`velocity`: dict[group, (B, N_g, d_g)] (None when `stop_at` is set); `features`: (B, N, D) or None;
-    `state`: (B, aux_state_dim) the state read off the last context frame (models with `aux_state_dim > 0`
-    given context tokens, without `stop_at`), else None."""
-
-    velocity: dict[str, torch.Tensor] | None
-    features: torch.Tensor | None
-    state: torch.Tensor | None = None
-
-
-#################################################################################
-#               Embedding Layers for Timesteps, Text and Positions              #
-#################################################################################
-
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
-
-
-class TimestepEmbedder(nn.Module):
-    """Embeds scalar noise levels (any shape) into vectors (..., D). Same tensors as DiT's."""
-
-    def __init__(self, hidden_size: int, frequency_embedding_size: int = 256, scale: float = 1.0):
-        super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(frequency_embedding_size, hidden_size, bias=True),
-            nn.SiLU(),
-            nn.Linear(hidden_size, hidden_size, bias=True),
-        )
-        self.frequency_embedding_size = frequency_embedding_size
-        self.scale = scale
-
-    @staticmethod
-    def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-        """Sinusoidal embedding [cos(t·f), sin(t·f)] of a 1-D tensor t (N,) -> (N, dim), as in DiT."""
-        half = dim // 2
-        freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-        args = t[:, None].float() * freqs[None]
-        return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-
-    def forward(self, t: torch.Tensor) -> torch.Tensor:
-        shape = t.shape
-        t_freq = self.timestep_embedding(t.reshape(-1) * self.scale, self.frequency_embedding_size)
-        t_freq = t_freq.to(self.mlp[0].weight.dtype)
-        return self.mlp(t_freq).reshape(*shape, -1)                          # (*shape, D)
-
-
-class ConditionEmbedder(nn.Module):
-    """A per-example condition (B, in_dim) -> (B, D) through Linear-SiLU-Linear; rows that are missing (`x` None)
-    or dropped (`drop` True) use a learned null input, stored as the parameter `null_name`.
-
-    The instruction (`text_embedder`, `null_text`: the null text trains classifier-free guidance) and the
-    robot state (`state_embedder`, `null_state`) use it.
-    """
-
-    def __init__(self, in_dim: int, hidden_size: int, null_name: str):
-        super().__init__()
-        self.null_name = null_name
-        self.register_parameter(null_name, nn.Parameter(torch.zeros(in_dim)))
-        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
-
-    def forward(self, x: torch.Tensor | None, drop: torch.Tensor | None, batch: int) -> torch.Tensor:
-        null = getattr(self, self.null_name).to(self.mlp[0].weight.dtype)
-        if x is None:
-            x = null.expand(batch, -1)
-        else:
-            x = x.to(null.dtype)
-            if drop is not None:
-                x = torch.where(drop.to(torch.bool)[:, None], null[None], x)
-        return self.mlp(x)                                                   # (B, D)
-
-
-def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
-    """Fixed sin-cos embedding (N, dim) of integer positions (N,)."""
-    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0))
-    out = pos.double()[:, None] * omega[None]
-    return torch.cat([torch.sin(out), torch.cos(out)], dim=1).float()
-
-
-def sincos_3d(dim: int, frame: torch.Tensor, row: torch.Tensor | None, col: torch.Tensor | None) -> torch.Tensor:
-    """Sin-cos over (frame, row, col): row and col each take 2·(dim//6) channels, frame the rest.
-
-    `row`/`col` None (action tokens) leave their channels zero, so those tokens carry only a frame position.
-    """
-    d_rc = 2 * (dim // 6)
-    d_f = dim - 2 * d_rc
-    parts = [sincos_1d(d_f, frame)]
-    for p in (row, col):
-        parts.append(sincos_1d(d_rc, p) if p is not None else torch.zeros(len(frame), d_rc))
-    return torch.cat(parts, dim=1)
-
-
-#################################################################################
-#                                 Core DiT Model                                #
-#################################################################################
-
-class Attention(nn.Module):
-    """Multi-head self-attention (timm names: qkv, proj) with an optional boolean key mask."""
-
-    def __init__(self, dim: int, num_heads: int):
-        super().__init__()
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=True)
-        self.proj = nn.Linear(dim, dim, bias=True)
-
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
-        B, N, D = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)                                              # (B, heads, N, D/heads)
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)    # (B, heads, N, D/heads)
-        return self.proj(x.transpose(1, 2).reshape(B, N, D))                # (B, N, D)
-
-
-class Mlp(nn.Module):
-    """fc1 -> GELU(tanh) -> fc2 (timm names)."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU(approximate="tanh")
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class TokenRoute(NamedTuple):
-    """Which of the M condition rows each token uses: `index` (N,) shared by all examples, or (B, N)."""
-
-    index: torch.Tensor
-
-    @property
-    def per_example(self) -> bool:
-        return self.index.dim() == 2
-
-
-def _per_token(mod: torch.Tensor, route: TokenRoute | None) -> torch.Tensor:
-    """Condition rows (B, M, ·) -> per-token rows (B, N, ·) (route None: M == N already). Copies are exact.
-
-    CPU: `index_select`, whose backward is a serial, bit-reproducible index_add. CUDA: a one-hot matmul,
-    whose backward is a matmul too (no atomic adds into a handful of rows; deterministic cuBLAS).
-    """
-    if route is None:
-        return mod
-    return _route_matmul(mod, route) if mod.is_cuda else _route_select(mod, route)
-
-
-def _route_matmul(mod: torch.Tensor, route: TokenRoute) -> torch.Tensor:
-    return torch.matmul(F.one_hot(route.index, mod.shape[1]).to(mod.dtype), mod)
-
-
-def _route_select(mod: torch.Tensor, route: TokenRoute) -> torch.Tensor:
-    B, M, K = mod.shape
-    if not route.per_example:
-        return mod.index_select(1, route.index)
-    flat = (route.index + M * torch.arange(B, device=mod.device)[:, None]).reshape(-1)   # (B*N,)
-    return mod.reshape(B * M, K).index_select(0, flat).reshape(B, -1, K)
-
-
-class PerTokenDiTBlock(nn.Module):
-    """DiT block with adaLN-Zero modulation computed from a per-token condition."""
-
-    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
-        self.attn = Attention(hidden_size, num_heads)
-        self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
-        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size, bias=True))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor, route: TokenRoute | None,
-                attn_mask: torch.Tensor | None) -> torch.Tensor:
-        mod = _per_token(self.adaLN_modulation(c), route)                   # (B, N, 6D)
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=-1)
-        x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa), attn_mask)  # (B, N, D)
-        x = x + gate_mlp * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))             # (B, N, D)
-        return x
-
-
-class PerTokenFinalLayer(nn.Module):
-    """Per-token adaLN, then one output projection per token kind (frame patches, actions)."""
-
-    def __init__(self, hidden_size: int, frame_dim: int, action_dim: int):
-        super().__init__()
-        self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
-        self.linear = nn.Linear(hidden_size, frame_dim, bias=True)
-        self.action_linear = nn.Linear(hidden_size, action_dim, bias=True)
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size, bias=True))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor, route: TokenRoute | None) -> torch.Tensor:
-        shift, scale = _per_token(self.adaLN_modulation(c), route).chunk(2, dim=-1)
-        return modulate(self.norm_final(x), shift, scale)                    # (B, N, D)
-
-
-class SimpleHead(nn.Module):
-    """Representation projector: Linear(D, P) -> SiLU -> Linear(P, D), as the released `projector`."""
-
-    def __init__(self, hidden_size: int, projector_dim: int):
-        super().__init__()
-        self.linear1 = nn.Linear(hidden_size, projector_dim)
-        self.act = nn.SiLU()
-        self.linear2 = nn.Linear(projector_dim, hidden_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear2(self.act(self.linear1(x)))
 
 
 class SelfFlowDiT(nn.Module):
@@ -256,6 +57,9 @@ class SelfFlowDiT(nn.Module):
         self.state_head = nn.Linear(D, cfg.aux_state_dim) if cfg.aux_state_dim else None
         # compute adaLN once per distinct (example, group, tau) row; False = always per token (for checks)
         self.compress_condition = True
+        # attention='prefix': run the context once and the rest against its keys/values; False = one pass
+        # under the prefix mask (the reference the cached path is checked against)
+        self.split_prefix = True
         for g in GROUPS:  # fixed positions of a full window; a group may use fewer tokens (its first N_g)
             self.register_buffer(f"pos_{g}", self._positions(g), persistent=False)
         self.initialize_weights()
@@ -310,7 +114,8 @@ class SelfFlowDiT(nn.Module):
                 text: torch.Tensor | None, *, text_drop: torch.Tensor | None = None,
                 key_mask: Mapping[str, torch.Tensor] | None = None, feature_layer: int | None = None,
                 stop_at: int | None = None, state: torch.Tensor | None = None,
-                state_drop: torch.Tensor | None = None) -> DiTOutput:
+                state_drop: torch.Tensor | None = None, prefix: PrefixCache | None = None,
+                draws: int = 1) -> DiTOutput:
         """Predict the velocity eps - x0 of every token (with `prediction=x`, via the clean frame tokens).
 
         Args:
@@ -318,14 +123,118 @@ class SelfFlowDiT(nn.Module):
             tau: dict[group, (B, N_g) or (B,)] noise levels, or one (B,) tensor for all tokens (t=1 = noise).
             text: (B, text_dim) instruction embeddings (None = the learned null text for every row).
             text_drop: (B,) bool, True = replace the row's text with the learned null text (CFG).
-            key_mask: dict[group, (B, N_g) bool], False = absent token: no other token attends to it.
+            key_mask: dict[group, (B, N_g) bool], False = absent token: no other token attends to it. A group
+                absent for a whole row (the policy examples' future frames) is dropped from that row's sequence.
             feature_layer: l in 1..depth: also return projector(hidden state after block l) as `features`.
             stop_at: k in 1..depth: run blocks 1..k only; return the raw hidden state after block k as
                 `features` and `velocity=None` (the Self-Flow teacher).
             state: (B, state_dim) normalised proprioception (None = the learned null state for every row);
                 only for models with `state_dim > 0`.
             state_drop: (B,) bool, True = use the learned null state for that row.
+            prefix: the clean context's keys/values from `encode_prefix` (models with `attention="prefix"`):
+                `x` then holds the other groups only, row for row with the cache, and `text`/`state` must be
+                those the cache was made with. `features` then cover `x`'s tokens only.
+            draws: k noise draws per window: the context, `text`, `text_drop`, `state` and `state_drop` have B
+                rows, every other group (and its tau and key_mask) B·k rows, row i·k + j = draw j of window i.
+                The outputs then cover the other groups only (B·k rows). Under `attention="prefix"` the
+                context is computed once per window; otherwise it is repeated.
+
+        With `attention="prefix"` and context tokens in `x`, the context is run once on its own and the other
+        tokens attend to its cached keys/values: the same numbers as one pass under the prefix mask. Outputs of
+        dropped tokens are zeros.
         """
+        groups = self._groups(x, feature_layer, stop_at)
+        if prefix is not None and CONTEXT in x:
+            raise ValueError("with a prefix cache, x must not hold the context tokens again")
+        if draws > 1 and (CONTEXT not in x or len(groups) == 1):
+            raise ValueError("draws > 1 needs the context and at least one other group in x")
+        cond = self._cond(text, text_drop, state, state_drop, x[groups[0]].shape[0])   # (B, D)
+        prefix_attention = self.cfg.attention == "prefix" and CONTEXT in x and len(groups) > 1
+        if prefix_attention and self.split_prefix:
+            prefix = self._encode_prefix(x[CONTEXT], cond, feature_layer, stop_at)
+        elif draws > 1:   # full attention (or the one-pass reference): every draw carries its own context copy
+            x = {g: v.repeat_interleave(draws, 0) if g == CONTEXT else v for g, v in x.items()}
+            if isinstance(tau, Mapping):
+                tau = {g: v.repeat_interleave(draws, 0) if g == CONTEXT else v for g, v in tau.items()}
+            if key_mask is not None and CONTEXT in key_mask:
+                key_mask = {**key_mask, CONTEXT: key_mask[CONTEXT].repeat_interleave(draws, 0)}
+        cond = cond.repeat_interleave(draws, 0)
+        if not (prefix_attention and self.split_prefix):
+            out = self._run_rows(x, tau, cond, key_mask, feature_layer, stop_at, prefix, prefix_attention)
+            if draws == 1:
+                return out
+            n_ctx = x[CONTEXT].shape[1]
+            return DiTOutput(velocity=None if out.velocity is None else
+                             {g: v for g, v in out.velocity.items() if g != CONTEXT},
+                             features=None if out.features is None else out.features[:, n_ctx:], state=out.state)
+        cache = prefix.repeat_interleave(draws) if prefix is not None and x.get(CONTEXT) is not None else prefix
+        rest = {g: x[g] for g in groups[1:]}
+        out = self._run_rows(rest, tau if isinstance(tau, torch.Tensor) else {g: tau[g] for g in rest}, cond,
+                             None if key_mask is None else {g: m for g, m in key_mask.items() if g != CONTEXT},
+                             feature_layer, stop_at, cache)
+        if draws > 1:
+            return out
+        features = None if out.features is None else torch.cat([prefix.features, out.features], dim=1)
+        if stop_at is not None:
+            return DiTOutput(velocity=None, features=features)
+        t_ctx = tau[CONTEXT] if isinstance(tau, Mapping) else tau
+        v_ctx = self._velocity(CONTEXT, self.final_layer(prefix.hidden, prefix.c, prefix.route), x[CONTEXT], t_ctx)
+        return DiTOutput(velocity={CONTEXT: v_ctx, **out.velocity}, features=features, state=out.state)
+
+    def _run_rows(self, x: Mapping[str, torch.Tensor], tau: Mapping[str, torch.Tensor] | torch.Tensor,
+                  cond: torch.Tensor, key_mask: Mapping[str, torch.Tensor] | None, feature_layer: int | None,
+                  stop_at: int | None, prefix: PrefixCache | None, prefix_mask: bool = False) -> DiTOutput:
+        """`_run`, with the rows split by the groups they use when a group is absent from whole rows (key_mask):
+        those tokens are dropped from the sequence instead of masked; their outputs come back as zeros."""
+        groups = [g for g in GROUPS if g in x]
+        whole = {g: key_mask[g].any(1) for g in groups if key_mask is not None and g in key_mask}
+        if prefix_mask or not whole or all(bool(w.all()) for w in whole.values()):
+            return self._run(x, tau, cond, key_mask, feature_layer, stop_at, prefix, prefix_mask)
+        B = x[groups[0]].shape[0]
+        used = torch.stack([whole[g] if g in whole else torch.ones(B, dtype=torch.bool, device=cond.device)
+                            for g in groups], 1)                             # (B, G) which groups each row uses
+        patterns, row_pattern = torch.unique(used, dim=0, return_inverse=True)
+        parts = []
+        for p, pattern in enumerate(patterns.tolist()):
+            rows = (row_pattern == p).nonzero().squeeze(1)
+            keep = [g for g, u in zip(groups, pattern) if u]
+            if not keep:
+                raise ValueError("a row with every token group masked out has nothing to attend to")
+            sub_tau = tau.index_select(0, rows) if isinstance(tau, torch.Tensor) else \
+                {g: tau[g].index_select(0, rows) for g in keep}
+            sub_mask = {g: key_mask[g].index_select(0, rows) for g in keep if g in key_mask}
+            out = self._run({g: x[g].index_select(0, rows) for g in keep}, sub_tau, cond.index_select(0, rows),
+                            sub_mask, feature_layer, stop_at, None if prefix is None else prefix.select(rows))
+            parts.append((rows, keep, out))
+        return scatter_rows(parts, x, groups, B)
+
+    def encode_prefix(self, context: torch.Tensor, text: torch.Tensor | None, *, text_drop: torch.Tensor | None = None,
+                      state: torch.Tensor | None = None, state_drop: torch.Tensor | None = None,
+                      feature_layer: int | None = None, stop_at: int | None = None) -> PrefixCache:
+        """Run the clean context tokens (B, N_ctx, d) alone, tau = 0, and keep every block's keys/values, for
+        `forward(..., prefix=cache)` calls of the noisy tokens (models with `attention="prefix"`)."""
+        if self.cfg.attention != "prefix":
+            raise ValueError("encode_prefix needs a model with attention='prefix' (its context attends only to "
+                             "itself); this one has attention='full'")
+        self._groups({CONTEXT: context}, feature_layer, stop_at)
+        cond = self._cond(text, text_drop, state, state_drop, context.shape[0])
+        return self._encode_prefix(context, cond, feature_layer, stop_at)
+
+    def _encode_prefix(self, context: torch.Tensor, cond: torch.Tensor, feature_layer: int | None,
+                       stop_at: int | None) -> PrefixCache:
+        B, n = context.shape[:2]
+        h = self.embed_tokens(CONTEXT, context)                              # (B, N_ctx, D)
+        c, route = self._condition([CONTEXT], [n], {CONTEXT: h.new_zeros(B)}, cond, B)
+        c = c.to(h.dtype)
+        kv, features = [], None
+        for i, block in enumerate(self.blocks[:stop_at or len(self.blocks)], start=1):
+            h, block_kv = block(h, c, route, None)
+            kv.append(block_kv)
+            if i == feature_layer:
+                features = self.projector(h)
+        return PrefixCache(kv=kv, hidden=h, features=h if stop_at is not None else features, c=c, route=route)
+
+    def _groups(self, x: Mapping[str, torch.Tensor], feature_layer: int | None, stop_at: int | None) -> list[str]:
         groups = [g for g in GROUPS if g in x]
         if not groups:
             raise ValueError("SelfFlowDiT.forward needs at least one token group in x")
@@ -337,51 +246,75 @@ class SelfFlowDiT(nn.Module):
         for name, layer in (("feature_layer", feature_layer), ("stop_at", stop_at)):
             if layer is not None and not 1 <= layer <= len(self.blocks):
                 raise ValueError(f"{name}={layer} must be in 1..{len(self.blocks)}")
-        B = x[groups[0]].shape[0]
-        sizes = [x[g].shape[1] for g in groups]
-        dtype = self.x_embedder.proj.weight.dtype
+        return groups
+
+    def _cond(self, text: torch.Tensor | None, text_drop: torch.Tensor | None, state: torch.Tensor | None,
+              state_drop: torch.Tensor | None, B: int) -> torch.Tensor:
+        """The per-example part of every token's condition (B, D): text embedding (+ state embedding)."""
         if state is not None and self.state_embedder is None:
             raise ValueError("this model has no state input (model.state_dim=0) but was given a state")
         if state is not None and state.shape != (B, self.cfg.state_dim):
             raise ValueError(f"state must be (B, {self.cfg.state_dim}) = ({B}, {self.cfg.state_dim}), "
                              f"got {tuple(state.shape)}")
-
-        h = torch.cat([self.embed_tokens(g, x[g]) for g in groups], dim=1)  # (B, N, D)
         cond = self.text_embedder(text, text_drop, B)                        # (B, D)
         if self.state_embedder is not None:
             cond = cond + self.state_embedder(state, state_drop, B)
-        c, route = self._condition(groups, sizes, tau, cond, B)              # (B, M, D), TokenRoute or None
-        c = c.to(dtype)
-        attn_mask = None
-        if key_mask is not None:
-            keep = torch.cat([key_mask[g].to(torch.bool) if g in key_mask
-                              else torch.ones(B, n, dtype=torch.bool, device=h.device)
-                              for g, n in zip(groups, sizes)], dim=1)        # (B, N)
-            attn_mask = keep[:, None, None, :]                               # (B, 1, 1, N) True = attend
+        return cond
 
+    def _run(self, x: Mapping[str, torch.Tensor], tau: Mapping[str, torch.Tensor] | torch.Tensor,
+             cond: torch.Tensor, key_mask: Mapping[str, torch.Tensor] | None, feature_layer: int | None,
+             stop_at: int | None, prefix: PrefixCache | None, prefix_mask: bool = False) -> DiTOutput:
+        """One pass over the tokens of `x` (after a cached `prefix`, if given)."""
+        groups = [g for g in GROUPS if g in x]
+        B = x[groups[0]].shape[0]
+        sizes = [x[g].shape[1] for g in groups]
+        h = torch.cat([self.embed_tokens(g, x[g]) for g in groups], dim=1)  # (B, N, D)
+        c, route = self._condition(groups, sizes, tau, cond, B)              # (B, M, D), TokenRoute or None
+        c = c.to(h.dtype)
+        attn_mask = self._attention_mask(groups, sizes, key_mask, B, h.device, prefix, prefix_mask)
         last = stop_at if stop_at is not None else len(self.blocks)
         features = None
         for i, block in enumerate(self.blocks[:last], start=1):
-            h = block(h, c, route, attn_mask)                                # (B, N, D)
+            h, _ = block(h, c, route, attn_mask, None if prefix is None else prefix.kv[i - 1])   # (B, N, D)
             if i == feature_layer:
                 features = self.projector(h)                                 # (B, N, D)
         if stop_at is not None:
             return DiTOutput(velocity=None, features=h)
         state_hat = None
-        if self.state_head is not None and CONTEXT in x:
-            ctx = h[:, :sizes[0]]                                            # context is the first group
+        ctx = prefix.hidden if prefix is not None else h[:, :sizes[0]] if groups[0] == CONTEXT else None
+        if self.state_head is not None and ctx is not None:
             state_hat = self.state_head(ctx[:, -self.cfg.tokens_per_frame:].mean(1))  # (B, aux_state_dim)
         h = self.final_layer(h, c, route)                                    # (B, N, D)
-        velocity = {}
-        for g, part in zip(groups, h.split(sizes, dim=1)):
-            head = self.final_layer.action_linear if g == ACTIONS else self.final_layer.linear
-            out = head(part)                                                 # (B, N_g, d_g)
-            if g != ACTIONS and self.cfg.prediction == "x":                  # out = x0_hat
-                t = tau[g] if isinstance(tau, Mapping) else tau
-                t = (t[:, None] if t.dim() == 1 else t)[..., None].to(out.dtype)  # (B, N_g or 1, 1)
-                out = (x[g].to(out.dtype) - out) / t.clamp_min(X_PRED_TAU_MIN)
-            velocity[g] = out
+        velocity = {g: self._velocity(g, part, x[g], tau[g] if isinstance(tau, Mapping) else tau)
+                    for g, part in zip(groups, h.split(sizes, dim=1))}
         return DiTOutput(velocity=velocity, features=features, state=state_hat)
+
+    def _velocity(self, group: str, h: torch.Tensor, x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        """The output head of one group: (B, N_g, D) -> velocity (B, N_g, d_g)."""
+        head = self.final_layer.action_linear if group == ACTIONS else self.final_layer.linear
+        out = head(h)                                                        # (B, N_g, d_g)
+        if group != ACTIONS and self.cfg.prediction == "x":                  # out = x0_hat
+            t = (tau[:, None] if tau.dim() == 1 else tau)[..., None].to(out.dtype)  # (B, N_g or 1, 1)
+            out = (x.to(out.dtype) - out) / t.clamp_min(X_PRED_TAU_MIN)
+        return out
+
+    @staticmethod
+    def _attention_mask(groups: list[str], sizes: list[int], key_mask: Mapping[str, torch.Tensor] | None, B: int,
+                        device: torch.device, prefix: PrefixCache | None, prefix_mask: bool) -> torch.Tensor | None:
+        """Bool mask, True = attend: (B, 1, 1, keys) from `key_mask` (keys = the cached prefix, then `x`'s), or
+        (B, 1, N, N) under the prefix pattern, where the context's queries see only context keys."""
+        if key_mask is None and not prefix_mask:
+            return None
+        keep = torch.cat([key_mask[g].to(torch.bool) if key_mask is not None and g in key_mask
+                          else torch.ones(B, n, dtype=torch.bool, device=device)
+                          for g, n in zip(groups, sizes)], dim=1)            # (B, N)
+        if prefix is not None:
+            keep = torch.cat([torch.ones(B, prefix.kv[0][0].shape[2], dtype=torch.bool, device=device), keep], 1)
+        if not prefix_mask:
+            return keep[:, None, None, :]                                    # (B, 1, 1, keys)
+        is_ctx = torch.arange(sum(sizes), device=device) < sizes[0]          # context comes first
+        allowed = keep[:, None, :] & (~is_ctx[:, None] | is_ctx[None, :])[None]   # (B, N queries, N keys)
+        return allowed[:, None]                                              # (B, 1, N, N)
 
     def _condition(self, groups: list[str], sizes: list[int], tau: Mapping[str, torch.Tensor] | torch.Tensor,
                    cond: torch.Tensor, B: int) -> tuple[torch.Tensor, TokenRoute | None]:

@@ -7,7 +7,7 @@ import torch
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE, GROUPS
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.model import DiTConfig, SelfFlowDiT, build_model, dit_config
-from selfflow_robot.model.dit import TokenRoute, _route_matmul, _route_select
+from selfflow_robot.model.layers import TokenRoute, _route_matmul, _route_select
 
 
 def randomised_model(**overrides) -> SelfFlowDiT:

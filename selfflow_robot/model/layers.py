@@ -1,0 +1,214 @@
+"""The building blocks of `SelfFlowDiT`: embedders, sin-cos positions, attention, the per-token adaLN-Zero block,
+the final layer and the representation projector (DiT/SiT tensor names, so released weights load)."""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+#               Embedding Layers for Timesteps, Text and Positions              #
+#################################################################################
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class TimestepEmbedder(nn.Module):
+    """Embeds scalar noise levels (any shape) into vectors (..., D). Same tensors as DiT's."""
+
+    def __init__(self, hidden_size: int, frequency_embedding_size: int = 256, scale: float = 1.0):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(frequency_embedding_size, hidden_size, bias=True),
+            nn.SiLU(),
+            nn.Linear(hidden_size, hidden_size, bias=True),
+        )
+        self.frequency_embedding_size = frequency_embedding_size
+        self.scale = scale
+
+    @staticmethod
+    def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+        """Sinusoidal embedding [cos(t·f), sin(t·f)] of a 1-D tensor t (N,) -> (N, dim), as in DiT."""
+        half = dim // 2
+        freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+        args = t[:, None].float() * freqs[None]
+        return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        shape = t.shape
+        t_freq = self.timestep_embedding(t.reshape(-1) * self.scale, self.frequency_embedding_size)
+        t_freq = t_freq.to(self.mlp[0].weight.dtype)
+        return self.mlp(t_freq).reshape(*shape, -1)                          # (*shape, D)
+
+
+class ConditionEmbedder(nn.Module):
+    """A per-example condition (B, in_dim) -> (B, D) through Linear-SiLU-Linear; rows that are missing (`x` None)
+    or dropped (`drop` True) use a learned null input, stored as the parameter `null_name`.
+
+    The instruction (`text_embedder`, `null_text`: the null text trains classifier-free guidance) and the
+    robot state (`state_embedder`, `null_state`) use it.
+    """
+
+    def __init__(self, in_dim: int, hidden_size: int, null_name: str):
+        super().__init__()
+        self.null_name = null_name
+        self.register_parameter(null_name, nn.Parameter(torch.zeros(in_dim)))
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
+
+    def forward(self, x: torch.Tensor | None, drop: torch.Tensor | None, batch: int) -> torch.Tensor:
+        null = getattr(self, self.null_name).to(self.mlp[0].weight.dtype)
+        if x is None:
+            x = null.expand(batch, -1)
+        else:
+            x = x.to(null.dtype)
+            if drop is not None:
+                x = torch.where(drop.to(torch.bool)[:, None], null[None], x)
+        return self.mlp(x)                                                   # (B, D)
+
+
+def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
+    """Fixed sin-cos embedding (N, dim) of integer positions (N,)."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0))
+    out = pos.double()[:, None] * omega[None]
+    return torch.cat([torch.sin(out), torch.cos(out)], dim=1).float()
+
+
+def sincos_3d(dim: int, frame: torch.Tensor, row: torch.Tensor | None, col: torch.Tensor | None) -> torch.Tensor:
+    """Sin-cos over (frame, row, col): row and col each take 2·(dim//6) channels, frame the rest.
+
+    `row`/`col` None (action tokens) leave their channels zero, so those tokens carry only a frame position.
+    """
+    d_rc = 2 * (dim // 6)
+    d_f = dim - 2 * d_rc
+    parts = [sincos_1d(d_f, frame)]
+    for p in (row, col):
+        parts.append(sincos_1d(d_rc, p) if p is not None else torch.zeros(len(frame), d_rc))
+    return torch.cat(parts, dim=1)
+
+
+#################################################################################
+#                                 Core DiT Model                                #
+#################################################################################
+
+KeyValue = tuple[torch.Tensor, torch.Tensor]  # keys, values: (B, heads, N, D/heads) each
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention (timm names: qkv, proj) with an optional boolean mask and prefix keys/values."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=True)
+        self.proj = nn.Linear(dim, dim, bias=True)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None,
+                prefix: KeyValue | None = None) -> tuple[torch.Tensor, KeyValue]:
+        """Attend from the tokens of `x` to `prefix` (keys/values of tokens computed before, e.g. the cached
+        clean context) and to themselves. `attn_mask`: bool, True = attend, over the prefix keys, then
+        `x`'s. Returns the output (B, N, D) and `x`'s own keys/values (what a later call takes as `prefix`)."""
+        B, N, D = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)                                              # (B, heads, N, D/heads)
+        keys, values = (k, v) if prefix is None else (torch.cat([prefix[0], k], 2), torch.cat([prefix[1], v], 2))
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask)  # (B, heads, N, D/heads)
+        return self.proj(out.transpose(1, 2).reshape(B, N, D)), (k, v)     # (B, N, D)
+
+
+class Mlp(nn.Module):
+    """fc1 -> GELU(tanh) -> fc2 (timm names)."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU(approximate="tanh")
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class TokenRoute(NamedTuple):
+    """Which of the M condition rows each token uses: `index` (N,) shared by all examples, or (B, N)."""
+
+    index: torch.Tensor
+
+    @property
+    def per_example(self) -> bool:
+        return self.index.dim() == 2
+
+
+def _per_token(mod: torch.Tensor, route: TokenRoute | None) -> torch.Tensor:
+    """Condition rows (B, M, ·) -> per-token rows (B, N, ·) (route None: M == N already). Copies are exact.
+
+    CPU: `index_select`, whose backward is a serial, bit-reproducible index_add. CUDA: a one-hot matmul,
+    whose backward is a matmul too (no atomic adds into a handful of rows; deterministic cuBLAS).
+    """
+    if route is None:
+        return mod
+    return _route_matmul(mod, route) if mod.is_cuda else _route_select(mod, route)
+
+
+def _route_matmul(mod: torch.Tensor, route: TokenRoute) -> torch.Tensor:
+    return torch.matmul(F.one_hot(route.index, mod.shape[1]).to(mod.dtype), mod)
+
+
+def _route_select(mod: torch.Tensor, route: TokenRoute) -> torch.Tensor:
+    B, M, K = mod.shape
+    if not route.per_example:
+        return mod.index_select(1, route.index)
+    flat = (route.index + M * torch.arange(B, device=mod.device)[:, None]).reshape(-1)   # (B*N,)
+    return mod.reshape(B * M, K).index_select(0, flat).reshape(B, -1, K)
+
+
+class PerTokenDiTBlock(nn.Module):
+    """DiT block with adaLN-Zero modulation computed from a per-token condition."""
+
+    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(hidden_size, num_heads)
+        self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size, bias=True))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, route: TokenRoute | None, attn_mask: torch.Tensor | None,
+                prefix: KeyValue | None = None) -> tuple[torch.Tensor, KeyValue]:
+        """`x` (B, N, D) -> (B, N, D), and the attention keys/values of `x`'s tokens (see `Attention`)."""
+        mod = _per_token(self.adaLN_modulation(c), route)                   # (B, N, 6D)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=-1)
+        a, kv = self.attn(modulate(self.norm1(x), shift_msa, scale_msa), attn_mask, prefix)
+        x = x + gate_msa * a                                                 # (B, N, D)
+        x = x + gate_mlp * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))             # (B, N, D)
+        return x, kv
+
+
+class PerTokenFinalLayer(nn.Module):
+    """Per-token adaLN, then one output projection per token kind (frame patches, actions)."""
+
+    def __init__(self, hidden_size: int, frame_dim: int, action_dim: int):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(hidden_size, frame_dim, bias=True)
+        self.action_linear = nn.Linear(hidden_size, action_dim, bias=True)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size, bias=True))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, route: TokenRoute | None) -> torch.Tensor:
+        shift, scale = _per_token(self.adaLN_modulation(c), route).chunk(2, dim=-1)
+        return modulate(self.norm_final(x), shift, scale)                    # (B, N, D)
+
+
+class SimpleHead(nn.Module):
+    """Representation projector: Linear(D, P) -> SiLU -> Linear(P, D), as the released `projector`."""
+
+    def __init__(self, hidden_size: int, projector_dim: int):
+        super().__init__()
+        self.linear1 = nn.Linear(hidden_size, projector_dim)
+        self.act = nn.SiLU()
+        self.linear2 = nn.Linear(projector_dim, hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.act(self.linear1(x)))

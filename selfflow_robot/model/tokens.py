@@ -1,0 +1,82 @@
+"""What passes between `SelfFlowDiT` calls: its output, the clean context's cache (`PrefixCache`), and the
+re-assembly of row subsets run apart (rows that drop a token group)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from selfflow_robot.model.layers import KeyValue, TokenRoute
+
+
+class DiTOutput(NamedTuple):
+    """`velocity`: dict[group, (B, N_g, d_g)] (None when `stop_at` is set); `features`: (B, N, D) or None;
+    `state`: (B, aux_state_dim) the state read off the last context frame (models with `aux_state_dim > 0`
+    given context tokens, without `stop_at`), else None."""
+
+    velocity: dict[str, torch.Tensor] | None
+    features: torch.Tensor | None
+    state: torch.Tensor | None = None
+
+
+@dataclass
+class PrefixCache:
+    """The clean context run on its own (`SelfFlowDiT.encode_prefix`): every block's keys/values for the noisy
+    tokens to attend to, the hidden state after the last block run, and the features the caller asked for.
+
+    `c` / `route` are the context tokens' condition rows. Rows are examples; `repeat_interleave(k)` gives each
+    example's cache to k consecutive rows (k noise draws of one window, or guidance branches), `select(rows)`
+    picks examples. Both are differentiable, so a training step can share one context pass among k draws.
+    """
+
+    kv: list[KeyValue]
+    hidden: torch.Tensor
+    features: torch.Tensor | None
+    c: torch.Tensor
+    route: TokenRoute | None
+
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> PrefixCache:
+        route = self.route if self.route is None or not self.route.per_example else TokenRoute(fn(self.route.index))
+        return PrefixCache(kv=[(fn(k), fn(v)) for k, v in self.kv], hidden=fn(self.hidden),
+                           features=None if self.features is None else fn(self.features), c=fn(self.c), route=route)
+
+    def repeat_interleave(self, k: int) -> PrefixCache:
+        """Each example's cache for k consecutive rows (row i*k + j = example i)."""
+        return self if k == 1 else self._map(lambda t: t.repeat_interleave(k, dim=0))
+
+    def select(self, rows: torch.Tensor) -> PrefixCache:
+        """The cache of the examples `rows` (an index tensor)."""
+        return self._map(lambda t: t.index_select(0, rows))
+
+
+def scatter_rows(parts: list[tuple[torch.Tensor, list[str], DiTOutput]], x: Mapping[str, torch.Tensor],
+                  groups: list[str], B: int) -> DiTOutput:
+    """Put the outputs of row subsets (each over the groups it kept) back into full-batch tensors, zeros where a
+    row dropped a group. Differentiable in the parts."""
+    sizes = {g: x[g].shape[1] for g in groups}
+    first = parts[0][2]
+
+    def tokens(out_t: torch.Tensor, keep: list[str]) -> torch.Tensor:   # (rows, N_kept, D) -> (rows, N, D)
+        chunks = dict(zip(keep, out_t.split([sizes[g] for g in keep], dim=1)))
+        return torch.cat([chunks[g] if g in chunks else out_t.new_zeros(out_t.shape[0], sizes[g], out_t.shape[2])
+                          for g in groups], dim=1)
+
+    def gather(get: Callable[[DiTOutput, list[str]], torch.Tensor]) -> torch.Tensor:
+        rows_out = [(rows, get(out, keep)) for rows, keep, out in parts]
+        full = rows_out[0][1].new_zeros((B, *rows_out[0][1].shape[1:]))
+        for rows, t in rows_out:
+            full = full.index_copy(0, rows, t)
+        return full
+
+    features = None if first.features is None else gather(lambda o, k: tokens(o.features, k))
+    velocity = None
+    if first.velocity is not None:
+        velocity = {}
+        for g in groups:
+            ref = next(o.velocity[g] for _, k, o in parts if g in k)
+            velocity[g] = gather(lambda o, k, g=g, ref=ref: o.velocity[g] if g in k
+                                 else ref.new_zeros(o.velocity[k[0]].shape[0], *ref.shape[1:]))
+    state = None if first.state is None else gather(lambda o, k: o.state)
+    return DiTOutput(velocity=velocity, features=features, state=state)
