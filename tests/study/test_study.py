@@ -145,7 +145,7 @@ def test_comparison_on_hand_made_arms(tmp_path) -> None:
     make_arm(out, "selfflow", 1, list(zip(steps, [0.7, 0.35, 0.3, 0.2])), list(zip(steps, [22, 23, 25, 26.0])),
              {"close_top_drawer": [4, 4], "open_top_drawer": [3, 4]}, demos=demos)
     report = tmp_path / "report"
-    paths = study_report.write_comparison(out, [0, 1], ["selfflow", "vanilla"], report_dir=report)
+    paths = study_report.write_study_report(out, [0, 1], ["selfflow", "vanilla"], report_dir=report)
     assert not (out / study_report.STUDY_JSON).exists()  # --report-dir: the study dir is only read
     doc = json.loads(paths["json"].read_text())   # strict JSON (no NaN)
     res = doc["result"]
@@ -181,7 +181,7 @@ def test_comparison_on_hand_made_arms(tmp_path) -> None:
 
     # a missing arm and a vanilla arm still training: partial, but the target stays that of the finished seeds
     make_arm(out, "vanilla", 2, [(250, 0.95)], [(250, 20.0)], None)
-    doc = json.loads(study_report.write_comparison(out, [0, 1, 2, 3], ["selfflow", "vanilla"],
+    doc = json.loads(study_report.write_study_report(out, [0, 1, 2, 3], ["selfflow", "vanilla"],
                                                    report_dir=report)["json"].read_text())
     van = doc["result"]["objectives"]["vanilla"]
     assert van["arms"]["vanilla-seed2"]["status"] == "partial" and van["arms"]["vanilla-seed3"]["status"] == "missing"
@@ -199,7 +199,7 @@ def test_goals_undecided_until_the_reference_finishes(tmp_path) -> None:
     # both arms still training (total 2000): vanilla's "final" is not known yet
     make_arm(out, "vanilla", 0, [(250, 0.9), (500, 0.6)], [(250, 20.0), (500, 21.0)], None, total=2000)
     make_arm(out, "selfflow", 0, [(250, 0.5), (500, 0.4)], [(250, 20.0), (500, 22.0)], None, total=2000)
-    res = json.loads(study_report.write_comparison(out, [0], ["selfflow", "vanilla"])["json"].read_text())["result"]
+    res = json.loads(study_report.write_study_report(out, [0], ["selfflow", "vanilla"])["json"].read_text())["result"]
     assert res["goals"]["half_steps"]["verdict"] == "undecided" and "not known" in res["goals"]["half_steps"]["why"]
     assert res["goals"]["success_ahead"]["verdict"] == "undecided"
     assert res["steps_to_reach"]["action_mse_norm"]["step"] == 250  # still computed, flagged not final
@@ -210,7 +210,7 @@ def test_goals_undecided_until_the_reference_finishes(tmp_path) -> None:
              total=2000)
     make_arm(out2, "selfflow", 0, [(500, 0.5), (1000, 0.3)], [(500, 20.0), (1000, 22.0)], {"close_top_drawer": [2, 2]},
              total=2000)
-    res = json.loads(study_report.write_comparison(out2, [0], ["selfflow", "vanilla"])["json"].read_text())["result"]
+    res = json.loads(study_report.write_study_report(out2, [0], ["selfflow", "vanilla"])["json"].read_text())["result"]
     assert res["goals"]["half_steps"]["verdict"] == "not met"
     # Self-Flow's evaluation (of an unfinished run) does not count as final
     assert res["objectives"]["selfflow"]["success_final"] is False
@@ -228,7 +228,7 @@ def test_an_eval_of_an_unfinished_run_is_stale_and_set_aside(tmp_path) -> None:
     t = (arm / "eval" / "episodes.jsonl").stat().st_mtime
     os.utime(weights, (t + 60, t + 60))  # the final weights came after the episodes were scored
     assert study_arms.load_arm(arm, arm.name, "selfflow", 0).eval_status == "stale"
-    res = json.loads(study_report.write_comparison(out, [0], ["selfflow"])["json"].read_text())["result"]
+    res = json.loads(study_report.write_study_report(out, [0], ["selfflow"])["json"].read_text())["result"]
     assert res["objectives"]["selfflow"]["success_final"] is False
     assert "Evaluation `stale`" in (out / study_report.STUDY_MD).read_text()
     moved = study_run.set_aside_stale_eval(arm)
@@ -249,7 +249,7 @@ def test_goals_not_met_and_not_reached(tmp_path) -> None:
              {"close_top_drawer": [3, 4]})
     make_arm(out, "selfflow", 0, list(zip(steps, [0.9, 0.6, 0.4, 0.25])), list(zip(steps, [21, 22, 23, 23.5])),
              {"close_top_drawer": [2, 4]})
-    doc = json.loads(study_report.write_comparison(out, [0], ["selfflow", "vanilla"])["json"].read_text())
+    doc = json.loads(study_report.write_study_report(out, [0], ["selfflow", "vanilla"])["json"].read_text())
     g = doc["result"]["goals"]
     assert g["half_steps"]["verdict"] == "not met" and "has not reached" in g["half_steps"]["why"]
     assert g["success_ahead"]["verdict"] == "not met" and g["success_ahead"]["significant"] is False
@@ -262,14 +262,14 @@ def test_arms_with_different_settings_are_flagged(tmp_path) -> None:
     out = tmp_path / "study"
     make_arm(out, "vanilla", 0, [(250, 0.5)], [(250, 20.0)], None, total=1000)
     make_arm(out, "selfflow", 0, [(250, 0.5)], [(250, 20.0)], None, total=2000)
-    doc = json.loads(study_report.write_comparison(out, [0], ["selfflow", "vanilla"])["json"].read_text())
+    doc = json.loads(study_report.write_study_report(out, [0], ["selfflow", "vanilla"])["json"].read_text())
     assert "steps" in doc["settings_differ"]
     assert "Warning: the arms' settings differ" in (out / study_report.STUDY_MD).read_text()
 
 
 def test_compare_only_without_arms_and_bad_demos_are_user_errors(tmp_path, capsys) -> None:
     with pytest.raises(UserError, match="no arms under"):
-        study_report.write_comparison(tmp_path, [0], ["selfflow", "vanilla"])
+        study_report.write_study_report(tmp_path, [0], ["selfflow", "vanilla"])
     with pytest.raises(DataError, match="collect.json"):
         study_demos.prepare_demos([], tmp_path, tmp_path / "nodemos")
     demos = tmp_path / "demos"

@@ -7,9 +7,10 @@ from typing import Any
 
 from selfflow_robot.config import check_choice
 from selfflow_robot.errors import ConfigError
+from selfflow_robot.objective.config import OBJECTIVES
 from selfflow_robot.policies.policy import PolicyConfig
 
-PHASES = ("collect", "train", "eval", "imagine", "report")
+DEMO_PHASES = ("collect", "train", "eval", "imagine", "report")
 # Each phase's folder under the demo's output dir.
 PHASE_DIRS = {"collect": "demos", "train": "run", "eval": "eval", "imagine": "imagine", "report": "report"}
 CONFIG_RECORD = "demo_config.json"  # the DemoConfig a run used, written into its output dir
@@ -61,12 +62,12 @@ class DemoConfig:
         default_factory=lambda: {**dict.fromkeys(f.name for f in fields(PolicyConfig)), "steps": 1})
     imagine_length: int = 12
     assets: str | None = None
-    phases: list[str] = field(default_factory=lambda: list(PHASES))
+    phases: list[str] = field(default_factory=lambda: list(DEMO_PHASES))
 
     def __post_init__(self) -> None:
-        check_choice("objective", self.objective, ["selfflow", "vanilla"])
+        check_choice("objective", self.objective, list(OBJECTIVES))
         for p in self.phases:
-            check_choice("phase", p, list(PHASES))
+            check_choice("phase", p, list(DEMO_PHASES))
         for name in ("demos_per_task", "steps", "batch_size", "imagine_length"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -77,4 +78,4 @@ def phase_dir(out: Path, phase: str) -> Path:
     return Path(out) / PHASE_DIRS[phase]
 
 
-__all__ = ["COLLECT_SUMMARY", "CONFIG_RECORD", "DemoConfig", "PHASES", "PHASE_DIRS", "phase_dir"]
+__all__ = ["COLLECT_SUMMARY", "CONFIG_RECORD", "DEMO_PHASES", "DemoConfig", "PHASE_DIRS", "phase_dir"]

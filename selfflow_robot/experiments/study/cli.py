@@ -23,10 +23,11 @@ import sys
 from pathlib import Path
 
 from selfflow_robot.errors import UserError
-from selfflow_robot.experiments.study.config import OBJECTIVES, demo_config
+from selfflow_robot.experiments.study.config import demo_config
 from selfflow_robot.experiments.study.demos import prepare_demos
-from selfflow_robot.experiments.study.report import write_comparison
+from selfflow_robot.experiments.study.report import write_study_report
 from selfflow_robot.experiments.study.run import run_arms
+from selfflow_robot.objective.config import OBJECTIVES
 
 # Set per arm by the study itself, never through --set.
 PER_ARM = ("output_dir", "objective", "seed", "phases")
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in status.items():
                 if v not in ("done", "reused"):  # failed, or busy in another process: the comparison is partial
                     print(f"arm {k}: {v}", file=sys.stderr)
-        paths = write_comparison(out, args.seeds, args.objectives, report_dir=args.report_dir)
+        paths = write_study_report(out, args.seeds, args.objectives, report_dir=args.report_dir)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,7 +16,6 @@ from omegaconf import DictConfig
 from selfflow_robot.config import load_config, structured
 from selfflow_robot.experiments.demo.config import PHASE_DIRS, DemoConfig
 
-OBJECTIVES = ("selfflow", "vanilla")
 DEMOS_DIR = PHASE_DIRS["collect"]  # the shared demos under the study dir, and each arm's link to them
 ARM_PHASES = ["train", "eval", "imagine", "report"]
 # DemoConfig fields that may differ between arms without changing what is compared.
@@ -104,5 +103,5 @@ def study_command(out: Path, seeds: Sequence[int], objectives: Sequence[str], ov
     return " ".join(shlex.quote(p) for p in parts)
 
 
-__all__ = ["ARM_PHASES", "DEMOS_DIR", "FLAG_OF", "NOT_SETTINGS", "OBJECTIVES", "PINNED", "STUDY_SCRIPT", "arm_name",
+__all__ = ["ARM_PHASES", "DEMOS_DIR", "FLAG_OF", "NOT_SETTINGS", "PINNED", "STUDY_SCRIPT", "arm_name",
            "arm_overrides", "demo_config", "overrides_from_config", "settings_of", "study_command"]

@@ -1,6 +1,6 @@
 """The study's report, written from whatever the arms have on disk: `study.json`, `study.md` and two plots.
 
-`write_comparison` reads the arms (`arms`), compares them (`results`), plots them (`plots`) and writes
+`write_study_report` reads the arms (`arms`), compares them (`results`), plots them (`plots`) and writes
 `study.json` (strict JSON), `study.md` (verdict, arms, final validation, steps to reach, success) and
 `study_curves.png` / `study_success.png`; arms that are not finished are included and marked partial.
 """
@@ -20,7 +20,6 @@ from selfflow_robot.experiments.demo.config import DemoConfig, phase_dir
 from selfflow_robot.experiments.study.arms import ArmResult, load_study
 from selfflow_robot.experiments.study.config import (
     DEMOS_DIR,
-    OBJECTIVES,
     arm_name,
     overrides_from_config,
     settings_of,
@@ -36,6 +35,7 @@ from selfflow_robot.experiments.study.results import (
     format_number,
     format_percent,
 )
+from selfflow_robot.objective.config import OBJECTIVES
 
 STUDY_JSON = "study.json"
 STUDY_MD = "study.md"
@@ -217,7 +217,7 @@ def recorded_command(out: Path, seeds: Sequence[int], objectives: Sequence[str],
                          workers=(first.config.get("workers") if first is not None else None))
 
 
-def write_comparison(out: Path, seeds: Sequence[int], objectives: Sequence[str], *, report_dir: Path | None = None,
+def write_study_report(out: Path, seeds: Sequence[int], objectives: Sequence[str], *, report_dir: Path | None = None,
                      command: str | None = None) -> dict[str, Path]:
     """Read the arms under `out` and write study.json, study.md and the two plots into `report_dir` (default `out`).
 
@@ -269,4 +269,4 @@ def _json_default(o: Any) -> Any:
 
 
 __all__ = ["CURVES_PNG", "STUDY_JSON", "STUDY_MD", "SUCCESS_PNG", "recorded_command", "settings_differences",
-           "study_markdown", "verdict_paragraph", "write_comparison"]
+           "study_markdown", "verdict_paragraph", "write_study_report"]
