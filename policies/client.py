@@ -3,10 +3,11 @@
 This module is deliberately standalone: it needs only ``numpy``, ``msgpack`` and ``websockets``
 (no torch, nothing else from selfflow_robot), and runs on Python 3.10-3.11 with numpy 1.x or 2.x
 and websockets >= 11. SimplerEnv pins numpy<2 and Python <= 3.11, so its environment can import
-it as ``selfflow_robot.policies.client`` or simply carry a copy of this one file.
+it as ``selfflow_robot.policies.client`` or simply carry a copy of this file and `wire.py`.
 
-It also holds the wire codec (`packb` / `unpackb`: msgpack with numpy arrays as an ext type,
-never pickle); the server imports the codec from here so both ends cannot drift.
+The wire format (`packb` / `unpackb`: msgpack with numpy arrays as an ext type, never pickle; the
+message types) lives in `wire.py`, which the server imports too, so both ends cannot drift. To vendor
+the client, copy `wire.py`, `client.py` (and `control_loop.py`) into one folder.
 
 Example::
 
@@ -22,26 +23,41 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-import msgpack
 import numpy as np
+
+try:
+    from .wire import (
+        MSG_CHUNK,
+        MSG_ERROR,
+        MSG_INFER,
+        MSG_METADATA,
+        MSG_RESET,
+        PROTOCOL_VERSION,
+        WireError,
+        packb,
+        unpackb,
+    )
+except ImportError:  # a vendored copy: wire.py sits next to this file
+    from wire import (  # type: ignore[no-redef]
+        MSG_CHUNK,
+        MSG_ERROR,
+        MSG_INFER,
+        MSG_METADATA,
+        MSG_RESET,
+        PROTOCOL_VERSION,
+        WireError,
+        packb,
+        unpackb,
+    )
 
 __all__ = [
     "PROTOCOL_VERSION", "WireError", "ServerError", "packb", "unpackb",
     "PolicyClient", "AsyncPolicyClient",
 ]
-
-PROTOCOL_VERSION = 1
-NDARRAY_EXT = 1  # msgpack ext type code for a numpy array: packb([dtype.str, shape, raw bytes])
-MAX_NDIM = 8
-# Only plain numeric/bool dtypes travel; object, string and void dtypes are refused on both ends.
-_ALLOWED_KINDS = "biufc"
-
-
-class WireError(ValueError):
-    """Bytes that are not a valid protocol message (bad msgpack, bad array header, wrong size)."""
 
 
 class ServerError(RuntimeError):
@@ -52,69 +68,6 @@ class ServerError(RuntimeError):
         self.code = code
         self.message = message
         self.details = details
-
-
-# ---------------------------------------------------------------------------------------------
-# Wire codec: msgpack + numpy (no pickle)
-# ---------------------------------------------------------------------------------------------
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.kind not in _ALLOWED_KINDS:
-            raise TypeError(f"cannot send a numpy array of dtype {obj.dtype} (only bool/int/uint/float/complex)")
-        arr = np.ascontiguousarray(obj)
-        header = [arr.dtype.str, list(arr.shape), arr.tobytes()]
-        return msgpack.ExtType(NDARRAY_EXT, msgpack.packb(header, use_bin_type=True))
-    if isinstance(obj, np.generic):  # numpy scalar -> Python scalar
-        return obj.item()
-    raise TypeError(f"cannot encode object of type {type(obj).__name__}")
-
-
-def _ext_hook(code: int, data: bytes) -> Any:
-    if code != NDARRAY_EXT:
-        raise WireError(f"unknown msgpack ext type {code}")
-    try:
-        header = msgpack.unpackb(data, raw=False, use_list=True)
-    except Exception as e:  # noqa: BLE001 - any decoder failure is a wire error
-        raise WireError(f"bad ndarray header: {e}") from e
-    if not (isinstance(header, list) and len(header) == 3):
-        raise WireError("bad ndarray header: expected [dtype, shape, bytes]")
-    dtype_str, shape, raw = header
-    if not isinstance(dtype_str, str) or not isinstance(shape, list) or not isinstance(raw, bytes):
-        raise WireError("bad ndarray header: expected [str, list, bytes]")
-    try:
-        dtype = np.dtype(dtype_str)
-    except TypeError as e:
-        raise WireError(f"bad ndarray dtype {dtype_str!r}") from e
-    if dtype.kind not in _ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype is not None:
-        raise WireError(f"ndarray dtype {dtype_str!r} is not allowed (only bool/int/uint/float/complex)")
-    if len(shape) > MAX_NDIM or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
-        raise WireError(f"bad ndarray shape {shape!r}")
-    count = 1
-    for n in shape:
-        count *= n
-    if count * dtype.itemsize != len(raw):
-        raise WireError(f"ndarray payload is {len(raw)} bytes, shape {shape} of {dtype_str} "
-                        f"needs {count * dtype.itemsize}")
-    # Copy so the caller gets an ordinary writable array (frombuffer views are read-only).
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
-
-
-def packb(obj: Any) -> bytes:
-    """Encode a message (dicts, lists, str, numbers, bytes, numpy arrays and scalars) to msgpack."""
-    return msgpack.packb(obj, default=_default, use_bin_type=True)
-
-
-def unpackb(data: bytes) -> Any:
-    """Decode msgpack bytes made by `packb`; raises `WireError` on anything malformed."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise WireError(f"expected a binary frame, got {type(data).__name__}")
-    try:
-        return msgpack.unpackb(bytes(data), ext_hook=_ext_hook, raw=False, strict_map_key=True)
-    except WireError:
-        raise
-    except Exception as e:  # noqa: BLE001 - msgpack raises several unrelated exception types
-        raise WireError(f"not a valid msgpack message: {type(e).__name__}: {e}") from e
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,7 +99,7 @@ def _auth_headers(token: str | None) -> dict[str, str]:
 def _check_reply(reply: Any, expect: str) -> dict[str, Any]:
     if not isinstance(reply, dict) or "type" not in reply:
         raise WireError(f"malformed reply from server: {reply!r:.200}")
-    if reply["type"] == "error":
+    if reply["type"] == MSG_ERROR:
         raise ServerError(str(reply.get("code", "error")), str(reply.get("message", "")), reply.get("details"))
     if reply["type"] != expect:
         raise WireError(f"expected a '{expect}' reply, got '{reply['type']}'")
@@ -155,7 +108,7 @@ def _check_reply(reply: Any, expect: str) -> dict[str, Any]:
 
 def _infer_message(image: np.ndarray, instruction: str | None, request_id: int | None,
                    extra: Mapping[str, Any]) -> dict[str, Any]:
-    msg: dict[str, Any] = {"type": "infer", "image": np.asarray(image)}
+    msg: dict[str, Any] = {"type": MSG_INFER, "image": np.asarray(image)}
     if instruction is not None:
         msg["instruction"] = instruction
     if request_id is not None:
@@ -166,8 +119,6 @@ def _infer_message(image: np.ndarray, instruction: str | None, request_id: int |
 
 def _http_get(uri: str, path: str, token: str | None, timeout: float) -> dict[str, Any]:
     """GET an HTTP endpoint (`/healthz`, `/metrics`) of the server behind `uri` (ws:// or wss://)."""
-    import urllib.request
-
     base = "http" + uri[2:] if uri.startswith("ws") else uri
     req = urllib.request.Request(base.rstrip("/") + path, headers=_auth_headers(token))
     # An explicit no-proxy opener: a robot's http_proxy must not capture 127.0.0.1.
@@ -207,7 +158,7 @@ class PolicyClient:
         self._ws = conn.__enter__()
         self._next_id = 0
         try:
-            self.metadata: dict[str, Any] = _check_reply(unpackb(self._ws.recv(timeout=timeout)), "metadata")
+            self.metadata: dict[str, Any] = _check_reply(unpackb(self._ws.recv(timeout=timeout)), MSG_METADATA)
         except BaseException:
             self._ws.close()
             raise
@@ -218,7 +169,7 @@ class PolicyClient:
 
     def reset(self, instruction: str) -> None:
         """Start a new episode with this instruction (clears the server-side history)."""
-        self._call({"type": "reset", "instruction": instruction}, "reset")
+        self._call({"type": MSG_RESET, "instruction": instruction}, MSG_RESET)
 
     def infer(self, image: np.ndarray, instruction: str | None = None, **extra: Any) -> dict[str, Any]:
         """Send one observation, get the action chunk reply (``actions`` (H, 7), ``terminate`` (H,), ``timing``).
@@ -228,7 +179,7 @@ class PolicyClient:
         ``state=`` the robot's proprioception (8 floats) for a checkpoint whose metadata has ``state_dim`` 8.
         """
         self._next_id += 1
-        return self._call(_infer_message(image, instruction, self._next_id, extra), "chunk")
+        return self._call(_infer_message(image, instruction, self._next_id, extra), MSG_CHUNK)
 
     def send_raw(self, data: Any) -> dict[str, Any]:
         """Send raw bytes/str as one frame and return the decoded reply (any type). For tests and debugging."""
@@ -292,7 +243,7 @@ class AsyncPolicyClient:
                       timeout: float = 30.0, max_size: int = 64 * 2**20) -> AsyncPolicyClient:
         ws = await _async_connect(uri, _auth_headers(token), timeout, max_size)
         try:
-            meta = _check_reply(unpackb(await asyncio.wait_for(ws.recv(), timeout)), "metadata")
+            meta = _check_reply(unpackb(await asyncio.wait_for(ws.recv(), timeout)), MSG_METADATA)
         except BaseException:
             await ws.close()
             raise
@@ -305,12 +256,12 @@ class AsyncPolicyClient:
 
     async def reset(self, instruction: str) -> None:
         """Start a new episode with this instruction."""
-        await self._call({"type": "reset", "instruction": instruction}, "reset")
+        await self._call({"type": MSG_RESET, "instruction": instruction}, MSG_RESET)
 
     async def infer(self, image: np.ndarray, instruction: str | None = None, **extra: Any) -> dict[str, Any]:
         """Send one observation, get the action chunk reply (see `PolicyClient.infer`)."""
         self._next_id += 1
-        return await self._call(_infer_message(image, instruction, self._next_id, extra), "chunk")
+        return await self._call(_infer_message(image, instruction, self._next_id, extra), MSG_CHUNK)
 
     async def close(self) -> None:
         await self._ws.close()

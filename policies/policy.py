@@ -41,6 +41,8 @@ from selfflow_robot.model.device import inference_autocast, resolve_device
 from selfflow_robot.policies.chunking import ActionChunker
 
 Sampler = Literal["ode", "sde"]
+TokenPredictor = Callable[[np.ndarray, np.ndarray, torch.Tensor, torch.Generator | None, np.ndarray | None],
+                          torch.Tensor]  # the signature of `SelfFlowPolicy.predict_tokens`
 
 
 @dataclass
@@ -273,10 +275,12 @@ class SelfFlowPolicy:
         """
         return self.infer_batch([(self.session, obs)])[0]
 
-    def infer_batch(self, batch: Sequence[tuple[PolicySession, Mapping[str, Any] | None]]) -> list[dict[str, Any]]:
+    def infer_batch(self, batch: Sequence[tuple[PolicySession, Mapping[str, Any] | None]],
+                    predict_tokens: TokenPredictor | None = None) -> list[dict[str, Any]]:
         """`infer` for several sessions at once (one model call): `(session, obs)` pairs, one reply each.
 
-        `obs=None` predicts from the session's current history without adding a frame.
+        `obs=None` predicts from the session's current history without adding a frame. `predict_tokens`, a callable
+        with the signature of `self.predict_tokens`, samples the tokens instead (the server's exported graphs).
         """
         t0 = time.perf_counter()
         for sess, obs in batch:
@@ -306,7 +310,8 @@ class SelfFlowPolicy:
         noise = torch.cat([torch.randn(1, self.horizon, self.model_cfg.action_dim, generator=sess.generator,
                                        device=self.device) for sess, _ in batch])  # (B, H, 8)
         state = np.stack([self.state_input(sess.state) for sess, _ in batch]) if self.state_dim else None  # (B, 8)
-        tokens = self.predict_tokens(context, text, noise, batch[0][0].generator, state).cpu().numpy()
+        predict = predict_tokens or self.predict_tokens
+        tokens = predict(context, text, noise, batch[0][0].generator, state).cpu().numpy()
         t2 = time.perf_counter()
         replies = []
         for row in tokens:

@@ -4,15 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+from selfflow_robot.cli import main as cli
+from selfflow_robot.policies.serving.engine import SelfFlowEngine
 
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """`selfflow-robot data synth` + `selfflow-robot train` (tiny, 2 steps) -> the step dir."""
-    import torch
-
-    from selfflow_robot.cli import main as cli
-
     root = tmp_path_factory.mktemp("serve_ckpt")
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -32,6 +32,4 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def engine(tiny_checkpoint):
     """The real policy (SelfFlowPolicy via SelfFlowEngine) on CPU, 10 denoising steps."""
-    from selfflow_robot.policies.serving.server import SelfFlowEngine
-
     return SelfFlowEngine.from_checkpoint(str(tiny_checkpoint), device="cpu", steps=10)

@@ -7,7 +7,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from selfflow_robot.policies.protocol import RequestLimits, packb
+from selfflow_robot.policies.serving.protocol import RequestLimits
+from selfflow_robot.policies.wire import packb
 
 
 def _ext(header: Any) -> msgpack.ExtType:

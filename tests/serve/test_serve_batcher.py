@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from selfflow_robot.policies.serving.server import Metrics, MicroBatcher
+from selfflow_robot.policies.serving.batcher import MicroBatcher
+from selfflow_robot.policies.serving.metrics import Metrics
 
 
 def test_concurrent_requests_are_batched_and_results_routed_back():

@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_checkpoint import write_tiny_checkpoint
+
+from selfflow_robot.model.config import dit_config
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_policy.py"
 
@@ -19,8 +22,6 @@ def bench():
 
 
 def test_depth_extrapolated_flops_equal_the_full_count(bench):
-    from selfflow_robot.model.sizes import dit_config
-
     cfg = dit_config("tiny")
     assert bench.chunk_flops(cfg, steps=1, batch=2) == bench._denoiser_flops(cfg, 2)
     assert bench.chunk_flops(cfg, steps=10, batch=1, cfg_scale=3.0) == 20 * bench._denoiser_flops(cfg, 1)
@@ -47,8 +48,6 @@ def test_bench_xl_flops_projection(bench, capsys):
 
 def test_bench_a_state_checkpoint(bench, tmp_path, capsys):
     """A checkpoint trained with model.state_dim=8: eager and the exported graph both get a robot state."""
-    from tiny_checkpoint import write_tiny_checkpoint
-
     ckpt = write_tiny_checkpoint(tmp_path / "run", state_dim=8)
     out = tmp_path / "bench.json"
     assert bench.main(["--ckpt", str(ckpt), "--steps", "2", "--iters", "2", "--warmup", "1", "--threads", "1",

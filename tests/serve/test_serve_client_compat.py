@@ -25,7 +25,7 @@ POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 @pytest.mark.skipif(not PYTHON, reason="set SELFFLOW_ROBOT_COMPAT_PYTHON to a numpy-1.x / Python 3.10 interpreter")
 def test_vendored_client_in_another_interpreter_drives_the_real_server(engine, tmp_path):
-    for name in ("client.py", "control_loop.py"):
+    for name in ("wire.py", "client.py", "control_loop.py"):
         shutil.copy(POLICIES / name, tmp_path / name)
     instr = engine.policy.language.table.instructions[0]
     code = textwrap.dedent(f"""

@@ -4,13 +4,17 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import pytest
 import torch
+from tiny_checkpoint import write_tiny_checkpoint
 
 from selfflow_robot.checkpoint import load_pretrained
 from selfflow_robot.cli import main as cli
 from selfflow_robot.constants import ACTIONS, CONTEXT
+from selfflow_robot.errors import ConfigError
 from selfflow_robot.objective import sample
+from selfflow_robot.policies.client import PolicyClient, ServerError
 from selfflow_robot.policies.export import (
     FORMATS,
     INPUT_NAMES,
@@ -22,6 +26,9 @@ from selfflow_robot.policies.export import (
     input_names,
     load_exported,
 )
+from selfflow_robot.policies.policy import SelfFlowPolicy
+from selfflow_robot.policies.serving.engine import SelfFlowEngine
+from selfflow_robot.policies.serving.server import PolicyServer
 
 TOL = 1e-4
 
@@ -89,8 +96,6 @@ def test_cfg_sampler_matches_objective_sample(live_model):
 
 
 def test_failed_parity_writes_nothing(live_model, tmp_path):
-    from selfflow_robot.errors import ConfigError
-
     # torchscript / torch_export replay the same CPU kernels (diff exactly 0); ONNX Runtime differs by ~1e-7
     with pytest.raises(ConfigError, match="differs from eager"):
         export_denoiser(live_model, "onnx", tmp_path, tolerance=1e-12)
@@ -100,12 +105,6 @@ def test_failed_parity_writes_nothing(live_model, tmp_path):
 
 def test_server_backend_serves_the_exported_graph_with_eager_results(tiny_checkpoint):
     """`serve backend=torchscript`: the policy's denoiser runs as the exported graph, chunks match eager."""
-    import numpy as np
-
-    from selfflow_robot.policies.client import PolicyClient
-    from selfflow_robot.policies.policy import SelfFlowPolicy
-    from selfflow_robot.policies.serving.server import PolicyServer, SelfFlowEngine
-
     policy = SelfFlowPolicy.from_pretrained(tiny_checkpoint, device="cpu", steps=10)
     _redraw_zero_layers(policy.model)
     eager = policy.with_options()
@@ -129,8 +128,6 @@ def test_server_backend_serves_the_exported_graph_with_eager_results(tiny_checkp
 @pytest.fixture(scope="module")
 def state_checkpoint(tmp_path_factory):
     """A tiny state-conditioned checkpoint (model.state_dim=8, with state statistics) with live output layers."""
-    from tiny_checkpoint import write_tiny_checkpoint
-
     ckpt = write_tiny_checkpoint(tmp_path_factory.mktemp("state_run"), state_dim=8)
     model = load_pretrained(ckpt, device="cpu").model
     assert model.cfg.state_dim == 8
@@ -191,12 +188,6 @@ def test_export_cli_on_a_state_conditioned_checkpoint(state_checkpoint, tmp_path
 def test_server_backend_serves_a_state_checkpoint_with_eager_results(state_checkpoint, backend):
     """`serve backend=...` on a state checkpoint: the normalised state reaches the graph, chunks match eager
     for the same image + state, and a different state gives a different chunk."""
-    import numpy as np
-
-    from selfflow_robot.policies.client import PolicyClient
-    from selfflow_robot.policies.policy import SelfFlowPolicy
-    from selfflow_robot.policies.serving.server import PolicyServer, SelfFlowEngine
-
     ckpt, _ = state_checkpoint
     policy = SelfFlowPolicy.from_pretrained(ckpt, device="cpu", steps=10)
     _redraw_zero_layers(policy.model)
@@ -228,12 +219,6 @@ def test_server_backend_serves_a_state_checkpoint_with_eager_results(state_check
 def test_server_backend_use_state_false_feeds_the_null_state(state_checkpoint):
     """`serve use_state=false` on a state checkpoint: the metadata asks for no state, a state sent is refused,
     and the exported graph gets the learned null state, so chunks match the eager policy's null-state chunks."""
-    import numpy as np
-
-    from selfflow_robot.policies.client import PolicyClient, ServerError
-    from selfflow_robot.policies.policy import SelfFlowPolicy
-    from selfflow_robot.policies.serving.server import PolicyServer, SelfFlowEngine
-
     ckpt, _ = state_checkpoint
     policy = SelfFlowPolicy.from_pretrained(ckpt, device="cpu", steps=4, use_state=False)
     _redraw_zero_layers(policy.model)
@@ -261,8 +246,6 @@ def test_server_backend_use_state_false_feeds_the_null_state(state_checkpoint):
 def test_a_state_readout_checkpoint_exports_the_image_only_graph(tmp_path):
     """model.aux_state_dim=8: the read-out head is a training target, so the graph keeps the five
     state-free inputs and matches eager."""
-    from tiny_checkpoint import write_tiny_checkpoint
-
     ckpt = write_tiny_checkpoint(tmp_path / "run", aux_state_dim=8)
     model = _redraw_zero_layers(load_pretrained(ckpt, device="cpu").model)
     assert model.state_head is not None and input_names(model.cfg) == INPUT_NAMES

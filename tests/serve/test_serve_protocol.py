@@ -5,16 +5,14 @@ import msgpack
 import numpy as np
 import pytest
 
-from selfflow_robot.policies.protocol import (
+from selfflow_robot.policies.serving.protocol import (
     InferRequest,
     ProtocolError,
     RequestLimits,
     ResetRequest,
-    WireError,
-    packb,
     parse_request,
-    unpackb,
 )
+from selfflow_robot.policies.wire import WireError, packb, unpackb
 
 LIMITS = RequestLimits(max_image_bytes=64 * 64 * 3 * 2, min_image_side=8, max_image_side=64, max_frames=2,
                        max_instruction_chars=32, max_message_bytes=64 * 1024)

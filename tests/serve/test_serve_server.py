@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -12,10 +17,12 @@ from collections import Counter
 import numpy as np
 import pytest
 from serve_fuzz import malformed_frames
+from tiny_checkpoint import write_tiny_checkpoint
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from selfflow_robot.policies.client import AsyncPolicyClient, PolicyClient, ServerError
-from selfflow_robot.policies.protocol import RequestLimits
+from selfflow_robot.policies.serving.engine import SelfFlowEngine
+from selfflow_robot.policies.serving.protocol import RequestLimits
 from selfflow_robot.policies.serving.server import PolicyServer
 
 LIMITS = RequestLimits(max_image_bytes=300_000, max_image_side=512, max_frames=4, max_instruction_chars=128,
@@ -230,12 +237,6 @@ def test_eight_concurrent_clients_for_30_seconds(server, engine):
 
 def test_serve_cli_starts_serves_and_stops_on_sigint(tiny_checkpoint, engine):
     """`selfflow-robot serve ckpt=DIR port=0` as users run it: prints its address, serves, exits 0 on Ctrl-C."""
-    import os
-    import re
-    import signal
-    import subprocess
-    import sys
-
     env = {**os.environ, "SELFFLOW_ROBOT_SERVE_TOKEN": "tok-123"}
     proc = subprocess.Popen([sys.executable, "-m", "selfflow_robot.cli", "serve", f"ckpt={tiny_checkpoint}", "port=0",
                              "threads=1", "device=cpu", "steps=4"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -268,10 +269,6 @@ def test_serve_cli_starts_serves_and_stops_on_sigint(tiny_checkpoint, engine):
 def test_state_conditioned_checkpoint_over_the_wire(tmp_path, engine):
     """A checkpoint with proprioception: metadata says so, a request without `state` is a bad_request, a
     request with it matches the in-process policy, and a plain checkpoint refuses a `state`."""
-    from tiny_checkpoint import write_tiny_checkpoint
-
-    from selfflow_robot.policies.serving.server import SelfFlowEngine
-
     ckpt = write_tiny_checkpoint(tmp_path / "state_run", state_dim=8)
     state_engine = SelfFlowEngine.from_checkpoint(str(ckpt), device="cpu", steps=2)
     task = _instruction(state_engine)

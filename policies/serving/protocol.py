@@ -1,29 +1,10 @@
-"""The policy server's wire protocol: message schema, limits and request validation.
+"""The server's side of the wire protocol: request limits and validation, error replies.
 
-Transport: one WebSocket per policy session; every frame is one binary msgpack message
-(numpy arrays as a msgpack ext type, never pickle). The codec itself (`packb`, `unpackb`)
-lives in `client.py`, which must stay importable without torch; it is re-exported here.
-
-Messages (all maps with a ``type``):
-
-======================  ==================================================================
-server -> client        ``metadata`` on connect: ``protocol_version``, ``chunk_length``,
-                        ``action_dim``, ``action_q01``/``action_q99`` (the checkpoint's
-                        bounds), ``image_shape``, ``context_frames``, ``limits``, ...
-client -> server        ``{"type": "reset", "instruction": str}``
-server -> client        ``{"type": "reset"}``
-client -> server        ``{"type": "infer", "image": uint8 (H, W, 3) | (T, H, W, 3),
-                        "instruction"?: str, "state"?: float (state_dim,), "id"?: int}``
-                        (``state``: the robot's proprioception, required when the
-                        metadata's ``state_dim`` > 0)
-server -> client        ``{"type": "chunk", "id", "actions": float32 (chunk, 7), ...,
-                        "timing": {"queue_ms", "infer_ms", "server_ms", "batch_size"}}``
-server -> client        ``{"type": "error", "code": "bad_request" | "internal", "message": str}``
-======================  ==================================================================
-
-Every malformed request is answered with a ``bad_request`` error naming the field, and the
-connection stays usable. Oversized frames (> `RequestLimits.max_message_bytes`) are refused
-by the transport itself with close code 1009.
+The wire format itself (msgpack + numpy codec, message types, error codes) is
+`selfflow_robot.policies.wire`, shared with the robot-side client. Every malformed request is
+answered with a ``bad_request`` error naming the field, and the connection stays usable.
+Oversized frames (> `RequestLimits.max_message_bytes`) are refused by the transport itself with
+close code 1009.
 """
 from __future__ import annotations
 
@@ -32,21 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from selfflow_robot.policies.client import PROTOCOL_VERSION, ServerError, WireError, packb, unpackb
+from selfflow_robot.errors import ConfigError
+from selfflow_robot.policies.wire import BAD_REQUEST, MSG_ERROR, MSG_INFER, MSG_RESET, WireError, packb, unpackb
 
-__all__ = [
-    "PROTOCOL_VERSION", "WireError", "ServerError", "packb", "unpackb", "RequestLimits", "ProtocolError",
-    "ResetRequest", "InferRequest", "parse_request", "error_reply",
-    "MSG_METADATA", "MSG_RESET", "MSG_INFER", "MSG_CHUNK", "MSG_ERROR", "BAD_REQUEST", "INTERNAL",
-]
-
-MSG_METADATA = "metadata"
-MSG_RESET = "reset"
-MSG_INFER = "infer"
-MSG_CHUNK = "chunk"
-MSG_ERROR = "error"
-BAD_REQUEST = "bad_request"
-INTERNAL = "internal"
+__all__ = ["RequestLimits", "ProtocolError", "ResetRequest", "InferRequest", "parse_request", "error_reply"]
 
 _REQUEST_FIELDS = {
     MSG_RESET: {"type": True, "instruction": True, "id": False},
@@ -54,9 +24,9 @@ _REQUEST_FIELDS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class RequestLimits:
-    """Caps every request must respect (also sent to the client in the metadata).
+    """Caps every request must respect (also sent to the client in the metadata; `ServeConfig.limits`).
 
     Args:
         max_image_bytes: largest image array accepted (all frames together).
@@ -76,12 +46,12 @@ class RequestLimits:
 
     def __post_init__(self) -> None:
         if not 0 < self.min_image_side <= self.max_image_side:
-            raise ValueError(f"need 0 < min_image_side <= max_image_side, "
-                             f"got {self.min_image_side}, {self.max_image_side}")
+            raise ConfigError(f"serve limits: need 0 < min_image_side <= max_image_side, "
+                              f"got {self.min_image_side}, {self.max_image_side}")
         if self.max_message_bytes < self.max_image_bytes:
-            raise ValueError("max_message_bytes must be >= max_image_bytes")
+            raise ConfigError("serve limits: max_message_bytes must be >= max_image_bytes")
         if self.max_frames < 1 or self.max_instruction_chars < 1 or self.max_image_bytes < 1:
-            raise ValueError("max_frames, max_instruction_chars and max_image_bytes must be >= 1")
+            raise ConfigError("serve limits: max_frames, max_instruction_chars and max_image_bytes must be >= 1")
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
