@@ -37,6 +37,7 @@ import torch.nn as nn
 from selfflow_robot.config import check_choice
 from selfflow_robot.constants import ACTIONS, CONTEXT
 from selfflow_robot.errors import ConfigError, require
+from selfflow_robot.objective import time_grid
 
 FORMATS = ("torchscript", "onnx", "torch_export")
 SUFFIX = {"torchscript": "pt", "onnx": "onnx", "torch_export": "pt2"}
@@ -84,8 +85,6 @@ class ExportedSampler:
     """
 
     def __init__(self, denoise: Denoise, steps: int = 10, cfg_scale: float = 1.0) -> None:
-        from selfflow_robot.objective import time_grid
-
         self.denoise = denoise
         self.cfg_scale = cfg_scale
         self.grid = time_grid(steps, "ode")
