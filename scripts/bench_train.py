@@ -26,9 +26,9 @@ import time
 import torch
 from omegaconf import OmegaConf
 
-from selfflow_robot.config import config_dir, structured
+from selfflow_robot.config import structured
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE
-from selfflow_robot.model import DiTConfig, SelfFlowDiT
+from selfflow_robot.model import SIZES, DiTConfig, SelfFlowDiT
 from selfflow_robot.objective import EMA, FlowBatch, ObjectiveConfig, build_objective
 
 
@@ -115,7 +115,7 @@ class Trainer:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="tiny", help="size preset (configs/model/<name>.yaml)")
+    p.add_argument("--model", default="tiny", choices=list(SIZES), help="size preset (model.config.SIZES)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--steps", type=int, default=20, help="timed steps per objective (split into rounds)")
     p.add_argument("--rounds", type=int, default=4, help="alternating timing rounds per objective")
@@ -134,10 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(over.keys()) - {"model", "objective"}
     if unknown:
         p.error(f"overrides must start with model. or objective., got {sorted(unknown)}")
-    model_yaml = OmegaConf.load(config_dir() / "model" / f"{args.model}.yaml")
-    model_cfg = structured(DiTConfig, OmegaConf.merge(model_yaml, over.get("model", {})))
-    base_obj = OmegaConf.merge(OmegaConf.load(config_dir() / "objective" / "selfflow.yaml"),
-                               over.get("objective", {}))
+    model_cfg = structured(DiTConfig, OmegaConf.merge(OmegaConf.structured(SIZES[args.model]), over.get("model", {})))
+    base_obj = OmegaConf.merge(OmegaConf.structured(ObjectiveConfig), over.get("objective", {}))
 
     peak = matmul_peak(device, dtype, args.peak_seconds)
     batch = synthetic_batch(model_cfg, args.batch_size, device)

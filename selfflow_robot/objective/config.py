@@ -1,4 +1,4 @@
-"""`ObjectiveConfig`: the `objective` config group (configs/objective/{selfflow,vanilla}.yaml)."""
+"""`ObjectiveConfig`: the `objective` config group; `objective=<name>` selects `ObjectiveConfig(name=<name>)`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,9 +66,9 @@ class ObjectiveConfig:
 
     def layers(self, depth: int) -> tuple[int, int]:
         """(l, k) for a backbone of `depth` blocks, with the defaults filled in and checked."""
-        l = self.student_layer if self.student_layer is not None else max(1, round(0.3 * depth))
-        k = self.teacher_layer if self.teacher_layer is not None else max(1, round(0.7 * depth))
-        for key, v in (("student_layer", l), ("teacher_layer", k)):
+        student = self.student_layer if self.student_layer is not None else max(1, round(0.3 * depth))
+        teacher = self.teacher_layer if self.teacher_layer is not None else max(1, round(0.7 * depth))
+        for key, v in (("student_layer", student), ("teacher_layer", teacher)):
             if not 1 <= v <= depth:
                 raise ConfigError(f"objective.{key}={v} must be in 1..{depth} (model.depth)")
-        return l, k
+        return student, teacher

@@ -1,14 +1,20 @@
-"""The `train` group schema: optimiser, schedule, modes mix, precision, cadence, logging.
+"""The `selfflow-robot train` schema: `TrainRunConfig` (the run and its config groups) and `TrainConfig`.
 
-`configs/train/*.yaml` only select and override these fields; `structured(TrainConfig, cfg.train)`
-validates them. The model, objective and data groups are validated by their owners' dataclasses.
+`TrainConfig` is the `train` group (optimiser, schedule, modes mix, precision, cadence, logging): its
+defaults are `train=default`, and `configs/train/cpu.yaml` holds only what `train=cpu` changes.
+`TrainRunConfig` is the whole composed config (`configs/train.yaml` selects its groups); the model,
+objective and data groups are validated by their owners' dataclasses.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any, ClassVar
 
+from selfflow_robot.data.dataset import DataConfig
 from selfflow_robot.errors import ConfigError
+from selfflow_robot.model.config import SIZES, DiTConfig
+from selfflow_robot.objective.config import OBJECTIVES, ObjectiveConfig
 
 
 class Precision(str, Enum):
@@ -120,11 +126,11 @@ class ValidationConfig:
         at_start: also validate before the first step (logged at the start step): the untrained reference.
     """
 
-    batches: int = 2
-    sample_steps: int = 10
+    batches: int = 4
+    sample_steps: int = 20
     world_model: bool = True
     one_step: bool = True
-    one_step_draws: int = 1
+    one_step_draws: int = 4
     at_start: bool = False
 
     def __post_init__(self) -> None:
@@ -197,3 +203,36 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.state_noise < 0:
             raise ConfigError(f"train.state_noise must be >= 0, got {self.state_noise}")
+
+
+@dataclass
+class TrainRunConfig:
+    """`selfflow-robot train`: one run, composed from the config groups `configs/train.yaml` selects.
+
+    Args:
+        model: the backbone, `model=tiny|small|base|xl` (the size table `selfflow_robot.model.config.SIZES`).
+        objective: the training objective, `objective=selfflow|vanilla`.
+        data: the dataset and how windows are cut, `data=synth|rt1` (configs/data/).
+        train: optimiser, schedule, cadence, `train=default|cpu` (configs/train/cpu.yaml).
+        output_dir: run dir: checkpoints/step-NNNNNNN/, tb/, metrics.jsonl, curves.png.
+        resume: continue exactly from the newest complete checkpoint in `output_dir` (none: start fresh).
+        init_from: start a NEW run from weights: a checkpoint or run dir, or (xl) the released
+            selfflow_imagenet256.pt.
+        device: `auto` (cuda:LOCAL_RANK if available, else cpu), `cpu` or `cuda`.
+    """
+
+    model: DiTConfig = field(default_factory=DiTConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output_dir: str = "runs/train"
+    resume: bool = False
+    init_from: str | None = None
+    device: str = "auto"
+
+    # Group options stored from the dataclasses; `data=` and `train=cpu` are YAML files under configs/.
+    config_groups: ClassVar[dict[str, dict[str, Any]]] = {
+        "model": SIZES,
+        "objective": {name: ObjectiveConfig(name=name) for name in OBJECTIVES},
+        "train": {"default": TrainConfig()},
+    }

@@ -1,31 +1,23 @@
-"""Size presets, their YAML mirrors, Hydra composition, config validation, xl parameter count."""
-import dataclasses
-
+"""Size presets as the `model` group, Hydra composition, config validation, xl parameter count."""
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from selfflow_robot.config import config_dir, structured
+from selfflow_robot.config import group_options, load_config, structured
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.model import SIZES, DiTConfig, build_model, dit_config
+from selfflow_robot.train.config import TrainRunConfig
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-def test_yaml_mirrors_size_preset(size):
-    yaml = OmegaConf.load(config_dir() / "model" / f"{size}.yaml")
-    assert set(yaml.keys()) == {f.name for f in dataclasses.fields(DiTConfig)}
-    assert structured(DiTConfig, yaml) == SIZES[size]
+def test_model_group_options_are_the_size_table(size):
+    """`model=<size>` composes to the preset of the one size table: no YAML copy to keep equal."""
+    cfg = load_config("train", [f"model={size}"], schema=TrainRunConfig)
+    assert structured(DiTConfig, cfg.model) == SIZES[size]
+    assert group_options("train", schema=TrainRunConfig)["model"] == (sorted(SIZES), "tiny")
 
 
-def test_hydra_composes_model_group(tmp_path):
-    """The train config will say `defaults: [model: tiny, objective: selfflow]`; check that composition here."""
-    from hydra import compose, initialize_config_dir
-
-    (tmp_path / "model").symlink_to(config_dir() / "model")
-    (tmp_path / "objective").symlink_to(config_dir() / "objective")
-    (tmp_path / "probe.yaml").write_text("defaults:\n  - model: tiny\n  - objective: selfflow\n  - _self_\n")
-    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
-        cfg = compose("probe", overrides=["model=small", "model.horizon=2", "model.image_size=[64,80]"])
+def test_hydra_composes_model_group():
+    cfg = load_config("train", ["model=small", "model.horizon=2", "model.image_size=[64,80]"], schema=TrainRunConfig)
     model_cfg = structured(DiTConfig, cfg.model)
     assert (model_cfg.depth, model_cfg.horizon, model_cfg.image_size) == (12, 2, (64, 80))
     assert cfg.objective.name == "selfflow"
@@ -60,6 +52,7 @@ def test_every_size_builds_and_runs_on_meta(size):
     (dict(image_size=(60, 80)), "divisible by 8"),
     (dict(codec="vae", vae="", patch_size=2), "model.vae="),
     (dict(depth=0), "depth"),
+    (dict(image_size=(64, 80, 3)), r"\[height, width\]"),
 ])
 def test_bad_model_config_raises_config_error(bad, match):
     with pytest.raises(ConfigError, match=match):

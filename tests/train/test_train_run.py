@@ -18,6 +18,7 @@ from selfflow_robot import constants as C
 from selfflow_robot.cli import main as cli_main
 from selfflow_robot.config import load_config
 from selfflow_robot.data.language import load_language_table
+from selfflow_robot.train.config import TrainRunConfig
 from selfflow_robot.train.logger import read_metrics
 
 
@@ -128,14 +129,14 @@ def test_init_from_starts_a_new_run_from_checkpoint_weights(train_data, train_cl
     src = tmp_path / "src"
     train_cli.ok(train_cli.run(train_data, src, "train.steps=2", "train.val_every=0"))
     cfg = load_config("train", [*train_cli.fast, f"data.path={train_data}", f"output_dir={tmp_path / 'new'}",
-                                f"init_from={src}", "train.steps=3"])
+                                f"init_from={src}", "train.steps=3"], schema=TrainRunConfig)
     trainer = Trainer(cfg, parallel.init_distributed("cpu"))
     ema = ck.load_weights(ck.find_checkpoint(src), use_ema=True)
     assert trainer.step == 0 and not trainer.optimizer.state
     assert all(torch.equal(v, ema[k]) for k, v in trainer.model.state_dict().items())
     with pytest.raises(ck.CheckpointError, match="no complete checkpoint"):
         bad = load_config("train", [*train_cli.fast, f"data.path={train_data}", f"output_dir={tmp_path / 'x'}",
-                                    f"init_from={tmp_path}"])
+                                    f"init_from={tmp_path}"], schema=TrainRunConfig)
         Trainer(bad, parallel.init_distributed("cpu"))
 
 
