@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -62,7 +63,7 @@ class ConvertConfig:
     instruction: str = ""
     image_key: str = ""
     action_key: str = ""
-    state_key: list[str] = field(default_factory=list)
+    state_key: Any = field(default_factory=list)  # a list, or one key as a plain string (state_key=KEY)
     instruction_attr: str = "language_instruction"
     flip_vertical: bool = False
     drop_last_frame: bool = False
