@@ -50,6 +50,21 @@ class FlowBatch:
                                 ("x0", "noisy", "text", "text_drop", "key_mask", "loss_mask",
                                 "state", "state_drop", "state_target")})
 
+    def repeat_interleave(self, k: int) -> FlowBatch:
+        """Each example k times in a row (row i*k + j = copy j of example i): the rows of k noise draws."""
+        if k == 1:
+            return self
+
+        def rep(v):
+            if v is None:
+                return None
+            if isinstance(v, dict):
+                return {g: t.repeat_interleave(k, 0) for g, t in v.items()}
+            return v.repeat_interleave(k, 0)
+        return replace(self, **{f: rep(getattr(self, f)) for f in
+                                ("x0", "noisy", "text", "text_drop", "key_mask", "loss_mask",
+                                 "state", "state_drop", "state_target")})
+
     def token_weights(self, group: str) -> torch.Tensor:
         """(B, N_g) bool: tokens of `group` that are noisy, present and in the loss."""
         x = self.x0[group]

@@ -17,9 +17,10 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from selfflow_robot.config import structured
-from selfflow_robot.constants import ACTIONS, FUTURE, GROUPS
+from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE, GROUPS
 from selfflow_robot.model.build import model_config
 from selfflow_robot.model.config import DiTConfig
+from selfflow_robot.model.tokens import DiTOutput
 from selfflow_robot.objective.batch import FlowBatch, LossOutput, state_kwargs
 from selfflow_robot.objective.config import ObjectiveConfig
 from selfflow_robot.objective.dts import dual_timesteps, mask_ratios, single_timestep
@@ -39,12 +40,40 @@ class Objective:
         self.group_weights = {FUTURE: cfg.future_weight, ACTIONS: cfg.action_weight}
 
     def __call__(self, student: nn.Module, teacher: nn.Module | None, batch: FlowBatch, *,
-                 generator: torch.Generator | None = None) -> LossOutput:
+                 generator: torch.Generator | None = None, draws: int = 1) -> LossOutput:
+        """The loss on `batch`, each window seen with `draws` independent noise draws (draw-major rows)."""
         raise NotImplementedError
 
     @staticmethod
     def _groups(batch: FlowBatch) -> list[str]:
         return [g for g in GROUPS if g in batch.x0]
+
+    @staticmethod
+    def _predicted(batch: FlowBatch) -> list[str]:
+        """The groups a loss can cover: all but the context, which is always clean."""
+        return [g for g in GROUPS if g in batch.x0 and g != CONTEXT]
+
+    @staticmethod
+    def _forward(model: nn.Module, window: FlowBatch, wide: FlowBatch, x: Mapping[str, torch.Tensor],
+                 tau: Mapping[str, torch.Tensor], draws: int, **kwargs: Any) -> DiTOutput:
+        """The model on `draws` noise draws of each window of `window` (`wide` = its rows repeated per draw,
+        `x`/`tau` over `wide`'s rows). The context, text and state go in once per window, so a prefix-attention
+        model computes the context once. `features` are returned over the predicted groups' tokens only."""
+        has_ctx = CONTEXT in x
+        if draws > 1 and has_ctx:
+            x = {g: v[::draws] if g == CONTEXT else v for g, v in x.items()}
+            tau = {g: v[::draws] if g == CONTEXT else v for g, v in tau.items()}
+        key_mask = wide.key_mask if draws == 1 or wide.key_mask is None else \
+            {g: m for g, m in wide.key_mask.items() if g != CONTEXT}
+        out = model(x, tau, window.text, text_drop=window.text_drop, key_mask=key_mask,
+                    draws=draws if has_ctx else 1, **state_kwargs(window), **kwargs)
+        if draws == 1 and has_ctx and out.features is not None:   # draws > 1 leaves the context out already
+            out = out._replace(features=out.features[:, x[CONTEXT].shape[1]:])
+        return out
+
+    @staticmethod
+    def _per_window(per_example: torch.Tensor, draws: int) -> torch.Tensor:
+        return per_example.reshape(-1, draws).mean(1) if draws > 1 else per_example
 
     @staticmethod
     def _noise(batch: FlowBatch, groups: list[str], generator: torch.Generator | None) -> dict[str, torch.Tensor]:
@@ -106,21 +135,22 @@ class VanillaObjective(Objective):
     name = "vanilla"
 
     def __call__(self, student: nn.Module, teacher: nn.Module | None, batch: FlowBatch, *,
-                 generator: torch.Generator | None = None) -> LossOutput:
-        groups = self._groups(batch)
-        device = batch.x0[groups[0]].device
-        shapes = {g: tuple(batch.x0[g].shape[:2]) for g in groups}
-        _, tau = single_timestep(shapes, batch.noisy, self.time_dist, device=device, generator=generator)
-        eps = self._noise(batch, groups, generator)
-        x_tau = {g: interpolate(batch.x0[g], eps[g], tau[g]) for g in groups}
-        out = student(x_tau, tau, batch.text, text_drop=batch.text_drop, key_mask=batch.key_mask,
-                      **state_kwargs(batch))
-        loss_groups = [g for g in groups if g in batch.noisy]
-        target = {g: velocity_target(batch.x0[g], eps[g]) for g in loss_groups}
+                 generator: torch.Generator | None = None, draws: int = 1) -> LossOutput:
+        wide = batch.repeat_interleave(draws)
+        groups = self._groups(wide)
+        device = wide.x0[groups[0]].device
+        shapes = {g: tuple(wide.x0[g].shape[:2]) for g in groups}
+        _, tau = single_timestep(shapes, wide.noisy, self.time_dist, device=device, generator=generator)
+        eps = self._noise(wide, groups, generator)
+        x_tau = {g: interpolate(wide.x0[g], eps[g], tau[g]) for g in groups}
+        out = self._forward(student, batch, wide, x_tau, tau, draws)
+        loss_groups = [g for g in self._predicted(wide) if g in wide.noisy]
+        target = {g: velocity_target(wide.x0[g], eps[g]) for g in loss_groups}
         flow, logs, per_example = self.flow_loss(out.velocity, target,
-                                                 {g: batch.token_weights(g) for g in loss_groups})
-        loss = self.with_aux_state(flow, logs, out.state, batch)
-        return LossOutput(loss, {"flow": flow.detach(), **logs, "loss": loss.detach()}, per_example)
+                                                 {g: wide.token_weights(g) for g in loss_groups})
+        loss = self.with_aux_state(flow, logs, out.state, wide)
+        return LossOutput(loss, {"flow": flow.detach(), **logs, "loss": loss.detach()},
+                          self._per_window(per_example, draws))
 
 
 class SelfFlowObjective(Objective):
@@ -135,40 +165,41 @@ class SelfFlowObjective(Objective):
         self.ratios = mask_ratios(cfg, model_cfg.horizon)
 
     def __call__(self, student: nn.Module, teacher: nn.Module | None, batch: FlowBatch, *,
-                 generator: torch.Generator | None = None) -> LossOutput:
+                 generator: torch.Generator | None = None, draws: int = 1) -> LossOutput:
         if teacher is None:
             raise ValueError("objective=selfflow needs the EMA teacher (EMA(model).module); "
                              "use objective=vanilla to train without one")
-        groups = self._groups(batch)
-        device = batch.x0[groups[0]].device
-        shapes = {g: tuple(batch.x0[g].shape[:2]) for g in groups}
-        dts = dual_timesteps(shapes, batch.noisy, self.ratios, self.time_dist, device=device, generator=generator)
-        eps = self._noise(batch, groups, generator)
+        wide = batch.repeat_interleave(draws)
+        groups = self._groups(wide)
+        device = wide.x0[groups[0]].device
+        shapes = {g: tuple(wide.x0[g].shape[:2]) for g in groups}
+        dts = dual_timesteps(shapes, wide.noisy, self.ratios, self.time_dist, device=device, generator=generator)
+        eps = self._noise(wide, groups, generator)
 
         # Student: per-token noise levels (t or s); features = projector(hidden state after block l).
-        x_student = {g: interpolate(batch.x0[g], eps[g], dts.student[g]) for g in groups}
-        out = student(x_student, dts.student, batch.text, text_drop=batch.text_drop, key_mask=batch.key_mask,
-                      feature_layer=self.student_layer, **state_kwargs(batch))
+        x_student = {g: interpolate(wide.x0[g], eps[g], dts.student[g]) for g in groups}
+        out = self._forward(student, batch, wide, x_student, dts.student, draws, feature_layer=self.student_layer)
         # Teacher: same x0 and noise, every noisy token at the cleaner level min(t, s); clean tokens stay clean.
         with torch.no_grad():
-            x_teacher = {g: interpolate(batch.x0[g], eps[g], dts.teacher[g]) for g in groups}
-            target_h = teacher(x_teacher, dts.teacher, batch.text, text_drop=batch.text_drop,
-                               key_mask=batch.key_mask, stop_at=self.teacher_layer, **state_kwargs(batch)).features
+            x_teacher = {g: interpolate(wide.x0[g], eps[g], dts.teacher[g]) for g in groups}
+            target_h = self._forward(teacher, batch, wide, x_teacher, dts.teacher, draws,
+                                     stop_at=self.teacher_layer).features
 
-        loss_groups = [g for g in groups if g in batch.noisy]
-        weights = {g: batch.token_weights(g) for g in loss_groups}
-        target = {g: velocity_target(batch.x0[g], eps[g]) for g in loss_groups}
+        predicted = self._predicted(wide)
+        loss_groups = [g for g in predicted if g in wide.noisy]
+        weights = {g: wide.token_weights(g) for g in loss_groups}
+        target = {g: velocity_target(wide.x0[g], eps[g]) for g in loss_groups}
         flow, logs, per_example = self.flow_loss(out.velocity, target, weights)
 
         w = torch.cat([weights[g] if g in weights else torch.zeros(shapes[g], dtype=torch.bool, device=device)
-                       for g in groups], dim=1).float()                                 # (B, N)
-        cos = F.cosine_similarity(out.features.float(), target_h.float(), dim=-1)     # (B, N)
+                       for g in predicted], dim=1).float()                              # (B·draws, N)
+        cos = F.cosine_similarity(out.features.float(), target_h.float(), dim=-1)     # (B·draws, N)
         denom = w.sum().clamp(min=1.0)
         rep = ((1 - cos) * w).sum() / denom
-        loss = self.with_aux_state(flow + self.cfg.gamma * rep, logs, out.state, batch)
+        loss = self.with_aux_state(flow + self.cfg.gamma * rep, logs, out.state, wide)
         logs.update(flow=flow.detach(), rep=rep.detach(), teacher_cos=((cos * w).sum() / denom).detach(),
                     loss=loss.detach())
-        return LossOutput(loss, logs, per_example)
+        return LossOutput(loss, logs, self._per_window(per_example, draws))
 
 
 OBJECTIVE_CLASSES: dict[str, type[Objective]] = {"selfflow": SelfFlowObjective, "vanilla": VanillaObjective}

@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 
 from selfflow_robot.config import check_choice
-from selfflow_robot.constants import GROUPS
+from selfflow_robot.constants import CONTEXT, GROUPS
+from selfflow_robot.model.tokens import PrefixCache
 
 METHODS = ("ode", "sde")
 
@@ -83,13 +84,31 @@ def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[s
     B = next(iter(x.values())).shape[0]
     device = next(iter(x.values())).device
     extra = {} if robot_state is None else {"state": robot_state}   # only state-conditioned models take it
+    # prefix attention: the clean context's keys/values are computed once and serve every step (per branch set)
+    cached = getattr(getattr(model, "cfg", None), "attention", "full") == "prefix" and CONTEXT in x \
+        and CONTEXT not in generate and len(x) > 1 and getattr(model, "split_prefix", True)
+    caches: dict[int, PrefixCache] = {}
+    mask = key_mask if key_mask is None or not cached else {g: m for g, m in key_mask.items() if g != CONTEXT}
+
+    def prefix(n: int, text_drop: torch.Tensor | None, state_drop: torch.Tensor | None) -> dict:
+        if not cached:
+            return {}
+        if n not in caches:
+            rep = (lambda v: v) if n == 1 else (lambda v: torch.cat([v] * n))
+            kw = {} if robot_state is None else {"state": rep(robot_state), "state_drop": state_drop}
+            caches[n] = model.encode_prefix(rep(x[CONTEXT]), None if text is None else rep(text),
+                                            text_drop=text_drop, **kw)
+        return {"prefix": caches[n]}
+
+    def tokens(n: int) -> dict[str, torch.Tensor]:
+        return {g: (v if n == 1 else torch.cat([v] * n)) for g, v in state.items() if not (cached and g == CONTEXT)}
 
     def velocity(tau: float) -> dict[str, torch.Tensor]:
-        t = {g: torch.full((B,), tau if g in generate else 0.0, device=device) for g in state}
+        t = {g: torch.full((B,), tau if g in generate else 0.0, device=device) for g in tokens(1)}
         inside = guidance_interval[0] <= tau <= guidance_interval[1]
         guide_text, guide_state = inside and cfg_scale != 1.0, inside and state_scale != 1.0
         if not (guide_text or guide_state):
-            return model(state, t, text, key_mask=key_mask, **extra).velocity
+            return model(tokens(1), t, text, key_mask=mask, **extra, **prefix(1, None, None)).velocity
         # branches, batched: conditional, [null text], [null state]
         no, yes = torch.zeros(B, dtype=torch.bool, device=device), torch.ones(B, dtype=torch.bool, device=device)
         text_drop, state_drop = [no], [no]
@@ -103,9 +122,10 @@ def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[s
             return torch.cat([v] * n)
 
         kwargs = {} if robot_state is None else {"state": rep(robot_state), "state_drop": torch.cat(state_drop)}
-        out = model({g: rep(v) for g, v in state.items()}, {g: rep(v) for g, v in t.items()},
+        out = model(tokens(n), {g: rep(v) for g, v in t.items()},
                     None if text is None else rep(text), text_drop=torch.cat(text_drop),
-                    key_mask=None if key_mask is None else {g: rep(m) for g, m in key_mask.items()}, **kwargs).velocity
+                    key_mask=None if mask is None else {g: rep(m) for g, m in mask.items()}, **kwargs,
+                    **prefix(n, torch.cat(text_drop), kwargs.get("state_drop"))).velocity
         result = {}
         for g in generate:
             branch = out[g].chunk(n)

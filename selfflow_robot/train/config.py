@@ -154,6 +154,9 @@ class TrainConfig:
             `model.state_dim > 0`): the policy also learns to act from the image alone, so it keeps reading
             the image for what the state cannot tell (where the drawer is). 0 = always the state.
         state_noise: std of Gaussian noise on the normalised state during training (0 = none).
+        draws_per_window: independent noise draws (noise, timesteps) of each window's targets per step. With
+            `model.attention=prefix` the draws share one pass over the clean context, which dominates the
+            cost, so k draws give k training signals for much less than k windows cost.
         precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
         parallel: `auto` (DDP, FSDP2 for `xl`), `none`, `ddp` or `fsdp` (only used under torchrun).
         compile: `torch.compile` the model (CUDA runs).
@@ -176,6 +179,7 @@ class TrainConfig:
     text_dropout: float = 0.1
     state_dropout: float = 0.0
     state_noise: float = 0.0
+    draws_per_window: int = 1
     precision: Precision = Precision.auto
     parallel: Parallelism = Parallelism.auto
     compile: bool = False
@@ -192,7 +196,7 @@ class TrainConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum", "keep_last", "log_every"):
+        for name in ("steps", "batch_size", "grad_accum", "keep_last", "log_every", "draws_per_window"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("save_every", "val_every"):

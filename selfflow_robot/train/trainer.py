@@ -126,7 +126,8 @@ class Trainer:
             sync_ctx = parallel.no_sync(self.student, enabled=micro < accum - 1)
             with sync_ctx:
                 with self._autocast():
-                    out = self.objective(self.student, self.ema.module, fb, generator=dev_gen)
+                    out = self.objective(self.student, self.ema.module, fb, generator=dev_gen,
+                                         draws=self.tcfg.draws_per_window)
                 (out.loss / accum).backward()
             for k, v in {"loss": out.loss.detach(), **out.logs}.items():
                 sums[k] = sums.get(k, 0.0) + v.detach().float() / accum
@@ -159,6 +160,7 @@ class Trainer:
         out_logs = {f"loss/{'total' if k == 'loss' else k}": v for k, v in logs.items()}
         out_logs.update({"lr": lr, "grad_norm": float(grad_norm),
                          "throughput/examples_per_s": examples * world / dt,
+                         "throughput/signals_per_s": examples * world * self.tcfg.draws_per_window / dt,
                          "throughput/step_time_s": dt})
         if "teacher_cos" in logs:
             out_logs["ema/teacher_cos"] = out_logs.pop("loss/teacher_cos")

@@ -8,6 +8,7 @@ import torch
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE
 from selfflow_robot.model.build import build_model
 from selfflow_robot.model.config import dit_config
+from selfflow_robot.objective import sample
 
 
 def _model(attention="prefix", **over):
@@ -120,3 +121,20 @@ def test_full_attention_lets_the_context_see_the_noisy_tokens():
     a = model(x, tau, text, feature_layer=3).features[:, :x[CONTEXT].shape[1]]
     b = model({**x, FUTURE: torch.randn_like(x[FUTURE])}, tau, text, feature_layer=3).features[:, :x[CONTEXT].shape[1]]
     assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("cfg_scale", [1.0, 2.0])
+def test_the_sampler_reuses_the_context_cache_with_the_same_result(cfg_scale):
+    model = _model()
+    x, _, text = _window(model, B=2)
+    calls = []
+    encode = model.encode_prefix
+    model.encode_prefix = lambda *a, **k: calls.append(1) or encode(*a, **k)
+    kwargs = dict(steps=4, cfg_scale=cfg_scale, guidance_interval=(0.0, 0.7))
+    cached = sample(model, x, [ACTIONS], text, generator=torch.Generator().manual_seed(3), **kwargs)
+    assert len(calls) == (1 if cfg_scale == 1.0 else 2)   # once per branch set, not once per step
+    model.split_prefix = False
+    del model.encode_prefix
+    plain = sample(model, x, [ACTIONS], text, generator=torch.Generator().manual_seed(3), **kwargs)
+    assert len(calls) == (1 if cfg_scale == 1.0 else 2)   # the one-pass reference never builds a cache
+    torch.testing.assert_close(cached[ACTIONS], plain[ACTIONS], rtol=1e-4, atol=1e-5)
