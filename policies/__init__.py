@@ -12,7 +12,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "SelfFlowPolicy": "selfflow_robot.policies.policy", "PolicyConfig": "selfflow_robot.policies.policy",
+    "SelfFlowPolicy": "selfflow_robot.policies.policy", "PolicyConfig": "selfflow_robot.policies.config",
     "PolicySession": "selfflow_robot.policies.policy", "ActionChunker": "selfflow_robot.policies.chunking",
     "LanguageTable": "selfflow_robot.data.language", "InstructionEmbedder": "selfflow_robot.data.language",
     "HFTextEncoder": "selfflow_robot.data.language", "HashingTextEncoder": "selfflow_robot.data.language",

@@ -38,70 +38,14 @@ from selfflow_robot.data import transforms as T
 from selfflow_robot.data.language import HFTextEncoder, InstructionEmbedder, TextEncoder
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.model.device import inference_autocast, resolve_device
+from selfflow_robot.objective import sample
 from selfflow_robot.policies.chunking import ActionChunker
+from selfflow_robot.policies.config import PolicyConfig
+from selfflow_robot.policies.plots import plot_episode_actions
 
 Sampler = Literal["ode", "sde"]
 TokenPredictor = Callable[[np.ndarray, np.ndarray, torch.Tensor, torch.Generator | None, np.ndarray | None],
                           torch.Tensor]  # the signature of `SelfFlowPolicy.predict_tokens`
-
-
-@dataclass
-class PolicyConfig:
-    """Inference settings (none of them change the weights).
-
-    Args:
-        steps: denoising steps of the sampler per chunk.
-        sampler: `ode` (deterministic Euler) or `sde`.
-        cfg_scale: classifier-free guidance on the instruction (1.0 = off; >1 costs a second forward).
-        execute_horizon: actions executed from each chunk before predicting a new one (None = the whole chunk).
-        ensemble: temporal ensembling of overlapping chunks (use with a small `execute_horizon`).
-        ensemble_temp: ensembling weight exp(-temp * rank), rank 0 = the oldest prediction.
-        action_scale: multiplies `world_vector` and `rot_axangle` (SimplerEnv's --action-scale).
-        gripper_deadzone: |gripper| below this is sent as 0 (RT-1's small-action filter).
-        seed: seeds the sampler's noise at every `reset`, so an episode is reproducible.
-        use_ema: load the EMA weights (the ones to deploy).
-        device: torch device for the model; `auto` = CUDA when available, else CPU.
-        precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
-        text_encoder: optional local dir of a Hugging Face text model for instructions not in the table.
-        text_fallback: how encoder outputs map to the table's space: `nearest` or `ridge` (see language.py).
-        use_state: for a checkpoint trained with proprioception (`model.state_dim > 0`): False = ignore the
-            robot state and act from the image alone through the learned null state, so no `state` is needed
-            (meaningful for checkpoints trained with `train.state_dropout > 0`, which learned that case).
-        state_scale: guidance on the robot state against the learned null state, like `cfg_scale` for the
-            instruction (1.0 = off; > 1 leans harder on the state; costs a second forward). For checkpoints
-            trained with `train.state_dropout > 0`.
-    """
-
-    steps: int = 10
-    sampler: str = "ode"
-    cfg_scale: float = 1.0
-    execute_horizon: int | None = None
-    ensemble: bool = False
-    ensemble_temp: float = 0.0
-    action_scale: float = 1.0
-    gripper_deadzone: float = 1e-2
-    seed: int = 0
-    use_ema: bool = True
-    device: str = "auto"
-    precision: str = "auto"
-    text_encoder: str | None = None
-    text_fallback: str = "nearest"
-    use_state: bool = True
-    state_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ConfigError(f"policy steps must be >= 1, got {self.steps}")
-        if self.sampler not in ("ode", "sde"):
-            raise ConfigError(f"policy sampler must be one of ['ode', 'sde'], got {self.sampler!r}")
-        if self.text_fallback not in ("nearest", "ridge"):
-            raise ConfigError(f"policy text_fallback must be one of ['nearest', 'ridge'], got {self.text_fallback!r}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"policy precision must be one of ['auto', 'fp32', 'bf16'], got {self.precision!r}")
-        if self.cfg_scale < 0:
-            raise ConfigError(f"policy cfg_scale must be >= 0, got {self.cfg_scale}")
-        if self.state_scale < 0:
-            raise ConfigError(f"policy state_scale must be >= 0, got {self.state_scale}")
 
 
 @dataclass
@@ -355,8 +299,6 @@ class SelfFlowPolicy:
         """Sample action tokens `(B, H, 8)` from context frames uint8 `(B, k, h, w, 3)`, text `(B, 512)`, the
         initial noise `(B, H, 8)` and, for state-conditioned models, the normalised state `(B, 8)`: the
         policy-mode forward (no future-frame tokens)."""
-        from selfflow_robot.objective import sample
-
         frames = torch.from_numpy(np.ascontiguousarray(context)).to(self.device)
         ctx = self.codec.encode(frames)                                        # (B, k*h*w, d)
         noise = noise.to(self.device)
@@ -389,27 +331,7 @@ class SelfFlowPolicy:
     def visualize_epoch(self, raw_actions: Sequence[Mapping[str, np.ndarray]], images: Sequence[np.ndarray],
                         save_path: str | Path) -> None:
         """Plot an episode's raw actions over time under a strip of its frames (SimplerEnv calls this)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        keys = ["world_vector", "rotation_delta", "gripper_closedness_action", "terminate_episode"]
-        series = {f"{k}_{i}": [float(np.asarray(a[k]).reshape(-1)[i]) for a in raw_actions]
-                  for k in keys for i in range(np.asarray(raw_actions[0][k]).size)} if raw_actions else {}
-        fig, axes = plt.subplot_mosaic([["image"] * max(len(series), 1), list(series) or ["image"]],
-                                       figsize=(4 * max(len(series), 1), 8))
-        if images:
-            strip = np.concatenate([np.asarray(im) for im in list(images)[::max(1, len(images) // 8)]], axis=1)
-            axes["image"].imshow(strip)
-        axes["image"].set_axis_off()
-        for name, values in series.items():
-            axes[name].plot(values)
-            axes[name].set_title(name)
-            axes[name].set_xlabel("step")
-        fig.tight_layout()
-        fig.savefig(save_path)
-        plt.close(fig)
+        plot_episode_actions(raw_actions, images, save_path)
 
 
 def _find_stat(stats: Mapping[str, Any], key: str) -> list[float] | None:

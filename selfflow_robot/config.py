@@ -27,6 +27,7 @@ from selfflow_robot.errors import ConfigError
 
 SCHEMA_SUFFIX = "_schema"  # configs/<name>.yaml starts its defaults list with `<name>_schema`
 T = TypeVar("T")
+_REGISTERED_GROUPS: set[str] = set()   # groups `register_schema` put into Hydra's ConfigStore
 
 
 def config_dir() -> Path:
@@ -43,8 +44,14 @@ def register_schema(name: str, schema: type) -> None:
     if not dataclasses.is_dataclass(schema):
         raise TypeError(f"the schema of '{name}' must be a dataclass, got {schema!r}")
     store = ConfigStore.instance()
+    # the store is process-wide: drop the groups an earlier command registered, so that another command's
+    # group (e.g. train's `objective`) never swallows a plain key of this one (the demo's `objective=`)
+    for group in _REGISTERED_GROUPS:
+        store.repo.pop(group, None)
+    _REGISTERED_GROUPS.clear()
     store.store(name=f"{name}{SCHEMA_SUFFIX}", node=schema)
     for group, options in getattr(schema, "config_groups", {}).items():
+        _REGISTERED_GROUPS.add(group)
         for option, preset in options.items():
             store.store(group=group, name=option, node=preset)
 

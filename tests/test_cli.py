@@ -117,3 +117,12 @@ def test_saved_run_config_reloads() -> None:
 def test_console_script_runs() -> None:
     out = subprocess.run([sys.executable, "-m", "selfflow_robot.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "usage: selfflow-robot" in out.stdout
+
+
+def test_one_commands_config_groups_do_not_leak_into_another():
+    """Hydra's ConfigStore is process-wide: after `train` registered its `objective` group, the demo's plain
+    `objective=` key must still be a plain key (the study composes demo configs in a process that trains)."""
+    demo_schema = _schema("demo")
+    load_config("demo", ["objective=vanilla"], schema=demo_schema)
+    assert load_config("train", ["objective=vanilla"], schema=TrainRunConfig).objective.name == "vanilla"
+    assert load_config("demo", ["objective=vanilla"], schema=demo_schema).objective == "vanilla"

@@ -8,7 +8,7 @@ from typing import Any
 from selfflow_robot.config import check_choice
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.objective.config import OBJECTIVES
-from selfflow_robot.policies.policy import PolicyConfig
+from selfflow_robot.policies.config import PolicyConfig
 
 DEMO_PHASES = ("collect", "train", "eval", "imagine", "report")
 # Each phase's folder under the demo's output dir.
