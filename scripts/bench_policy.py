@@ -1,4 +1,4 @@
-"""Per-chunk policy latency: eager vs exported (torchscript / onnx / torch_export) vs torch.compile.
+"""Per-chunk policy latency: eager (with and without the context cache) vs exported graphs vs torch.compile.
 
 One chunk = encode the k context frames + `steps` denoiser evaluations (Euler, policy mode) for
 `chunk` action tokens; the figures are per chunk, for `batch` chunks at once. Prints p50/p99
@@ -7,6 +7,11 @@ machine when --threads 1), plus the FLOPs of one chunk (counted with `torch.util
 and the time it would take at `--peak-tflops`.
 
     python scripts/bench_policy.py --size tiny --steps 10 --modes eager,torchscript,onnx,compile
+    python scripts/bench_policy.py --size tiny --attention prefix --steps 10 --threads 1 --modes eager,cached
+
+`eager` runs every denoising step over the context and the action tokens (for a prefix-attention model: one
+pass under the prefix mask); `cached` (models with `attention=prefix`) runs the context once per chunk and every
+step over the action tokens only, against the context's cached keys/values.
     python scripts/bench_policy.py --ckpt runs/demo --steps 10
     python scripts/bench_policy.py --size xl --flops-only --peak-tflops 989      # H100 dense bf16
     python scripts/bench_policy.py --size xl --device cuda --dtype bfloat16 --modes eager,compile
@@ -25,19 +30,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
+from selfflow_robot.checkpoint import load_pretrained
 from selfflow_robot.constants import ACTIONS, CONTEXT
 from selfflow_robot.model import build_model
 from selfflow_robot.model.config import SIZES, dit_config
 from selfflow_robot.objective import sample
 from selfflow_robot.policies.export import SUFFIX, ActionDenoiser, ExportedSampler, export_denoiser, load_exported
 
-MODES = ("eager", "torchscript", "onnx", "torch_export", "compile")
+MODES = ("eager", "cached", "torchscript", "onnx", "torch_export", "compile")
 
 
 def _denoiser_flops(cfg, batch: int) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
     model, _ = build_model(cfg, with_codec=False)
     den = ActionDenoiser(model.eval().requires_grad_(False))
     n_ctx = cfg.context_frames * cfg.tokens_per_frame
@@ -97,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--attention", choices=["full", "prefix"], default=None,
+                   help="model.attention of the fresh model (default: the size preset's)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--peak-tflops", type=float, default=989.0,
@@ -111,18 +118,20 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown modes {bad}; choose from {list(MODES)}")
 
     if args.ckpt:
-        from selfflow_robot.checkpoint import load_pretrained
-
         pre = load_pretrained(args.ckpt, device="cpu")
         model, codec, cfg = pre.model, pre.codec, pre.model.cfg
     else:
-        cfg = dit_config(args.size) if args.chunk is None else dit_config(args.size, horizon=args.chunk)
+        over = {} if args.chunk is None else {"horizon": args.chunk}
+        if args.attention:
+            over["attention"] = args.attention
+        cfg = dit_config(args.size, **over)
         model = codec = None
     if args.chunk is not None and args.chunk != cfg.horizon:
         if args.ckpt:
             p.error(f"--chunk {args.chunk} differs from the checkpoint's horizon {cfg.horizon}")
     flops = chunk_flops(cfg, args.steps, args.batch)
     result: dict = {"size": args.size if not args.ckpt else args.ckpt, "steps": args.steps, "chunk": cfg.horizon,
+                    "attention": cfg.attention,
                     "batch": args.batch, "tokens": cfg.context_frames * cfg.tokens_per_frame + cfg.horizon,
                     "device": args.device, "dtype": args.dtype, "threads": args.threads,
                     "gflops_per_chunk": flops / 1e9, "peak_tflops": args.peak_tflops,
@@ -157,8 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.TemporaryDirectory(prefix="bench-policy-")
     for mode in modes:
         try:
-            if mode == "eager":
-                def run():
+            if mode in ("eager", "cached"):
+                if mode == "cached" and cfg.attention != "prefix":
+                    print("  cached: needs a model with attention=prefix (--attention prefix); skipped")
+                    continue
+
+                def run(split=mode == "cached"):
+                    model.split_prefix = split
                     with torch.inference_mode():
                         c = encode()
                         sample(model, {CONTEXT: c, ACTIONS: noise.to(dtype)}, [ACTIONS], text.to(dtype),
