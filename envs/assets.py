@@ -16,14 +16,19 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import os
+import re
 import tempfile
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
+from selfflow_robot.config import structured
 from selfflow_robot.envs.asset_manifest import COMMIT, FILES, VARIANT_AGG_EXTRA_FILES
-from selfflow_robot.errors import UserError
+from selfflow_robot.envs.grid import SceneVariant
+from selfflow_robot.errors import ConfigError, UserError
 
 ENV_VAR = "SELFFLOW_ROBOT_ASSETS"
 DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/simpler-env/ManiSkill2_real2sim/{COMMIT}"
@@ -141,8 +146,6 @@ def fetch_assets(cache_dir: str | os.PathLike | None = None, base_url: str = DEF
     checksum are kept. A file that fails verification is never left in place; `AssetChecksumError`
     lists every bad or unreachable file at the end.
     """
-    from tqdm import tqdm
-
     wanted = dict(files) if files is not None else {**FILES, **VARIANT_AGG_EXTRA_FILES}
     root = cache_root(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -168,6 +171,43 @@ def fetch_assets(cache_dir: str | os.PathLike | None = None, base_url: str = DEF
     return FetchReport(root, len(todo), len(wanted) - len(todo), nbytes)
 
 
+# ---- the files of a drawer variant-aggregation scene variant (envs/drawer_variant_scene.py loads them)
+
+def stage_path(asset_root: Path, variant: SceneVariant) -> Path:
+    """The stage mesh of a variant."""
+    return asset_root / "data" / "hab2_bench_assets" / "stages" / f"{variant.scene_name}.glb"
+
+
+def station_path(asset_root: Path, variant: SceneVariant) -> Path:
+    """The cabinet URDF of a variant."""
+    return asset_root / "data" / "custom" / f"{variant.station_name}.urdf"
+
+
+def variant_files(asset_root: Path, variant: SceneVariant) -> list[Path]:
+    """Every file the variant's scene loads: stage, cabinet URDF and the meshes that URDF names."""
+    urdf = station_path(asset_root, variant)
+    files = [stage_path(asset_root, variant), urdf]
+    if urdf.is_file():
+        files += [urdf.parent / m for m in re.findall(r'filename="([^"]+)"', urdf.read_text())]
+    return files
+
+
+def missing_variant_files(asset_root: Path, variant: SceneVariant) -> list[str]:
+    """Files of `variant_files` absent under `asset_root`, relative to it (empty when the variant can be built)."""
+    root = Path(asset_root)
+    return [str(p.relative_to(root)) for p in variant_files(root, variant) if not p.is_file()]
+
+
+def check_variant_assets(asset_root: Path, variant: SceneVariant) -> None:
+    """Raise `AssetsMissingError` naming the missing files of `variant` and the fix."""
+    missing = missing_variant_files(asset_root, variant)
+    if missing:
+        raise AssetsMissingError(
+            f"variant {variant.name!r} needs {', '.join(missing)}, missing under {asset_root}. Fix: run "
+            "`selfflow-robot assets fetch` and use its cache (or a full clone of simpler-env/ManiSkill2_real2sim), or "
+            "leave the variant out (eval: `variants=[...]` without it)")
+
+
 @dataclass
 class AssetsFetchConfig:
     """`selfflow-robot assets fetch` options."""
@@ -179,15 +219,11 @@ class AssetsFetchConfig:
 
     def __post_init__(self) -> None:
         if self.workers < 1:
-            from selfflow_robot.errors import ConfigError
-
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
 
 
 def main(cfg) -> int:
     """CLI: download and verify the assets; prints the export line for `SELFFLOW_ROBOT_ASSETS`."""
-    from selfflow_robot.config import structured
-
     c = structured(AssetsFetchConfig, cfg)
     rep = fetch_assets(c.cache_dir, c.base_url, c.workers, c.timeout_s)
     print(f"assets ready in {rep.root} ({rep.downloaded} downloaded, {rep.already_present} already verified, "

@@ -10,13 +10,25 @@ the last step, `aspects/success` from the env's success at the last step.
 """
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
 
+from selfflow_robot.config import structured
+from selfflow_robot.data import schema
+from selfflow_robot.data.synth import instruction_embedding
+from selfflow_robot.data.writer import DatasetWriter
+from selfflow_robot.envs.assets import resolve_asset_root
+from selfflow_robot.envs.tasks import SUITES, make_env, overhead_rgb, robot_state, task_spec
 from selfflow_robot.errors import ConfigError
 
 
@@ -52,8 +64,6 @@ class CollectConfig:
 
     def task_list(self) -> list[str]:
         """The tasks to record, in order: `task` as a name, a list of names, or a suite name."""
-        from selfflow_robot.envs.tasks import SUITES, task_spec
-
         names = [self.task] if isinstance(self.task, str) else [str(t) for t in self.task]
         if not names:
             raise ConfigError("task is empty: give a task name, a list of them, or a suite name")
@@ -67,16 +77,12 @@ class CollectConfig:
 
     def jobs(self) -> list[tuple[str, int]]:
         """(task, grid episode) pairs in recording order: per task, `episodes` from `start_episode`, wrapping."""
-        from selfflow_robot.envs.tasks import task_spec
-
         return [(t, (self.start_episode + i) % task_spec(t).num_episodes)
                 for t in self.task_list() for i in range(self.episodes)]
 
 
 def resize_frame(frame: np.ndarray, size: tuple[int, int] = (256, 320)) -> np.ndarray:
     """uint8 (H, W, 3) -> uint8 (size[0], size[1], 3), bilinear (PIL)."""
-    from PIL import Image
-
     if frame.shape[:2] == size:
         return frame
     return np.asarray(Image.fromarray(frame).resize((size[1], size[0]), Image.BILINEAR))
@@ -101,8 +107,6 @@ class ActionNoise:
 
     def rng(self, task: str, episode: int) -> np.random.Generator:
         """The generator of one (task, episode): the same noise for any worker count or order."""
-        import zlib
-
         return np.random.default_rng([self.seed, zlib.crc32(task.encode()), episode])
 
     def executor(self, task: str, episode: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -132,15 +136,12 @@ def expert_success(env, expert, episode: int, noise: ActionNoise = ActionNoise()
     return bool(np.asarray(info["success"]).reshape(-1)[0])
 
 
-def run_episode(env, expert, episode: int, noise: ActionNoise = ActionNoise(), task: str = "") -> dict[str, Any]:
+def record_episode(env, expert, episode: int, noise: ActionNoise = ActionNoise(),
+                   task: str = "") -> dict[str, Any]:
     """Roll the expert out on grid `episode` until the time limit; returns the RLDS episode dict.
 
     With `noise`, each expert action is perturbed before it is executed (and recorded); `task` seeds it.
     """
-    from selfflow_robot.data import schema
-    from selfflow_robot.data.synth import instruction_embedding
-    from selfflow_robot.envs.tasks import overhead_rgb, robot_state
-
     u = env.unwrapped
     obs, _ = env.reset(options={"episode": episode})
     expert.reset(env, obs)
@@ -191,8 +192,7 @@ class _Recorder:
         self.expert: Any = None
 
     def __call__(self, job: tuple[str, int]) -> dict[str, Any]:
-        from selfflow_robot.envs.experts import make_expert
-        from selfflow_robot.envs.tasks import make_env
+        from selfflow_robot.envs.experts import make_expert  # needs transforms3d (the `sim` extra)
 
         task, episode = job
         if task != self.task:
@@ -200,7 +200,7 @@ class _Recorder:
             extra = {} if self.max_steps is None else {"max_episode_steps": self.max_steps}
             self.env = make_env(task, asset_root=self.assets, overlay=self.overlay, **extra)
             self.expert, self.task = make_expert(task), task
-        return run_episode(self.env, self.expert, episode, self.noise, task)
+        return record_episode(self.env, self.expert, episode, self.noise, task)
 
     def close(self) -> None:
         if self.env is not None:
@@ -213,8 +213,6 @@ _RECORDER: _Recorder | None = None  # per worker process
 
 def _worker_init(assets: str | None, overlay: bool, max_steps: int | None, noise: ActionNoise) -> None:
     global _RECORDER
-    import torch
-
     torch.set_num_threads(1)
     _RECORDER = _Recorder(assets, overlay, max_steps, noise)
 
@@ -226,9 +224,6 @@ def _worker_record(job: tuple[str, int]) -> dict[str, Any]:
 
 def _recorded(cfg: CollectConfig, jobs: list[tuple[str, int]]) -> Iterator[dict[str, Any]]:
     """Episodes of `jobs`, in order; rendered in `cfg.workers` spawn processes when > 1."""
-    import multiprocessing as mp
-    import os
-
     workers = min(cfg.workers or os.cpu_count() or 1, len(jobs))
     noise = ActionNoise(cfg.action_noise_m, cfg.action_noise_rad, cfg.noise_seed)
     if workers <= 1:
@@ -245,11 +240,6 @@ def _recorded(cfg: CollectConfig, jobs: list[tuple[str, int]]) -> Iterator[dict[
 
 def collect(cfg: CollectConfig, progress: bool = True) -> tuple[Path, int, int]:
     """Record `cfg.episodes` expert episodes per task into one dataset; returns (builder dir, written, successes)."""
-    from tqdm import tqdm
-
-    from selfflow_robot.data.writer import DatasetWriter
-    from selfflow_robot.envs.assets import resolve_asset_root
-
     resolve_asset_root(cfg.assets)  # missing assets: one clear error before any process starts
     jobs = cfg.jobs()
     n_ok = n_written = 0
@@ -277,8 +267,6 @@ def collect(cfg: CollectConfig, progress: bool = True) -> tuple[Path, int, int]:
 
 def main(cfg) -> int:
     """CLI entry point (`configs/collect.yaml`)."""
-    from selfflow_robot.config import structured
-
     c = structured(CollectConfig, cfg)
     path, n, ok = collect(c)
     print(f"wrote {n} episodes ({ok}/{len(c.jobs())} successful) to {path}")

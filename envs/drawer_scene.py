@@ -22,9 +22,17 @@ from mani_skill.envs.sapien_env import BaseEnv
 from mani_skill.sensors.camera import CameraConfig
 from mani_skill.utils import sapien_utils
 from mani_skill.utils.structs.types import SceneConfig, SimConfig
+from PIL import Image
 
 from selfflow_robot.envs.assets import resolve_asset_root
-from selfflow_robot.envs.google_robot import CAMERA_NAME, DRAWER_INIT_QPOS_BY_NAME, GoogleRobotStatic, agent_class
+from selfflow_robot.envs.google_robot import (
+    CAMERA_HEIGHT,
+    CAMERA_NAME,
+    CAMERA_WIDTH,
+    DRAWER_INIT_QPOS_BY_NAME,
+    GoogleRobotStatic,
+    agent_class,
+)
 from selfflow_robot.envs.grid import ROBOT_BASE_HEIGHT, EpisodeConfig, episode_config, num_episodes
 
 SIM_FREQ, CONTROL_FREQ = 513, 3
@@ -35,8 +43,6 @@ DRAWERS = ("top", "middle", "bottom")
 
 def load_overlay(asset_root: Path, overlay_id: str, width: int, height: int) -> torch.Tensor:
     """The real background image `real_inpainting/open_drawer_<id>.png` as uint8 (H, W, 3), resized if needed."""
-    from PIL import Image
-
     img = Image.open(asset_root / "data" / "real_inpainting" / f"open_drawer_{overlay_id}.png").convert("RGB")
     if img.size != (width, height):
         img = img.resize((width, height), Image.BILINEAR)  # SimplerEnv: cv2.resize (bilinear)
@@ -100,7 +106,8 @@ class DrawerSceneEnv(BaseEnv):
     def _load_scene(self, options: dict):
         # scene_name="dummy_drawer": a white 20 m box as ground, visual only (drawer tasks add no arena collision)
         builder = self.scene.create_actor_builder()
-        builder.add_box_visual(half_size=[10.0, 10.0, 0.017], material=sapien.render.RenderMaterial(base_color=[1, 1, 1, 1]))
+        white = sapien.render.RenderMaterial(base_color=[1, 1, 1, 1])
+        builder.add_box_visual(half_size=[10.0, 10.0, 0.017], material=white)
         builder.initial_pose = sapien.Pose()
         self.arena = builder.build_kinematic(name="arena")
 
@@ -118,7 +125,8 @@ class DrawerSceneEnv(BaseEnv):
         for joint in self.cabinet.get_active_joints():
             joint.set_friction(CABINET_JOINT_FRICTION)
             joint.set_drive_properties(stiffness=0, damping=1)
-        self.drawer_joint_index = [j.name for j in self.cabinet.get_active_joints()].index(f"{self.drawer_id}_drawer_joint")
+        joint_names = [j.name for j in self.cabinet.get_active_joints()]
+        self.drawer_joint_index = joint_names.index(f"{self.drawer_id}_drawer_joint")
         self.drawer_link = self.cabinet.links_map[f"{self.drawer_id}_drawer"]
 
     def _load_objects(self, options: dict) -> None:
@@ -152,8 +160,6 @@ class DrawerSceneEnv(BaseEnv):
 
     def _overlay(self, overlay_id: str) -> torch.Tensor:
         if overlay_id not in self._overlay_cache:
-            from selfflow_robot.envs.google_robot import CAMERA_HEIGHT, CAMERA_WIDTH
-
             self._overlay_cache[overlay_id] = load_overlay(self.asset_root, overlay_id, CAMERA_WIDTH,
                                                            CAMERA_HEIGHT).to(self.device)
         return self._overlay_cache[overlay_id]

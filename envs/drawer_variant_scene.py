@@ -25,17 +25,24 @@ in the .sh), so shading, shadows and brightness differ; the joint path and physi
 """
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import sapien
+from mani_skill.utils import sapien_utils
 
+from selfflow_robot.envs.assets import check_variant_assets, stage_path, station_path
 from selfflow_robot.envs.drawer_scene import DrawerSceneEnv
-from selfflow_robot.envs.grid import VARIANTS, SceneVariant, episode_config, num_episodes, scene_variant
+from selfflow_robot.envs.grid import (
+    VARIANT_FAMILY,
+    VARIANTS,
+    SceneVariant,
+    episode_config,
+    num_episodes,
+    scene_variant,
+)
 
-TASK_FAMILY = "drawer_variant"
+TASK_FAMILY = VARIANT_FAMILY
 STAGE_OFFSET = (-1.6616, -3.0337, 0.0)   # CustomSceneEnv default scene_offset for google_robot_static
 STAGE_ROTATION = (0.707, 0.707, 0.0, 0.0)  # habitat stages are y-up
 # _setup_lighting_legacy
@@ -44,43 +51,6 @@ MAIN_LIGHT_DIRECTION = (-0.2, 0.0, -1.0)
 MAIN_LIGHT_COLOUR = {"default": 1.0, "brighter": 2.0, "darker": 0.5}
 FILL_LIGHTS = (((-1.0, 1.0, -0.05), 0.5), ((-1.0, -1.0, -0.05), 0.5))
 ROBOT_SPECULAR, ROBOT_ROUGHNESS = 0.9, 0.3  # set_articulation_render_material when disable_bad_material=False
-
-
-def stage_path(asset_root: Path, variant: SceneVariant) -> Path:
-    """The stage mesh of a variant."""
-    return asset_root / "data" / "hab2_bench_assets" / "stages" / f"{variant.scene_name}.glb"
-
-
-def station_path(asset_root: Path, variant: SceneVariant) -> Path:
-    """The cabinet URDF of a variant."""
-    return asset_root / "data" / "custom" / f"{variant.station_name}.urdf"
-
-
-def variant_files(asset_root: Path, variant: SceneVariant) -> list[Path]:
-    """Every file the variant's scene loads: stage, cabinet URDF and the meshes that URDF names."""
-    urdf = station_path(asset_root, variant)
-    files = [stage_path(asset_root, variant), urdf]
-    if urdf.is_file():
-        files += [urdf.parent / m for m in re.findall(r'filename="([^"]+)"', urdf.read_text())]
-    return files
-
-
-def missing_variant_files(asset_root: Path, variant: SceneVariant) -> list[str]:
-    """Files of `variant_files` absent under `asset_root`, relative to it (empty when the variant can be built)."""
-    root = Path(asset_root)
-    return [str(p.relative_to(root)) for p in variant_files(root, variant) if not p.is_file()]
-
-
-def check_variant_assets(asset_root: Path, variant: SceneVariant) -> None:
-    """Raise `AssetsMissingError` naming the missing files of `variant` and the fix."""
-    missing = missing_variant_files(asset_root, variant)
-    if missing:
-        from selfflow_robot.envs.assets import AssetsMissingError
-
-        raise AssetsMissingError(
-            f"variant {variant.name!r} needs {', '.join(missing)}, missing under {asset_root}. Fix: run "
-            "`selfflow-robot assets fetch` and use its cache (or a full clone of simpler-env/ManiSkill2_real2sim), "
-            "or leave the variant out (eval: `variants=[...]` without it)")
 
 
 class DrawerVariantSceneEnv(DrawerSceneEnv):
@@ -127,8 +97,6 @@ class DrawerVariantSceneEnv(DrawerSceneEnv):
             self.scene.add_directional_light(list(direction), [colour] * 3)
 
     def _load_scene(self, options: dict):
-        from mani_skill.utils import sapien_utils
-
         v = self.scene_variant
         check_variant_assets(self.asset_root, v)
         builder = self.scene.create_actor_builder()
@@ -142,4 +110,4 @@ class DrawerVariantSceneEnv(DrawerSceneEnv):
         self._load_objects(options)
 
 
-__all__ = ["DrawerVariantSceneEnv", "TASK_FAMILY", "variant_files", "missing_variant_files", "check_variant_assets"]
+__all__ = ["DrawerVariantSceneEnv", "TASK_FAMILY"]

@@ -25,6 +25,8 @@ import numpy as np
 from transforms3d.axangles import mat2axangle
 from transforms3d.quaternions import quat2mat
 
+from selfflow_robot.envs.tasks import task_spec
+
 # drawer geometry of mk_station_recolor.urdf, in the drawer link frame
 FRONT_INNER_X = 0.2975    # inner face of the front panel
 FRONT_OUTER_X = 0.3125    # outer face
@@ -287,8 +289,6 @@ class PlaceAppleExpert(PhasedExpert):
 
 def make_expert(task: str):
     """The scripted expert of a task: `reset(env, obs)` at episode start, then `act(env, obs) -> action (7,)`."""
-    from selfflow_robot.envs.tasks import task_spec
-
     spec = task_spec(task)
     if spec.family == "apple":
         return PlaceAppleExpert()

@@ -28,6 +28,10 @@ With these the port's joints follow SimplerEnv's to ~0.1 mm for a free-space act
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -325,11 +329,6 @@ def ik_urdf(path: str) -> str:
     SAPIEN's loader accepts `lower="-inf"`; urdfdom in Pinocchio does not. Written once per content to
     the temp folder (atomic rename); meshes are not needed for kinematics.
     """
-    import hashlib
-    import os
-    import re
-    import tempfile
-
     text = Path(path).read_text()
     text = re.sub(r'lower="-inf"', 'lower="0"', text)
     text = re.sub(r'upper="inf"', 'upper="0"', text)
@@ -347,4 +346,5 @@ def agent_class(asset_root: str, urdf_version: str = "") -> type[GoogleRobotStat
     """A `GoogleRobotStatic` subclass bound to one URDF file (ManiSkill3 agents take the URDF as a class field)."""
     path = urdf_path(Path(asset_root), urdf_version)
     name = f"GoogleRobotStatic_{urdf_version or 'default'}"
-    return type(name, (GoogleRobotStatic,), {"urdf_path": str(path), "uid": f"google_robot_static_{urdf_version or 'default'}"})
+    uid = f"google_robot_static_{urdf_version or 'default'}"
+    return type(name, (GoogleRobotStatic,), {"urdf_path": str(path), "uid": uid})

@@ -25,6 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from selfflow_robot.config import check_choice
+from selfflow_robot.errors import ConfigError
+
+# The two SIMPLER protocols (evaluation protocols of a grid): visual matching (the real image green-screened
+# behind the sim; tasks "drawer" and "apple") and variant aggregation (scene variants, no overlay).
+VISUAL_MATCHING, VARIANT_AGGREGATION = "visual_matching", "variant_aggregation"
+PROTOCOLS = (VISUAL_MATCHING, VARIANT_AGGREGATION)
+VARIANT_FAMILY = "drawer_variant"   # the task family of the variant-aggregation grid
+
 # URDF colour variants, in the order of SimplerEnv's scripts; "" is the plain URDF (`urdf_version=None`).
 URDF_VERSIONS = ("recolor_cabinet_visual_matching_1", "recolor_tabletop_visual_matching_1",
                  "recolor_tabletop_visual_matching_2", "")
@@ -79,9 +88,6 @@ MISSING_VARIANTS = {
 
 def scene_variant(name: str) -> SceneVariant:
     """The variant called `name`; `ConfigError` for the left-out backgrounds (saying why) or an unknown name."""
-    from selfflow_robot.config import check_choice
-    from selfflow_robot.errors import ConfigError
-
     if name in MISSING_VARIANTS:
         raise ConfigError(f"variant {name!r} is not available: {MISSING_VARIANTS[name]}. "
                           f"Choose from {list(VARIANT_NAMES)}")
@@ -115,9 +121,14 @@ class EpisodeConfig:
         return (float(np.cos(yaw / 2)), 0.0, 0.0, float(np.sin(yaw / 2)))
 
 
+def protocol_of(task_family: str) -> str:
+    """The SIMPLER protocol a task family's grid is scored under."""
+    return VARIANT_AGGREGATION if task_family == VARIANT_FAMILY else VISUAL_MATCHING
+
+
 def num_episodes(task_family: str) -> int:
     """Grid size: 36 for a drawer task, 108 for the apple task, 45 for a drawer variant-aggregation task."""
-    if task_family == "drawer_variant":
+    if task_family == VARIANT_FAMILY:
         return len(VARIANTS) * len(VARIANT_ROBOT_XS) * len(VARIANT_ROBOT_YS)
     return len(URDF_VERSIONS) * (len(DRAWER_POSES) if task_family == "drawer"
                                  else len(APPLE_POSES) * len(APPLE_XS) * len(APPLE_YS))
@@ -133,7 +144,7 @@ def episode_config(task_family: str, index: int) -> EpisodeConfig:
     n = num_episodes(task_family)
     if not 0 <= index < n:
         raise IndexError(f"episode index {index} outside the {task_family} grid [0, {n})")
-    if task_family == "drawer_variant":
+    if task_family == VARIANT_FAMILY:
         variant, rest = divmod(index, len(VARIANT_ROBOT_XS) * len(VARIANT_ROBOT_YS))
         ix, iy = divmod(rest, len(VARIANT_ROBOT_YS))
         return EpisodeConfig(index, "", "", (VARIANT_ROBOT_XS[ix], VARIANT_ROBOT_YS[iy]), 0.0,

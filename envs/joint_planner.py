@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from selfflow_robot.errors import require
 
@@ -67,8 +68,6 @@ def plan_joint_path(start: np.ndarray, target: np.ndarray, init_vel: np.ndarray 
 def plan_batch(start, target, init_vel, limits: JointLimits, sim_steps: int, sim_freq: float):
     """`plan_joint_path` for each row of (B, dof) torch tensors; returns (B, sim_steps + 1, dof) positions and
     velocities as float64 tensors on the inputs' device (planning runs on the CPU, one robot at a time)."""
-    import torch
-
     s, g, v = (x.detach().cpu().double().numpy() for x in (start, target, init_vel))
     paths = [plan_joint_path(s[i], g[i], v[i], limits, sim_steps, sim_freq) for i in range(s.shape[0])]
     pos = torch.as_tensor(np.stack([p for p, _ in paths]), dtype=torch.float64, device=start.device)

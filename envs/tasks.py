@@ -14,14 +14,18 @@ at the last step.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from selfflow_robot.envs.grid import num_episodes
+from selfflow_robot.config import check_choice
+from selfflow_robot.data.schema import canonical_state
+from selfflow_robot.envs.grid import VARIANT_FAMILY, num_episodes, protocol_of
 from selfflow_robot.envs.vulkan import ensure_vulkan_icd
+from selfflow_robot.errors import ConfigError, MissingDependencyError, UserError
 
 
 @dataclass(frozen=True)
@@ -42,12 +46,9 @@ class TaskSpec:
     @property
     def protocol(self) -> str:
         """SIMPLER protocol of the task's grid: "visual_matching" or "variant_aggregation"."""
-        from selfflow_robot.evaluation.metrics import VARIANT_AGGREGATION, VISUAL_MATCHING
-
-        return VARIANT_AGGREGATION if self.family == VARIANT_FAMILY else VISUAL_MATCHING
+        return protocol_of(self.family)
 
 
-VARIANT_FAMILY = "drawer_variant"
 _DRAWER_VARIANT_TASKS = tuple(
     TaskSpec(f"{verb}_{d}_drawer_variant_agg", f"SelfFlow{verb.title()}{d.title()}DrawerVariantAgg-v1", VARIANT_FAMILY,
              113, f"{verb.title()}{d.title()}DrawerCustomInScene-v0")
@@ -81,8 +82,6 @@ def suite_protocol(suite: str) -> str:
 
 def task_spec(name: str) -> TaskSpec:
     """Look a task up by name; `ConfigError` with the choices (and a close match) otherwise."""
-    from selfflow_robot.config import check_choice
-
     check_choice("task", name, list(TASKS))
     return TASKS[name]
 
@@ -107,14 +106,8 @@ def make_env(task: str, *, asset_root: str | Path | None = None, overlay: bool =
     """
     spec = task_spec(task)
     if num_envs != 1:
-        from selfflow_robot.errors import ConfigError
-
         raise ConfigError(f"num_envs must be 1 (one grid episode per env; batched GPU simulation of these tasks is "
                           f"not implemented), got {num_envs}; run several worker processes instead")
-    import sys
-
-    from selfflow_robot.errors import MissingDependencyError, UserError
-
     if "tensorflow" in sys.modules:
         # seen here: SAPIEN 3 segfaults building its scene in a process that has loaded TensorFlow
         # (tensorboard loads it when installed, as does the tf.data reader backend)
@@ -125,8 +118,8 @@ def make_env(task: str, *, asset_root: str | Path | None = None, overlay: bool =
         import gymnasium as gym
         import mani_skill.envs  # noqa: F401
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise MissingDependencyError(f"the SIMPLER port needs ManiSkill3 ({e}); install it with: "
-                                     "pip install 'selfflow-robot[sim]' (then run .ci/install_sim_deps.sh for Vulkan)") from e
+        raise MissingDependencyError(f"the SIMPLER port needs ManiSkill3 ({e}); install it with: pip install "
+                                     "'selfflow-robot[sim]' (then run .ci/install_sim_deps.sh for Vulkan)") from e
     _register()
     return gym.make(spec.env_id, asset_root=asset_root, overlay=overlay, render_backend=render_backend,
                     obs_mode=obs_mode, num_envs=1, sim_backend="cpu", **kwargs)
@@ -146,8 +139,6 @@ def tool_state(tcp_p: np.ndarray, tcp_q: np.ndarray, base_p: np.ndarray, base_q:
     gives them): the tool pose in the base frame as position + quaternion (x, y, z, w) (sign: see
     `schema.canonical_state`), then `gripper_closed` in [0, 1]."""
     from transforms3d.quaternions import qinverse, qmult, rotate_vector
-
-    from selfflow_robot.data.schema import canonical_state
 
     inv = qinverse(np.asarray(base_q, np.float64))
     p = rotate_vector(np.asarray(tcp_p, np.float64) - np.asarray(base_p, np.float64), inv)

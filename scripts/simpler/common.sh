@@ -2,7 +2,7 @@
 #
 # Each sweep mirrors one of SimplerEnv's scripts/rt1_*.sh grids, but the policy is a selfflow-robot
 # checkpoint served by `selfflow-robot serve` (our environment) and driven from SimplerEnv's
-# environment by envs/simpler/runner.py. Per checkpoint: start a server, run the grid, stop it.
+# environment by selfflow_robot/evaluation/simpler/runner.py. Per checkpoint: start a server, run the grid, stop it.
 #
 # Environment variables:
 #   SIMPLER_ENV_DIR    SimplerEnv checkout (with its ManiSkill2_real2sim submodule)   [required]
@@ -17,7 +17,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-RUNNER="$REPO/envs/simpler/runner.py"
+RUNNER="$REPO/selfflow_robot/evaluation/simpler/runner.py"
 : "${SIMPLER_ENV_DIR:?set SIMPLER_ENV_DIR to your SimplerEnv checkout (see docs/simpler.md)}"
 SIMPLER_ENV_DIR="$(cd "$SIMPLER_ENV_DIR" && pwd)"
 SIMPLER_PYTHON="${SIMPLER_PYTHON:-python}"
@@ -100,5 +100,5 @@ for_each_ckpt() {  # for_each_ckpt FUNCTION CKPT_DIR...: serve each checkpoint a
     "$fn"
     serve_stop
   done
-  echo "results: $LOGGING_DIR  (score: python scripts/eval_simpler.py report_simpler=$LOGGING_DIR)"
+  echo "results: $LOGGING_DIR  (score: python scripts/eval_simpler.py simpler_results=$LOGGING_DIR)"
 }

@@ -17,14 +17,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
+from selfflow_robot.envs.grid import VISUAL_MATCHING
 from selfflow_robot.evaluation.metrics import (
     CELL_TITLES,
     COLUMN_TITLES,
     COLUMNS,
     DRAWER,
-    PUBLISHED,
     SUB_CELLS,
-    VISUAL_MATCHING,
     Rate,
     SuiteScore,
     average_sub_cells,
@@ -32,6 +33,7 @@ from selfflow_robot.evaluation.metrics import (
     score,
     sub_cell_of,
 )
+from selfflow_robot.evaluation.published import PUBLISHED
 
 RESULTS_FILE = "results.json"
 TABLE_FILE = "results.md"
@@ -144,16 +146,12 @@ def markdown_table(scores: Mapping[str, SuiteScore], protocol: str = VISUAL_MATC
 def bar_plot(scores: Mapping[str, SuiteScore], path: str | Path, protocol: str = VISUAL_MATCHING,
              published: Sequence[str] = ("RT-1 (Converged)", "RT-1-X", "Octo-Base")) -> Path:
     """Grouped bars per sub-cell: our checkpoints with Wilson 95% error bars, published rows hatched."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cells = [c for c in SUB_CELLS if any(c in s.cells for s in scores.values())]
     pubs = [p for p in PUBLISHED if p.policy in published and any(c in p.cells(protocol) for c in cells)]
     series = len(scores) + len(pubs)
     width = 0.8 / max(series, 1)
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(cells) + 4.0), 3.6), dpi=110)
+    fig = Figure(figsize=(max(7.0, 1.6 * len(cells) + 4.0), 3.6), dpi=110)
+    ax = fig.subplots()
     xs = list(range(len(cells)))
     for i, (name, s) in enumerate(scores.items()):
         ys = [100 * s.cells[c].rate if c in s.cells else 0.0 for c in cells]
@@ -176,13 +174,13 @@ def bar_plot(scores: Mapping[str, SuiteScore], path: str | Path, protocol: str =
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp)
-    plt.close(fig)
     os.replace(tmp, path)
     return path
 
 
 def per_variant(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Rate]]]:
-    """Variant-aggregation records -> checkpoint -> variant -> sub-cell -> `Rate` (records without ``variant`` skipped).
+    """Variant-aggregation records -> checkpoint -> variant -> sub-cell -> `Rate` (records without ``variant``
+    skipped).
 
     Variants and cells come in order of first appearance; SIMPLER's variant-aggregation number of a cell
     is the pooled rate over all variants (each variant has the same number of episodes).
@@ -217,7 +215,7 @@ def variant_table(table: Mapping[str, Mapping[str, Mapping[str, Rate]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(records: Sequence[Mapping[str, Any]], out_dir: str | Path, *, suite: str,
+def write_eval_report(records: Sequence[Mapping[str, Any]], out_dir: str | Path, *, suite: str,
                  protocol: str = VISUAL_MATCHING, checkpoints: Mapping[str, str] | None = None,
                  extra: Mapping[str, Any] | None = None) -> dict[str, Path]:
     """Score `records` and write results.json, results.md and success.png into `out_dir`; return their paths."""
@@ -255,7 +253,7 @@ _SIMPLER_ENV_RE = re.compile(r"^([A-Za-z]+(?:-v\d+))")
 def records_from_simpler_videos(results_dir: str | Path) -> list[dict]:
     """Episode records from a SimplerEnv results folder, keyed by the mp4 names its evaluator writes.
 
-    Works for runs of SimplerEnv's own `main_inference.py` and of our `envs/simpler/runner.py` alike
+    Works for runs of SimplerEnv's own `main_inference.py` and of our `evaluation/simpler/runner.py` alike
     (same layout), with ray tracing or the rasterizer. ``checkpoint`` is the first folder under
     `results_dir`, ``task`` the env id, plus ``scene``, ``env_dir`` (env id + build kwargs) and ``video``.
     """

@@ -21,13 +21,14 @@ import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+import imageio.v2 as imageio
 import numpy as np
+import torch
 
-EXPERT = "expert"
-CHECKPOINT = "checkpoint"
-POLICY_KINDS = (CHECKPOINT, EXPERT)
+from selfflow_robot.envs.tasks import make_env, overhead_rgb
+from selfflow_robot.evaluation.agents import EXPERT, Agent, make_agent
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class EpisodeJob:
 
     @property
     def key(self) -> tuple[str, str, int]:
+        """(checkpoint, task, episode): what identifies a finished episode in episodes.jsonl."""
         return (self.checkpoint, self.task, self.episode)
 
 
@@ -58,58 +60,6 @@ class WorkerSettings:
     policy_options: dict = field(default_factory=dict)
 
 
-class Agent(Protocol):
-    """What the episode loop drives: `reset` once per episode, `act` once per control step."""
-
-    def reset(self, instruction: str, env: Any, obs: Any) -> None: ...
-
-    def act(self, image: np.ndarray, instruction: str, env: Any, obs: Any) -> tuple[np.ndarray, bool]:
-        """-> (action (7,) [world_vector, rot_axangle, gripper], terminate)."""
-        ...
-
-
-class CheckpointAgent:
-    """A trained checkpoint through `SelfFlowPolicy` (SimplerEnv's `reset(task)` / `step(image, task)`)."""
-
-    def __init__(self, path: str, **options: Any) -> None:
-        from selfflow_robot.policies.policy import SelfFlowPolicy
-
-        self.policy = SelfFlowPolicy.from_pretrained(path, **options)
-
-    def reset(self, instruction: str, env: Any, obs: Any) -> None:
-        self.policy.reset(instruction)
-
-    def act(self, image: np.ndarray, instruction: str, env: Any, obs: Any) -> tuple[np.ndarray, bool]:
-        from selfflow_robot.envs.tasks import robot_state, to_action
-
-        state = robot_state(env) if self.policy.state_dim else None
-        _, action = self.policy.step(image, instruction, state=state)
-        return to_action(action), bool(np.asarray(action["terminate_episode"]).reshape(-1)[0] > 0)
-
-
-class ExpertAgent:
-    """The task's scripted expert (privileged state), made fresh for every episode."""
-
-    def __init__(self, task: str) -> None:
-        self.task = task
-        self.expert: Any = None
-
-    def reset(self, instruction: str, env: Any, obs: Any) -> None:
-        from selfflow_robot.envs.experts import make_expert
-
-        self.expert = make_expert(self.task)
-        if hasattr(self.expert, "reset"):
-            self.expert.reset(env, obs)
-
-    def act(self, image: np.ndarray, instruction: str, env: Any, obs: Any) -> tuple[np.ndarray, bool]:
-        from selfflow_robot.envs.tasks import to_action
-
-        out = self.expert.act(env, obs)
-        if isinstance(out, tuple):  # (action, terminate) if the expert says when it is done
-            return to_action(out[0]), bool(out[1])
-        return to_action(out), False
-
-
 def _flag(x: Any) -> bool:
     """A ManiSkill3 batched bool (tensor of shape (1,)) or a plain bool -> bool."""
     if hasattr(x, "reshape"):
@@ -121,7 +71,8 @@ def _flag(x: Any) -> bool:
 
 def video_name(success: bool, job: EpisodeJob, overlay_id: str, urdf_version: str, variant: str = "") -> str:
     """`{success|failure}_ep{NNN}_overlay_{id}_urdf_{version}.mp4` (visual matching) or
-    `{success|failure}_ep{NNN}_variant_{name}.mp4` (variant aggregation): the outcome first, as SimplerEnv names videos."""
+    `{success|failure}_ep{NNN}_variant_{name}.mp4` (variant aggregation): the outcome first, as SimplerEnv names
+    videos."""
     head = f"{'success' if success else 'failure'}_ep{job.episode:03d}"
     if variant:
         return f"{head}_variant_{variant}.mp4"
@@ -131,8 +82,6 @@ def video_name(success: bool, job: EpisodeJob, overlay_id: str, urdf_version: st
 def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None = None,
                 fps: int = 5) -> dict:
     """Run one grid episode with SimplerEnv's evaluator semantics; returns its record (and writes its mp4)."""
-    from selfflow_robot.envs.tasks import overhead_rgb
-
     t0 = time.time()
     obs, info = env.reset(options={"episode": job.episode})
     u = env.unwrapped
@@ -141,8 +90,6 @@ def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None 
     agent.reset(instruction, env, obs)
     writer, tmp = None, None
     if video_dir is not None:
-        import imageio.v2 as imageio
-
         video_dir.mkdir(parents=True, exist_ok=True)
         tmp = video_dir / f".ep{job.episode:03d}.{os.getpid()}.tmp.mp4"
         writer = imageio.get_writer(tmp, fps=fps, codec="libx264", quality=6, macro_block_size=16)
@@ -201,16 +148,13 @@ class _Worker:
         self.s = settings
         self.env: Any = None
         self.env_task: str | None = None
-        self.agent: Any = None
+        self.agent: Agent | None = None
         self.agent_key: tuple[str, str, str] | None = None
         if settings.torch_threads > 0:
-            import torch
-
             torch.set_num_threads(settings.torch_threads)
 
     def run(self, job: EpisodeJob) -> dict:
-        from selfflow_robot.envs.tasks import make_env
-
+        """Run `job`, rebuilding the env on a new task and the agent on a new checkpoint (or expert task)."""
         if self.env_task != job.task:
             if self.env is not None:
                 self.env.close()
@@ -219,8 +163,7 @@ class _Worker:
             self.env_task = job.task
         key = (job.policy, job.checkpoint_path, job.task if job.policy == EXPERT else "")
         if self.agent_key != key:
-            self.agent = (ExpertAgent(job.task) if job.policy == EXPERT
-                          else CheckpointAgent(job.checkpoint_path, **self.s.policy_options))
+            self.agent = make_agent(job.policy, job.checkpoint_path, job.task, **self.s.policy_options)
             self.agent_key = key
         video_dir = None if self.s.video_dir is None else Path(self.s.video_dir) / job.checkpoint / job.task
         return run_episode(self.env, self.agent, job, video_dir, self.s.video_fps)
@@ -292,7 +235,7 @@ def run_jobs(jobs: Sequence[EpisodeJob], settings: WorkerSettings, workers: int 
             except queue.Empty:
                 dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
                 if dead:
-                    raise EpisodeError(f"worker process {dead[0].pid} died (exit code {dead[0].exitcode})")
+                    raise EpisodeError(f"worker process {dead[0].pid} died (exit code {dead[0].exitcode})") from None
                 continue
             if kind == "ok":
                 yield payload

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from selfflow_robot.envs import tasks
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED_ASSETS = REPO.parent / "shared" / "assets" / "ManiSkill2_real2sim"
 
@@ -21,6 +23,4 @@ def asset_root() -> str:
 def sim(asset_root):
     """The task module after checking ManiSkill3 is installed (run .ci/install_sim_deps.sh)."""
     pytest.importorskip("mani_skill", reason="ManiSkill3 not installed; run .ci/install_sim_deps.sh")
-    from selfflow_robot.envs import tasks
-
     return tasks

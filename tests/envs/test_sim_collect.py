@@ -1,16 +1,26 @@
 """`selfflow-robot collect` writes RT-1 RLDS that reads back through the RT-1 reader."""
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
+
+from selfflow_robot.cli import main as cli
+from selfflow_robot.config import structured
+from selfflow_robot.data import schema
+from selfflow_robot.data.reader import RLDSReader
+from selfflow_robot.data.synth import instruction_embedding
+from selfflow_robot.envs.collect import ActionNoise, CollectConfig, record_episode
+from selfflow_robot.envs.tasks import task_spec
+from selfflow_robot.errors import ConfigError
+
+pytest.importorskip("mani_skill", reason="ManiSkill3 not installed; run .ci/install_sim_deps.sh")
+from selfflow_robot.envs.experts import make_expert  # noqa: E402  (needs the sim extra)
 
 pytestmark = pytest.mark.sim
 
 
 def test_collect_round_trip_through_rlds_reader(sim, asset_root, tmp_path):
-    from selfflow_robot.cli import main as cli
-    from selfflow_robot.data import schema
-    from selfflow_robot.data.reader import RLDSReader
-    from selfflow_robot.data.synth import instruction_embedding
-
     out = tmp_path / "demos"
     rc = cli(["collect", "task=close_top_drawer", "episodes=2", "start_episode=35", "max_steps=5",
               f"output_dir={out}", f"assets={asset_root}"])
@@ -24,9 +34,6 @@ def test_collect_round_trip_through_rlds_reader(sim, asset_root, tmp_path):
     assert np.abs(ep.actions()[:, :3]).max() > 0.005                 # it moves
     assert ep.terminate().tolist() == [0, 0, 0, 0, 1]
     np.testing.assert_allclose(ep.language_embedding, instruction_embedding("close top drawer"))
-    import io
-
-    from PIL import Image
     frame = np.asarray(Image.open(io.BytesIO(ep.images[0])))
     assert frame.shape == schema.IMAGE_SHAPE and frame.std() > 10   # a real rendered, overlaid frame
     assert not ep.meta["aspects/success"]                            # 5 steps cannot close it
@@ -44,15 +51,12 @@ def test_collect_round_trip_through_rlds_reader(sim, asset_root, tmp_path):
 
 def test_noisy_collect_records_the_executed_actions(sim, asset_root):
     """With action noise, each recorded action is the expert's plus the (task, episode)-seeded draw."""
-    from selfflow_robot.envs.collect import ActionNoise, run_episode
-    from selfflow_robot.envs.experts import make_expert
-
     task, episode = "open_middle_drawer", 4
     env = sim.make_env(task, asset_root=asset_root, max_episode_steps=3)
     try:
-        clean = run_episode(env, make_expert(task), episode)
+        clean = record_episode(env, make_expert(task), episode)
         noise = ActionNoise(0.015, 0.03, seed=7)
-        noisy = [run_episode(env, make_expert(task), episode, noise, task) for _ in range(2)]
+        noisy = [record_episode(env, make_expert(task), episode, noise, task) for _ in range(2)]
     finally:
         env.close()
     a_clean = np.concatenate([clean[k] for k in ("action/world_vector", "action/rotation_delta")], 1)
@@ -65,18 +69,14 @@ def test_noisy_collect_records_the_executed_actions(sim, asset_root):
                                   clean["action/gripper_closedness_action"])
     assert noisy[0]["attributes/data_type_name"] == "scripted_expert_noise_0.015m_0.03rad"
     assert clean["attributes/data_type_name"] == "scripted_expert"
-    assert not np.array_equal(noisy[0]["observation/image"][-1], clean["observation/image"][-1])  # it moved elsewhere
+    # it moved elsewhere
+    assert not np.array_equal(noisy[0]["observation/image"][-1], clean["observation/image"][-1])
 
 
 def test_collect_rejects_bad_config(sim):
-    from selfflow_robot.config import structured
-    from selfflow_robot.envs.collect import CollectConfig
-    from selfflow_robot.errors import ConfigError
-
     with pytest.raises(ConfigError, match="episodes must be >= 1"):
         structured(CollectConfig, {"episodes": 0})
     with pytest.raises(ConfigError, match="action_noise_m / action_noise_rad must be >= 0"):
         structured(CollectConfig, {"action_noise_rad": -0.1})
-    from selfflow_robot.envs.tasks import task_spec
     with pytest.raises(ConfigError, match="did you mean 'open_top_drawer'"):
         task_spec("open_top_drawr")

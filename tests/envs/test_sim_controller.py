@@ -8,6 +8,9 @@ with the script in docs/simpler_fidelity.md ("Controller check").
 import numpy as np
 import pytest
 
+pytest.importorskip("mani_skill", reason="ManiSkill3 not installed; run .ci/install_sim_deps.sh")
+from selfflow_robot.envs.google_robot import FINGER_CONTACT_Q, _drive_to  # noqa: E402  (needs the sim extra)
+
 pytestmark = pytest.mark.sim
 
 # TCP displacement (world, metres) after each of 6 actions [0.03, 0, 0.03, 0, 0, 0, 0] in SimplerEnv
@@ -51,8 +54,6 @@ def test_constant_delta_command_tracks_simplerenv(env):
 def test_closed_fingers_stop_on_each_other(env):
     """SimplerEnv's fingertips meet at ~1.075 rad while their drive keeps pulling (each action replans from
     the measured 1.075 toward 1.3, so the drive target stays well past the stop): the port stops there too."""
-    from selfflow_robot.envs.google_robot import FINGER_CONTACT_Q
-
     env.reset(options={"episode": 0})
     u = env.unwrapped
     for _ in range(6):
@@ -78,8 +79,6 @@ def test_zero_action_holds_and_small_gripper_action_keeps_target(env):
 def test_joint_driven_past_its_limit_slows_down_like_simplerenv(env):
     """Drive targets are clamped to the joint limits (SAPIEN 2 behaviour): the wrist approaches its limit
     exponentially at stiffness/damping (1.58/s) instead of hitting it at full speed."""
-    from selfflow_robot.envs.google_robot import _drive_to
-
     env.reset(options={"episode": 0})
     u = env.unwrapped
     arm = u.agent.controller.controllers["arm"]

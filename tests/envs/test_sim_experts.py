@@ -1,6 +1,11 @@
-"""Scripted experts solve their tasks (a subset of the grid; the full sweep is scripts/collect_demos.py)."""
+"""Scripted experts solve their tasks (a subset of the grid; the full sweep: `selfflow-robot eval policy=expert`)."""
 import numpy as np
 import pytest
+
+from selfflow_robot.envs.collect import expert_success
+
+pytest.importorskip("mani_skill", reason="ManiSkill3 not installed; run .ci/install_sim_deps.sh")
+from selfflow_robot.envs.experts import make_expert  # noqa: E402  (needs the sim extra)
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -8,9 +13,6 @@ pytestmark = [pytest.mark.sim, pytest.mark.slow]
 @pytest.mark.parametrize("task,episodes", [("close_middle_drawer", [4]), ("open_top_drawer", [0, 8]),
                                            ("open_bottom_drawer", [3])])
 def test_expert_succeeds_on_grid_episodes(sim, asset_root, task, episodes):
-    from selfflow_robot.envs.collect import expert_success
-    from selfflow_robot.envs.experts import make_expert
-
     env = sim.make_env(task, asset_root=asset_root, obs_mode="none")
     try:
         expert = make_expert(task)
@@ -23,8 +25,6 @@ def test_expert_succeeds_on_grid_episodes(sim, asset_root, task, episodes):
 def test_apple_expert_places_the_apple(sim, asset_root, episode):
     """Opens the top drawer within the 100 steps before the instruction switch, then sweeps the apple off the
     cabinet top into it: the task's own success (apple touched the drawer's interior bottom, drawer open)."""
-    from selfflow_robot.envs.experts import make_expert
-
     env = sim.make_env("place_apple_in_closed_top_drawer", asset_root=asset_root, obs_mode="none")
     try:
         u = env.unwrapped
@@ -49,9 +49,6 @@ def test_robot_colourings_share_physics(sim, asset_root):
 
     (So the expert's success over 9 robot poses is its success over the 36-episode grid.)
     """
-    from selfflow_robot.envs.collect import expert_success
-    from selfflow_robot.envs.experts import make_expert
-
     env = sim.make_env("close_top_drawer", asset_root=asset_root, obs_mode="none")
     try:
         expert = make_expert("close_top_drawer")

@@ -1,6 +1,7 @@
 """Visual-matching grid numbers, asset resolution messages, and `assets fetch` against a local HTTP server."""
 import hashlib
 import http.server
+import io
 import threading
 from functools import partial
 from pathlib import Path
@@ -59,7 +60,6 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            import io
             return io.BytesIO(bytes(data))
         return super().send_head()
 

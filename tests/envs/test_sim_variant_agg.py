@@ -6,6 +6,8 @@ import pytest
 
 from selfflow_robot.envs import grid
 from selfflow_robot.envs.asset_manifest import FILES, VARIANT_AGG_EXTRA_FILES
+from selfflow_robot.envs.assets import AssetsMissingError, check_variant_assets, missing_variant_files, variant_files
+from selfflow_robot.envs.tasks import SUITES, TASKS, suite_protocol
 from selfflow_robot.errors import ConfigError
 
 TABLETOP = "data/custom/models/stone_tabletop.glb"
@@ -38,8 +40,6 @@ def test_background_variants_say_why_they_are_missing(name):
 
 
 def test_variant_tasks_and_suite():
-    from selfflow_robot.envs.tasks import SUITES, TASKS, suite_protocol
-
     suite = SUITES["drawer_variant_agg"]
     assert len(suite) == 6 and all(TASKS[t].num_episodes == 45 for t in suite)
     assert TASKS["close_bottom_drawer_variant_agg"].env_id == "SelfFlowCloseBottomDrawerVariantAgg-v1"
@@ -50,8 +50,6 @@ def test_variant_tasks_and_suite():
 
 
 def test_manifest_lists_every_variant_file(asset_root):
-    from selfflow_robot.envs.drawer_variant_scene import missing_variant_files, variant_files
-
     root = Path(asset_root)
     for v in grid.VARIANTS:
         for p in variant_files(root, v):
@@ -100,10 +98,9 @@ def env(sim, full_root):
 
 
 def _render(env, sim, episode: int) -> tuple[np.ndarray, np.ndarray]:
-    from selfflow_robot.envs.google_robot import CAMERA_NAME
-
+    camera = pytest.importorskip("selfflow_robot.envs.google_robot").CAMERA_NAME   # a simulator-only module
     obs, _ = env.reset(options={"episode": episode})
-    seg = obs["sensor_data"][CAMERA_NAME]["segmentation"][0, ..., 0].cpu().numpy()
+    seg = obs["sensor_data"][camera]["segmentation"][0, ..., 0].cpu().numpy()
     return sim.overhead_rgb(obs), seg
 
 
@@ -150,8 +147,6 @@ def test_lighting_variants_change_brightness(sim, env):
 
 
 def test_station_variants_load_and_share_physics(sim, env, full_root, asset_root):
-    from selfflow_robot.envs.drawer_variant_scene import check_variant_assets
-
     u = env.unwrapped
     action = np.array([-0.05, 0.02, -0.03, 0.0, 0.05, 0.0, 1.0], np.float32)
     looks, states = {}, {}
@@ -163,7 +158,8 @@ def test_station_variants_load_and_share_physics(sim, env, full_root, asset_root
         looks[name] = img[np.isin(seg, _ids(u.cabinet.get_links()))].astype(float).mean(axis=0)
         for _ in range(4):
             env.step(action)
-        states[name] = np.concatenate([u.agent.tcp.pose.p.numpy().reshape(-1), u.cabinet.get_qpos().numpy().reshape(-1)])
+        states[name] = np.concatenate([u.agent.tcp.pose.p.numpy().reshape(-1),
+                                       u.cabinet.get_qpos().numpy().reshape(-1)])
     # different cabinet looks (mk_station2's drawers are brown, mk_station3 adds the stone tabletop) ...
     assert np.abs(looks["mk_station2"] - looks["base"]).max() > 5
     assert np.abs(looks["mk_station3"] - looks["base"]).max() > 5
@@ -178,9 +174,6 @@ def test_station_variants_load_and_share_physics(sim, env, full_root, asset_root
 
 
 def test_missing_tabletop_mesh_gives_the_fix(sim, env, full_root, asset_root):
-    from selfflow_robot.envs.assets import AssetsMissingError
-    from selfflow_robot.envs.drawer_variant_scene import check_variant_assets
-
     if not Path(asset_root, TABLETOP).is_file():
         with pytest.raises(AssetsMissingError, match="stone_tabletop.glb.*selfflow-robot assets fetch"):
             check_variant_assets(Path(asset_root), grid.scene_variant("mk_station3"))

@@ -4,6 +4,7 @@ import math
 import pytest
 
 from selfflow_robot.evaluation import metrics as em
+from selfflow_robot.evaluation import published as pub
 
 
 def test_wilson_matches_hand_computed_values():
@@ -49,19 +50,20 @@ def test_score_pools_sub_cells_and_averages_columns():
 
 
 def test_both_averaging_conventions_reproduce_table_iv_rt1():
-    rt1 = em.published_row("RT-1 (Converged)")
+    rt1 = pub.published_row("RT-1 (Converged)")
     # CogACT-style mean of 4 task columns: 52.4; SpatialVLA-style mean of 6 sub-cells: 74.6
     assert em.average_task_columns(rt1.vm) == pytest.approx(52.35, abs=0.01)
     assert em.average_sub_cells(rt1.vm_cells) == pytest.approx(74.57, abs=0.01)
     # the drawer column is the mean of open and close (each printed rounded: 73.1 vs 73.0), coke of its orientations
-    assert (rt1.vm_cells[em.OPEN_DRAWER] + rt1.vm_cells[em.CLOSE_DRAWER]) / 2 == pytest.approx(rt1.vm[em.DRAWER], abs=0.1)
+    drawer = (rt1.vm_cells[em.OPEN_DRAWER] + rt1.vm_cells[em.CLOSE_DRAWER]) / 2
+    assert drawer == pytest.approx(rt1.vm[em.DRAWER], abs=0.1)
     assert (96 + 90 + 71) / 3 == pytest.approx(rt1.vm[em.COKE], abs=0.05)
 
 
 def test_published_open_close_pairs_average_to_drawer_column():
     # Known inconsistency in the source: RT-1-X prints O29.6/C89.1 (mean 59.35) but drawer 59.7 (SIMPLER Tab. IV;
     # SimplerEnv's SIMPLER_PERF has the same 0.296/0.891). Kept as printed; every other row must agree.
-    for row in em.PUBLISHED:
+    for row in pub.PUBLISHED:
         cells = row.vm_cells
         if em.OPEN_DRAWER in cells and row.vm[em.DRAWER] is not None and row.policy != "RT-1-X":
             mean = (cells[em.OPEN_DRAWER] + cells[em.CLOSE_DRAWER]) / 2
@@ -85,8 +87,8 @@ def test_mmrv_and_pearson_hand_computed():
     (em.COKE, 0.031, 0.976), (em.MOVE_NEAR, 0.111, 0.855), (em.DRAWER, 0.055, 0.915), (em.APPLE, 0.000, 0.969),
 ])
 def test_sim_real_agreement_reproduces_simpler_table_iv(column, want_mmrv, want_r):
-    sim = {p: em.published_row(p).vm[column] for p in em.REAL_ROBOT}
-    got = em.sim_real_agreement(column, sim)
+    sim = {p: pub.published_row(p).vm[column] for p in pub.REAL_ROBOT}
+    got = pub.sim_real_agreement(column, sim)
     assert len(got["policies"]) == 6
     assert got["mmrv"] == pytest.approx(want_mmrv, abs=0.0015)
     assert got["pearson"] == pytest.approx(want_r, abs=0.0015)

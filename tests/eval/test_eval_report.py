@@ -17,8 +17,8 @@ def _records():
     return recs
 
 
-def test_write_report_files_and_numbers(tmp_path):
-    paths = er.write_report(_records(), tmp_path, suite="drawer_visual_matching",
+def test_write_eval_report_files_and_numbers(tmp_path):
+    paths = er.write_eval_report(_records(), tmp_path, suite="drawer_visual_matching",
                             checkpoints={"run-a": "/x/run-a"}, extra={"workers": 2})
     res = json.loads((tmp_path / "results.json").read_text())
     a = res["checkpoints"]["run-a"]
@@ -41,9 +41,13 @@ def test_write_report_files_and_numbers(tmp_path):
 
 
 def test_records_from_simpler_video_names(tmp_path):
-    base = tmp_path / "ckpt-7" / "dummy_drawer" / "arm_pd_ee_delta_pose_align_interpolate_by_planner_gripper_pd_joint_target_delta_pos_interpolate_by_planner"
-    d1 = base / "OpenTopDrawerCustomInScene-v0_shader_dir_rt_station_name_mk_station_recolor_light_mode_simple_disable_bad_material_True_urdf_version_None" / "rob_0.644_-0.179_rot_0.000_-0.000_3.112_rgb_overlay_open_drawer_a0"
-    d2 = base / "CloseTopDrawerCustomInScene-v0_station_name_mk_station_recolor" / "rob_0.652_0.009_rot_0.000_-0.000_3.142_rgb_overlay_open_drawer_b0"
+    base = tmp_path / "ckpt-7" / "dummy_drawer" / ("arm_pd_ee_delta_pose_align_interpolate_by_planner_gripper_pd_"
+                                                   "joint_target_delta_pos_interpolate_by_planner")
+    d1 = (base / ("OpenTopDrawerCustomInScene-v0_shader_dir_rt_station_name_mk_station_recolor_light_mode_simple_"
+                  "disable_bad_material_True_urdf_version_None")
+          / "rob_0.644_-0.179_rot_0.000_-0.000_3.112_rgb_overlay_open_drawer_a0")
+    d2 = (base / "CloseTopDrawerCustomInScene-v0_station_name_mk_station_recolor"
+          / "rob_0.652_0.009_rot_0.000_-0.000_3.142_rgb_overlay_open_drawer_b0")
     for d, name in ((d1, "success_obj_0.0_0.0_qpos_0.171.mp4"), (d2, "failure_obj_0.0_0.0_qpos_0.120.mp4"),
                     (d2, "success_obj_0.0_0.0_qpos_0.010.mp4")):
         d.mkdir(parents=True, exist_ok=True)

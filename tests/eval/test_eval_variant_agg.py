@@ -1,42 +1,44 @@
-"""`selfflow-robot eval suite=drawer_variant_agg`: variant planning, errors, the per-variant report, one real episode."""
+"""`selfflow-robot eval suite=drawer_variant_agg`: variant planning, errors, the per-variant report, one real
+episode."""
 import json
 from pathlib import Path
 
 import pytest
 
-from selfflow_robot.evaluation import evaluate as ev
 from selfflow_robot.envs import grid
-from selfflow_robot.evaluation.report import write_report
+from selfflow_robot.envs.assets import missing_variant_files
 from selfflow_robot.errors import ConfigError, UserError
+from selfflow_robot.evaluation import evaluate as ev
+from selfflow_robot.evaluation import suites
+from selfflow_robot.evaluation.config import EvalConfig, config_from_overrides
+from selfflow_robot.evaluation.report import write_eval_report
 
 SUITE = "suite=drawer_variant_agg"
 
 
-def _cfg(*overrides: str) -> ev.EvalConfig:
-    return ev.config_from_overrides(list(overrides))
+def _cfg(*overrides: str) -> EvalConfig:
+    return config_from_overrides(list(overrides))
 
 
 def test_plan_runs_the_variants_whose_assets_are_present(sim_assets):
-    from selfflow_robot.envs.drawer_variant_scene import missing_variant_files
-
     assets = sim_assets
     present = [v.name for v in grid.VARIANTS if not missing_variant_files(Path(assets), v)]
     assert present[:4] == ["base", "brighter", "darker", "mk_station2"]
     cfg = _cfg("policy=expert", SUITE, f"asset_root={assets}")
-    jobs, _ = ev.plan_jobs(cfg)
+    jobs, _ = suites.plan_jobs(cfg)
     assert len(jobs) == 6 * 9 * len(present)
     assert {grid.episode_config("drawer_variant", j.episode).variant for j in jobs} == set(present)
-    names, left_out = ev.variant_selection(cfg)
+    names, left_out = suites.variant_selection(cfg)
     assert names == present
     assert {"modern_bedroom_no_roof", "modern_office_no_roof"} <= set(left_out)
     if "mk_station3" not in present:                    # the shared copy lacks its tabletop mesh
         assert "stone_tabletop.glb" in left_out["mk_station3"]
         with pytest.raises(UserError, match="stone_tabletop.glb.*assets fetch"):
-            ev.plan_jobs(_cfg("policy=expert", SUITE, f"asset_root={assets}", "variants=[mk_station3]"))
-    jobs, _ = ev.plan_jobs(_cfg("policy=expert", SUITE, f"asset_root={assets}", "variants=[darker,base]",
+            suites.plan_jobs(_cfg("policy=expert", SUITE, f"asset_root={assets}", "variants=[mk_station3]"))
+    jobs, _ = suites.plan_jobs(_cfg("policy=expert", SUITE, f"asset_root={assets}", "variants=[darker,base]",
                                 "tasks=[close_middle_drawer_variant_agg]", "max_episodes=11"))
     assert [j.episode for j in jobs] == list(range(9)) + [18, 19]   # grid order: base first, then darker
-    jobs, _ = ev.plan_jobs(_cfg("policy=expert", SUITE, f"asset_root={assets}", "variants=[brighter]",
+    jobs, _ = suites.plan_jobs(_cfg("policy=expert", SUITE, f"asset_root={assets}", "variants=[brighter]",
                                 "episodes=[0,10,44]"))
     assert {j.episode for j in jobs} == {10} and len(jobs) == 6
 
@@ -47,9 +49,9 @@ def test_variant_config_errors_say_what_and_how(sim_assets):
     with pytest.raises(ConfigError, match="did you mean 'brighter'"):
         _cfg("policy=expert", SUITE, "variants=[brigther]")
     with pytest.raises(ConfigError, match="variants= applies to variant-aggregation suites"):
-        ev.plan_jobs(_cfg("policy=expert", "variants=[base]"))
+        suites.plan_jobs(_cfg("policy=expert", "variants=[base]"))
     with pytest.raises(ConfigError, match="outside the 45-episode grid"):
-        ev.plan_jobs(_cfg("policy=expert", SUITE, "episodes=[45]", f"asset_root={sim_assets}"))
+        suites.plan_jobs(_cfg("policy=expert", SUITE, "episodes=[45]", f"asset_root={sim_assets}"))
 
 
 def test_variant_report_is_scored_under_variant_aggregation(tmp_path):
@@ -61,7 +63,8 @@ def test_variant_report_is_scored_under_variant_aggregation(tmp_path):
     records[2]["success"] = False                         # open, darker: 0/1
     extra = {"variants": ["base", "darker"], "variants_left_out": {"modern_bedroom_no_roof": "stage file not in "
                                                                      "the asset copy"}}
-    paths = write_report(records, tmp_path, suite="drawer_variant_agg", protocol="variant_aggregation", extra=extra)
+    paths = write_eval_report(records, tmp_path, suite="drawer_variant_agg", protocol="variant_aggregation",
+                              extra=extra)
     res = json.loads(Path(paths["results"]).read_text())
     assert res["protocol"] == "variant_aggregation"
     pv = res["per_variant"]["ck"]

@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 
 from selfflow_robot.data import transforms as T
+from selfflow_robot.policies.policy import SelfFlowPolicy
+from selfflow_robot.policies.serving.engine import SelfFlowEngine
+from selfflow_robot.policies.serving.server import PolicyServer
 
 REPO = Path(__file__).resolve().parents[2]
-RUNNER = REPO / "envs" / "simpler" / "runner.py"
+RUNNER = REPO / "selfflow_robot" / "evaluation" / "simpler" / "runner.py"
 
 
 def _load_runner():
@@ -32,7 +35,8 @@ def test_runner_imports_only_numpy_and_the_client():
             "m = importlib.util.module_from_spec(s); s.loader.exec_module(m); m.load_client_module(); "
             "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'hydra', 'omegaconf', 'mani_skill', "
             "'sapien', 'simpler_env') or (k.startswith('selfflow_robot') and k not in "
-            "('selfflow_robot', 'selfflow_robot.policies', 'selfflow_robot.policies.client'))); print(bad)")
+            "('selfflow_robot', 'selfflow_robot.policies', 'selfflow_robot.policies.client', "
+            "'selfflow_robot.policies.wire'))); print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
@@ -66,9 +70,6 @@ def test_runner_splits_its_options_from_simpler_envs():
 
 @pytest.mark.parametrize("execute_horizon", [None, 2])
 def test_remote_policy_equals_in_process_policy(eval_ckpt, execute_horizon):
-    from selfflow_robot.policies.policy import SelfFlowPolicy
-    from selfflow_robot.policies.serving.server import PolicyServer, SelfFlowEngine
-
     local = SelfFlowPolicy.from_pretrained(eval_ckpt, execute_horizon=execute_horizon, steps=2)
     engine = SelfFlowEngine.from_checkpoint(str(eval_ckpt), device="cpu", steps=2)
     rng = np.random.default_rng(1)
@@ -92,8 +93,6 @@ def test_remote_policy_equals_in_process_policy(eval_ckpt, execute_horizon):
 
 def test_remote_policy_refuses_a_state_conditioned_server(eval_state_ckpt):
     """SimplerEnv's loop passes only the image, so a checkpoint with proprioception is refused up front."""
-    from selfflow_robot.policies.serving.server import PolicyServer, SelfFlowEngine
-
     engine = SelfFlowEngine.from_checkpoint(str(eval_state_ckpt), device="cpu", steps=1)
     client_mod = runner.load_client_module()
     with PolicyServer(engine, port=0) as server, client_mod.PolicyClient(server.uri) as client:

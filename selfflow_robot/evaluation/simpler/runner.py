@@ -3,7 +3,7 @@
 Run it in SimplerEnv's environment (not ours), by file path, with SimplerEnv's `main_inference.py`
 arguments plus the server's address::
 
-    python envs/simpler/runner.py --server ws://127.0.0.1:8000 --ckpt-path my_ckpt \\
+    python selfflow_robot/evaluation/simpler/runner.py --server ws://127.0.0.1:8000 --ckpt-path my_ckpt \\
         --robot google_robot_static --control-freq 3 --sim-freq 513 --max-episode-steps 113 \\
         --env-name OpenTopDrawerCustomInScene-v0 --scene-name dummy_drawer \\
         --robot-init-x 0.644 0.644 1 --robot-init-y -0.179 -0.179 1 \\
@@ -22,8 +22,8 @@ that SimplerEnv's `tools/calc_metrics_evaluation_videos.py` globs
 (`simpler_env.evaluation.maniskill2_evaluator.maniskill2_evaluator`). This file only supplies the model:
 `RemotePolicy`, SimplerEnv's policy interface (`reset`, `step`, `visualize_epoch`) over the policy server.
 
-Imports: numpy and the light client (`selfflow_robot.policies.client`: numpy + msgpack + websockets) at
-module level; SimplerEnv inside `main`. Without ray tracing (drop `--enable-raytracing`) SimplerEnv
+Imports: numpy, matplotlib and the light client (`selfflow_robot.policies.client`: numpy + msgpack +
+websockets) at module level; SimplerEnv inside `main`. Without ray tracing (drop `--enable-raytracing`) SimplerEnv
 renders with its rasterizer, the only practical choice on CPU (see docs/simpler.md).
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import time
 from collections import deque
@@ -40,6 +41,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
+
+try:  # the installed package; SimplerEnv's environment usually lacks it (`load_client_module` falls back)
+    from selfflow_robot.policies import client as installed_client
+except ImportError:
+    installed_client = None
+try:  # a SimplerEnv dependency that bundles an ffmpeg binary (`ensure_ffmpeg`)
+    import imageio_ffmpeg
+except ImportError:
+    imageio_ffmpeg = None
 
 TOKEN_ENV = "SELFFLOW_ROBOT_SERVE_TOKEN"  # same variable the server reads
 
@@ -47,21 +58,20 @@ TOKEN_ENV = "SELFFLOW_ROBOT_SERVE_TOKEN"  # same variable the server reads
 def load_client_module() -> Any:
     """`selfflow_robot.policies.client` if installed, else the `policies/client.py` of this checkout.
 
-    The fallback loads that one file by path, so SimplerEnv's environment needs neither our
-    package nor its dependencies (torch, hydra, ...), only numpy, msgpack and websockets.
+    The fallback loads that file by path (as a vendored copy: it imports `wire.py` beside it), so
+    SimplerEnv's environment needs neither our package nor its dependencies (torch, hydra, ...), only
+    numpy, msgpack and websockets.
     """
-    try:
-        from selfflow_robot.policies import client  # type: ignore[import-not-found]
-
-        return client
-    except ImportError:
-        path = Path(__file__).resolve().parents[2] / "policies" / "client.py"
-        spec = importlib.util.spec_from_file_location("selfflow_policy_client", path)
-        if spec is None or spec.loader is None or not path.is_file():
-            raise ImportError(f"cannot find the policy client: install selfflow-robot or keep {path}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+    if installed_client is not None:
+        return installed_client
+    path = Path(__file__).resolve().parents[3] / "policies" / "client.py"
+    spec = importlib.util.spec_from_file_location("selfflow_policy_client", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ImportError(f"cannot find the policy client: install selfflow-robot or keep {path}")
+    sys.path.append(str(path.parent))  # where the client's `import wire` finds the wire format
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def to_simpler_action(action7: np.ndarray, terminate: float, action_scale: float = 1.0,
@@ -152,13 +162,9 @@ class RemotePolicy:
     def visualize_epoch(self, predicted_raw_actions: Sequence[dict], images: Sequence[np.ndarray],
                         save_path: str) -> None:
         """SimplerEnv calls this after each episode: plot the raw actions over time (matplotlib, SimplerEnv's dep)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         keys = ("world_vector", "rotation_delta", "gripper_closedness_action", "terminate_episode")
-        fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3))
+        fig = Figure(figsize=(4 * len(keys), 3))
+        axes = fig.subplots(1, len(keys))
         for ax, k in zip(axes, keys):
             if predicted_raw_actions:
                 ax.plot(np.stack([np.asarray(a[k]).reshape(-1) for a in predicted_raw_actions]))
@@ -166,18 +172,14 @@ class RemotePolicy:
             ax.set_xlabel("step")
         fig.tight_layout()
         fig.savefig(save_path)
-        plt.close(fig)
 
 
 def ensure_ffmpeg() -> None:
     """SimplerEnv writes its videos with mediapy, which needs an `ffmpeg` binary: without one on PATH,
     use the one bundled with imageio-ffmpeg (a SimplerEnv dependency) when it is installed."""
-    import shutil
-
-    if shutil.which("ffmpeg") is not None:
+    if shutil.which("ffmpeg") is not None or imageio_ffmpeg is None:
         return
     try:
-        import imageio_ffmpeg
         import mediapy
     except ImportError:
         return
