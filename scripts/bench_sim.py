@@ -15,18 +15,18 @@ import multiprocessing as mp
 import os
 import time
 
+import numpy as np
+import torch
+
+from selfflow_robot.envs.tasks import make_env, overhead_rgb
+
 SWEEP_EPISODES, SWEEP_STEPS, SWEEP_URDFS = 216, 113, 4
 
 
 def run_worker(args: tuple[str, int, bool, int]) -> dict:
     """Build an env, time creation, a grid reset, a reset that changes the robot URDF, and `steps` steps."""
     task, steps, overlay, seed = args
-    import numpy as np
-    import torch
-
     torch.set_num_threads(1)
-    from selfflow_robot.envs.tasks import make_env, overhead_rgb
-
     t0 = time.perf_counter()
     env = make_env(task, overlay=overlay)
     t_make = time.perf_counter() - t0

@@ -17,6 +17,12 @@ import json
 import sys
 from pathlib import Path
 
+from selfflow_robot.checkpoint import find_checkpoint, load_run_config
+from selfflow_robot.data.reader import RLDSReader
+from selfflow_robot.errors import UserError
+from selfflow_robot.policies.policy import SelfFlowPolicy
+from selfflow_robot.policies.probe import episodes_by_instruction, probe_conditioning
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
@@ -35,12 +41,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from selfflow_robot.checkpoint import find_checkpoint, load_run_config
-    from selfflow_robot.data.reader import RLDSReader
-    from selfflow_robot.errors import UserError
-    from selfflow_robot.policies.policy import SelfFlowPolicy
-    from selfflow_robot.policies.probe import episodes_by_instruction, probe_conditioning
-
     try:
         ckpt = find_checkpoint(args.ckpt)
         data = args.data or str(load_run_config(ckpt).data.path)
