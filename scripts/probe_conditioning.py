@@ -24,7 +24,7 @@ from selfflow_robot.policies.policy import SelfFlowPolicy
 from selfflow_robot.policies.probe import episodes_by_instruction, probe_conditioning
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_probe_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--ckpt", required=True, help="checkpoint step dir or run dir (its latest step)")
@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_probe_args(argv)
     try:
         ckpt = find_checkpoint(args.ckpt)
         data = args.data or str(load_run_config(ckpt).data.path)
