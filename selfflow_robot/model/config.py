@@ -142,17 +142,19 @@ class DiTConfig:
         return self.action_dim if group == ACTIONS else self.frame_token_dim
 
 
+# Every preset uses prefix attention (the context computed once per window and cached at inference); the
+# dataclass default stays `full` so that checkpoints written before the option existed load as they were trained.
 SIZES: dict[str, DiTConfig] = {
     # CPU tests and the demo (about 1.5M parameters): 64x80 frames, 8x8 pixel patches -> 80 tokens per frame;
     # x-prediction, since a 192-value pixel patch is wider than the model (see `DiTConfig.prediction`).
-    "tiny": DiTConfig(depth=4, hidden_size=128, num_heads=4, prediction="x"),
+    "tiny": DiTConfig(depth=4, hidden_size=128, num_heads=4, prediction="x", attention="prefix"),
     # DiT-S / DiT-B geometry on 128x160 frames (RT-1's 256x320 halved), pixel patches.
-    "small": DiTConfig(depth=12, hidden_size=384, num_heads=6, image_size=(128, 160)),
-    "base": DiTConfig(depth=12, hidden_size=768, num_heads=12, image_size=(128, 160)),
+    "small": DiTConfig(depth=12, hidden_size=384, num_heads=6, image_size=(128, 160), attention="prefix"),
+    "base": DiTConfig(depth=12, hidden_size=768, num_heads=12, image_size=(128, 160), attention="prefix"),
     # SiT-XL/2 = the released Self-Flow backbone (675M): SD-VAE latents of 256x320 frames, patch 2 -> 16x20
     # tokens. Loads selfflow_imagenet256.pt via `selfflow_robot.model.import_selfflow` (timestep_scale stays 1).
     "xl": DiTConfig(depth=28, hidden_size=1152, num_heads=16, image_size=(256, 320), codec="vae",
-                    patch_size=2, vae=SD_VAE, timestep_scale=1.0),
+                    patch_size=2, vae=SD_VAE, timestep_scale=1.0, attention="prefix"),
 }
 
 

@@ -11,8 +11,12 @@ from selfflow_robot.model.layers import TokenRoute, _route_matmul, _route_select
 
 
 def randomised_model(**overrides) -> SelfFlowDiT:
-    """A tiny model whose zero-initialised (adaLN-Zero, output) weights are randomised, so every path matters."""
+    """A tiny model whose zero-initialised (adaLN-Zero, output) weights are randomised, so every path matters.
+
+    Full attention unless asked otherwise: these tests are about one forward pass (prefix attention and its
+    cache are checked against that pass in test_dit_prefix.py)."""
     torch.manual_seed(0)
+    overrides = {"attention": "full", **overrides}
     model, _ = build_model(dit_config("tiny", image_size=(16, 24), context_frames=2, horizon=2, **overrides),
                            with_codec=False)
     with torch.no_grad():

@@ -107,7 +107,7 @@ def test_a_reused_prefix_cache_serves_many_calls_and_repeats_per_draw():
 
 
 def test_prefix_and_full_attention_share_the_weights():
-    full, _ = build_model(dit_config("tiny"), with_codec=False)
+    full, _ = build_model(dit_config("tiny", attention="full"), with_codec=False)
     prefix, _ = build_model(dit_config("tiny", attention="prefix"), with_codec=False)
     assert {k: v.shape for k, v in full.state_dict().items()} == {k: v.shape for k, v in prefix.state_dict().items()}
     with pytest.raises(ValueError, match="attention='prefix'"):

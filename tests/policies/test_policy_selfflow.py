@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from selfflow_robot.checkpoint import load_statistics
-from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE
+from selfflow_robot.constants import ACTIONS
 from selfflow_robot.data.language import HashingTextEncoder
 from selfflow_robot.data.statistics import ActionNormalizer
 from selfflow_robot.data.transforms import check_simpler_action
@@ -62,23 +62,29 @@ def test_new_chunk_every_execute_horizon_steps(tiny_ckpt):
     assert len(calls) == 3  # steps 0, 3, 6
 
 
-def test_policy_mode_sends_only_context_and_action_tokens(tiny_ckpt):
+def test_policy_mode_sends_the_context_once_and_only_action_tokens_per_step(tiny_ckpt):
+    """Policy mode drops the future frames; with prefix attention (the presets) the context goes through the
+    model once per chunk (`encode_prefix`) and each denoising step runs the action tokens against its cache."""
     policy = SelfFlowPolicy.from_pretrained(tiny_ckpt, steps=3)
-    seen = []
-    forward = policy.model.forward
+    assert policy.model_cfg.attention == "prefix"
+    seen, prefixes = [], []
+    forward, encode_prefix = policy.model.forward, policy.model.encode_prefix
 
     def spy(x, tau, text, **kw):
         seen.append({g: tuple(v.shape) for g, v in x.items()})
         return forward(x, tau, text, **kw)
 
-    policy.model.forward = spy
+    def spy_prefix(context, text, **kw):
+        prefixes.append(tuple(context.shape))
+        return encode_prefix(context, text, **kw)
+
+    policy.model.forward, policy.model.encode_prefix = spy, spy_prefix
     policy.reset(TASK)
     policy.step(camera_frames(1)[0])
     cfg = policy.model_cfg
-    assert len(seen) == 3  # one forward per denoising step
-    assert all(FUTURE not in s for s in seen)
-    assert seen[0][CONTEXT] == (1, cfg.context_frames * cfg.tokens_per_frame, cfg.frame_token_dim)
-    assert seen[0][ACTIONS] == (1, cfg.horizon, cfg.action_dim)
+    assert prefixes == [(1, cfg.context_frames * cfg.tokens_per_frame, cfg.frame_token_dim)]
+    assert len(seen) == 3  # one forward per denoising step, over the action tokens only
+    assert all(s == {ACTIONS: (1, cfg.horizon, cfg.action_dim)} for s in seen)
 
 
 def test_history_repeats_the_first_frame_at_reset_and_then_slides(tiny_ckpt):

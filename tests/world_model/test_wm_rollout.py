@@ -22,24 +22,28 @@ def _inputs(t: int, seed: int = 0):
 
 
 def test_rollout_runs_chunk_by_chunk_feeding_predictions_back(wm):
-    calls = []
-    forward = wm.model.forward
+    calls, contexts = [], []
+    forward, encode_prefix = wm.model.forward, wm.model.encode_prefix
 
     def spy(x, tau, text, **kw):
         calls.append({g: v.clone() for g, v in x.items()} | {"tau": {g: v.clone() for g, v in tau.items()}})
         return forward(x, tau, text, **kw)
 
-    wm.model.forward = spy
+    def spy_prefix(context, text, **kw):   # prefix attention: the context goes in once per chunk
+        contexts.append(context.clone())
+        return encode_prefix(context, text, **kw)
+
+    wm.model.forward, wm.model.encode_prefix = spy, spy_prefix
     try:
         ctx, acts = _inputs(6)  # H=4: two chunks, the second padded from 2 to 4 actions
         pred = wm.rollout(ctx, acts, instruction="open top drawer")
     finally:
-        wm.model.forward = forward
+        wm.model.forward, wm.model.encode_prefix = forward, encode_prefix
     assert pred.shape == (6, 64, 80, 3) and pred.dtype == np.float32
     assert 0.0 <= pred.min() and pred.max() <= 1.0
-    assert len(calls) == 2 * wm.steps
-    first, second = calls[0], calls[wm.steps]
-    assert set(first) - {"tau"} == {CONTEXT, FUTURE, ACTIONS}
+    assert len(calls) == 2 * wm.steps and len(contexts) == 2
+    first, second = calls[0] | {CONTEXT: contexts[0]}, calls[wm.steps] | {CONTEXT: contexts[1]}
+    assert set(calls[0]) - {"tau"} == {FUTURE, ACTIONS}
     assert float(first["tau"][ACTIONS].max()) == 0.0 and float(first["tau"][FUTURE].min()) == 1.0
     # chunk 1's context is the given frames; chunk 2's context is chunk 1's last k predicted frames
     np.testing.assert_allclose(first[CONTEXT], wm.codec.encode(torch.as_tensor(ctx[None]).float() / 255), atol=1e-5)
