@@ -31,6 +31,7 @@ from selfflow_robot.data import schema
 from selfflow_robot.data.example_proto import encode_example
 from selfflow_robot.data.tfrecord import TFRecordWriter
 from selfflow_robot.errors import DataError, UserError
+from selfflow_robot.files import check_writable_dir
 
 
 def encode_jpeg(frame: np.ndarray, quality: int = 90) -> bytes:
@@ -131,6 +132,7 @@ class DatasetWriter:
 
     def __init__(self, output_dir: str | Path, *, episodes_per_shard: int = 100, overwrite: bool = False,
                  jpeg_quality: int = 90, description: str = schema.DESCRIPTION, validate: bool = True):
+        check_writable_dir(output_dir, "output_dir")
         self.root = Path(output_dir)
         self.final = self.root / schema.NAME / schema.VERSION
         if self.final.exists() and not overwrite:
