@@ -87,13 +87,41 @@ def resolve_builder_dir(path: str | os.PathLike) -> str:
 
 
 def load_info(info_path: str) -> dict:
+    """The parsed `dataset_info.json`; `DataError` naming the file when it is unreadable or not a JSON object."""
     try:
-        return json.loads(read_text(info_path))
+        info = json.loads(read_text(info_path))
     except (OSError, ValueError) as e:
         raise DataError(f"{info_path}: cannot read dataset_info.json ({e}); re-copy the dataset") from e
+    if not isinstance(info, dict):
+        raise DataError(f"{info_path}: holds a JSON {type(info).__name__}, not an object; re-copy the dataset")
+    return info
+
+
+def _check_splits(info: dict, info_path: str) -> None:
+    """`splits` is a list of objects and the train split's `shardLengths` are counts (TFDS writes "12" or 12)."""
+    if "splits" not in info:
+        return
+    splits = info["splits"]
+    fix = ("re-copy the dataset, or delete the 'splits' entry to read every shard without lengths "
+           "(data.backend=python)")
+    if not isinstance(splits, list) or not all(isinstance(s, dict) for s in splits):
+        raise DataError(f"{info_path}: 'splits' is {json.dumps(splits)[:80]}, not a list of split objects; {fix}")
+    for split in splits:
+        lengths = split.get("shardLengths")
+        if split.get("name") != schema.SPLIT or lengths is None:
+            continue
+        if not isinstance(lengths, list):
+            raise DataError(f"{info_path}: split '{schema.SPLIT}' has shardLengths {json.dumps(lengths)[:80]}, "
+                            f"not a list of episode counts; {fix}")
+        for i, n in enumerate(lengths):
+            if isinstance(n, bool) or not (isinstance(n, int) or (isinstance(n, str) and n.strip().isdigit())) \
+                    or int(n) < 0:
+                raise DataError(f"{info_path}: split '{schema.SPLIT}' shardLengths[{i}] is {json.dumps(n)}, not an "
+                                f"episode count (a non-negative integer); {fix}")
 
 
 def check_info(info_path: str) -> dict:
+    """`load_info` plus the checks both readers rely on: name, version, file format, split layout."""
     info = load_info(info_path)
     name, version = info.get("name"), info.get("version")
     if name != schema.NAME or version != schema.VERSION:
@@ -102,6 +130,7 @@ def check_info(info_path: str) -> dict:
                         "with `selfflow-robot data convert`")
     if info.get("fileFormat", schema.FILE_FORMAT) != schema.FILE_FORMAT:
         raise DataError(f"{info_path}: fileFormat is '{info.get('fileFormat')}', only 'tfrecord' is supported")
+    _check_splits(info, info_path)
     return info
 
 

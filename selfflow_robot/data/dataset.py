@@ -184,8 +184,12 @@ class RT1Windows(IterableDataset):
     def _block_windows(self, ids: list[int], rng: np.random.Generator) -> tuple[list[EpisodeWindows], np.ndarray]:
         blocks = []
         for ep in self.reader.read_many(ids):
-            if ep is not None:
+            if ep is None:
+                continue
+            try:  # decoding the frames finds corrupt JPEG bodies the header check cannot see
                 blocks.append(EpisodeWindows(ep, self.window, threads=self.decode_threads))
+            except DataError as e:
+                self.reader.skip_or_raise(e, ep.episode_id)
         flat = np.array([(b, i) for b, ew in enumerate(blocks) for i in range(len(ew))], np.int64).reshape(-1, 2)
         if self.shuffle:
             flat = flat[rng.permutation(len(flat))]

@@ -3,6 +3,10 @@
 When the target is at most half the stored size, PIL's JPEG `draft` mode decodes at 1/2,
 1/4 or 1/8 scale directly in the DCT, which is several times faster than a full decode
 followed by a resize; the result is then resized (bilinear, antialiased) to the exact size.
+
+A frame whose header reads but whose body does not decode (a corrupt JPEG inside an episode) raises
+one `DataError` naming the episode and the step (`decode_frames(..., where=, steps=)`), which
+`skip_bad_episodes` then skips like any other bad episode.
 """
 from __future__ import annotations
 
@@ -14,6 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch.utils.data as tud
 from PIL import Image
+
+from selfflow_robot.data import schema
+from selfflow_robot.data.builder_dir import FIX_SKIP
+from selfflow_robot.errors import DataError
 
 _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
@@ -51,11 +59,26 @@ def default_threads() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def decode_frames(frames: Sequence[bytes], size: tuple[int, int] | None = None, threads: int = 0) -> np.ndarray:
-    """Decode many frames to uint8 (N, H, W, 3) using `threads` threads (0 = `default_threads()`)."""
+def decode_frames(frames: Sequence[bytes], size: tuple[int, int] | None = None, threads: int = 0, *,
+                  where: str = "", steps: Sequence[int] | None = None) -> np.ndarray:
+    """Decode many frames to uint8 (N, H, W, 3) using `threads` threads (0 = `default_threads()`).
+
+    A frame that cannot be decoded raises `DataError` naming `where` (e.g. `Episode.where()`) and its
+    step: `steps[i]` when the frames are a selection of an episode's steps, else its position i.
+    """
     threads = threads or default_threads()
+
+    def decode(i: int) -> np.ndarray:
+        try:
+            return decode_frame(frames[i], size)
+        except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
+            step = int(steps[i]) if steps is not None else i
+            raise DataError(f"{where + ', ' if where else ''}key 'steps/{schema.IMAGE}': the frame at step {step} "
+                            f"cannot be decoded ({type(e).__name__}: {e}); the JPEG is corrupt. Re-copy or "
+                            f"re-convert the data, {FIX_SKIP}") from e
+
     if threads <= 1 or len(frames) <= 1:
-        out = [decode_frame(f, size) for f in frames]
+        out = [decode(i) for i in range(len(frames))]
     else:
-        out = list(_pool(threads).map(lambda f: decode_frame(f, size), frames))
+        out = list(_pool(threads).map(decode, range(len(frames))))
     return np.stack(out) if out else np.zeros((0, *(size or (0, 0)), 3), np.uint8)

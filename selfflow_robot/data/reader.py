@@ -7,9 +7,10 @@ episode) is parsed straight from the protobuf wire format into numpy arrays
 
 Every malformed input raises one `DataError` naming the file, the episode (and record) and
 the key: missing directory, wrong dataset name or version, truncated or CRC-corrupt
-TFRecord, missing key, wrong value count, wrong image shape, NaN/inf in actions, empty
-episode. With `skip_bad_episodes=True` the bad episode is logged, counted in
-`num_skipped` and skipped instead.
+TFRecord, missing key, wrong value count, wrong image shape, NaN/inf in actions, an action
+beyond `schema.ACTION_LIMIT`, a string that is not UTF-8, empty episode (and, when a window
+decodes it, a frame whose JPEG body is corrupt). With `skip_bad_episodes=True` the bad episode
+is logged, counted in `num_skipped` and skipped instead (`skip_or_raise`).
 """
 from __future__ import annotations
 
@@ -38,7 +39,6 @@ from selfflow_robot.data.tfrecord import RecordRef, index_records_partial, read_
 from selfflow_robot.errors import DataError
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -114,8 +114,9 @@ def _image_size(data: bytes) -> tuple[int, int, int]:
 
 
 def check_steps(steps: dict[str, Any], where: str, check_images: bool = True) -> None:
-    """Raise `DataError` (naming `where` and the key) for NaN/inf actions or embeddings, and, with
-    `check_images`, for frames that are not images of the schema's shape. Shared by both backends."""
+    """Raise `DataError` (naming `where` and the key) for NaN/inf actions or embeddings, actions beyond
+    `schema.ACTION_LIMIT`, and, with `check_images`, for frames whose header is not an image of the schema's
+    shape (bodies are decoded later, by `frames.decode_frames`). Shared by both backends."""
     images = steps[schema.IMAGE]
     for key in _FINITE_KEYS:
         arr = steps[key]
@@ -124,6 +125,13 @@ def check_steps(steps: dict[str, Any], where: str, check_images: bool = True) ->
             step = int(np.argwhere(bad)[0][0])
             raise DataError(f"{where}, key 'steps/{key}': {int(bad.sum())} non-finite value(s) (NaN/inf), first at "
                             f"step {step}. Fix the source data, {FIX_SKIP}")
+    for key in schema.ACTION_KEYS:
+        big = np.abs(steps[key]) > schema.ACTION_LIMIT
+        if big.any():
+            step, col = (int(i) for i in np.argwhere(big)[0])
+            raise DataError(f"{where}, key 'steps/{key}': value {float(steps[key][step, col]):.6g} at step {step} "
+                            f"is beyond +-{schema.ACTION_LIMIT:g}, not an RT-1 action (metres / radians per step); "
+                            f"fix the source data (a unit or scale error?), {FIX_SKIP}")
     if check_images:
         for t, data in enumerate(images):
             try:
@@ -135,6 +143,19 @@ def check_steps(steps: dict[str, Any], where: str, check_images: bool = True) ->
                 raise DataError(f"{where}, key 'steps/{schema.IMAGE}': frame {t} has shape {shape}, the schema "
                                 f"needs {schema.IMAGE_SHAPE}. Resize/pad frames when converting (`selfflow-robot "
                                 f"data convert` does), {FIX_SKIP}")
+
+
+def decode_strings(values: list[bytes], where: str) -> list[str]:
+    """UTF-8 strings of one step field; `DataError` naming `where` and the step for bytes that are not UTF-8
+    (never a silent U+FFFD that would then be trained on). Shared by both backends."""
+    out = []
+    for t, v in enumerate(values):
+        try:
+            out.append(bytes(v).decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise DataError(f"{where}: the string at step {t} is not UTF-8 ({e}; starts {bytes(v)[:40]!r}); "
+                            f"re-encode the instruction as UTF-8 when converting, {FIX_SKIP}") from e
+    return out
 
 
 def parse_episode(payload: bytes, ref: RecordRef, episode_id: int, check_images: bool = True) -> Episode:
@@ -164,7 +185,7 @@ def parse_episode(payload: bytes, ref: RecordRef, episode_id: int, check_images:
         if f.dtype == "string":
             if kind != "bytes_list" or len(value) != T:
                 raise DataError(f"{where}, key '{skey}': expected {T} strings, found {len(value)} {kind} values")
-            steps[f.path] = [v.decode("utf-8", errors="replace") for v in value]
+            steps[f.path] = decode_strings(value, f"{where}, key '{skey}'")
             continue
         want = T * f.size
         if len(value) != want or kind == "bytes_list":
@@ -271,14 +292,19 @@ class RLDSReader:
         try:
             return self._load(episode_id)
         except DataError as e:
-            if not self.skip_bad_episodes:
-                raise
-            self.num_skipped += 1
-            if episode_id not in self._known_bad:  # log each bad episode once, not once per epoch
-                self._known_bad.add(episode_id)
-                self.skipped.append(str(e))
-                log.warning("skipping bad episode: %s", e)
+            self.skip_or_raise(e, episode_id)
             return None
+
+    def skip_or_raise(self, error: DataError, episode_id: int) -> None:
+        """Raise `error`, or with `skip_bad_episodes` count and log it as a skipped episode (each episode logged
+        once, not once per epoch). Also used for faults found after `read`, such as a frame that does not decode."""
+        if not self.skip_bad_episodes:
+            raise error
+        self.num_skipped += 1
+        if episode_id not in self._known_bad:
+            self._known_bad.add(episode_id)
+            self.skipped.append(str(error))
+            log.warning("skipping bad episode: %s", error)
 
     def read_many(self, episode_ids: list[int]) -> list[Episode | None]:
         """`read` of each id, in the given order (the tf backend reads them through one pipeline)."""

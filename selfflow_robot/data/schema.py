@@ -108,6 +108,9 @@ TERMINATE = "action/terminate_episode"
 REQUIRED_STEP_KEYS = (IMAGE, INSTRUCTION, EMBEDDING, WORLD_VECTOR, ROTATION_DELTA, GRIPPER, TERMINATE,
                       "is_first", "is_last")
 ACTION_KEYS = (WORLD_VECTOR, ROTATION_DELTA, GRIPPER)   # concatenated in this order -> 7-D action
+# No action component may exceed this magnitude (metres / radians per step; RT-1's own actions stay within
+# +-25): a larger value is a unit error or garbage, refused by the reader and the converters.
+ACTION_LIMIT = 100.0
 # Proprioception, concatenated in this order -> 8-D state (Octo's and OpenVLA's RT-1 `proprio`): the tool pose
 # in the robot base frame, position (m) + quaternion (x, y, z, w), and how closed the gripper is (0 open ..
 # 1 closed).

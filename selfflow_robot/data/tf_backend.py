@@ -22,7 +22,6 @@ and whose frames are still encoded JPEG bytes. Each episode is turned into exact
 """
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -31,10 +30,8 @@ import numpy as np
 
 from selfflow_robot.data import schema
 from selfflow_robot.data.builder_dir import FIX_SKIP, check_info, resolve_builder_dir, shard_files
-from selfflow_robot.data.reader import Episode, RLDSReader, check_steps
+from selfflow_robot.data.reader import Episode, RLDSReader, check_steps, decode_strings
 from selfflow_robot.errors import DataError, require
-
-log = logging.getLogger(__name__)
 
 _THREADS_SET: list[int] = []
 
@@ -111,7 +108,7 @@ def _steps(ep_steps: dict, where: str) -> dict[str, Any]:
         if f.dtype == "string":
             if n != T:
                 raise DataError(f"{where}, key 'steps/{f.path}': expected {T} strings, found {n}")
-            steps[f.path] = [bytes(b).decode("utf-8", errors="replace") for b in v]
+            steps[f.path] = decode_strings(list(v), f"{where}, key 'steps/{f.path}'")
             continue
         if n != T * f.size:
             raise DataError(f"{where}, key 'steps/{f.path}': has {n} values, the schema needs {T} steps x "
@@ -251,7 +248,7 @@ class TFRLDSReader(RLDSReader):
             try:
                 out.append(self._to_episode(raw, i))
             except DataError as e:
-                self._skip_or_raise(e, i)
+                self.skip_or_raise(e, i)
                 out.append(None)
         return out
 
@@ -285,22 +282,13 @@ class TFRLDSReader(RLDSReader):
                     try:
                         ep = self._to_episode(raw, i)
                     except DataError as e:
-                        self._skip_or_raise(e, i)
+                        self.skip_or_raise(e, i)
                     else:
                         yield ep, frames
                     i += 1
             except tf.errors.OpError as e:
-                self._skip_or_raise(self._tf_error(e, i), i)
+                self.skip_or_raise(self._tf_error(e, i), i)
                 i += 1
-
-    def _skip_or_raise(self, e: DataError, episode_id: int) -> None:
-        if not self.skip_bad_episodes:
-            raise e
-        self.num_skipped += 1
-        if episode_id not in self._known_bad:
-            self._known_bad.add(episode_id)
-            self.skipped.append(str(e))
-            log.warning("skipping bad episode: %s", e)
 
 
 def _frame_decoder(tf, size: tuple[int, int] | None):

@@ -114,8 +114,9 @@ def window_actions(actions: np.ndarray, terminate: np.ndarray, c: int, cfg: Wind
 class EpisodeWindows:
     """The windows of one episode at `anchors`, built on access from frames decoded once.
 
-    Construction decodes (and resizes) every frame the windows need, in parallel threads;
-    `self[i]` then assembles window i (copies of the frames it uses).
+    Construction decodes (and resizes) every frame the windows need, in parallel threads (a frame
+    that does not decode raises `DataError` naming the episode and step); `self[i]` then assembles
+    window i (copies of the frames it uses).
     """
 
     def __init__(self, episode: Episode, cfg: WindowConfig, anchors: list[int] | None = None, threads: int = 0):
@@ -128,7 +129,8 @@ class EpisodeWindows:
             needed = np.unique(np.concatenate([np.concatenate([a, b]) for a, b, _ in self._idx]))
         else:
             needed = np.zeros(0, np.int64)
-        self.frames = decode_frames([episode.images[i] for i in needed], cfg.image_size, threads)
+        self.frames = decode_frames([episode.images[i] for i in needed], cfg.image_size, threads,
+                                    where=episode.where(), steps=needed)
         self._pos = np.zeros(T, np.int64)
         self._pos[needed] = np.arange(len(needed))
         self._actions, self._terminate = episode.actions(), episode.terminate()

@@ -207,7 +207,7 @@ def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[
         if cfg.start > n - 2:
             raise DataError(f"episode {ep.episode_id} has {n} steps; start={cfg.start} leaves no step to imagine "
                             f"(use start <= {n - 2})")
-        frames = decode_frames(ep.images, image_size)                           # (n, H, W, 3)
+        frames = decode_frames(ep.images, image_size, where=ep.where())         # (n, H, W, 3)
         ctx_idx = np.clip(np.arange(cfg.start - k + 1, cfg.start + 1), 0, None)
         context = frames[ctx_idx]
         horizon_left = n - 1 - cfg.start
