@@ -17,12 +17,18 @@ from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
+from tqdm import tqdm
 
+from selfflow_robot.config import check_choice, structured
 from selfflow_robot.data import schema
+from selfflow_robot.data.convert.folder import iter_folder
+from selfflow_robot.data.convert.hdf5 import iter_hdf5
+from selfflow_robot.data.convert.lerobot import iter_lerobot
 from selfflow_robot.data.convert.mapping import FITS, ActionMapping, Embedder, StateMapping, fit_frame
-from selfflow_robot.data.convert.source import SourceEpisode
+from selfflow_robot.data.convert.source import SourceEpisode, SourceItem
 from selfflow_robot.data.writer import DatasetWriter
 from selfflow_robot.errors import ConfigError, DataError
+from selfflow_robot.files import check_writable_dir
 
 log = logging.getLogger(__name__)
 FORMATS = ("hdf5", "folder", "lerobot")
@@ -78,8 +84,6 @@ class ConvertConfig:
     state: StateMapping = field(default_factory=StateMapping)
 
     def __post_init__(self) -> None:
-        from selfflow_robot.config import check_choice
-
         check_choice("format", self.format, FORMATS)
         check_choice("fit", self.fit, FITS)
         if not self.input:
@@ -94,21 +98,15 @@ def key_list(keys: str | Sequence[str]) -> list[str]:
     return list(keys)
 
 
-def source_episodes(cfg: ConvertConfig) -> Iterator[SourceEpisode]:
-    """The source reader chosen by `cfg.format`."""
+def source_episodes(cfg: ConvertConfig) -> Iterator[SourceItem]:
+    """The source reader chosen by `cfg.format`: its episodes, and a `DataError` in place of each unreadable one."""
     if cfg.format == "hdf5":
-        from selfflow_robot.data.convert.hdf5 import iter_hdf5
-
         return iter_hdf5(cfg.input, image_key=cfg.image_key, action_key=cfg.action_key or "actions",
                          instruction=cfg.instruction, instruction_attr=cfg.instruction_attr,
                          flip_vertical=cfg.flip_vertical, state_keys=cfg.state_key)
     if cfg.format == "folder":
-        from selfflow_robot.data.convert.folder import iter_folder
-
         return iter_folder(cfg.input, instruction=cfg.instruction, drop_last_frame=cfg.drop_last_frame,
                            state_keys=cfg.state_key)
-    from selfflow_robot.data.convert.lerobot import iter_lerobot
-
     return iter_lerobot(cfg.input, image_key=cfg.image_key, action_key=cfg.action_key or "action",
                         instruction=cfg.instruction, state_keys=cfg.state_key)
 
@@ -145,40 +143,49 @@ def to_rt1_episode(src: SourceEpisode, cfg: ConvertConfig, embed: Embedder) -> d
 
 
 def convert(cfg: ConvertConfig, progress: bool = True) -> tuple[Path, int, int]:
-    """Run the conversion; returns (builder dir, episodes written, episodes skipped)."""
-    import itertools
+    """Run the conversion; returns (builder dir, episodes written, episodes skipped).
 
+    Every episode the source reader cannot read, or that does not map to RT-1, stops the conversion with its
+    `DataError`, or with `skip_bad_episodes` is logged, counted and skipped. Nothing is created on disk
+    before the first good episode (and `output_dir` is checked for writing before the input is read).
+    """
+    check_writable_dir(cfg.output_dir, "output_dir")
     embed = Embedder(cfg.embedding, cfg.embedding_table)
-    skipped = 0
-    sources = source_episodes(cfg)
-    first = next(sources, None)  # fail on a bad input before anything is created on disk
-    if first is None:
-        raise DataError(f"{cfg.input}: no episodes found")
-    with DatasetWriter(cfg.output_dir, episodes_per_shard=cfg.episodes_per_shard, overwrite=cfg.overwrite,
-                       jpeg_quality=cfg.jpeg_quality,
-                       description=f"Converted from {cfg.format} source {cfg.input} (selfflow-robot data convert)") as w:
-        it = itertools.chain([first], sources)
-        if progress:
-            from tqdm import tqdm
+    skipped: list[DataError] = []
 
-            it = tqdm(it, desc=f"convert {cfg.format}", unit="ep")
-        for src in it:
-            try:
-                ep = to_rt1_episode(src, cfg, embed)
-            except DataError as e:
-                if not cfg.skip_bad_episodes:
-                    raise
-                skipped += 1
-                log.warning("skipping %s", e)
+    def good_episodes() -> Iterator[dict]:
+        items = source_episodes(cfg)
+        for src in tqdm(items, desc=f"convert {cfg.format}", unit="ep", disable=not progress):
+            error = src if isinstance(src, DataError) else None
+            if error is None:
+                try:
+                    ep = to_rt1_episode(src, cfg, embed)
+                except DataError as e:
+                    error = e
+            if error is None:
+                yield ep
                 continue
+            if not cfg.skip_bad_episodes:
+                raise error
+            skipped.append(error)
+            log.warning("skipping %s", error)
+
+    episodes = good_episodes()
+    first = next(episodes, None)  # fail on a bad input before anything is created on disk
+    if first is None:
+        raise DataError(f"{cfg.input}: no episodes found" if not skipped else
+                        f"{cfg.input}: all {len(skipped)} episodes are bad (skipped); the first: {skipped[0]}")
+    description = f"Converted from {cfg.format} source {cfg.input} (selfflow-robot data convert)"
+    with DatasetWriter(cfg.output_dir, episodes_per_shard=cfg.episodes_per_shard, overwrite=cfg.overwrite,
+                       jpeg_quality=cfg.jpeg_quality, description=description) as w:
+        w.write(first)
+        for ep in episodes:
             w.write(ep)
-    return w.final, w.num_episodes, skipped
+    return w.final, w.num_episodes, len(skipped)
 
 
 def main(cfg: DictConfig) -> int:
     """CLI entry: `selfflow-robot data convert format=... input=... output_dir=... [actions.*=...]`."""
-    from selfflow_robot.config import structured
-
     if isinstance(cfg.get("state_key"), str):  # state_key=observation.state on the command line
         cfg.state_key = key_list(cfg.state_key)
     cc = structured(ConvertConfig, cfg)

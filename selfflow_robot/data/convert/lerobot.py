@@ -11,6 +11,8 @@ Read with pyarrow and imageio (ffmpeg; its bundled build decodes H.264, HEVC and
   frame = round((from_timestamp + timestamp) * fps); `dtype: image` -> PNG/JPEG bytes in the row;
 - robot state (with `state_keys`, e.g. `[observation.state]`): those features per row,
   concatenated in order.
+An episode that cannot be read (its video missing or undecodable, a broken image, too few frames)
+is yielded as a `DataError` naming the dataset and episode (see `source`).
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from selfflow_robot.data.convert.source import SourceEpisode, concat_state, read_video
+from selfflow_robot.data.convert.source import SourceEpisode, SourceItem, concat_state, instruction_text, read_video
 from selfflow_robot.errors import DataError, require
 
 
@@ -29,10 +32,13 @@ def _tasks(root: Path) -> dict[int, str]:
     jl = root / "meta" / "tasks.jsonl"
     if jl.is_file():
         out = {}
-        for line in jl.read_text().splitlines():
+        for n, line in enumerate(jl.read_text().splitlines(), 1):
             if line.strip():
-                d = json.loads(line)
-                out[int(d["task_index"])] = str(d["task"])
+                try:
+                    d = json.loads(line)
+                    out[int(d["task_index"])] = instruction_text(d["task"], f"{jl}:{n}")
+                except (ValueError, KeyError, TypeError) as e:
+                    raise DataError(f"{jl}:{n}: not a task line {{\"task_index\": N, \"task\": \"...\"}} ({e})") from e
         return out
     pq_path = root / "meta" / "tasks.parquet"
     if pq_path.is_file():
@@ -41,7 +47,7 @@ def _tasks(root: Path) -> dict[int, str]:
         names = t.get("task") or next((v for k, v in t.items() if k != "task_index"), None)
         if names is None:
             raise DataError(f"{pq_path}: no task names column")
-        return {int(i): str(n) for i, n in zip(t["task_index"], names)}
+        return {int(i): instruction_text(n, f"{pq_path}, task_index {i}") for i, n in zip(t["task_index"], names)}
     return {}
 
 
@@ -61,14 +67,17 @@ def _episode_video_spans(root: Path, key: str) -> dict[int, tuple[str, float]]:
 
 
 def iter_lerobot(path: str, *, image_key: str = "", action_key: str = "action", instruction: str = "",
-                 state_keys: list[str] | None = None) -> Iterator[SourceEpisode]:
-    """Yield the episodes of a local LeRobot dataset folder, in episode order."""
+                 state_keys: list[str] | None = None) -> Iterator[SourceItem]:
+    """Yield the episodes (or the `DataError` of a bad one) of a local LeRobot dataset folder, in episode order."""
     pq = require("pyarrow.parquet", "data")
     root = Path(path)
     info_path = root / "meta" / "info.json"
     if not info_path.is_file():
         raise DataError(f"{root}: no meta/info.json; this is not a LeRobot dataset folder")
-    info = json.loads(info_path.read_text())
+    try:
+        info = json.loads(info_path.read_text())
+    except ValueError as e:
+        raise DataError(f"{info_path}: not valid JSON ({e})") from e
     version = str(info.get("codebase_version", ""))
     if not version.startswith(("v2", "v3")):
         raise DataError(f"{info_path}: codebase_version {version!r} is not supported (v2.0, v2.1, v3.0)")
@@ -78,7 +87,8 @@ def iter_lerobot(path: str, *, image_key: str = "", action_key: str = "action", 
         image_key = f"observation.images.{image_key}"
     if not image_key:
         if len(cams) != 1:
-            raise DataError(f"{info_path}: {'several' if cams else 'no'} camera features {cams}; choose one with image_key=")
+            raise DataError(f"{info_path}: {'several' if cams else 'no'} camera features {cams}; choose one with "
+                            "image_key=")
         image_key = cams[0]
     if image_key not in cams:
         raise DataError(f"{info_path}: '{image_key}' is not a camera feature; cameras: {cams}")
@@ -95,7 +105,7 @@ def iter_lerobot(path: str, *, image_key: str = "", action_key: str = "action", 
     if not files:
         raise DataError(f"{root}/data: no parquet files")
     spans = _episode_video_spans(root, image_key) if is_video and version.startswith("v3") else {}
-    cache: dict[str, list[np.ndarray]] = {}
+    cache: dict[str, list[np.ndarray] | DataError] = {}
     chunks = int(info.get("chunks_size", 1000))
     rows_by_ep: dict[int, list[dict]] = {}
     cols = [c for c in ("episode_index", "frame_index", "timestamp", "task_index", action_key) if c]
@@ -106,38 +116,59 @@ def iter_lerobot(path: str, *, image_key: str = "", action_key: str = "action", 
         t = pq.read_table(f, columns=cols).to_pylist()
         for r in t:
             rows_by_ep.setdefault(int(r["episode_index"]), []).append(r)
-    from PIL import Image
-
     for ep in sorted(rows_by_ep):
         rows = sorted(rows_by_ep[ep], key=lambda r: r["frame_index"])
         where = f"{root} episode {ep}"
-        actions = np.asarray([r[action_key] for r in rows], np.float64)
-        if is_video:
-            if spans:
-                vpath, t0 = spans[ep]
+        try:
+            if is_video:
+                vpath, t0 = spans[ep] if spans else (str(root / info["video_path"].format(
+                    episode_chunk=ep // chunks, video_key=image_key, episode_index=ep)), 0.0)
+                frames = _video_frames(vpath, t0, rows, fps, cache, where)
             else:
-                vpath = str(root / info["video_path"].format(episode_chunk=ep // chunks, video_key=image_key,
-                                                             episode_index=ep))
-                t0 = 0.0
-            if vpath not in cache:
-                if not Path(vpath).is_file():
-                    raise DataError(f"{where}: video {vpath} is missing")
-                cache.clear()  # keep one decoded file in memory
-                cache[vpath] = read_video(vpath)
-            video = cache[vpath]
-            idx = [int(round((t0 + float(r["timestamp"])) * fps)) for r in rows]
-            if max(idx) >= len(video):
-                raise DataError(f"{where}: needs frame {max(idx)} but {vpath} has {len(video)} frames")
-            frames = [video[i] for i in idx]
-        else:
-            frames = []
-            for r in rows:
-                v = r[image_key]
-                data = v.get("bytes") if isinstance(v, dict) else v
-                if not data:
-                    raise DataError(f"{where}: image feature '{image_key}' has no embedded bytes")
-                frames.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
-        task = rows[0].get("task_index")
-        instr = tasks.get(int(task)) if task is not None else None
-        state = concat_state([[r[k] for r in rows] for k in state_keys], state_keys, where) if state_keys else None
+                frames = [_row_image(r[image_key], image_key, where, n) for n, r in enumerate(rows)]
+            actions = np.asarray([r[action_key] for r in rows], np.float64)
+            task = rows[0].get("task_index")
+            instr = tasks.get(int(task)) if task is not None else None
+            state = concat_state([[r[k] for r in rows] for k in state_keys], state_keys, where) if state_keys else None
+        except DataError as e:
+            yield e
+            continue
+        except (KeyError, ValueError, TypeError) as e:  # ragged actions, an episode missing from meta/episodes, ...
+            yield DataError(f"{where}: cannot be read ({type(e).__name__}: {e})")
+            continue
         yield SourceEpisode(where, frames, actions, instr or instruction or None, state)
+
+
+def _video_frames(vpath: str, t0: float, rows: list[dict], fps: float, cache: dict[str, list[np.ndarray] | DataError],
+                  where: str) -> list[np.ndarray]:
+    """The frames of `rows` from the (possibly shared) video `vpath`; one decoded file (or its error) is cached."""
+    if vpath not in cache:
+        cache.clear()  # keep one decoded file in memory
+        if not Path(vpath).is_file():
+            cache[vpath] = DataError(f"video {vpath} is missing")
+        else:
+            try:
+                cache[vpath] = read_video(vpath)
+            except DataError as e:
+                cache[vpath] = e
+    video = cache[vpath]
+    if isinstance(video, DataError):
+        raise DataError(f"{where}: {video}")
+    idx = [int(round((t0 + float(r["timestamp"])) * fps)) for r in rows]
+    if max(idx) >= len(video):
+        raise DataError(f"{where}: needs frame {max(idx)} but {vpath} has {len(video)} frames")
+    return [video[i] for i in idx]
+
+
+def _row_image(value, image_key: str, where: str, n: int) -> np.ndarray:
+    """One embedded image (PNG/JPEG bytes, or {"bytes": ...}) of a parquet row, decoded to uint8 RGB."""
+    data = value.get("bytes") if isinstance(value, dict) else value
+    if not data:
+        raise DataError(f"{where}: image feature '{image_key}' has no embedded bytes")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
+        raise DataError(f"{where}: the '{image_key}' image of frame {n} cannot be decoded "
+                        f"({type(e).__name__}: {e})") from e
+

@@ -11,12 +11,19 @@ to change.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from scipy.spatial.transform import Rotation
 
+from selfflow_robot.config import check_choice
 from selfflow_robot.data import schema
+from selfflow_robot.data.language import load_language_table
+from selfflow_robot.data.synth import instruction_embedding
 from selfflow_robot.errors import ConfigError, DataError
 
 ROTATIONS = ("rpy", "axis_angle", "quat_xyzw", "quat_wxyz", "none")  # plus "euler_<seq>", e.g. euler_zyx
@@ -27,8 +34,6 @@ FITS = ("pad", "stretch", "crop")
 
 def check_rotation(prefix: str, fmt: str, indices: list[int]) -> None:
     """Raise `ConfigError` unless `<prefix>.rotation_format` is known and `<prefix>.rotation` has its index count."""
-    from selfflow_robot.config import check_choice
-
     if not re.fullmatch(r"euler_[xyzXYZ]{3}", fmt):
         check_choice(f"{prefix}.rotation_format", fmt, ROTATIONS + ("euler_<seq>",))
     want = 0 if fmt == "none" else 4 if fmt.startswith("quat") else 3
@@ -40,8 +45,6 @@ def check_layout(prefix: str, xyz_name: str, xyz: list[int], rotation_format: st
                  gripper_format: str, gripper: int, grippers: tuple[str, ...]) -> None:
     """Raise `ConfigError` unless a mapping's `<prefix>.*` indices and formats fit together: 3 `xyz_name`
     indices, the rotation's index count, a known gripper format, and a gripper index unless it is none."""
-    from selfflow_robot.config import check_choice
-
     if len(xyz) != 3:
         raise ConfigError(f"{prefix}.{xyz_name} needs 3 indices, got {xyz}")
     check_rotation(prefix, rotation_format, rotation)
@@ -53,8 +56,6 @@ def check_layout(prefix: str, xyz_name: str, xyz: list[int], rotation_format: st
 
 def to_rotation(r: np.ndarray, fmt: str):
     """(T, 3|4) values in rotation format `fmt` (not "none") -> a scipy `Rotation` of T rotations."""
-    from scipy.spatial.transform import Rotation
-
     if fmt == "rpy":
         return Rotation.from_euler("xyz", r)
     if fmt == "axis_angle":
@@ -129,6 +130,14 @@ class ActionMapping:
         T = len(a)
         wv = a[:, self.translation] * self.translation_scale
         rot = self._rotation(a) * self.rotation_scale
+        for name, value, option in ((schema.WORLD_VECTOR, wv, "actions.translation_scale"),
+                                    (schema.ROTATION_DELTA, rot, "actions.rotation_scale / actions.rotation_format")):
+            big = np.abs(value) > schema.ACTION_LIMIT
+            if big.any():
+                t, c = (int(i) for i in np.argwhere(big)[0])
+                raise DataError(f"{where}: {name} is {value[t, c]:.6g} at step {t} after the mapping, beyond RT-1's "
+                                f"+-{schema.ACTION_LIMIT:g} (metres / radians per step); check {option} (a unit "
+                                "error?) or fix the source data")
         grip = self._gripper(a, where)
         return {schema.WORLD_VECTOR: wv.astype(np.float32), schema.ROTATION_DELTA: rot.astype(np.float32),
                 schema.GRIPPER: grip.reshape(T, 1).astype(np.float32)}
@@ -213,8 +222,6 @@ class StateMapping:
 
 def fit_frame(frame: np.ndarray, mode: str = "pad", size: tuple[int, int] = schema.IMAGE_SHAPE[:2]) -> np.ndarray:
     """Fit an (H, W, 3|4|1) uint8 frame into RT-1's 256 x 320: pad (keep aspect, black bars), stretch or crop."""
-    from PIL import Image
-
     f = np.asarray(frame)
     if f.ndim == 2:
         f = f[..., None]
@@ -258,8 +265,6 @@ class Embedder:
     """
 
     def __init__(self, mode: str = "hash", table: str = ""):
-        from selfflow_robot.config import check_choice
-
         check_choice("embedding", mode, ("hash", "table"))
         self.mode = mode
         self.table: dict[str, np.ndarray] = {}
@@ -270,8 +275,6 @@ class Embedder:
 
     def __call__(self, instruction: str) -> np.ndarray:
         if self.mode == "hash":
-            from selfflow_robot.data.synth import instruction_embedding
-
             return instruction_embedding(instruction)
         if instruction not in self.table:
             raise DataError(f"instruction {instruction!r} is not in the embedding table ({len(self.table)} entries); "
@@ -281,15 +284,10 @@ class Embedder:
 
 def load_embedding_table(path: str) -> dict[str, np.ndarray]:
     """Read instruction -> 512-d vectors from .safetensors (ours), .npz or .json."""
-    import json
-    from pathlib import Path
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"embedding_table {p} does not exist")
     if p.suffix == ".safetensors":
-        from selfflow_robot.data.statistics import load_language_table
-
         table = load_language_table(p)
     elif p.suffix == ".npz":
         with np.load(p) as z:
