@@ -7,6 +7,7 @@ Modules: `format` (writing, pruning, finding and reading step folders) and `load
 """
 from selfflow_robot.checkpoint.format import (
     CHECKPOINTS_DIR,
+    MANIFEST_FILE,
     REQUIRED_FILES,
     CheckpointError,
     check_state_dict,
@@ -20,10 +21,11 @@ from selfflow_robot.checkpoint.format import (
     prune_checkpoints,
     save_checkpoint,
     step_dir_name,
+    verify_checkpoint,
 )
 from selfflow_robot.checkpoint.loader import Pretrained, check_frame_stride, load_pretrained
 
-__all__ = ["CHECKPOINTS_DIR", "REQUIRED_FILES", "CheckpointError", "Pretrained", "check_frame_stride",
+__all__ = ["CHECKPOINTS_DIR", "MANIFEST_FILE", "REQUIRED_FILES", "CheckpointError", "Pretrained", "check_frame_stride",
            "check_state_dict", "find_checkpoint", "latest_checkpoint", "list_checkpoints", "load_pretrained",
            "load_run_config", "load_statistics", "load_trainer_state", "load_weights", "prune_checkpoints",
-           "save_checkpoint", "step_dir_name"]
+           "save_checkpoint", "step_dir_name", "verify_checkpoint"]

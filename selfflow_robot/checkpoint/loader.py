@@ -20,7 +20,7 @@ from selfflow_robot.checkpoint.format import (
     load_statistics,
     load_weights,
 )
-from selfflow_robot.constants import EMA_FILE, LANGUAGE_TABLE_FILE, MODEL_FILE
+from selfflow_robot.constants import CONFIG_FILE, EMA_FILE, LANGUAGE_TABLE_FILE, MODEL_FILE, STATS_FILE
 from selfflow_robot.data.language import LanguageTable
 from selfflow_robot.data.statistics import ActionNormalizer, StateNormalizer
 from selfflow_robot.errors import ConfigError
@@ -68,16 +68,19 @@ def check_frame_stride(train_config: Any) -> None:
 def load_pretrained(path: str | Path, use_ema: bool = True, device: str | torch.device = "cpu") -> Pretrained:
     """Load a checkpoint (step folder, or run folder -> its newest complete step) for inference.
 
-    `device`: `auto`, `cpu`, `cuda` or `cuda:N`. Raises `CheckpointError` for a missing or incomplete
-    checkpoint or weights that do not match its config, `ConfigError` for a strided-window checkpoint.
+    `device`: `auto`, `cpu`, `cuda` or `cuda:N`. Raises `CheckpointError` for a missing, incomplete or damaged
+    checkpoint (the files it reads are checked against the manifest's SHA-256; a run folder falls back to its
+    newest good step, with a warning) or weights that do not match its config, `ConfigError` for a
+    strided-window checkpoint.
     """
     dev = resolve_device(device)
-    ckpt = find_checkpoint(path)
+    weights = EMA_FILE if use_ema else MODEL_FILE
+    ckpt = find_checkpoint(path, checksums=(CONFIG_FILE, weights, STATS_FILE, LANGUAGE_TABLE_FILE))  # what it reads
     config = load_run_config(ckpt)
     check_frame_stride(config)
     model, codec = build_model(config.model)
     state = load_weights(ckpt, use_ema=use_ema)
-    check_state_dict(model, state, str(ckpt / (EMA_FILE if use_ema else MODEL_FILE)))
+    check_state_dict(model, state, str(ckpt / weights))
     model.load_state_dict(state)
     model.to(dev).eval().requires_grad_(False)
     codec.to(dev)

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from selfflow_robot import checkpoint as ckpt_io
 from selfflow_robot import constants as C
 from selfflow_robot.config import structured
+from selfflow_robot.files import check_writable_dir
 from selfflow_robot.model.build import build_model, model_config
 from selfflow_robot.objective import EMA, build_objective
 from selfflow_robot.objective.config import ObjectiveConfig
@@ -53,6 +54,8 @@ class Trainer:
         self.model_cfg = model_config(cfg.model)
         self.obj_cfg = structured(ObjectiveConfig, cfg.objective)
         self.run_dir = Path(str(cfg.output_dir))
+        if info.is_main:  # before the model and data are built, not at the first log line or checkpoint
+            check_writable_dir(self.run_dir, "output_dir")
         self.device = info.device
         if self.tcfg.deterministic:
             torch.use_deterministic_algorithms(True)
@@ -198,7 +201,7 @@ class Trainer:
         return path
 
     def _resume(self) -> None:
-        latest = ckpt_io.latest_checkpoint(self.run_dir)
+        latest = ckpt_io.latest_checkpoint(self.run_dir, checksums=True)  # skips damaged ones, with a warning
         if latest is None:
             if self.info.is_main:
                 print(f"resume: no complete checkpoint in {self.run_dir}, starting from step 0", flush=True)
