@@ -12,11 +12,19 @@ Convention flip: the released network embeds the SiT time 1 - tau (1 = data) and
 the SiT velocity x0 - eps; ours embeds tau (1 = noise) and outputs eps - x0. The flip is folded into
 the weights exactly: `t_embedder.mlp.0.weight` is multiplied by the linear map that turns the
 sinusoidal embedding of tau into that of 1 - tau, and the imported output rows are negated.
+
+Which weights: a file that wraps its state dicts (`{"model": ..., "ema": ..., ...}`) is read at the
+entry `key` names, by default `model`, the entry the official Self-Flow sample script loads
+(`key="ema"` takes the EMA copy). A file with one wrapped state dict uses it whatever `key` says; one
+with several and no `key` entry is refused, listing them. The report names the entry it used. Files
+are read with `torch.load(weights_only=True)` (no pickled code runs), memory-mapped when they are in
+the zip format and read whole when they are legacy (non-zip) `torch.save` files.
 """
 from __future__ import annotations
 
 import math
 import re
+import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +36,8 @@ from safetensors.torch import load_file
 from selfflow_robot.errors import ConfigError, UserError
 from selfflow_robot.model.dit import SelfFlowDiT
 
+DEFAULT_KEY = "model"  # the entry the official Self-Flow sample script loads from selfflow_imagenet256.pt
+WRAPPER_KEYS = ("model", "ema", "state_dict")
 SKIP_REASONS = {
     "pos_embed": "fixed 2-D sin-cos table; ours is a fixed (frame, row, col) sin-cos table",
     "y_embedder.embedding_table.weight": "ImageNet class labels; this model is conditioned on text",
@@ -45,7 +55,8 @@ REINIT_REASONS = {
 
 @dataclass
 class ImportReport:
-    """What happened to each tensor: `loaded` (ours <- theirs, note), `skipped` (theirs, why), `reinitialised` (ours, why)."""
+    """What happened to each tensor: `loaded` (ours <- theirs, note), `skipped` (theirs, why), `reinitialised`
+    (ours, why); `source` names the file and the entry read (see `unwrap_state_dict`)."""
 
     source: str
     loaded: list[tuple[str, str, str]] = field(default_factory=list)
@@ -72,26 +83,47 @@ class ImportReport:
         return "\n".join(lines)
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
-    """Load a released checkpoint file (.pt or .safetensors) into a flat state dict; returns (state, which entry)."""
+def read_checkpoint(path: str | Path, key: str = DEFAULT_KEY) -> tuple[dict[str, torch.Tensor], str]:
+    """Load a released checkpoint file (.pt or .safetensors) into a flat state dict; returns (state, which entry).
+
+    `.pt` files load with `weights_only=True`, memory-mapped when they are zip files (`torch.save` since
+    PyTorch 1.6) and read whole when they are legacy non-zip files, which cannot be mapped. `key` picks the
+    entry of a wrapped checkpoint (see `unwrap_state_dict`).
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"Self-Flow checkpoint not found: {path}; download it with "
                         f"huggingface_hub.hf_hub_download('Hila/Self-Flow', 'selfflow_imagenet256.pt')")
     if path.suffix == ".safetensors":
         return load_file(str(path)), "safetensors"
-    obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    return unwrap_state_dict(obj)
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except Exception as e:  # UnpicklingError (not weights-only), RuntimeError / EOFError (damaged), ...
+        raise UserError(f"{path} cannot be read as a PyTorch checkpoint ({type(e).__name__}: "
+                        f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}); re-download it") from e
+    if not isinstance(obj, Mapping):
+        raise UserError(f"{path} holds a {type(obj).__name__}, not a state dict")
+    return unwrap_state_dict(obj, key)
 
 
-def unwrap_state_dict(obj: Mapping) -> tuple[dict[str, torch.Tensor], str]:
-    """Accept a bare state dict or one under 'ema' / 'model' / 'state_dict' (preferred in that order);
-    strip a 'module.' prefix (DDP)."""
-    entry = "state dict"
-    for key in ("ema", "model", "state_dict"):
-        if isinstance(obj.get(key), Mapping):
-            obj, entry = obj[key], f"'{key}' entry"
-            break
+def unwrap_state_dict(obj: Mapping, key: str = DEFAULT_KEY) -> tuple[dict[str, torch.Tensor], str]:
+    """The tensors of a bare state dict, or of the entry `key` of a wrapped one; strips a 'module.' prefix (DDP).
+
+    A wrapped checkpoint holds state dicts under some of 'model' / 'ema' / 'state_dict'. Its `key` entry is
+    used; if it has no such entry but exactly one of those, that one is used (and named in the returned
+    description); with several and none called `key`, `UserError` lists them.
+    """
+    wrapped = [k for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)]
+    if not wrapped:
+        entry = "bare state dict"
+    elif key in wrapped:
+        obj, entry = obj[key], f"'{key}' entry" + (f" (also has {[k for k in wrapped if k != key]})"
+                                                   if len(wrapped) > 1 else "")
+    elif len(wrapped) == 1:
+        obj, entry = obj[wrapped[0]], f"'{wrapped[0]}' entry (the only one; no '{key}' entry)"
+    else:
+        raise UserError(f"the checkpoint has no '{key}' entry but several state dicts {wrapped}; choose one with "
+                        f"key= one of {wrapped}")
     state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()
              if isinstance(v, torch.Tensor)}
     return state, entry
@@ -119,17 +151,19 @@ def _output_rows(channels: int, patch: int) -> torch.Tensor:
 
 
 def import_selfflow(model: SelfFlowDiT, source: str | Path | Mapping[str, torch.Tensor], *,
-                    verbose: bool = True) -> ImportReport:
+                    key: str = DEFAULT_KEY, verbose: bool = True) -> ImportReport:
     """Copy the released weights into `model` (in place) and return (and print) the report.
 
     `source`: a checkpoint path or an already-loaded state dict (possibly wrapped / 'module.'-prefixed).
+    `key`: the entry of a wrapped checkpoint to import, `model` by default (what the official sample
+    script loads) or `ema`; the report's first line names the entry used.
     Raises `ConfigError` when the geometry does not match (use `model=xl`).
     """
     if isinstance(source, (str, Path)):
-        state, entry = read_checkpoint(source)
+        state, entry = read_checkpoint(source, key)
         report = ImportReport(f"{source} ({entry})")
     else:
-        state, entry = unwrap_state_dict(source)
+        state, entry = unwrap_state_dict(source, key)
         report = ImportReport(f"in-memory {entry}")
     cfg = model.cfg
     if "t_embedder.mlp.0.weight" not in state or "blocks.0.attn.qkv.weight" not in state:

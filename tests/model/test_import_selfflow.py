@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from selfflow_robot.errors import ConfigError
+from selfflow_robot.errors import ConfigError, UserError
 from selfflow_robot.model import SIZES, build_model, dit_config, import_selfflow
 from selfflow_robot.model.import_selfflow import flip_time_embedding_weight
 
@@ -27,7 +27,8 @@ def official_state_dict(depth=28, width=1152, mlp=4, in_ch=4, patch=2, grid=16, 
                        b + "attn.proj.weight": (width, width), b + "attn.proj.bias": (width,),
                        b + "mlp.fc1.weight": (mlp * width, width), b + "mlp.fc1.bias": (mlp * width,),
                        b + "mlp.fc2.weight": (width, mlp * width), b + "mlp.fc2.bias": (width,),
-                       b + "adaLN_modulation.1.weight": (6 * width, width), b + "adaLN_modulation.1.bias": (6 * width,)})
+                       b + "adaLN_modulation.1.weight": (6 * width, width),
+                       b + "adaLN_modulation.1.bias": (6 * width,)})
     shapes.update({
         "final_layer.linear.weight": (patch * patch * 2 * in_ch, width),
         "final_layer.linear.bias": (patch * patch * 2 * in_ch,),
@@ -156,3 +157,44 @@ def test_wrong_geometry_and_time_scale_are_config_errors():
     model, _ = build_model(dit_config("tiny"), with_codec=False)                       # timestep_scale 1000
     with pytest.raises(ConfigError, match="timestep_scale=1.0"):
         import_selfflow(model, official_state_dict(depth=1, width=128), verbose=False)
+
+
+def _tiny_pixel_model():
+    model, _ = build_model(dit_config("tiny", depth=1, hidden_size=64, num_heads=4, timestep_scale=1.0),
+                           with_codec=False)
+    return model
+
+
+def test_model_and_ema_entries_are_chosen_explicitly(tmp_path, capsys):
+    """A file holding both `model` and `ema` (as the released one may) imports `model` by default, `ema` when asked,
+    and says which in the report; several entries and no `key` entry is refused."""
+    online, ema = official_state_dict(depth=1, width=64, seed=1), official_state_dict(depth=1, width=64, seed=2)
+    path = tmp_path / "both.pt"
+    torch.save({"model": online, "ema": ema, "opt": {"step": torch.tensor(3)}}, path)
+    for key, want in ((None, online), ("model", online), ("ema", ema)):
+        model = _tiny_pixel_model()
+        report = import_selfflow(model, path, **({} if key is None else {"key": key}))
+        name = key or "model"
+        assert report.source.startswith(f"{path} ('{name}' entry")
+        assert f"Self-Flow import from {path} ('{name}' entry" in capsys.readouterr().out
+        torch.testing.assert_close(model.blocks[0].attn.qkv.weight, want["blocks.0.attn.qkv.weight"])
+    with pytest.raises(UserError, match=r"no 'weights' entry but several state dicts \['model', 'ema'\]"):
+        import_selfflow(_tiny_pixel_model(), path, key="weights", verbose=False)
+    only_ema = tmp_path / "ema_only.pt"
+    torch.save({"ema": ema}, only_ema)
+    report = import_selfflow(_tiny_pixel_model(), only_ema, verbose=False)
+    assert "'ema' entry (the only one; no 'model' entry)" in report.source
+
+
+def test_legacy_non_zip_file_loads_and_garbage_is_named(tmp_path):
+    state = official_state_dict(depth=1, width=64, seed=4)
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"model": state}, legacy, _use_new_zipfile_serialization=False)  # cannot be memory-mapped
+    model = _tiny_pixel_model()
+    report = import_selfflow(model, legacy, verbose=False)
+    assert "'model' entry" in report.source and len(report.loaded) > 10
+    torch.testing.assert_close(model.blocks[0].mlp.fc1.weight, state["blocks.0.mlp.fc1.weight"])
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint" * 8)
+    with pytest.raises(UserError, match=r"junk\.pt cannot be read as a PyTorch checkpoint"):
+        import_selfflow(_tiny_pixel_model(), junk, verbose=False)
