@@ -34,7 +34,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from selfflow_robot.config import check_choice
+from selfflow_robot.checkpoint import load_pretrained
+from selfflow_robot.config import check_choice, structured
 from selfflow_robot.constants import ACTIONS, CONTEXT
 from selfflow_robot.errors import ConfigError, require
 from selfflow_robot.objective import time_grid
@@ -298,9 +299,6 @@ class ExportConfig:
 
 def main(cfg: Any) -> int:
     """Export the denoiser of `ckpt` and print the parity figures."""
-    from selfflow_robot.checkpoint import load_pretrained
-    from selfflow_robot.config import structured
-
     conf = structured(ExportConfig, cfg)
     if not conf.ckpt:
         raise ConfigError("export needs a checkpoint: selfflow-robot export ckpt=RUN_DIR_OR_STEP_DIR format=onnx")

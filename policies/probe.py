@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from selfflow_robot.data.frames import decode_frames
 from selfflow_robot.data.reader import Episode, RLDSReader
@@ -50,7 +51,8 @@ class ProbeResult:
             mean = self.demo if name == "demo" else self.swap[name]
             label = "(demos: B's actions)" if name == "demo" else name
             share = f"{mean / self.demo:.0%}" if self.demo > 0 else "-"
-            rows.append(f"| {label} | " + " | ".join(f"{1000 * v:.1f}" for v in vals) + f" | {1000 * mean:.1f} | {share} |")
+            cells = " | ".join(f"{1000 * v:.1f}" for v in vals)
+            rows.append(f"| {label} | {cells} | {1000 * mean:.1f} | {share} |")
         return "\n".join(rows)
 
 
@@ -58,8 +60,6 @@ def episodes_by_instruction(reader: RLDSReader, instructions: Sequence[str], lim
     """The first `limit` episodes of each instruction, in episode order; a clear error for one that is absent.
 
     Reads episodes in order and stops once every instruction has `limit` (a progress bar on large datasets)."""
-    from tqdm import tqdm
-
     found: dict[str, list[Episode]] = {s: [] for s in instructions}
     seen: set[str] = set()
     ids = reader.episode_ids

@@ -3,7 +3,7 @@
 
     python scripts/bench_data.py                       # defaults: 48 episodes, 2 workers, full 256x320 + 128x160
     python scripts/bench_data.py --heights 256 --workers 0 --threads 2
-    python scripts/bench_data.py --backend python tf --workers 0   # both reader backends (tf: pip install tensorflow-cpu)
+    python scripts/bench_data.py --backend python tf --workers 0   # both backends (tf: pip install tensorflow-cpu)
 
 For each frame size it runs one full epoch of `RT1Windows` through `make_loader` (TFRecord
 read + CRC, record parse, JPEG decode + resize, window assembly, collate) and normalises
@@ -17,12 +17,25 @@ JPEG bytes, full size, no resize). `--backend tf` also runs the pipeline with th
 from __future__ import annotations
 
 import argparse
+import gc
+import io
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch
+from PIL import Image
+
+from selfflow_robot import constants as C
+from selfflow_robot.data.dataset import RT1Windows, make_loader
+from selfflow_robot.data.reader import RLDSReader
+from selfflow_robot.data.statistics import ActionNormalizer, load_or_compute_statistics
+from selfflow_robot.data.synth import SynthConfig, write_synthetic
+from selfflow_robot.data.tf_backend import decode_frames_tf
+from selfflow_robot.data.windows import WindowConfig
 
 
 def _cpu() -> float:
@@ -33,11 +46,6 @@ def _cpu() -> float:
 
 def raw_decode_fps(images: list[bytes], threads: int, repeats: int = 2) -> tuple[float, float]:
     """(frames per wall second, frames per CPU second) of plain PIL decode (full size, no resize)."""
-    import io
-    from concurrent.futures import ThreadPoolExecutor
-
-    from PIL import Image
-
     def dec(b: bytes) -> np.ndarray:
         return np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))
 
@@ -54,8 +62,6 @@ def raw_decode_fps(images: list[bytes], threads: int, repeats: int = 2) -> tuple
 
 def raw_tf_decode_fps(images: list[bytes], threads: int, repeats: int = 2) -> tuple[float, float]:
     """(frames per wall second, frames per CPU second) of TF JPEG decode in tf.data (full size, no resize)."""
-    from selfflow_robot.data.tf_backend import decode_frames_tf
-
     decode_frames_tf(images[:32], threads=threads)  # warm-up (TF start, graph tracing)
     best, best_cpu = 0.0, 0.0
     for _ in range(repeats):
@@ -69,13 +75,6 @@ def raw_tf_decode_fps(images: list[bytes], threads: int, repeats: int = 2) -> tu
 def pipeline_fps(data_dir: str, height: int, batch: int, workers: int, threads: int, stats, backend: str = "python"
                  ) -> tuple[float, float, float]:
     """(windows per wall second, stored frames per wall second, windows per CPU second) of one epoch."""
-    import torch
-
-    from selfflow_robot import constants as C
-    from selfflow_robot.data.dataset import RT1Windows, make_loader
-    from selfflow_robot.data.statistics import ActionNormalizer
-    from selfflow_robot.data.windows import WindowConfig
-
     norm = ActionNormalizer(stats)
     ds = RT1Windows(data_dir, WindowConfig(context_frames=2, horizon=4, height=height), split="all",
                     shuffle=True, infinite=False, shuffle_episodes=8, decode_threads=threads, backend=backend)
@@ -91,7 +90,6 @@ def pipeline_fps(data_dir: str, height: int, batch: int, workers: int, threads: 
         windows += len(tok)
     dt = time.perf_counter() - t
     del loader  # workers exit and are joined: their CPU time is now counted in _cpu()
-    import gc
 
     gc.collect()
     return windows / dt, n_frames / dt, windows / max(_cpu() - c, 1e-9)
@@ -112,12 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="", help="an existing dataset to use instead of a fresh synthetic one")
     args = p.parse_args(argv)
 
-    import torch
-
     torch.set_num_threads(1)
-    from selfflow_robot.data.reader import RLDSReader
-    from selfflow_robot.data.statistics import load_or_compute_statistics
-    from selfflow_robot.data.synth import SynthConfig, write_synthetic
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             tf_raw, tf_cpu = raw_tf_decode_fps(images, cores, args.repeats)
             print(f"raw TF JPEG decode (tf.data): {tf_raw:.0f} frames/s on {cores} threads, {tf_cpu:.0f} frames per "
                   f"CPU-second (ratios below stay relative to PIL)")
-        print(f"{'size':>8} {'backend':>7} {'workers':>7} {'windows/s':>10} {'decoded fr/s':>13} {'delivered fr/s':>15} "
+        print(f"{'size':>8} {'backend':>7} {'workers':>7} {'windows/s':>10} {'decoded fr/s':>13} "
+              f"{'delivered fr/s':>15} "
               f"{'ratio':>6} | {'delivered fr/CPU-s':>18} {'ratio':>6}")
         for h, backend, workers in ((h, b, w) for h in args.heights for b in args.backend for w in args.workers):
             runs = [pipeline_fps(data, h, args.batch, workers, args.threads, stats, backend)

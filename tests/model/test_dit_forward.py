@@ -7,6 +7,7 @@ import torch
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE, GROUPS
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.model import DiTConfig, SelfFlowDiT, build_model, dit_config
+from selfflow_robot.model.dit import X_PRED_TAU_MIN
 from selfflow_robot.model.layers import TokenRoute, _route_matmul, _route_select
 
 
@@ -177,8 +178,6 @@ def test_fresh_model_predicts_zero_velocity_and_positions_differ():
 
 def test_x_prediction_turns_the_clean_estimate_into_the_velocity():
     """prediction=x: a zero head means x0_hat = 0, so frame velocities are x_tau / max(tau, 0.05); actions stay v."""
-    from selfflow_robot.model.dit import X_PRED_TAU_MIN
-
     model, _ = build_model(dit_config("tiny", image_size=(16, 24), prediction="x"), with_codec=False)
     x = window(model.cfg, B=2)
     tau = {g: torch.rand(2, v.shape[1]) for g, v in x.items()}

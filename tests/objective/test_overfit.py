@@ -35,7 +35,7 @@ def test_tiny_overfits_one_fixed_batch(name):
     ema = EMA(model, decay=0.99)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     first = None
-    for step in range(300):
+    for step in range(300):  # noqa: B007 - the count is reported after the loop
         out = objective(model, ema.module, batch, generator=torch.Generator().manual_seed(0))
         flow = out.logs["flow"].item()
         first = flow if first is None else first

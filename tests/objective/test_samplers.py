@@ -56,7 +56,8 @@ def real_model():
 
 
 def run(model, x, text, **kw):
-    return sample(model, x, kw.pop("generate", [ACTIONS]), text, steps=4, generator=torch.Generator().manual_seed(5), **kw)
+    return sample(model, x, kw.pop("generate", [ACTIONS]), text, steps=4, generator=torch.Generator().manual_seed(5),
+                  **kw)
 
 
 @pytest.mark.parametrize("method", ["ode", "sde"])

@@ -6,10 +6,12 @@ import json
 import shutil
 import time
 
+import imageio.v2 as imageio
 import numpy as np
 import pytest
 
 from selfflow_robot.cli import main as cli
+from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.policies import SelfFlowPolicy, check_simpler_action
 
 pytestmark = pytest.mark.slow
@@ -35,7 +37,6 @@ def _episode(policy, frames, task):
 
 def test_trained_checkpoint_policy_schema_latency_and_moved_dir(trained, tmp_path):
     root, data, run = trained
-    from selfflow_robot.data.reader import RLDSReader
 
     task = RLDSReader(data).read(0).instruction  # an instruction the checkpoint's language table knows
     rng = np.random.default_rng(0)
@@ -68,8 +69,6 @@ def test_trained_checkpoint_policy_schema_latency_and_moved_dir(trained, tmp_pat
 
 
 def test_imagine_on_the_held_out_episode_writes_a_real_mp4(trained, capsys):
-    import imageio.v2 as imageio
-
     root, data, run = trained
     out = root / "imagine"
     assert cli(["imagine", f"ckpt={run}", f"data.path={data}", "steps=4", "length=6", f"output_dir={out}"]) == 0

@@ -1,10 +1,12 @@
 """Instruction lookup, unseen-instruction errors and the encoder fallbacks."""
 import numpy as np
 import pytest
+import torch
 
 from selfflow_robot.data.language import (
     EncoderFallback,
     HashingTextEncoder,
+    HFTextEncoder,
     InstructionEmbedder,
     LanguageTable,
     UnknownInstructionError,
@@ -60,8 +62,6 @@ def test_ridge_fallback_reproduces_known_pairs_and_gives_512d_for_new_text():
 
 
 def test_table_from_mapping_and_shape_checks():
-    import torch
-
     t = LanguageTable.coerce({"a": torch.ones(512), "b": np.zeros(512)})
     assert t.dim == 512 and len(t) == 2 and "A" in t
     with pytest.raises(UserError, match="embeddings of shape"):
@@ -73,7 +73,6 @@ def test_table_from_mapping_and_shape_checks():
 def test_hugging_face_encoder_from_a_local_dir(tmp_path):
     """A tiny BERT written here (no download) plugs in as the encoder for unseen instructions."""
     transformers = pytest.importorskip("transformers")
-    import torch
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "open", "close", "top", "middle", "drawer", "pick",
              "coke", "can", "the", "please", "move", "blue", "chip", "near", "apple"]
@@ -83,8 +82,6 @@ def test_hugging_face_encoder_from_a_local_dir(tmp_path):
     cfg = transformers.BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                   intermediate_size=64, max_position_embeddings=32)
     transformers.BertModel(cfg).save_pretrained(tmp_path)
-
-    from selfflow_robot.data.language import HFTextEncoder
 
     enc = HFTextEncoder(tmp_path)
     out = enc.encode(["open top drawer", "pick the coke can please"])

@@ -1,4 +1,7 @@
 """Transform chain pieces: mirrored groups, resize, embedding, unnormalise, SimplerEnv action + schema check."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -89,9 +92,6 @@ def test_pad_to_aspect_and_resize_like_training():
 
 
 def test_package_exports_are_lazy_so_the_client_needs_no_torch():
-    import subprocess
-    import sys
-
     code = ("import sys; import selfflow_robot.policies as p; assert 'torch' not in sys.modules; "
             "p.SelfFlowPolicy; assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

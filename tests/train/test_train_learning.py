@@ -26,6 +26,7 @@ import pytest
 
 from selfflow_robot.data.synth import SynthConfig, write_synthetic
 from selfflow_robot.train.logger import read_metrics
+from selfflow_robot.train.schedule import ema_decay_at
 
 STEPS = 400
 LEARN = ["model.patch_size=4", "model.prediction=v", "model.depth=3", "model.hidden_size=96", "model.num_heads=4",
@@ -62,8 +63,6 @@ def test_short_cpu_training_beats_copy_last_frame_and_mean_action(learn_data, tr
 
 
 def test_ema_decay_ramp_follows_the_student_early_and_reaches_the_configured_decay():
-    from selfflow_robot.train.schedule import ema_decay_at
-
     assert ema_decay_at(0, 0.9999) == pytest.approx(0.1)            # the first update nearly copies the student
     assert ema_decay_at(90, 0.9999) == pytest.approx(91 / 100)
     ramp = [ema_decay_at(n, 0.9999) for n in range(0, 200_000, 997)]

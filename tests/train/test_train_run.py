@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -18,8 +19,12 @@ from selfflow_robot import constants as C
 from selfflow_robot.cli import main as cli_main
 from selfflow_robot.config import load_config
 from selfflow_robot.data.language import load_language_table
+from selfflow_robot.errors import ConfigError
+from selfflow_robot.policies.policy import SelfFlowPolicy
+from selfflow_robot.train import parallel
 from selfflow_robot.train.config import TrainRunConfig
 from selfflow_robot.train.logger import read_metrics
+from selfflow_robot.train.trainer import Trainer
 
 
 def test_train_writes_complete_checkpoints_logs_and_loads(train_data, train_cli, tmp_path):
@@ -123,9 +128,6 @@ def test_nan_guard_stops_with_message_and_keeps_last_good_checkpoint(train_data,
 
 
 def test_init_from_starts_a_new_run_from_checkpoint_weights(train_data, train_cli, tmp_path):
-    from selfflow_robot.train import parallel
-    from selfflow_robot.train.trainer import Trainer
-
     src = tmp_path / "src"
     train_cli.ok(train_cli.run(train_data, src, "train.steps=2", "train.val_every=0"))
     cfg = load_config("train", [*train_cli.fast, f"data.path={train_data}", f"output_dir={tmp_path / 'new'}",
@@ -165,11 +167,6 @@ def test_train_reads_through_the_tf_backend(train_data, train_cli, tmp_path):
 def test_train_with_proprioception(train_data, train_cli, tmp_path):
     """model.state_dim=8: windows carry the state, the checkpoint ships its statistics, the state embedding
     learns, and the policy built from the checkpoint asks for the state."""
-    import numpy as np
-
-    from selfflow_robot.errors import ConfigError
-    from selfflow_robot.policies.policy import SelfFlowPolicy
-
     run = tmp_path / "run"
     proc = train_cli.run(train_data, run, "train.steps=3", "train.save_every=3", "train.val_every=3",
                          "model.state_dim=8", "train.state_dropout=0.25", "train.state_noise=0.05")
@@ -193,10 +190,6 @@ def test_train_with_proprioception(train_data, train_cli, tmp_path):
 def test_train_with_a_state_readout_head(train_data, train_cli, tmp_path):
     """model.aux_state_dim=8: the state is a training target only. The head learns, validation scores the
     read-out against the mean state, and the policy from the checkpoint acts without being sent a state."""
-    import numpy as np
-
-    from selfflow_robot.policies.policy import SelfFlowPolicy
-
     run = tmp_path / "run"
     train_cli.ok(train_cli.run(train_data, run, "train.steps=3", "train.save_every=3", "train.val_every=3",
                                "model.aux_state_dim=8", "objective.aux_state_weight=0.5"))

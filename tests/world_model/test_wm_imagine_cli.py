@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import imageio.v2 as imageio
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,7 +12,7 @@ from PIL import Image
 from selfflow_robot.cli import main as cli
 from selfflow_robot.data.dataset import split_episodes
 from selfflow_robot.data.reader import RLDSReader
-from selfflow_robot.world_model.cli import load_actions_file
+from selfflow_robot.world_model.cli import load_actions_file, mean_over_episodes
 
 
 def test_imagine_on_a_held_out_episode_writes_videos_and_metrics(wm_ckpt, wm_data, wm_val_fraction, tmp_path,
@@ -29,7 +30,6 @@ def test_imagine_on_a_held_out_episode_writes_videos_and_metrics(wm_ckpt, wm_dat
     m = result["metrics"]
     assert len(m["psnr"]) == 5 and len(m["ssim_copy_last"]) == 5
     assert all(np.isfinite(m["psnr"])) and all(-1 <= s <= 1 for s in m["ssim"])
-    import imageio.v2 as imageio
 
     assert sum(1 for _ in imageio.get_reader(out / f"{stem}.mp4")) == 2 + 5  # k context frames + 5 predicted
 
@@ -88,8 +88,6 @@ def test_imagine_over_several_held_out_episodes_averages_per_step(wm_ckpt, wm_da
 
 
 def test_mean_over_episodes_handles_ragged_lengths():
-    from selfflow_robot.world_model.cli import mean_over_episodes
-
     a = {"psnr": [10.0, 20.0, 30.0], "ssim": [0.1, 0.2, 0.3]}
     b = {"psnr": [20.0], "ssim": [0.3]}
     m = mean_over_episodes([a, b])

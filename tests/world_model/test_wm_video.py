@@ -1,4 +1,5 @@
 """mp4/gif writer: files decode back to the composed frames' size and count, panels carry the frames."""
+import imageio.v2 as imageio
 import numpy as np
 import pytest
 from PIL import Image
@@ -27,8 +28,6 @@ def test_compose_places_panels_side_by_side_and_upscales():
 
 
 def test_write_comparison_writes_readable_mp4_and_gif(tmp_path):
-    import imageio.v2 as imageio
-
     rng = np.random.default_rng(0)
     pred = rng.random((5, 24, 30, 3))          # float in [0, 1]
     truth = rng.integers(0, 255, (5, 24, 30, 3), dtype=np.uint8)
