@@ -1,11 +1,17 @@
 """Converters: robomimic HDF5, episode folders (NPZ/JSON + images/video), LeRobot v2.1/v3.0 -> RT-1 RLDS."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from PIL import Image
+from scipy.spatial.transform import Rotation
 
 from selfflow_robot.cli import main
 from selfflow_robot.data import schema
@@ -68,9 +74,6 @@ def test_hdf5_roundtrip(tmp_path):
 
 
 def test_folder_roundtrip_npz_images_and_json_video(tmp_path):
-    import imageio.v3 as iio
-    from PIL import Image
-
     src = tmp_path / "eps"
     exp = []
     e0 = src / "ep_0"
@@ -126,13 +129,6 @@ def _rows(ep: int, actions: np.ndarray, fps: int, task: int, extra=None) -> dict
 
 
 def test_lerobot_v21_video_and_images(tmp_path):
-    import io
-
-    import imageio.v3 as iio
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from PIL import Image
-
     fps, key = 10, "observation.images.cam"
     root = tmp_path / "lr"
     _lerobot_common(root, "v2.1", fps, {key: {"dtype": "video", "shape": [H, W, 3]}})
@@ -172,10 +168,6 @@ def test_lerobot_v21_video_and_images(tmp_path):
 
 
 def test_lerobot_v30_shared_files(tmp_path):
-    import imageio.v3 as iio
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     fps, key = 10, "observation.images.front"
     root = tmp_path / "lr3"
     _lerobot_common(root, "v3.0", fps, {key: {"dtype": "video", "shape": [H, W, 3]}})
@@ -199,8 +191,6 @@ def test_lerobot_v30_shared_files(tmp_path):
 
 
 def test_action_mapping_conventions():
-    from scipy.spatial.transform import Rotation
-
     T = 6
     a = np.zeros((T, 8))
     a[:, 0:3] = np.arange(T * 3).reshape(T, 3)                      # centimetres
@@ -241,7 +231,6 @@ def test_convert_errors(tmp_path):
     src = tmp_path / "eps" / "e0"
     src.mkdir(parents=True)
     np.savez(src / "a.npz", actions=np.zeros((3, 7)))
-    from PIL import Image
 
     for t in range(3):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / f"{t}.png")
@@ -262,14 +251,10 @@ def _pose(T: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _state(pos: np.ndarray, rpy: np.ndarray, closed: np.ndarray) -> np.ndarray:
     """What `Episode.state()` must return: position, scipy's xyzw quaternion, closedness (sign made canonical)."""
-    from scipy.spatial.transform import Rotation
-
     return schema.canonical_state(np.concatenate([pos, Rotation.from_euler("xyz", rpy).as_quat(), closed[:, None]], 1))
 
 
 def test_state_mapping_conventions():
-    from scipy.spatial.transform import Rotation
-
     T = 5
     pos, rpy = _pose(T, 0)
     rot = Rotation.from_euler("xyz", rpy)
@@ -326,7 +311,6 @@ def test_state_mapping_conventions():
 
 def test_state_hdf5_robomimic_keys(tmp_path):
     h5py = pytest.importorskip("h5py")
-    from scipy.spatial.transform import Rotation
 
     src = tmp_path / "demos.hdf5"
     exp = []
@@ -367,8 +351,6 @@ def test_state_hdf5_robomimic_keys(tmp_path):
 
 
 def test_state_folder_cli_drop_last_frame(tmp_path):
-    from PIL import Image
-
     src = tmp_path / "eps"
     T = 4
     pos, rpy = _pose(T + 2, 3)
@@ -399,13 +381,6 @@ def test_state_folder_cli_drop_last_frame(tmp_path):
 
 
 def test_state_lerobot_observation_state(tmp_path):
-    import io
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from PIL import Image
-    from scipy.spatial.transform import Rotation
-
     fps, T = 10, 4
     root = tmp_path / "lr"
     _lerobot_common(root, "v2.1", fps, {"observation.images.top": {"dtype": "image", "shape": [H, W, 3]},

@@ -1,8 +1,10 @@
 """RLDSReader on real tiny datasets: good data, and one clear error per kind of bad input."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,9 @@ import pytest
 from selfflow_robot.data import schema
 from selfflow_robot.data.builder_dir import resolve_builder_dir
 from selfflow_robot.data.reader import RLDSReader
-from selfflow_robot.errors import DataError
+from selfflow_robot.data.tfrecord import TFRecordWriter
+from selfflow_robot.data.writer import encode_jpeg
+from selfflow_robot.errors import DataError, MissingDependencyError
 
 
 def test_reads_builder_dir_or_parent(synth_dir):
@@ -69,8 +73,6 @@ def test_dir_without_dataset(tmp_path):
 
 
 def test_wrong_name_and_version(synth_dir, tmp_path):
-    import shutil
-
     src = synth_dir / schema.NAME / schema.VERSION
     other = tmp_path / schema.NAME / "0.2.0"
     shutil.copytree(src, other)
@@ -128,12 +130,11 @@ def test_wrong_value_count(bad):
     def cut(f):
         f["steps/observation/natural_language_embedding"] = f["steps/observation/natural_language_embedding"][:-3]
     root = bad(cut)
-    _assert_one_clear_error(root, "episode 1", "key 'steps/observation/natural_language_embedding'", r"5 steps x \(512,\)")
+    _assert_one_clear_error(root, "episode 1", "key 'steps/observation/natural_language_embedding'",
+                            r"5 steps x \(512,\)")
 
 
 def test_wrong_image_shape(bad):
-    from selfflow_robot.data.writer import encode_jpeg
-
     def small(f):
         f["steps/observation/image"][3] = encode_jpeg(np.zeros((128, 160, 3), np.uint8))
     root = bad(small)
@@ -182,8 +183,6 @@ def test_skip_bad_episodes_counts(make_dataset, good_features):
 
 
 def test_shard_length_mismatch_and_missing_shard(synth_dir, tmp_path):
-    import shutil
-
     dst = tmp_path / "copy"
     shutil.copytree(synth_dir, dst)
     bdir = dst / schema.NAME / schema.VERSION
@@ -215,11 +214,7 @@ def test_truncated_shard_without_shard_lengths(make_dataset, good_features):
 
 def test_remote_path_needs_tensorflow():
     pytest.importorskip("tensorflow_datasets")
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        from selfflow_robot.errors import MissingDependencyError
-
+    if importlib.util.find_spec("tensorflow") is None:
         with pytest.raises(MissingDependencyError, match="pip install 'selfflow-robot\\[tf\\]'"):
             RLDSReader(schema.GCS_BUILDER_DIR)
     else:  # pragma: no cover - TF installed: reaching GCS is not allowed in tests
@@ -227,8 +222,6 @@ def test_remote_path_needs_tensorflow():
 
 
 def test_record_that_is_not_an_example(tmp_path, make_dataset, good_features):
-    from selfflow_robot.data.tfrecord import TFRecordWriter
-
     root = make_dataset([good_features(np.random.default_rng(0)) for _ in range(2)])
     shard = next((root / schema.NAME / schema.VERSION).glob("*.tfrecord-*"))
     good = shard.read_bytes()

@@ -1,11 +1,14 @@
 """The schema, the wire codec and the writer agree with tensorflow-datasets itself (no TF needed)."""
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
+from tensorflow_datasets.proto import tf_example_pb2
 
 from selfflow_robot.data import schema
-from selfflow_robot.data.example_proto import decode_example, encode_example
+from selfflow_robot.data.example_proto import ProtoError, decode_example, encode_example
 from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.tfrecord import iter_records
 
@@ -69,8 +72,6 @@ def test_written_dataset_opens_with_tfds_and_decodes_identically(synth_dir):
 
 
 def test_wire_codec_matches_protobuf():
-    from tensorflow_datasets.proto import tf_example_pb2
-
     feats = {"a/f": np.array([1.5, -2.0, 3.25], np.float32), "a/i": np.array([0, 1, -7, 2**40], np.int64),
              "b": [b"xyz", b"", b"\xff\x00"], "s": ["caf\u00e9"], "empty": np.zeros(0, np.float32)}
     data = encode_example(feats)
@@ -86,13 +87,10 @@ def test_wire_codec_matches_protobuf():
 
 
 def test_wire_codec_accepts_unpacked_lists():
-    from tensorflow_datasets.proto import tf_example_pb2
-
     ex = tf_example_pb2.Example()
     ex.features.feature["x"].float_list.value.extend([1.0, 2.0])
     ex.features.feature["y"].int64_list.value.extend([3, -4])
     # Re-encode the lists unpacked by hand: tag (1 << 3 | 5) per float, (1 << 3 | 0) per int.
-    import struct
 
     def field(num, wt, payload):
         return bytes([(num << 3) | wt]) + payload
@@ -125,8 +123,6 @@ def test_tensorflow_reads_the_synthetic_dataset(synth_dir):
 
 def test_wire_decoder_fails_cleanly_on_damaged_bytes():
     """Any corruption of a record gives ProtoError/UnicodeDecodeError (-> DataError), never another crash."""
-    from selfflow_robot.data.example_proto import ProtoError
-
     data = bytearray(encode_example({"steps/a": np.arange(12, dtype=np.float32), "steps/b": [b"x" * 40, b"yz"],
                                      "steps/c": np.array([1, 0, 300, -2], np.int64)}))
     rng = np.random.default_rng(0)

@@ -9,13 +9,17 @@ import pytest
 import torch
 
 from selfflow_robot import constants as C
+from selfflow_robot.data import schema
 from selfflow_robot.data.language import load_language_table, save_language_table
 from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.statistics import (
     ActionNormalizer,
     DatasetStatistics,
+    StateNormalizer,
     action_statistics,
+    cache_paths,
     collect_language_table,
+    compute_statistics,
     load_or_compute_statistics,
 )
 from selfflow_robot.data.synth import TASKS, instruction_embedding
@@ -129,9 +133,6 @@ def test_collect_language_table(synth_dir):
 
 
 def test_state_statistics_and_normaliser(synth_dir):
-    from selfflow_robot.data import schema
-    from selfflow_robot.data.statistics import StateNormalizer, compute_statistics
-
     reader = RLDSReader(synth_dir)
     stats, _ = compute_statistics(reader)
     states = np.concatenate([reader.read(i).state() for i in range(len(reader))])
@@ -159,8 +160,6 @@ def test_state_statistics_and_normaliser(synth_dir):
 
 
 def test_old_statistics_cache_is_recomputed(data_copy):
-    from selfflow_robot.data.statistics import cache_paths, load_or_compute_statistics
-
     reader = RLDSReader(data_copy)
     stats, _ = load_or_compute_statistics(reader)
     path = cache_paths(reader)[0]

@@ -16,11 +16,15 @@ except ImportError:  # pragma: no cover - depends on the environment
     pytest.skip("the tf backend needs tensorflow-cpu and tensorflow-datasets (pip install "
                 "'selfflow-robot[tf]'); the Python backend is tested without them", allow_module_level=True)
 
+import torch
+
 from selfflow_robot import constants as C
 from selfflow_robot.data import schema
 from selfflow_robot.data.backend import open_reader
-from selfflow_robot.data.dataset import DataConfig, RT1Windows
+from selfflow_robot.data.dataset import DataConfig, RT1Windows, make_loader
+from selfflow_robot.data.frames import decode_frames
 from selfflow_robot.data.reader import RLDSReader
+from selfflow_robot.data.statistics import compute_statistics
 from selfflow_robot.data.tf_backend import TFRLDSReader, decode_frames_tf
 from selfflow_robot.data.windows import WindowConfig, episode_windows
 from selfflow_robot.errors import ConfigError, DataError
@@ -63,8 +67,6 @@ def test_tf_episodes_byte_identical(synth_dir):
 
 
 def test_tf_windows_and_statistics_identical(synth_dir, tmp_path):
-    from selfflow_robot.data.statistics import compute_statistics
-
     cfg = WindowConfig(context_frames=2, horizon=3, frame_stride=2, height=64)
     py, tf = RLDSReader(synth_dir), TFRLDSReader(synth_dir)
     for i in (0, 5):
@@ -89,8 +91,6 @@ def test_tf_windows_and_statistics_identical(synth_dir, tmp_path):
 
 
 def test_tf_decoded_frames(synth_dir):
-    from selfflow_robot.data.frames import decode_frames
-
     tf = TFRLDSReader(synth_dir)
     got = list(tf.iter_decoded(start=2, stop=5))
     assert [e.episode_id for e, _ in got] == [2, 3, 4]
@@ -149,10 +149,6 @@ def test_tf_truncated_shard(make_dataset, good_features):
 def test_tf_backend_in_dataloader_worker(synth_dir):
     """A worker process reads with TensorFlow (spawned: TF hangs in forked children) and its batches equal
     the in-process Python backend's (one consumer either way)."""
-    import torch
-
-    from selfflow_robot.data.dataset import make_loader
-
     cfg = WindowConfig(context_frames=2, horizon=2, height=32)
     kw = {"split": "val", "val_fraction": 0.25, "seed": 0, "shuffle_episodes": 2}
     a = list(make_loader(RT1Windows(str(synth_dir), cfg, backend="python", **kw), batch_size=4))

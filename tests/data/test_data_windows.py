@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from selfflow_robot import constants as C
+from selfflow_robot.data import schema
 from selfflow_robot.data.frames import decode_frame
 from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.windows import WindowConfig, episode_windows, window_actions
@@ -90,8 +91,6 @@ def test_synthetic_frames_follow_actions(synth_dir):
 
 
 def test_windows_carry_the_state_at_the_anchor(synth_dir):
-    from selfflow_robot.data import schema
-
     ep = RLDSReader(synth_dir).read(0)
     state = ep.state()
     raw = np.concatenate([ep.steps[k] for k in schema.STATE_KEYS], axis=1)

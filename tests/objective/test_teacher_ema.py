@@ -52,7 +52,8 @@ def test_teacher_sees_same_sample_at_min_t_s_and_stops_at_k():
     objective(model, ema.module, batch)
     assert objective.student_layer == 2 and objective.teacher_layer == 4    # round(0.3·5), round(0.7·5)
     # the teacher runs blocks 1..4 only (under prefix attention once for the context, once for the rest)
-    assert set(calls) == {0, 1, 2, 3} and seen["teacher"][1]["stop_at"] == 4 and seen["student"][1]["feature_layer"] == 2
+    assert set(calls) == {0, 1, 2, 3} and seen["teacher"][1]["stop_at"] == 4
+    assert seen["student"][1]["feature_layer"] == 2
     (xs, taus, text_s), (xt, taut, text_t) = seen["student"][0], seen["teacher"][0]
     assert torch.equal(text_s, text_t) and torch.equal(seen["student"][1]["text_drop"], seen["teacher"][1]["text_drop"])
     for g in (CONTEXT, FUTURE, ACTIONS):
