@@ -5,7 +5,7 @@
     raw_action, action = policy.step(image)          # uint8 (H, W, 3), any size
     raw_action, action = policy.step(image, state=proprio)   # checkpoints trained with model.state_dim=8
 
-Policy mode (DESIGN.md "One backbone, per-token time"): the model sees only the k context frames
+Policy mode (docs/architecture.md, "Model"): the model sees only the k context frames
 (clean, tau = 0) and the H action tokens (noised, integrated tau 1 -> 0 by the sampler); future
 frames are dropped, so a step costs context + action tokens. The last k frames are kept as
 history; at reset the first frame is repeated to fill it.

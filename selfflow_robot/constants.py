@@ -4,7 +4,7 @@ Keys are defined once here and imported everywhere (never retyped as string lite
 """
 from __future__ import annotations
 
-# Token groups of one training window (DESIGN.md "One backbone, per-token time").
+# Token groups of one training window (docs/architecture.md, "Model").
 CONTEXT = "context"   # k past frames, always clean (tau = 0)
 FUTURE = "future"     # H next frames: noisy (world model / joint) or absent (policy)
 ACTIONS = "actions"   # H action tokens: noisy (policy / joint) or clean (world model)
@@ -33,7 +33,7 @@ EPISODE_ID = "episode_id"                # int64 (B,)
 STATE = "state"                          # float32 (B, 8) raw proprioception at the last context frame
 STEP_INDEX = "step_index"                # int64 (B,) index of the first future step in its episode
 
-# Checkpoint directory files (DESIGN.md Conventions).
+# Checkpoint directory files (docs/architecture.md, "Checkpoints").
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"

@@ -1,4 +1,4 @@
-"""Training modes per example, and the batch -> `FlowBatch` step (DESIGN.md "One backbone, per-token time").
+"""Training modes per example, and the batch -> `FlowBatch` step (docs/architecture.md, "Model").
 
 | mode        | future frames                | actions          |
 |-------------|------------------------------|------------------|
