@@ -59,6 +59,9 @@ COMMANDS: dict[str, Command] = {
     "data convert": Command(
         "selfflow_robot.data.convert:main", "data_convert", "selfflow_robot.data.convert:ConvertConfig",
         "Convert your own trajectories (HDF5, folder, LeRobot) to the RT-1 RLDS schema."),
+    "codec train": Command(
+        "selfflow_robot.train.codec:main", "codec_train", "selfflow_robot.train.codec:CodecTrainConfig",
+        "Fit the small frame autoencoder (model.codec=ae) to a dataset's frames; reports its reconstruction PSNR."),
     "data stats": Command(
         "selfflow_robot.data.statistics:main", "data_stats", "selfflow_robot.data.statistics:StatsConfig",
         "Compute and cache dataset_statistics.json for an RLDS dataset."),

@@ -246,10 +246,13 @@ def _space_error(e: BaseException, recorded: OSError | None) -> int | None:
 def save_checkpoint(run_dir: str | Path, step: int, *, config: DictConfig | Mapping[str, Any],
                     model_state: Mapping[str, torch.Tensor], ema_state: Mapping[str, torch.Tensor],
                     statistics: Mapping[str, Any], language_table: Mapping[str, Any],
-                    trainer_state: Mapping[str, Any], keep_last: int) -> Path:
+                    trainer_state: Mapping[str, Any], keep_last: int,
+                    extra_files: Mapping[str, str | Path] | None = None) -> Path:
     """Write `RUN/checkpoints/step-NNNNNNN/` atomically and delete all but the newest `keep_last`.
 
-    `statistics` is the `dataset_statistics.json` content; `language_table` maps instruction -> 512-d.
+    `statistics` is the `dataset_statistics.json` content; `language_table` maps instruction -> 512-d;
+    `extra_files` (name -> source file) are copied in beside them and listed in the manifest (the frame
+    autoencoder of `model.codec=ae`, so that a checkpoint carries its codec).
     Returns the final folder. A crash at any point leaves either the old set of complete
     checkpoints or the old set plus this one, never a half-written step folder. Too little space
     (checked before writing, or a disk-full / quota / file-size error while writing) raises
@@ -283,9 +286,12 @@ def save_checkpoint(run_dir: str | Path, step: int, *, config: DictConfig | Mapp
         with open(writing, "wb") as f:
             recorder = _ErrorRecordingWriter(f)
             torch.save(_plain(dict(trainer_state)), recorder)
+        for name, source in (extra_files or {}).items():
+            writing = tmp / name
+            shutil.copyfile(source, writing)
         writing = tmp / MANIFEST_FILE
         manifest = {"step": step, "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
-                                            for name in REQUIRED_FILES}}
+                                            for name in (*REQUIRED_FILES, *(extra_files or {}))}}
         writing.write_text(json.dumps(manifest, indent=1))
         _fsync_tree(tmp)
     except BaseException as e:

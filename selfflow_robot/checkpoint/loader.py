@@ -24,6 +24,7 @@ from selfflow_robot.constants import CONFIG_FILE, EMA_FILE, LANGUAGE_TABLE_FILE,
 from selfflow_robot.data.language import LanguageTable
 from selfflow_robot.data.statistics import ActionNormalizer, StateNormalizer
 from selfflow_robot.errors import ConfigError
+from selfflow_robot.model.autoencoder import CONFIG_FILE as AUTOENCODER_CONFIG
 from selfflow_robot.model.build import build_model
 from selfflow_robot.model.codecs import FrameCodec
 from selfflow_robot.model.device import resolve_device
@@ -78,7 +79,8 @@ def load_pretrained(path: str | Path, use_ema: bool = True, device: str | torch.
     ckpt = find_checkpoint(path, checksums=(CONFIG_FILE, weights, STATS_FILE, LANGUAGE_TABLE_FILE))  # what it reads
     config = load_run_config(ckpt)
     check_frame_stride(config)
-    model, codec = build_model(config.model)
+    # an `ae` codec's autoencoder travels inside the checkpoint (written by the trainer beside the weights)
+    model, codec = build_model(config.model, autoencoder=ckpt if (ckpt / AUTOENCODER_CONFIG).is_file() else None)
     state = load_weights(ckpt, use_ema=use_ema)
     check_state_dict(model, state, str(ckpt / weights))
     model.load_state_dict(state)

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from selfflow_robot.errors import ConfigError, UserError, require
+from selfflow_robot.model.autoencoder import FrameAutoencoder
 from selfflow_robot.model.config import DiTConfig
 
 
@@ -140,9 +141,54 @@ class VAECodec(FrameCodec):
         return unit_to_frames(x.reshape(B, T, *x.shape[1:]))                  # (B, T, H, W, 3)
 
 
-def build_codec(cfg: DiTConfig) -> FrameCodec:
-    """The codec named by `cfg.codec`."""
+class AECodec(FrameCodec):
+    """The repository's frame autoencoder (`model/autoencoder.py`): latents patchified p x p, frozen."""
+
+    def __init__(self, autoencoder: FrameAutoencoder, image_size: tuple[int, int], patch_size: int, *,
+                 expect_channels: int | None = None, expect_downsample: int | None = None, source: str = ""):
+        super().__init__()
+        ae_cfg = autoencoder.cfg
+        for name, want, have in (("model.image_size", tuple(image_size), ae_cfg.image_size),
+                                 ("model.latent_channels", expect_channels, ae_cfg.latent_channels),
+                                 ("model.vae_downsample", expect_downsample, ae_cfg.downsample)):
+            if want is not None and want != have:
+                raise ConfigError(f"the autoencoder {source} was trained with {name.split('.')[-1]}={have} but "
+                                  f"{name}={want}; set {name}={list(have) if isinstance(have, tuple) else have} "
+                                  "or train a matching autoencoder")
+        self.autoencoder = autoencoder.eval().requires_grad_(False)
+        self.image_size, self.patch_size = tuple(image_size), patch_size
+        h, w = ae_cfg.grid
+        self.grid = (h // patch_size, w // patch_size)
+        self.token_dim = ae_cfg.latent_channels * patch_size ** 2
+
+    def train(self, mode: bool = True) -> AECodec:
+        super().train(mode)
+        self.autoencoder.eval()  # frozen: never in train mode
+        return self
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames_to_unit(frames, self.image_size)                          # (B, T, 3, H, W)
+        B, T = x.shape[:2]
+        z = self.autoencoder.encode(x.reshape(B * T, *x.shape[2:]))          # (B*T, C, h, w)
+        return patchify(z.reshape(B, T, *z.shape[1:]), self.patch_size)       # (B, T*h'*w', C*p²)
+
+    @torch.no_grad()
+    def decode(self, tokens: torch.Tensor, T: int) -> torch.Tensor:
+        z = unpatchify(tokens.float(), T, self.grid, self.patch_size)         # (B, T, C, h, w)
+        B = z.shape[0]
+        x = self.autoencoder.decode(z.reshape(B * T, *z.shape[2:]))
+        return unit_to_frames(x.reshape(B, T, *x.shape[1:]))                  # (B, T, H, W, 3)
+
+
+def build_codec(cfg: DiTConfig, autoencoder: str | Path | None = None) -> FrameCodec:
+    """The codec named by `cfg.codec`; `autoencoder` overrides where an `ae` codec's weights are read from
+    (a checkpoint's own copy)."""
     if cfg.codec == "pixel":
         return PixelCodec(cfg.image_size, cfg.patch_size)
+    if cfg.codec == "ae":
+        source = str(autoencoder or cfg.vae)
+        return AECodec(FrameAutoencoder.load(source), cfg.image_size, cfg.patch_size,
+                       expect_channels=cfg.latent_channels, expect_downsample=cfg.vae_downsample, source=source)
     return VAECodec(cfg.vae, cfg.image_size, cfg.patch_size, subfolder=cfg.vae_subfolder,
                     expect_channels=cfg.latent_channels, expect_downsample=cfg.vae_downsample)

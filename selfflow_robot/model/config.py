@@ -13,7 +13,8 @@ from selfflow_robot.config import check_choice
 from selfflow_robot.constants import ACTION_DIM, ACTIONS, CONTEXT, FUTURE, TEXT_DIM
 from selfflow_robot.errors import ConfigError
 
-CODECS = ("pixel", "vae")
+CODECS = ("pixel", "vae", "ae")
+LATENT_CODECS = ("vae", "ae")  # codecs whose tokens are latent cells: `latent_channels`, `vae_downsample`
 PREDICTIONS = ("v", "x")
 ATTENTIONS = ("full", "prefix")
 SD_VAE = "stabilityai/sd-vae-ft-ema"  # the autoencoder the released ImageNet checkpoint was trained with
@@ -31,12 +32,14 @@ class DiTConfig:
         context_frames: k, clean past frames in a window.
         horizon: H, future frames and action tokens in a window.
         image_size: (H_img, W_img) of the frames the codec sees.
-        codec: `pixel` (normalised pixel patches) or `vae` (frozen diffusers AutoencoderKL).
+        codec: `pixel` (normalised pixel patches), `vae` (frozen diffusers AutoencoderKL) or `ae` (the small
+            convolutional autoencoder `selfflow-robot codec train` fits to the dataset's own frames).
         patch_size: patch side, in pixels (`pixel`) or latent cells (`vae`).
-        vae: local dir or hub id of the diffusers AutoencoderKL (codec `vae` only).
+        vae: local dir or hub id of the diffusers AutoencoderKL (codec `vae`), or the folder of the trained
+            autoencoder (codec `ae`; checkpoints carry a copy of it).
         vae_subfolder: subfolder of `vae` holding the autoencoder ("" = none, e.g. "vae" for a pipeline repo).
-        latent_channels: latent channels of the VAE (checked against the loaded VAE).
-        vae_downsample: spatial downsampling of the VAE (checked against the loaded VAE).
+        latent_channels: latent channels of the VAE or autoencoder (checked against the loaded one).
+        vae_downsample: spatial downsampling of the VAE or autoencoder (checked against the loaded one).
         action_dim: size of one action token (7-D RT-1 action + terminate).
         text_dim: size of the instruction embedding.
         projector_dim: hidden width of the representation projector (0 = 2 * hidden_size, as released).
@@ -106,11 +109,14 @@ class DiTConfig:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         if self.horizon < 0:
             raise ConfigError(f"model.horizon must be >= 0, got {self.horizon}")
-        cell = self.patch_size * (self.vae_downsample if self.codec == "vae" else 1)
+        cell = self.patch_size * (self.vae_downsample if self.codec in LATENT_CODECS else 1)
         if self.image_size[0] % cell or self.image_size[1] % cell:
             raise ConfigError(f"model.image_size={list(self.image_size)} must be divisible by {cell} "
                               f"(patch_size {self.patch_size}" + (
-                                  f" x vae_downsample {self.vae_downsample})" if self.codec == "vae" else ")"))
+                                  f" x vae_downsample {self.vae_downsample})" if self.codec in LATENT_CODECS else ")"))
+        if self.codec == "ae" and not self.vae:
+            raise ConfigError("model.codec=ae needs model.vae=<folder of an autoencoder trained with "
+                              "`selfflow-robot codec train`>")
         if self.codec == "vae" and not self.vae:
             raise ConfigError("model.codec=vae needs model.vae=<local dir or hub id of a diffusers AutoencoderKL>, "
                               "e.g. model.vae=stabilityai/sd-vae-ft-ema")
@@ -118,7 +124,7 @@ class DiTConfig:
     @property
     def grid(self) -> tuple[int, int]:
         """(h, w): patches per frame along rows and columns."""
-        cell = self.patch_size * (self.vae_downsample if self.codec == "vae" else 1)
+        cell = self.patch_size * (self.vae_downsample if self.codec in LATENT_CODECS else 1)
         return self.image_size[0] // cell, self.image_size[1] // cell
 
     @property

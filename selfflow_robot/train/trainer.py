@@ -19,6 +19,8 @@ from selfflow_robot import checkpoint as ckpt_io
 from selfflow_robot import constants as C
 from selfflow_robot.config import structured
 from selfflow_robot.files import check_writable_dir
+from selfflow_robot.model.autoencoder import CONFIG_FILE as AUTOENCODER_CONFIG
+from selfflow_robot.model.autoencoder import WEIGHTS_FILE as AUTOENCODER_WEIGHTS
 from selfflow_robot.model.build import build_model, model_config
 from selfflow_robot.objective import EMA, build_objective
 from selfflow_robot.objective.config import ObjectiveConfig
@@ -195,10 +197,17 @@ class Trainer:
             path = ckpt_io.save_checkpoint(
                 self.run_dir, self.step, config=self.cfg, model_state=model_state, ema_state=ema_state,
                 statistics=self.data.statistics, language_table=self.data.language_table,
-                trainer_state=state, keep_last=self.tcfg.keep_last)
+                trainer_state=state, keep_last=self.tcfg.keep_last, extra_files=self._codec_files())
         parallel.barrier()
         self.last_good = self.run_dir / ckpt_io.CHECKPOINTS_DIR / ckpt_io.step_dir_name(self.step)
         return path
+
+    def _codec_files(self) -> dict[str, Path]:
+        """The files a checkpoint carries for its codec: the trained autoencoder of `model.codec=ae`."""
+        if self.model_cfg.codec != "ae":
+            return {}
+        folder = Path(self.model_cfg.vae).expanduser()
+        return {name: folder / name for name in (AUTOENCODER_WEIGHTS, AUTOENCODER_CONFIG)}
 
     def _resume(self) -> None:
         latest = ckpt_io.latest_checkpoint(self.run_dir, checksums=True)  # skips damaged ones, with a warning
