@@ -17,6 +17,8 @@ signals_ratio (new / old).
 Usage:
     python scripts/bench_train.py --model tiny --batch-size 8 --steps 20
     python scripts/bench_train.py --compare recipes --draws 4 --model tiny --batch-size 16 --threads 1
+    python scripts/bench_train.py --compare recipes --draws 4 --model tiny --batch-size 16 --threads 1 \
+        --new-model codec=ae vae=runs/codec latent_channels=16 vae_downsample=16 patch_size=1
     python scripts/bench_train.py --model small --batch-size 2 --steps 5 model.horizon=2
     python scripts/bench_train.py --model xl --device cuda --dtype bf16 --batch-size 8   # on a GPU
 
@@ -156,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare", default="objectives", choices=["objectives", "recipes"])
     p.add_argument("--draws", type=int, default=4, help="recipes: noise draws per window of the new recipe")
     p.add_argument("--objective", default="selfflow", choices=["selfflow", "vanilla"], help="recipes: objective")
+    p.add_argument("--new-model", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="recipes: model overrides of the new recipe only, e.g. its codec: codec=ae vae=DIR "
+                        "latent_channels=16 vae_downsample=16 patch_size=1 (the weights are not read)")
     p.add_argument("overrides", nargs="*", help="model.<key>=<value> or objective.<key>=<value>")
     args = p.parse_args(argv)
     if args.threads:
@@ -172,19 +177,20 @@ def main(argv: list[str] | None = None) -> int:
     peak = matmul_peak(device, dtype, args.peak_seconds)
     if args.compare == "recipes":
         obj_cfg = structured(ObjectiveConfig, OmegaConf.merge(base_obj, {"name": args.objective}))
-        cfgs = {"old": structured(DiTConfig, {**OmegaConf.to_container(OmegaConf.structured(model_cfg)),
-                                              "attention": "full"}),
-                "new": structured(DiTConfig, {**OmegaConf.to_container(OmegaConf.structured(model_cfg)),
-                                              "attention": "prefix"})}
+        base = OmegaConf.to_container(OmegaConf.structured(model_cfg))
+        new_over = OmegaConf.to_container(OmegaConf.from_dotlist(args.new_model))
+        cfgs = {"old": structured(DiTConfig, {**base, "attention": "full"}),
+                "new": structured(DiTConfig, {**base, "attention": "prefix", **new_over})}
         draws = {"old": 1, "new": args.draws}
-        batch = synthetic_batch(model_cfg, args.batch_size, device, modes=True)
+        batches = {name: synthetic_batch(cfgs[name], args.batch_size, device, modes=True) for name in cfgs}
         trainers = {name: Trainer(cfgs[name], obj_cfg, device, dtype, draws[name]) for name in cfgs}
     else:
         batch = synthetic_batch(model_cfg, args.batch_size, device)
         trainers = {name: Trainer(model_cfg, structured(ObjectiveConfig, OmegaConf.merge(base_obj, {"name": name})),
                                   device, dtype) for name in ("selfflow", "vanilla")}
-    flops = {name: tr.count_flops(batch) for name, tr in trainers.items()}
-    step = time_arms(trainers, batch, args.warmup, args.steps, args.rounds, device)
+        batches = dict.fromkeys(trainers, batch)
+    flops = {name: tr.count_flops(batches[name]) for name, tr in trainers.items()}
+    step = time_arms(trainers, batches, args.warmup, args.steps, args.rounds, device)
     params = sum(p.numel() for p in next(iter(trainers.values())).model.parameters())
     result = {
         "model": args.model, "params_m": round(params / 1e6, 3), "device": str(device), "dtype": args.dtype,
@@ -193,12 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         "steps_timed": args.rounds * max(1, args.steps // args.rounds), "peak_tflops": round(peak / 1e12, 4),
     }
     for name, tr in trainers.items():
-        tokens = tokens_run(tr.model.cfg, batch, tr.draws)
+        tokens = tokens_run(tr.model.cfg, batches[name], tr.draws)
         result.update({f"step_s_{name}": round(step[name], 5), f"tokens_per_s_{name}": round(tokens / step[name], 1),
                        f"flops_per_step_{name}": flops[name],
                        f"mfu_{name}": round(flops[name] / step[name] / peak, 4)})
         if args.compare == "recipes":
             result.update({f"draws_{name}": tr.draws, f"attention_{name}": tr.model.cfg.attention,
+                           f"codec_{name}": tr.model.cfg.codec,
+                           f"tokens_per_frame_{name}": tr.model.cfg.tokens_per_frame,
                            f"windows_per_s_{name}": round(args.batch_size / step[name], 2),
                            f"signals_per_s_{name}": round(args.batch_size * tr.draws / step[name], 2)})
     if args.compare == "recipes":
@@ -211,19 +219,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def time_arms(trainers: dict[str, Trainer], batch: FlowBatch, warmup: int, steps: int, rounds: int,
+def time_arms(trainers: dict[str, Trainer], batches: dict[str, FlowBatch], warmup: int, steps: int, rounds: int,
               device: torch.device) -> dict[str, float]:
     """Median step time of each arm, timed in alternating rounds (so machine noise hits both alike)."""
-    for tr in trainers.values():
+    for name, tr in trainers.items():
         for _ in range(warmup):
-            tr.step(batch)
+            tr.step(batches[name])
     times: dict[str, list[float]] = {name: [] for name in trainers}
     for _ in range(rounds):
         for name, tr in trainers.items():
             sync(device)
             for _ in range(max(1, steps // rounds)):
                 t0 = time.perf_counter()
-                tr.step(batch)
+                tr.step(batches[name])
                 sync(device)
                 times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}

@@ -250,9 +250,8 @@ def save_checkpoint(run_dir: str | Path, step: int, *, config: DictConfig | Mapp
                     extra_files: Mapping[str, str | Path] | None = None) -> Path:
     """Write `RUN/checkpoints/step-NNNNNNN/` atomically and delete all but the newest `keep_last`.
 
-    `statistics` is the `dataset_statistics.json` content; `language_table` maps instruction -> 512-d;
-    `extra_files` (name -> source file) are copied in beside them and listed in the manifest (the frame
-    autoencoder of `model.codec=ae`, so that a checkpoint carries its codec).
+    `statistics` is the `dataset_statistics.json` content; `language_table` maps instruction -> 512-d; `extra_files`
+    (name -> source file) are copied in and listed in the manifest (the autoencoder of `model.codec=ae`).
     Returns the final folder. A crash at any point leaves either the old set of complete
     checkpoints or the old set plus this one, never a half-written step folder. Too little space
     (checked before writing, or a disk-full / quota / file-size error while writing) raises

@@ -60,6 +60,8 @@ class SelfFlowDiT(nn.Module):
         # attention='prefix': run the context once and the rest against its keys/values; False = one pass
         # under the prefix mask (the reference the cached path is checked against)
         self.split_prefix = True
+        # rows that leave a token group out entirely run without those tokens (False: keep them, masked)
+        self.drop_absent_tokens = True
         for g in GROUPS:  # fixed positions of a full window; a group may use fewer tokens (its first N_g)
             self.register_buffer(f"pos_{g}", self._positions(g), persistent=False)
         self.initialize_weights()
@@ -185,10 +187,11 @@ class SelfFlowDiT(nn.Module):
                   cond: torch.Tensor, key_mask: Mapping[str, torch.Tensor] | None, feature_layer: int | None,
                   stop_at: int | None, prefix: PrefixCache | None, prefix_mask: bool = False) -> DiTOutput:
         """`_run`, with the rows split by the groups they use when a group is absent from whole rows (key_mask):
-        those tokens are dropped from the sequence instead of masked; their outputs come back as zeros."""
+        those tokens are dropped from the sequence instead of masked; their outputs come back as zeros.
+        `drop_absent_tokens = False` masks them instead (FSDP: every process must call the blocks equally often)."""
         groups = [g for g in GROUPS if g in x]
         whole = {g: key_mask[g].any(1) for g in groups if key_mask is not None and g in key_mask}
-        if prefix_mask or not whole or all(bool(w.all()) for w in whole.values()):
+        if prefix_mask or not self.drop_absent_tokens or not whole or all(bool(w.all()) for w in whole.values()):
             return self._run(x, tau, cond, key_mask, feature_layer, stop_at, prefix, prefix_mask)
         B = x[groups[0]].shape[0]
         used = torch.stack([whole[g] if g in whole else torch.ones(B, dtype=torch.bool, device=cond.device)

@@ -74,9 +74,8 @@ def scatter_rows(parts: list[tuple[torch.Tensor, list[str], DiTOutput]], x: Mapp
     velocity = None
     if first.velocity is not None:
         velocity = {}
-        for g in groups:
-            ref = next(o.velocity[g] for _, k, o in parts if g in k)
-            velocity[g] = gather(lambda o, k, g=g, ref=ref: o.velocity[g] if g in k
-                                 else ref.new_zeros(o.velocity[k[0]].shape[0], *ref.shape[1:]))
+        for g in groups:   # a velocity has its tokens' shape; rows that dropped the group get zeros
+            velocity[g] = gather(lambda o, k, g=g: o.velocity[g] if g in k else
+                                 x[g].new_zeros(o.velocity[k[0]].shape[0], *x[g].shape[1:]))
     state = None if first.state is None else gather(lambda o, k: o.state)
     return DiTOutput(velocity=velocity, features=features, state=state)

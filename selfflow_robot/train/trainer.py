@@ -79,10 +79,15 @@ class Trainer:
         self.strategy = parallel.resolve_parallelism(strategy, info)
         if self.strategy == Parallelism.fsdp:  # the teacher is sharded the same way as the student
             parallel.parallelize(self.ema.module, info, Parallelism.fsdp)
-        # vanilla never uses the representation projector: DDP must not wait for its gradients
+            # sharded blocks gather their weights in every call: each process must call them equally often,
+            # so rows never split by the groups they use (absent tokens are masked instead)
+            self.model.drop_absent_tokens = self.ema.module.drop_absent_tokens = False
+        # DDP must not wait for gradients a step does not produce: vanilla never uses the representation
+        # projector, and a rank whose micro-batch holds only policy examples drops the future-frame tokens
+        # (the frame head then gets no gradient on that rank)
         self.student = parallel.parallelize(self.model, info, self.strategy, compile=self.tcfg.compile,
                                             activation_checkpointing=self.tcfg.activation_checkpointing,
-                                            find_unused_parameters=self.obj_cfg.name == "vanilla")
+                                            find_unused_parameters=True)
         self.n_params = n_params
 
         self.objective = build_objective(self.obj_cfg, self.model_cfg)

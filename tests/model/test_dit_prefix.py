@@ -138,3 +138,15 @@ def test_the_sampler_reuses_the_context_cache_with_the_same_result(cfg_scale):
     plain = sample(model, x, [ACTIONS], text, generator=torch.Generator().manual_seed(3), **kwargs)
     assert len(calls) == (1 if cfg_scale == 1.0 else 2)   # the one-pass reference never builds a cache
     torch.testing.assert_close(cached[ACTIONS], plain[ACTIONS], rtol=1e-4, atol=1e-5)
+
+
+def test_a_batch_where_every_row_drops_a_group():
+    """All policy examples: the future frames are dropped from every row and come back as zeros."""
+    model = _model()
+    x, tau, text = _window(model)
+    key_mask = {FUTURE: torch.zeros(3, x[FUTURE].shape[1], dtype=torch.bool)}
+    out = model(x, tau, text, key_mask=key_mask, feature_layer=2)
+    policy_only = model({CONTEXT: x[CONTEXT], ACTIONS: x[ACTIONS]}, {CONTEXT: tau[CONTEXT], ACTIONS: tau[ACTIONS]},
+                        text, feature_layer=2)
+    assert not out.velocity[FUTURE].any() and out.velocity[FUTURE].shape == x[FUTURE].shape
+    torch.testing.assert_close(out.velocity[ACTIONS], policy_only.velocity[ACTIONS])
