@@ -57,6 +57,10 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, sim_assets, capsys: pytest.C
     assert "| close_top_drawer | " in md and "Wilson 95%" in md
     assert "action MSE (normalised)" in md and "copy last frame" in md
     assert "| frames ahead | PSNR (dB)" in md
+    # what training saw: 6 steps x the batch, one noise draw each, and the passes over 3 demos' windows
+    seen = re.search(r"\| training seen \| ([\d,]+) windows x 1 noise draws = ([\d,]+) training signals; "
+                     r"([\d.]+) passes", md)
+    assert seen and seen[1] == seen[2] and int(seen[1].replace(",", "")) % 6 == 0 and float(seen[3]) > 0
     links = _links(md)
     for name in ("success.png", "curves.png", "imagine.gif", "imagine.mp4", "eval_results.md"):
         assert name in links, f"report.md does not link {name}"

@@ -31,7 +31,7 @@ def _copy(src: Path, dest_dir: Path, name: str | None = None) -> str:
 
 
 def setup_section(cfg: DemoConfig, collect: Mapping[str, Any] | None, run_config: Mapping[str, Any] | None,
-                  trained_to: int = 0) -> list[str]:
+                  trained_to: int = 0, seen: Mapping[str, float] | None = None) -> list[str]:
     """The suite, the demos, the model, the objective and the training schedule."""
     lines = ["## Setup", "", "| | |", "|---|---|", f"| suite | `{cfg.suite}` (ManiSkill3 port, visual matching) |"]
     if collect:
@@ -51,6 +51,10 @@ def setup_section(cfg: DemoConfig, collect: Mapping[str, Any] | None, run_config
             f"| training | step {trained_to} of a {t.get('steps')}-step schedule, {t.get('batch_size')} windows per "
             f"step, lr {t.get('optim', {}).get('lr')}, seed {t.get('seed')}, modes {t.get('modes')} |",
         ]
+    if seen:
+        draws = run_config["train"].get("draws_per_window", 1)
+        lines.append(f"| training seen | {seen['windows']:,} windows x {draws} noise draws = {seen['signals']:,} "
+                     f"training signals; {seen['passes']:.1f} passes over the training windows |")
     return lines + [""]
 
 
@@ -153,7 +157,7 @@ def demo_markdown(cfg: DemoConfig, results: DemoResults, report_dir: Path, timin
                   f"![training curves]({_copy(results.run_dir / 'curves.png', report_dir)})", ""]
     lines += imagine_section(results.imagine, report_dir)
     lines += videos_section(results.videos, results.eval_dir, report_dir)
-    lines += setup_section(cfg, results.collect, results.run_config, results.trained_to)
+    lines += setup_section(cfg, results.collect, results.run_config, results.trained_to, results.training_seen())
     lines += timings_section(timings)
     return "\n".join(lines)
 

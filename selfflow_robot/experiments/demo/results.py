@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from selfflow_robot.checkpoint import load_run_config
+from selfflow_robot.checkpoint import load_run_config, load_statistics
 from selfflow_robot.constants import CONFIG_FILE
 from selfflow_robot.experiments.demo.config import COLLECT_SUMMARY, phase_dir
 from selfflow_robot.train.logger import read_metrics
@@ -33,6 +33,7 @@ class DemoResults:
         collect: `demos/collect.json` (dataset, tasks, episodes, expert successes, action noise).
         run_config: the train config stored with the newest checkpoint.
         trained_to: the newest checkpoint's step (0 without one).
+        statistics: the newest checkpoint's `dataset_statistics.json` (steps and episodes of the data).
         validation: the last `metrics.jsonl` row with held-out validation metrics.
         eval_results: `eval/results.json` (per checkpoint, per task success with Wilson intervals).
         imagine: the first `imagine/*_metrics.json` (label, instruction, steps, video paths, per-frame metrics).
@@ -43,6 +44,7 @@ class DemoResults:
     collect: dict[str, Any] | None = None
     run_config: dict[str, Any] | None = None
     trained_to: int = 0
+    statistics: dict[str, Any] | None = None
     validation: dict[str, Any] | None = None
     eval_results: dict[str, Any] | None = None
     imagine: dict[str, Any] | None = None
@@ -51,6 +53,19 @@ class DemoResults:
     @property
     def run_dir(self) -> Path:
         return phase_dir(self.out, "train")
+
+    def training_seen(self) -> dict[str, float] | None:
+        """What training saw up to `trained_to`: windows, training signals (windows x noise draws) and passes
+        over the training windows (one window starts at each step of an episode but its last)."""
+        if not self.run_config or not self.statistics:
+            return None
+        t, data = self.run_config.get("train", {}), self.run_config.get("data", {})
+        windows = self.trained_to * int(t.get("batch_size", 0)) * int(t.get("grad_accum", 1))
+        stride = int(data.get("window", {}).get("anchor_stride", 1) or 1)
+        per_pass = (int(self.statistics["num_transitions"]) - int(self.statistics["num_trajectories"])) / stride
+        per_pass *= 1.0 - float(data.get("val_fraction", 0.0))
+        return {"windows": windows, "signals": windows * int(t.get("draws_per_window", 1)),
+                "passes": windows / per_pass if per_pass > 0 else float("nan")}
 
     @property
     def eval_dir(self) -> Path:
@@ -80,6 +95,7 @@ def read_demo_results(out: Path) -> DemoResults:
     if ckpts:
         r.run_config = OmegaConf.to_container(load_run_config(ckpts[-1].parent))
         r.trained_to = int(ckpts[-1].parent.name.split("-")[1])
+        r.statistics = load_statistics(ckpts[-1].parent)
     val_rows = [row for row in read_metrics(r.run_dir) if "val/action_mse_norm" in row] if r.run_dir.is_dir() else []
     r.validation = val_rows[-1] if val_rows else None
     r.eval_results = read_json(r.eval_dir / "results.json")
