@@ -10,8 +10,16 @@
 #   SELFFLOW_ROBOT     our CLI, from our environment                                   [selfflow-robot]
 #   SIMPLER_RAYTRACING 1 = ray tracing as SimplerEnv's scripts (GPU); 0 = rasterizer (CPU)   [1]
 #   SERVE_PORT         port of the policy server (127.0.0.1)                           [8765]
-#   SERVE_ARGS         extra `selfflow-robot serve` overrides, e.g. "device=cuda steps=10"
-#   RUNNER_ARGS        extra runner options, e.g. "--execute-horizon 2"
+#   SERVE_STEPS        denoising steps per chunk of the served policy: 1 = the conditional-mean chunk, what the
+#                      README's results use after short CPU runs; 10 = sampled chunks (serve's own default)  [1]
+#   SERVE_ARGS         extra `selfflow-robot serve` overrides, e.g. "device=cuda"
+#   RUNNER_ARGS        extra runner options, e.g. "--execute-horizon 2" or "--ignore-terminate" (episodes run to
+#                      their step limit whatever the policy's terminate flag; see docs/simpler.md)
+#   ENVS               run only these SimplerEnv env names of the sweep (space-separated), e.g.
+#                      "CloseTopDrawerCustomInScene-v0 CloseMiddleDrawerCustomInScene-v0"   [all]
+#
+# A run that fails (e.g. a task whose instruction the checkpoint does not know) is recorded in
+# $LOGGING_DIR/failed.jsonl and the sweep goes on; the script exits 1 at the end if any run failed.
 #   LOGGING_DIR        results folder (SimplerEnv layout; summary.jsonl beside it)     [$PWD/results_simpler]
 set -euo pipefail
 
@@ -24,7 +32,10 @@ SIMPLER_PYTHON="${SIMPLER_PYTHON:-python}"
 SELFFLOW_ROBOT="${SELFFLOW_ROBOT:-selfflow-robot}"
 SIMPLER_RAYTRACING="${SIMPLER_RAYTRACING:-1}"
 SERVE_PORT="${SERVE_PORT:-8765}"
+SERVE_STEPS="${SERVE_STEPS:-1}"
 SERVE_ARGS="${SERVE_ARGS:-}"
+ENVS="${ENVS:-}"
+FAILED_RUNS=0
 RUNNER_ARGS="${RUNNER_ARGS:-}"
 LOGGING_DIR="${LOGGING_DIR:-$PWD/results_simpler}"
 mkdir -p "$LOGGING_DIR"
@@ -66,7 +77,7 @@ trap serve_stop EXIT INT TERM
 serve_start() {  # serve_start CKPT_DIR: start the server and wait until /healthz answers
   local ckpt="$1" i
   # shellcheck disable=SC2086
-  "$SELFFLOW_ROBOT" serve ckpt="$ckpt" host=127.0.0.1 port="$SERVE_PORT" $SERVE_ARGS \
+  "$SELFFLOW_ROBOT" serve ckpt="$ckpt" host=127.0.0.1 port="$SERVE_PORT" steps="$SERVE_STEPS" $SERVE_ARGS \
     > "$LOGGING_DIR/serve_$(ckpt_name "$ckpt").log" 2>&1 &
   SERVER_PID=$!
   for i in $(seq 1 600); do
@@ -83,11 +94,27 @@ serve_start() {  # serve_start CKPT_DIR: start the server and wait until /health
   exit 1
 }
 
+env_name_of() {  # env_name_of ARGS...: the value after --env-name
+  while [ "$#" -gt 1 ]; do
+    if [ "$1" = "--env-name" ]; then echo "$2"; return; fi
+    shift
+  done
+}
+
 run() {  # run SIMPLER_MAIN_INFERENCE_ARGS...: one runner call, as SimplerEnv's main_inference.py would be called
+  local env
+  env="$(env_name_of "$@")"
+  if [ -n "$ENVS" ] && [[ " $ENVS " != *" $env "* ]]; then
+    return 0  # not one of the chosen envs
+  fi
   # shellcheck disable=SC2086
-  (cd "$SIMPLER_ENV_DIR" && "$SIMPLER_PYTHON" "$RUNNER" --server "ws://127.0.0.1:$SERVE_PORT" $RUNNER_ARGS \
+  if ! (cd "$SIMPLER_ENV_DIR" && "$SIMPLER_PYTHON" "$RUNNER" --server "ws://127.0.0.1:$SERVE_PORT" $RUNNER_ARGS \
      --summary-jsonl "$LOGGING_DIR/summary.jsonl" --logging-dir "$LOGGING_DIR" \
-     --ckpt-path "$CKPT_NAME" --robot google_robot_static --control-freq 3 --sim-freq 513 "$@")
+     --ckpt-path "$CKPT_NAME" --robot google_robot_static --control-freq 3 --sim-freq 513 "$@"); then
+    FAILED_RUNS=$((FAILED_RUNS + 1))
+    printf '{"ckpt": "%s", "env_name": "%s", "args": "%s"}\n' "$CKPT_NAME" "$env" "$*" >> "$LOGGING_DIR/failed.jsonl"
+    echo "run of $env failed (see above); recorded in $LOGGING_DIR/failed.jsonl, the sweep goes on" >&2
+  fi
 }
 
 for_each_ckpt() {  # for_each_ckpt FUNCTION CKPT_DIR...: serve each checkpoint and call FUNCTION
@@ -101,4 +128,8 @@ for_each_ckpt() {  # for_each_ckpt FUNCTION CKPT_DIR...: serve each checkpoint a
     serve_stop
   done
   echo "results: $LOGGING_DIR  (score: python scripts/eval_simpler.py simpler_results=$LOGGING_DIR)"
+  if [ "$FAILED_RUNS" -gt 0 ]; then
+    echo "$FAILED_RUNS run(s) failed: $LOGGING_DIR/failed.jsonl" >&2
+    exit 1
+  fi
 }

@@ -91,6 +91,26 @@ def test_remote_policy_equals_in_process_policy(eval_ckpt, execute_horizon):
     assert len(remote.infer_ms) == 2 * per_task
 
 
+def test_ignore_terminate_runs_episodes_to_their_step_limit(eval_ckpt):
+    """The server's terminate flags go through as SimplerEnv's `terminate_episode`, or never with
+    `--ignore-terminate` (an undertrained checkpoint's early terminate would end the episode)."""
+    engine = SelfFlowEngine.from_checkpoint(str(eval_ckpt), device="cpu", steps=1)
+    client_mod = runner.load_client_module()
+    frames = [np.full((128, 160, 3), v, np.uint8) for v in range(0, 240, 30)]
+    with PolicyServer(engine, port=0) as server, client_mod.PolicyClient(server.uri) as client:
+        replies = []
+        infer = client.infer
+        client.infer = lambda *a, **k: replies.append(infer(*a, **k)) or replies[-1]
+        sent = {}
+        for ignore in (False, True):
+            policy = runner.RemotePolicy(client, ignore_terminate=ignore)
+            policy.reset("open top drawer")
+            sent[ignore] = [float(policy.step(img)[1]["terminate_episode"][0]) for img in frames]
+    flags = [float(t >= 0.5) for r in replies[:2] for t in np.asarray(r["terminate"]).reshape(-1)]
+    assert sent[False] == flags and sent[True] == [0.0] * len(frames)
+    assert runner.parse_runner_args(["--ignore-terminate"])[0].ignore_terminate
+
+
 def test_remote_policy_refuses_a_state_conditioned_server(eval_state_ckpt):
     """SimplerEnv's loop passes only the image, so a checkpoint with proprioception is refused up front."""
     engine = SelfFlowEngine.from_checkpoint(str(eval_state_ckpt), device="cpu", steps=1)

@@ -98,11 +98,15 @@ class RemotePolicy:
     Each chunk request carries the last `context_frames` frames (oldest first; at an episode start
     the first frame is repeated), so the server-side history is exactly the frames this episode saw,
     whatever the execute horizon. A chunk is requested every `execute_horizon` steps (default: the
-    server's own setting, else the whole chunk); `terminate[i] >= 0.5` is the terminate flag.
+    server's own setting, else the whole chunk); `terminate[i] >= 0.5` is the terminate flag, unless
+    `ignore_terminate`: SimplerEnv's evaluator ends an episode (or, in the place-apple task, moves to the next
+    subtask) as soon as the policy says terminate, so an undertrained checkpoint that says it early loses the
+    episode after a few steps; ignoring it runs every episode to its step limit, as SimplerEnv's own Octo and
+    OpenVLA adapters do (they always send 0). Its RT-1 adapter passes the model's flag on.
     """
 
     def __init__(self, client: Any, execute_horizon: int | None = None, action_scale: float = 1.0,
-                 gripper_deadzone: float = 1e-2) -> None:
+                 gripper_deadzone: float = 1e-2, ignore_terminate: bool = False) -> None:
         meta = client.metadata
         if int(meta.get("state_dim", 0) or 0):
             raise ValueError(f"the served checkpoint conditions on the robot state (state_dim={meta['state_dim']}), "
@@ -118,6 +122,7 @@ class RemotePolicy:
             raise ValueError(f"execute_horizon must be in [1, {self.chunk_length}], got {self.execute_horizon}")
         self.action_scale = action_scale
         self.gripper_deadzone = gripper_deadzone
+        self.ignore_terminate = ignore_terminate
         self.task_description: str | None = None
         self.frames: deque = deque(maxlen=self.context_frames)
         self._chunk: np.ndarray | None = None
@@ -156,7 +161,7 @@ class RemotePolicy:
             self._used = 0
         i = self._used
         self._used += 1
-        term = 1.0 if self._terminate is not None and self._terminate[i] >= 0.5 else 0.0
+        term = 1.0 if not self.ignore_terminate and self._terminate is not None and self._terminate[i] >= 0.5 else 0.0
         return to_simpler_action(self._chunk[i], term, self.action_scale, self.gripper_deadzone)
 
     def visualize_epoch(self, predicted_raw_actions: Sequence[dict], images: Sequence[np.ndarray],
@@ -194,6 +199,8 @@ def parse_runner_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str
     p.add_argument("--execute-horizon", type=int, default=None, help="actions run per chunk (default: server's)")
     p.add_argument("--gripper-deadzone", type=float, default=1e-2)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each server reply")
+    p.add_argument("--ignore-terminate", action="store_true",
+                   help="never send terminate_episode=1: every episode runs to its step limit (see RemotePolicy)")
     p.add_argument("--summary-jsonl", default=None,
                    help="append one JSON line per invocation (env, args, successes) to this file")
     p.add_argument("--runner-help", action="store_true", help="show these options and exit")
@@ -222,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with client_mod.PolicyClient(ours.server, token=ours.token, timeout=ours.timeout) as client:
         if args.ckpt_path is None:  # SimplerEnv names the results folder after the checkpoint
             args.ckpt_path = Path(str(client.metadata.get("checkpoint", "selfflow"))).name or "selfflow"
-        model = RemotePolicy(client, ours.execute_horizon, args.action_scale, ours.gripper_deadzone)
+        model = RemotePolicy(client, ours.execute_horizon, args.action_scale, ours.gripper_deadzone,
+                             ignore_terminate=ours.ignore_terminate)
         success = maniskill2_evaluator(model, args)
     rate = float(np.mean(success)) if len(success) else float("nan")
     print(" " * 10, "Average success", rate)
@@ -231,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "rgb_overlay_path": args.rgb_overlay_path, "enable_raytracing": bool(args.enable_raytracing),
                "additional_env_build_kwargs": args.additional_env_build_kwargs,
                "successes": [bool(s) for s in success], "seconds": time.time() - t0,
+               "ignore_terminate": ours.ignore_terminate,
                "infer_ms_mean": float(np.mean(model.infer_ms)) if model.infer_ms else None}
         with open(ours.summary_jsonl, "a") as f:
             f.write(json.dumps(rec, default=str) + "\n")
