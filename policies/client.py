@@ -190,8 +190,8 @@ class PolicyClient:
         return reply
 
     def health(self) -> dict[str, Any]:
-        """The server's `/healthz` JSON."""
-        return _http_get(self.uri, "/healthz", None, self.timeout)
+        """The server's `/healthz` JSON (sent with the token: a server with auth tells others liveness only)."""
+        return _http_get(self.uri, "/healthz", self.token, self.timeout)
 
     def metrics(self) -> dict[str, Any]:
         """The server's `/metrics` JSON (request counts, latency percentiles, errors)."""

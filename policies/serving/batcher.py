@@ -2,7 +2,8 @@
 
 The batcher collects ``infer`` requests for up to ``max_wait_s`` (or ``max_batch`` of them) and runs
 them as one call of the engine on a worker thread, so the event loop keeps serving health checks and
-errors while the model runs.
+errors while the model runs. A request whose future was cancelled (its client left) is dropped before
+its batch runs, never computed.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class MicroBatcher:
         # Waiting only pays when other requests may arrive (e.g. more than one client is connected).
         self.should_wait = should_wait or (lambda: True)
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self.dropped = 0  # requests whose waiter was gone before their batch ran
         self._thread = threading.Thread(target=self._run, name="policy-batcher", daemon=True)
         self._thread.start()
 
@@ -77,7 +79,8 @@ class MicroBatcher:
             if nxt is None:
                 stop = True
                 break
-            batch.append(nxt)
+            if not self._gone(nxt):
+                batch.append(nxt)
         return batch, stop
 
     def _run(self) -> None:
@@ -85,26 +88,40 @@ class MicroBatcher:
             first = self._queue.get()
             if first is None:
                 return
+            if self._gone(first):
+                continue
             batch, stop = self._collect(first)
-            start = time.perf_counter()
-            try:
-                results = self.fn([p.item for p in batch])
-                if len(results) != len(batch):
-                    raise RuntimeError(f"infer_batch returned {len(results)} results for {len(batch)} requests")
-                exc: BaseException | None = None
-            except Exception as e:  # noqa: BLE001 - forwarded to every waiting request
-                results, exc = [None] * len(batch), e
-            end = time.perf_counter()
-            if self.on_batch is not None:
-                self.on_batch(len(batch))
-            for p, res in zip(batch, results):
-                timing = {"queue_ms": (start - p.submitted) * 1e3, "infer_ms": (end - start) * 1e3,
-                          "batch_size": len(batch)}
-                # An engine may fail one item of a batch by returning the exception in its slot.
-                item_exc = res if isinstance(res, BaseException) else exc
-                try:
-                    p.loop.call_soon_threadsafe(_resolve, p.future, (res, timing), item_exc)
-                except RuntimeError:  # that event loop has shut down; nobody is waiting any more
-                    pass
+            batch = [p for p in batch if not self._gone(p)]  # some may have left while the batch filled
+            if batch:
+                self._compute(batch)
             if stop:
                 return
+
+    def _gone(self, pending: _Pending) -> bool:
+        """Whether nobody waits for `pending` any more (its future was cancelled: the client left)."""
+        if pending.future.done():
+            self.dropped += 1
+            return True
+        return False
+
+    def _compute(self, batch: list[_Pending]) -> None:
+        start = time.perf_counter()
+        try:
+            results = self.fn([p.item for p in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"infer_batch returned {len(results)} results for {len(batch)} requests")
+            exc: BaseException | None = None
+        except Exception as e:  # noqa: BLE001 - forwarded to every waiting request
+            results, exc = [None] * len(batch), e
+        end = time.perf_counter()
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
+        for p, res in zip(batch, results):
+            timing = {"queue_ms": (start - p.submitted) * 1e3, "infer_ms": (end - start) * 1e3,
+                      "batch_size": len(batch)}
+            # An engine may fail one item of a batch by returning the exception in its slot.
+            item_exc = res if isinstance(res, BaseException) else exc
+            try:
+                p.loop.call_soon_threadsafe(_resolve, p.future, (res, timing), item_exc)
+            except RuntimeError:  # that event loop has shut down; nobody is waiting any more
+                pass

@@ -29,6 +29,14 @@ class ServeConfig:
             state; for checkpoints trained with train.state_dropout > 0) and its metadata asks for no state.
         max_batch: most requests run as one batch (1 = no batching).
         max_connections: further connections get HTTP 503 (each one holds a session).
+        max_connections_per_address: further connections from one client IP address get HTTP 429, so
+            one host cannot hold every session. 16 lets an evaluation host run 16 parallel sessions
+            while 4 hosts are needed to fill the default 64; behind a reverse proxy or NAT all clients
+            share one address: raise it (up to max_connections) there.
+        idle_timeout_s: a session that sends no request for this long is closed (close code 1000,
+            reason given); keepalive pings do not count. 300 s outlasts a scene reset between
+            episodes, and a robot that is really idle reconnects in milliseconds. 0 = never (then
+            idle connections can hold every slot).
         batch_wait_ms: how long the batcher waits to fill a batch after the first request.
         threads: torch CPU threads (0 = leave torch's default).
         backend: how the denoiser runs: eager, torch.compile (`compile`), or an exported graph
@@ -46,6 +54,8 @@ class ServeConfig:
     use_state: bool = True
     max_batch: int = 8
     max_connections: int = 64
+    max_connections_per_address: int = 16
+    idle_timeout_s: float = 300.0
     batch_wait_ms: float = 3.0
     threads: int = 0
     backend: str = "eager"
@@ -58,6 +68,10 @@ class ServeConfig:
             raise ConfigError(f"max_batch must be >= 1, got {self.max_batch}")
         if self.max_connections < 1:
             raise ConfigError(f"max_connections must be >= 1, got {self.max_connections}")
+        if self.max_connections_per_address < 1:
+            raise ConfigError(f"max_connections_per_address must be >= 1, got {self.max_connections_per_address}")
+        if not 0 <= self.idle_timeout_s < float("inf"):
+            raise ConfigError(f"idle_timeout_s must be >= 0 (0 = never), got {self.idle_timeout_s}")
         if self.batch_wait_ms < 0:
             raise ConfigError(f"batch_wait_ms must be >= 0, got {self.batch_wait_ms}")
         if self.steps is not None and self.steps < 1:

@@ -22,6 +22,7 @@ class Metrics:
         self.connections_total = 0
         self.connections_open = 0
         self.auth_failures = 0
+        self.requests_cancelled = 0
         self._latency_ms: deque[float] = deque(maxlen=window)
         self._infer_ms: deque[float] = deque(maxlen=window)
 
@@ -46,6 +47,11 @@ class Metrics:
         with self._lock:
             self.auth_failures += 1
 
+    def cancelled(self) -> None:
+        """A request dropped unanswered because its client disconnected first."""
+        with self._lock:
+            self.requests_cancelled += 1
+
     def infer_done(self, server_ms: float, infer_ms: float) -> None:
         """An answered ``infer``: its time in the server and in the model (ms)."""
         with self._lock:
@@ -67,7 +73,7 @@ class Metrics:
                 "max": round(float(a.max()), 3), "mean": round(float(a.mean()), 3), "n": int(a.size)}
 
     def snapshot(self) -> dict[str, Any]:
-        """The `/metrics` JSON: counts, errors, connections, latency percentiles, batch sizes."""
+        """The `/metrics` JSON: counts, errors, cancelled requests, connections, latency percentiles, batch sizes."""
         with self._lock:
             lat, inf = list(self._latency_ms), list(self._infer_ms)
             batches = dict(sorted(self.batch_sizes.items()))
@@ -79,6 +85,7 @@ class Metrics:
                 "errors": dict(self.errors),
                 "errors_total": int(sum(self.errors.values())),
                 "auth_failures": self.auth_failures,
+                "requests_cancelled": self.requests_cancelled,
                 "connections_open": self.connections_open,
                 "connections_total": self.connections_total,
                 "latency_ms": self._percentiles(lat),

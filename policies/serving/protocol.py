@@ -4,7 +4,8 @@ The wire format itself (msgpack + numpy codec, message types, error codes) is
 `selfflow_robot.policies.wire`, shared with the robot-side client. Every malformed request is
 answered with a ``bad_request`` error naming the field, and the connection stays usable.
 Oversized frames (> `RequestLimits.max_message_bytes`) are refused by the transport itself with
-close code 1009.
+close code 1009. Before a frame is decoded, `budget.check_budget` bounds its cost (objects, nesting,
+string lengths) from its msgpack headers alone, so no frame costs more to refuse than its headers.
 """
 from __future__ import annotations
 
@@ -14,14 +15,19 @@ from typing import Any
 import numpy as np
 
 from selfflow_robot.errors import ConfigError
+from selfflow_robot.policies.serving.budget import BudgetError, check_budget
 from selfflow_robot.policies.wire import BAD_REQUEST, MSG_ERROR, MSG_INFER, MSG_RESET, WireError, packb, unpackb
 
-__all__ = ["RequestLimits", "ProtocolError", "ResetRequest", "InferRequest", "parse_request", "error_reply"]
+__all__ = ["RequestLimits", "ProtocolError", "ResetRequest", "InferRequest", "parse_request", "error_reply",
+           "MAX_DEPTH", "MAX_STATE_DIM"]
 
 _REQUEST_FIELDS = {
     MSG_RESET: {"type": True, "instruction": True, "id": False},
     MSG_INFER: {"type": True, "image": True, "instruction": False, "state": False, "id": False},
 }
+# The deepest a valid request nests: request map > image ext > [dtype, shape, bytes] > shape list.
+MAX_DEPTH = 4
+MAX_STATE_DIM = 64
 
 
 @dataclass
@@ -35,6 +41,12 @@ class RequestLimits:
         max_frames: most frames one request may carry (``(T, H, W, 3)`` images).
         max_instruction_chars: longest instruction accepted.
         max_message_bytes: transport limit for one frame; larger frames close the socket (1009).
+        max_entries: most msgpack objects (keys, values, list elements, array header fields) one
+            request may hold, counted from its headers before it is decoded; a valid request has
+            about 20 plus the state's values, so 256 leaves room and refuses a 700,000-key map at once.
+        max_state_abs: largest accepted |value| of the robot state. Poses in metres and angles in
+            radians are within a few units; 1e4 refuses garbage such as 1e39 (inf in float32) long
+            before the checkpoint's normaliser could overflow.
     """
 
     max_image_bytes: int = 4 * 2**20
@@ -43,6 +55,8 @@ class RequestLimits:
     max_frames: int = 8
     max_instruction_chars: int = 512
     max_message_bytes: int = 8 * 2**20
+    max_entries: int = 256
+    max_state_abs: float = 1e4
 
     def __post_init__(self) -> None:
         if not 0 < self.min_image_side <= self.max_image_side:
@@ -52,8 +66,13 @@ class RequestLimits:
             raise ConfigError("serve limits: max_message_bytes must be >= max_image_bytes")
         if self.max_frames < 1 or self.max_instruction_chars < 1 or self.max_image_bytes < 1:
             raise ConfigError("serve limits: max_frames, max_instruction_chars and max_image_bytes must be >= 1")
+        if self.max_entries < 2 * MAX_STATE_DIM:
+            raise ConfigError(f"serve limits: max_entries must be >= {2 * MAX_STATE_DIM} (a request with a "
+                              f"{MAX_STATE_DIM}-value state), got {self.max_entries}")
+        if not 0 < self.max_state_abs < float("inf"):
+            raise ConfigError(f"serve limits: max_state_abs must be a positive finite number, got {self.max_state_abs}")
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
 
@@ -131,17 +150,28 @@ def _image(value: Any, limits: RequestLimits) -> np.ndarray:
     return value
 
 
-MAX_STATE_DIM = 64
-
-
-def _state(value: Any) -> np.ndarray:
-    try:
-        arr = np.asarray(value, np.float32).reshape(-1)
-    except (TypeError, ValueError) as e:
-        raise ProtocolError(f"'state' must be an array or list of floats ({e})") from e
-    if not 1 <= arr.size <= MAX_STATE_DIM or not np.all(np.isfinite(arr)):
-        raise ProtocolError(f"'state' must hold 1..{MAX_STATE_DIM} finite floats, got {arr.size} value(s)")
-    return arr
+def _state(value: Any, limits: RequestLimits) -> np.ndarray:
+    """The robot state, as strictly as the image: real numbers, shape (n,), finite, |x| <= max_state_abs."""
+    if isinstance(value, list):
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+            raise ProtocolError("'state' must be a flat list of real numbers (or a 1-D float/int array)")
+        arr = np.asarray(value, dtype=np.float64)
+    elif isinstance(value, np.ndarray):
+        if value.dtype.kind not in "iuf":
+            raise ProtocolError(f"'state' must be a real float or integer array, got {value.dtype}")
+        arr = value.astype(np.float64)
+    else:
+        raise ProtocolError(f"'state' must be a 1-D numpy array or a list of numbers, got {type(value).__name__}")
+    if arr.ndim != 1 or not 1 <= arr.size <= MAX_STATE_DIM:
+        raise ProtocolError(f"'state' must have shape (state_dim,) with 1..{MAX_STATE_DIM} values, "
+                            f"got shape {tuple(arr.shape)}")
+    if not np.all(np.isfinite(arr)):
+        raise ProtocolError("'state' must be finite (no NaN or inf)")
+    peak = float(np.abs(arr).max())
+    if peak > limits.max_state_abs:
+        raise ProtocolError(f"'state' holds |x| = {peak:.3g}; the limit is {limits.max_state_abs:g} "
+                            "(limits.max_state_abs)")
+    return arr.astype(np.float32)
 
 
 def parse_request(data: Any, limits: RequestLimits) -> ResetRequest | InferRequest:
@@ -151,13 +181,14 @@ def parse_request(data: Any, limits: RequestLimits) -> ResetRequest | InferReque
     if len(data) > limits.max_message_bytes:
         raise ProtocolError(f"message is {len(data)} bytes, the limit is {limits.max_message_bytes}")
     try:
+        check_budget(data, limits.max_entries, MAX_DEPTH, 4 * limits.max_instruction_chars + 64)
         msg = unpackb(data)
-    except WireError as e:
+    except (BudgetError, WireError) as e:
         raise ProtocolError(str(e)) from e
     if not isinstance(msg, dict):
         raise ProtocolError(f"a request must be a msgpack map, got {type(msg).__name__}")
     kind = msg.get("type")
-    if kind not in _REQUEST_FIELDS:
+    if not isinstance(kind, str) or kind not in _REQUEST_FIELDS:
         raise ProtocolError(f"'type' must be one of {sorted(_REQUEST_FIELDS)}, got {kind!r:.60}")
     _check_fields(msg, kind)
     rid = _request_id(msg.get("id"))
@@ -167,7 +198,7 @@ def parse_request(data: Any, limits: RequestLimits) -> ResetRequest | InferReque
     state = msg.get("state")
     return InferRequest(image=_image(msg["image"], limits),
                         instruction=None if instruction is None else _instruction(instruction, limits), id=rid,
-                        state=None if state is None else _state(state))
+                        state=None if state is None else _state(state, limits))
 
 
 def error_reply(message: str, code: str = BAD_REQUEST, request_id: int | None = None,

@@ -4,28 +4,35 @@ Design (docs/deployment.md has the why):
 
 - transport: `websockets` (asyncio). One connection = one policy session (its own instruction and
   frame history); metadata (chunk length, action bounds, limits) is sent on connect.
-- auth: when a token is configured, the WebSocket handshake and `/metrics` must carry
-  ``Authorization: Bearer <token>`` (compared in constant time) or get HTTP 401. `/healthz` is open.
-- validation: every frame goes through `protocol.parse_request`; a bad one gets an error reply
-  and the connection stays usable. Engine failures get an ``internal`` error, never a crash.
+- admission (`gate.HandshakeGate`): the token (one ``Authorization: Bearer`` header, compared in
+  constant time), a per-address back-off on failed logins, at most `max_connections` sessions and
+  `max_connections_per_address` from one address; `/healthz` tells unauthenticated callers liveness only.
+- validation: `protocol.parse_request` decodes and checks each frame on a small thread pool, never on
+  the event loop, once its msgpack headers fit `limits.max_entries` (a 700,000-key map is refused from
+  its first bytes); a bad frame gets an error reply, the connection stays usable, and the bytes of
+  refused frames are throttled per address (`RefusalThrottle`). Each connection has one message in
+  flight (the next frame is read after the reply), so connections take turns in the pool and the batcher.
+- sessions end when the client leaves (its queued work is cancelled, never computed) or after
+  `idle_timeout_s` without a request.
 - batching: concurrent ``infer`` requests go through `MicroBatcher` to `PolicyEngine.infer_batch`.
-- `/healthz` (liveness + model summary) and `/metrics` (`Metrics`) over plain HTTP on the same port.
+- logging: asyncio's, websockets' and the server's own errors are one line per kind, rate-limited (`EventLog`).
 """
 from __future__ import annotations
 
 import asyncio
-import hmac
-import http
-import json
 import logging
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from selfflow_robot.policies.serving.admission import ConnectionLimiter, LoginThrottle, RefusalThrottle
 from selfflow_robot.policies.serving.batcher import MicroBatcher
 from selfflow_robot.policies.serving.engine import PolicyEngine
+from selfflow_robot.policies.serving.events import EventLog
+from selfflow_robot.policies.serving.gate import HandshakeGate, client_address
 from selfflow_robot.policies.serving.metrics import Metrics
 from selfflow_robot.policies.serving.protocol import (
     InferRequest,
@@ -38,15 +45,8 @@ from selfflow_robot.policies.serving.protocol import (
 from selfflow_robot.policies.wire import INTERNAL, MSG_CHUNK, MSG_METADATA, MSG_RESET, PROTOCOL_VERSION, packb
 
 log = logging.getLogger("selfflow_robot.serve")
-
-HEALTH_PATH = "/healthz"
-METRICS_PATH = "/metrics"
-
-
-def _json_response(connection: Any, status: http.HTTPStatus, body: dict[str, Any]) -> Any:
-    response = connection.respond(status, json.dumps(body) + "\n")
-    response.headers["Content-Type"] = "application/json"
-    return response
+DECODE_THREADS = 2  # decoding is short once the budget is checked; a second thread keeps one slow frame from stalling
+MAX_QUEUED_FRAMES = 4  # frames websockets buffers per connection before TCP pushes back on the sender
 
 
 class PolicyServer:
@@ -59,95 +59,98 @@ class PolicyServer:
         limits: request caps, also sent to clients in the metadata.
         max_batch, batch_wait_ms: the `MicroBatcher`'s largest batch and how long it waits to fill one.
         max_connections: further connections get HTTP 503.
+        max_connections_per_address: further connections from one client address get HTTP 429.
+        idle_timeout_s: a session without a request for this long is closed (0 = never).
     """
 
     def __init__(self, engine: PolicyEngine, host: str = "127.0.0.1", port: int = 8000,
                  token: str | None = None, limits: RequestLimits | None = None,
-                 max_batch: int = 8, batch_wait_ms: float = 3.0, max_connections: int = 64) -> None:
+                 max_batch: int = 8, batch_wait_ms: float = 3.0, max_connections: int = 64, *,
+                 max_connections_per_address: int = 16, idle_timeout_s: float = 300.0) -> None:
         self.engine = engine
-        self.max_connections = max_connections
         self.host = host
         self.port = port
         self._token = token.encode() if token else None
         self.limits = limits or RequestLimits()
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_ms / 1e3
+        self.idle_timeout_s = idle_timeout_s
         self.metrics = Metrics()
+        self.events = EventLog(log)
         self._metadata = {"type": MSG_METADATA, "protocol_version": PROTOCOL_VERSION,
                           **engine.metadata(), "limits": self.limits.to_dict(), "max_batch": max_batch}
+        self.limiter = ConnectionLimiter(max_connections, max_connections_per_address)
+        self.logins = LoginThrottle()
+        self.refusals = RefusalThrottle()
+        self.gate = HandshakeGate(self._token, self.metrics, self.limiter, self.logins, {
+            k: v for k, v in self._metadata.items() if k != "type" and isinstance(v, (str, int, float, bool))})
         self._batcher: MicroBatcher | None = None
+        self._decode: ThreadPoolExecutor | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
 
-    # -- auth and HTTP endpoints --------------------------------------------------------------
-
-    def _authorized(self, headers: Any) -> bool:
-        if self._token is None:
-            return True
-        value = headers.get("Authorization", "")
-        scheme, _, given = value.partition(" ")
-        # compare_digest on bytes: constant time in the token's content (length may leak, as usual).
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token)
-
-    def _process_request(self, connection: Any, request: Any) -> Any:
-        path = request.path.split("?", 1)[0]
-        if path == HEALTH_PATH:
-            return _json_response(connection, http.HTTPStatus.OK, {
-                "status": "ok", "protocol_version": PROTOCOL_VERSION, "auth": self._token is not None,
-                "policy": {k: v for k, v in self._metadata.items()
-                           if k != "type" and isinstance(v, (str, int, float, bool))}})
-        if not self._authorized(request.headers):
-            self.metrics.auth_failure()
-            self.metrics.error("unauthorized")
-            return _json_response(connection, http.HTTPStatus.UNAUTHORIZED,
-                                  {"error": "unauthorized", "message": "send 'Authorization: Bearer <token>'"})
-        if path == METRICS_PATH:
-            return _json_response(connection, http.HTTPStatus.OK, self.metrics.snapshot())
-        if path == "/" and self.metrics.connections_open >= self.max_connections:
-            self.metrics.error("over_capacity")
-            return _json_response(connection, http.HTTPStatus.SERVICE_UNAVAILABLE,
-                                  {"error": "over_capacity", "message": f"{self.max_connections} sessions are open; "
-                                   "retry later or raise max_connections"})
-        if path != "/":
-            return _json_response(connection, http.HTTPStatus.NOT_FOUND,
-                                  {"error": "not_found", "message": f"no endpoint {path}; "
-                                   f"use ws:// at /, or {HEALTH_PATH}, {METRICS_PATH}"})
-        return None  # proceed with the WebSocket handshake
-
     # -- one connection = one session ---------------------------------------------------------
-
-    def _run_batch(self, items: list[tuple[Any, InferRequest]]) -> list[dict[str, Any]]:
-        return self.engine.infer_batch(items)
 
     async def _handle(self, ws: Any) -> None:
         from websockets.exceptions import ConnectionClosed
 
+        address = client_address(ws)
+        why = self.limiter.acquire(address)
+        if why is not None:  # handshakes that passed the gate together, before any of them took a slot
+            self.metrics.error(why)
+            await ws.close(1013, f"{why}: retry later")
+            return
         self.metrics.connection(+1)
+        closed = asyncio.ensure_future(ws.wait_closed())
         try:
             session = self.engine.new_session()
             await ws.send(packb(self._metadata))
-            async for data in ws:
-                reply = await self._reply(session, data)
-                await ws.send(reply)
+            while True:
+                try:
+                    data = await asyncio.wait_for(ws.recv(), self.idle_timeout_s or None)
+                except asyncio.TimeoutError:
+                    self.metrics.error("idle_timeout")
+                    await ws.close(1000, f"no request for {self.idle_timeout_s:g} s (idle_timeout_s); reconnect")
+                    return
+                reply = asyncio.ensure_future(self._reply(session, data))
+                await asyncio.wait((reply, closed), return_when=asyncio.FIRST_COMPLETED)
+                if not reply.done():  # the client left: its queued work is dropped, not computed
+                    reply.cancel()
+                    self.metrics.cancelled()
+                    return
+                out, refused = reply.result()
+                await ws.send(out)
+                if refused:  # frames refused at once could otherwise arrive as fast as the network carries them
+                    await asyncio.wait((closed,), timeout=self.refusals.charge(address, len(data)))
         except ConnectionClosed:
             pass
-        except Exception:  # noqa: BLE001 - one broken connection must not take the server down
-            log.exception("connection handler failed")
+        except Exception as e:  # noqa: BLE001 - one broken connection must not take the server down
+            self.events.event("connection handler failed", f"{type(e).__name__}: {e}", logging.ERROR)
             self.metrics.error(INTERNAL)
         finally:
+            closed.cancel()
             self.metrics.connection(-1)
+            self.limiter.release(address)
 
-    async def _reply(self, session: Any, data: Any) -> bytes:
+    async def _reply(self, session: Any, data: Any) -> tuple[bytes, bool]:
+        """The reply to one frame, and whether the frame was refused before reaching the policy."""
         t0 = time.perf_counter()
-        try:
-            req = parse_request(data, self.limits)
+        try:  # decoded and validated off the event loop
+            req = await asyncio.get_running_loop().run_in_executor(self._decode, parse_request, data, self.limits)
         except ProtocolError as e:
             self.metrics.count("invalid")
             self.metrics.error(e.code)
-            return error_reply(str(e), e.code)
+            return error_reply(str(e), e.code), True
+        except Exception as e:  # noqa: BLE001 - a validation bug: the client hears of it, the connection stays
+            self.events.event("request validation failed", f"{type(e).__name__}: {e}", logging.ERROR)
+            self.metrics.error(INTERNAL)
+            return error_reply(f"{type(e).__name__}: {e}", INTERNAL), True
+        return await self._answer(session, req, t0), False
+
+    async def _answer(self, session: Any, req: ResetRequest | InferRequest, t0: float) -> bytes:
         try:
             if isinstance(req, ResetRequest):
                 self.metrics.count(MSG_RESET)
@@ -163,7 +166,8 @@ class PolicyServer:
             self.metrics.error(e.code)
             return error_reply(str(e), e.code, req.id)
         except Exception as e:  # noqa: BLE001 - reported to the client, server keeps going
-            log.exception("policy failed on a request")
+            self.events.event("policy failed on a request", f"{type(e).__name__}: {e}", logging.ERROR)
+            log.debug("policy failure", exc_info=True)
             self.metrics.error(INTERNAL)
             return error_reply(f"{type(e).__name__}: {e}", INTERNAL, req.id, traceback.format_exc(limit=8))
         server_ms = (time.perf_counter() - t0) * 1e3
@@ -181,17 +185,24 @@ class PolicyServer:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def serve(self, ready: Callable[[int], None] | None = None) -> None:
-        """Run until `stop()` (or cancellation); calls `ready(port)` once listening."""
+        """Run until `stop()` (or cancellation); calls `ready(port)` once listening.
+
+        Makes `events` the loop's exception handler, for the rest of the loop's life: callbacks of the closed
+        server may still fire (asyncio retries accept() a second after running out of file descriptors)."""
         from websockets.asyncio.server import serve
 
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self._batcher = MicroBatcher(self._run_batch, self.max_batch, self.batch_wait_s, self.metrics.batch,
+        loop.set_exception_handler(self.events.exception_handler)  # e.g. accept() failing when out of fds
+        ws_log, one_line = logging.getLogger("selfflow_robot.serve.websockets"), self.events.filter()
+        ws_log.addFilter(one_line)
+        self._decode = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="policy-decode")
+        self._batcher = MicroBatcher(self.engine.infer_batch, self.max_batch, self.batch_wait_s, self.metrics.batch,
                                      should_wait=lambda: self.metrics.connections_open > 1)
         try:
-            async with serve(self._handle, self.host, self.port, process_request=self._process_request,
-                             max_size=self.limits.max_message_bytes, compression=None,
-                             ping_interval=20, ping_timeout=60) as server:
+            async with serve(self._handle, self.host, self.port, process_request=self.gate,
+                             max_size=self.limits.max_message_bytes, max_queue=MAX_QUEUED_FRAMES,
+                             compression=None, ping_interval=20, ping_timeout=60, logger=ws_log) as server:
                 self._server = server
                 self.port = server.sockets[0].getsockname()[1]
                 if ready is not None:
@@ -199,6 +210,8 @@ class PolicyServer:
                 await self._stop.wait()
         finally:
             self._batcher.close()
+            self._decode.shutdown(wait=False, cancel_futures=True)
+            ws_log.removeFilter(one_line)
 
     def stop(self) -> None:
         """Stop a server started by `serve` or `start` (thread-safe)."""

@@ -43,6 +43,12 @@ def malformed_frames(n: int, limits: RequestLimits, instruction: str, seed: int 
             int(rng.integers(0, 3))]: 1})),
         ("state_value", lambda: packb({"type": "infer", "image": ok_img(), "state": [
             "abc", [float("nan")] * 8, [], [[1.0], [2.0, 3.0]]][int(rng.integers(0, 4))]})),
+        ("state_strict", lambda: packb({"type": "infer", "image": ok_img(), "state": [
+            np.full(8, 1e39), np.full(8, 1 + 2j, np.complex64), np.ones(8, bool), np.zeros((2, 4), np.float32),
+            [True] * 8, [1.0] * 7 + [-1e30], np.float32(1.0)][int(rng.integers(0, 7))]})),
+        ("type_unhashable", lambda: packb({"type": [[], {}, [1, 2], {"a": 1}][int(rng.integers(0, 4))]})),
+        ("many_entries", lambda: packb({"type": "infer", **{f"k{i}": 0 for i in range(int(rng.integers(300, 5000)))}})),
+        ("wide_nesting", lambda: packb({"type": "infer", "image": [[[[0] * 16] * 16] * 16]})),
         ("instruction_type", lambda: packb({"type": "infer", "image": ok_img(),
                                             "instruction": [5, 2.5, ["a"], b"open"][int(rng.integers(0, 4))]})),
         ("instruction_long", lambda: packb({"type": "reset", "instruction": "a" * (limits.max_instruction_chars + 1)})),

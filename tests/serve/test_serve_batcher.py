@@ -72,6 +72,38 @@ def test_wrong_result_count_is_an_error():
         batcher.close()
 
 
+def test_requests_whose_waiter_left_are_dropped_not_computed():
+    """Issue 22: work of clients that disconnected was still computed. A cancelled submit never reaches fn."""
+    seen: list[list[int]] = []
+    gate = threading.Event()
+
+    def fn(items):
+        gate.wait(5)  # the first batch runs while the others queue up
+        seen.append(list(items))
+        return items
+
+    batcher = MicroBatcher(fn, max_batch=2, max_wait_s=0.0)
+
+    async def main():
+        first = asyncio.create_task(batcher.submit(0))
+        await asyncio.sleep(0.1)  # the worker is inside fn([0])
+        queued = [asyncio.create_task(batcher.submit(i)) for i in range(1, 7)]
+        await asyncio.sleep(0.05)
+        for task in queued[::2]:  # requests 1, 3, 5: their clients left
+            task.cancel()
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await first, await asyncio.gather(*queued, return_exceptions=True)
+
+    try:
+        (r0, _), rest = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert r0 == 0 and [r[0] for r in rest[1::2]] == [2, 4, 6]
+    assert all(isinstance(r, asyncio.CancelledError) for r in rest[::2])
+    assert sorted(i for b in seen for i in b) == [0, 2, 4, 6] and batcher.dropped == 3
+
+
 def test_metrics_snapshot_percentiles_and_counts():
     m = Metrics()
     for v in range(1, 101):

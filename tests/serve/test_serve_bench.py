@@ -54,3 +54,18 @@ def test_bench_a_state_checkpoint(bench, tmp_path, capsys):
                        "--modes", "eager,torchscript", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert all("error" not in result["modes"][m] and result["modes"][m]["p50_ms"] > 0 for m in ("eager", "torchscript"))
+
+
+def test_attack_bench_prints_both_p50s(tiny_checkpoint, tmp_path, capsys):
+    """scripts/bench_serve_attack.py end to end, small: a served checkpoint, one attacker; no timing asserted."""
+    spec = importlib.util.spec_from_file_location("bench_serve_attack_script", SCRIPT.parent / "bench_serve_attack.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "attack.json"
+    assert module.main(["--ckpt", str(tiny_checkpoint), "--keys", "20000", "--requests", "3", "--steps", "2",
+                        "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "unloaded" in printed and "under attack" in printed
+    result = json.loads(out.read_text())
+    assert result["victim_p50_ms"]["unloaded"] > 0 and result["victim_p50_ms"]["attacked"] > 0
+    assert result["attack"]["frame_bytes"] > 20000 * 7 and result["server_errors"].get("bad_request", 0) >= 1
