@@ -38,6 +38,7 @@ from selfflow_robot.checkpoint import load_pretrained
 from selfflow_robot.config import check_choice, structured
 from selfflow_robot.constants import ACTIONS, CONTEXT
 from selfflow_robot.errors import ConfigError, require
+from selfflow_robot.files import check_writable_dir
 from selfflow_robot.objective import time_grid
 
 FORMATS = ("torchscript", "onnx", "torch_export")
@@ -302,8 +303,10 @@ def main(cfg: Any) -> int:
     conf = structured(ExportConfig, cfg)
     if not conf.ckpt:
         raise ConfigError("export needs a checkpoint: selfflow-robot export ckpt=RUN_DIR_OR_STEP_DIR format=onnx")
+    if conf.output_dir:
+        check_writable_dir(conf.output_dir)
     pre = load_pretrained(conf.ckpt, use_ema=conf.use_ema, device="cpu")
-    out_dir = Path(conf.output_dir) if conf.output_dir else pre.path / "export"
+    out_dir = check_writable_dir(Path(conf.output_dir) if conf.output_dir else pre.path / "export")
     result = export_denoiser(pre.model, conf.format, out_dir, checkpoint=str(pre.path), steps=conf.steps,
                              tolerance=conf.tolerance, opset=conf.opset)
     print(f"exported {conf.format}: {result.path}")

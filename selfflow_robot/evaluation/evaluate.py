@@ -36,6 +36,7 @@ from selfflow_robot.evaluation.config import EvalConfig
 from selfflow_robot.evaluation.report import records_from_simpler_videos, write_eval_report
 from selfflow_robot.evaluation.suites import plan_jobs, variant_selection
 from selfflow_robot.evaluation.workers import WorkerSettings, run_jobs
+from selfflow_robot.files import check_writable_dir
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -129,6 +130,7 @@ def report_simpler(cfg: EvalConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> int:
     """Entry point of `selfflow-robot eval` (configs/eval.yaml)."""
     conf = structured(EvalConfig, cfg)
+    check_writable_dir(conf.output_dir)
     result = report_simpler(conf) if conf.simpler_results else run_sweep(conf)
     table = Path(result["paths"]["table"]).read_text()
     print(table)

@@ -24,16 +24,17 @@ from selfflow_robot.model.import_selfflow import import_selfflow
 from selfflow_robot.train import parallel
 
 
-def init_weights_from(model: torch.nn.Module, path: str, model_cfg: DiTConfig) -> str:
+def init_weights_from(model: torch.nn.Module, path: str, model_cfg: DiTConfig, key: str = "model") -> str:
     """Fine-tuning start: load weights into `model` (a new run; optimizer and step start fresh).
 
     `path` is a checkpoint step/run dir (its EMA weights, strictly checked), or a released Self-Flow
-    `.pt` file (xl: blocks load, input/output projections re-initialise; the importer reports).
+    `.pt` file (xl: blocks load, input/output projections re-initialise; the importer reports), whose entry
+    `key` (`model` or `ema`) is imported when it holds several.
     Returns a one-paragraph report.
     """
     p = Path(path).expanduser()
     if p.is_file() and p.suffix in (".pt", ".pth", ".bin", ".safetensors"):
-        report = import_selfflow(model, p, verbose=False)
+        report = import_selfflow(model, p, key=key, verbose=False)
         return f"init_from {p}:\n{report.format()}"
     ckpt = ck.find_checkpoint(p)
     state = ck.load_weights(ckpt, use_ema=True)

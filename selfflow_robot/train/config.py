@@ -222,6 +222,8 @@ class TrainRunConfig:
         resume: continue exactly from the newest complete checkpoint in `output_dir` (none: start fresh).
         init_from: start a NEW run from weights: a checkpoint or run dir, or (xl) the released
             selfflow_imagenet256.pt.
+        init_from_key: which entry of a released `.pt` file that holds several (`model`, `ema`) to import;
+            `model` is what the official Self-Flow sample script loads. The import report names the entry.
         device: `auto` (cuda:LOCAL_RANK if available, else cpu), `cpu` or `cuda`.
     """
 
@@ -232,6 +234,7 @@ class TrainRunConfig:
     output_dir: str = "runs/train"
     resume: bool = False
     init_from: str | None = None
+    init_from_key: str = "model"
     device: str = "auto"
 
     # Group options stored from the dataclasses; `data=` and `train=cpu` are YAML files under configs/.

@@ -65,7 +65,7 @@ class Trainer:
 
         model, codec = build_model(self.model_cfg)
         if cfg.get("init_from"):
-            report = init_weights_from(model, str(cfg.init_from), self.model_cfg)
+            report = init_weights_from(model, str(cfg.init_from), self.model_cfg, key=cfg.get("init_from_key", "model"))
             if info.is_main:
                 print(report, flush=True)
         self.model = model.to(self.device)

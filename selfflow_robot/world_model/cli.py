@@ -33,6 +33,7 @@ from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.transforms import resize_like_training
 from selfflow_robot.data.video_metrics import psnr, ssim
 from selfflow_robot.errors import ConfigError, DataError
+from selfflow_robot.files import check_writable_dir
 from selfflow_robot.world_model.rollout import WorldModel
 from selfflow_robot.world_model.video import write_comparison
 
@@ -289,6 +290,7 @@ def mean_over_episodes(per_episode: list[dict[str, list[float]]]) -> dict[str, l
 def imagine(cfg: ImagineConfig) -> dict[str, Any]:
     """Run the rollout(s); returns paths and metrics (also written to `<name>_metrics.json`, and
     `summary_metrics.json` for several episodes)."""
+    check_writable_dir(cfg.output_dir)
     wm = WorldModel.from_pretrained(cfg.ckpt, use_ema=cfg.use_ema, device=cfg.device, steps=cfg.steps,
                                     method=cfg.sampler, cfg_scale=cfg.cfg_scale, seed=cfg.seed,
                                     precision=cfg.precision)
