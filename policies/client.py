@@ -30,29 +30,13 @@ from typing import Any
 import numpy as np
 
 try:
-    from .wire import (
-        MSG_CHUNK,
-        MSG_ERROR,
-        MSG_INFER,
-        MSG_METADATA,
-        MSG_RESET,
-        PROTOCOL_VERSION,
-        WireError,
-        packb,
-        unpackb,
-    )
+    from . import wire
 except ImportError:  # a vendored copy: wire.py sits next to this file
-    from wire import (  # type: ignore[no-redef]
-        MSG_CHUNK,
-        MSG_ERROR,
-        MSG_INFER,
-        MSG_METADATA,
-        MSG_RESET,
-        PROTOCOL_VERSION,
-        WireError,
-        packb,
-        unpackb,
-    )
+    import wire  # type: ignore[no-redef]
+
+MSG_CHUNK, MSG_ERROR, MSG_INFER, MSG_METADATA, MSG_RESET = (wire.MSG_CHUNK, wire.MSG_ERROR, wire.MSG_INFER,
+                                                            wire.MSG_METADATA, wire.MSG_RESET)
+PROTOCOL_VERSION, WireError, packb, unpackb = wire.PROTOCOL_VERSION, wire.WireError, wire.packb, wire.unpackb
 
 __all__ = [
     "PROTOCOL_VERSION", "WireError", "ServerError", "packb", "unpackb",
