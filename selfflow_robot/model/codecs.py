@@ -79,7 +79,38 @@ class PixelCodec(FrameCodec):
         return unit_to_frames(unpatchify(tokens, T, self.grid, self.patch_size))       # (B, T, H, W, 3)
 
 
-class VAECodec(FrameCodec):
+class LatentCodec(FrameCodec):
+    """Frames -> an autoencoder's latents (N, C, h, w) per frame, patchified p x p; subclasses give the two maps.
+
+    `encode_latents((N, 3, H, W) in [-1, 1]) -> (N, C, h, w)` and `decode_latents(latents) -> (N, 3, H, W)`;
+    `image_size`, `patch_size` and `grid` (latent patches per frame) are set by the subclass.
+    """
+
+    image_size: tuple[int, int]
+    patch_size: int
+
+    def encode_latents(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def decode_latents(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames_to_unit(frames, self.image_size)                          # (B, T, 3, H, W)
+        B, T = x.shape[:2]
+        z = self.encode_latents(x.reshape(B * T, *x.shape[2:]))              # (B*T, C, h, w)
+        return patchify(z.reshape(B, T, *z.shape[1:]), self.patch_size)       # (B, T*h'*w', C*p²)
+
+    @torch.no_grad()
+    def decode(self, tokens: torch.Tensor, T: int) -> torch.Tensor:
+        z = unpatchify(tokens.float(), T, self.grid, self.patch_size)         # (B, T, C, h, w)
+        B = z.shape[0]
+        x = self.decode_latents(z.reshape(B * T, *z.shape[2:]))              # (B*T, 3, H, W)
+        return unit_to_frames(x.reshape(B, T, *x.shape[1:]))                  # (B, T, H, W, 3)
+
+
+class VAECodec(LatentCodec):
     """Frozen diffusers AutoencoderKL (e.g. SD-VAE): latents (x scaling_factor) patchified p x p.
 
     `source` is a local directory (as written by `save_pretrained`) or a hub id (downloads when online).
@@ -121,27 +152,18 @@ class VAECodec(FrameCodec):
         self.vae.eval()  # frozen: never in train mode
         return self
 
-    @torch.no_grad()
-    def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        x = frames_to_unit(frames, self.image_size)                          # (B, T, 3, H, W)
-        B, T = x.shape[:2]
+    def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
         dtype = next(self.vae.parameters()).dtype
-        flat = x.reshape(B * T, *x.shape[2:]).to(dtype)
-        z = torch.cat([self.vae.encode(part).latent_dist.mean for part in flat.split(self.chunk)])
-        z = (z.float() - self.shift_factor) * self.scaling_factor             # (B*T, C, h*p, w*p)
-        return patchify(z.reshape(B, T, *z.shape[1:]), self.patch_size)       # (B, T*h*w, C*p²)
+        z = torch.cat([self.vae.encode(part).latent_dist.mean for part in x.to(dtype).split(self.chunk)])
+        return (z.float() - self.shift_factor) * self.scaling_factor
 
-    @torch.no_grad()
-    def decode(self, tokens: torch.Tensor, T: int) -> torch.Tensor:
-        z = unpatchify(tokens.float(), T, self.grid, self.patch_size)         # (B, T, C, h*p, w*p)
-        B = z.shape[0]
-        z = z.reshape(B * T, *z.shape[2:]) / self.scaling_factor + self.shift_factor
+    def decode_latents(self, z: torch.Tensor) -> torch.Tensor:
+        z = z / self.scaling_factor + self.shift_factor
         dtype = next(self.vae.parameters()).dtype
-        x = torch.cat([self.vae.decode(part.to(dtype)).sample for part in z.split(self.chunk)])
-        return unit_to_frames(x.reshape(B, T, *x.shape[1:]))                  # (B, T, H, W, 3)
+        return torch.cat([self.vae.decode(part.to(dtype)).sample for part in z.split(self.chunk)])
 
 
-class AECodec(FrameCodec):
+class AECodec(LatentCodec):
     """The repository's frame autoencoder (`model/autoencoder.py`): latents patchified p x p, frozen."""
 
     def __init__(self, autoencoder: FrameAutoencoder, image_size: tuple[int, int], patch_size: int, *,
@@ -166,19 +188,11 @@ class AECodec(FrameCodec):
         self.autoencoder.eval()  # frozen: never in train mode
         return self
 
-    @torch.no_grad()
-    def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        x = frames_to_unit(frames, self.image_size)                          # (B, T, 3, H, W)
-        B, T = x.shape[:2]
-        z = self.autoencoder.encode(x.reshape(B * T, *x.shape[2:]))          # (B*T, C, h, w)
-        return patchify(z.reshape(B, T, *z.shape[1:]), self.patch_size)       # (B, T*h'*w', C*p²)
+    def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
+        return self.autoencoder.encode(x)
 
-    @torch.no_grad()
-    def decode(self, tokens: torch.Tensor, T: int) -> torch.Tensor:
-        z = unpatchify(tokens.float(), T, self.grid, self.patch_size)         # (B, T, C, h, w)
-        B = z.shape[0]
-        x = self.autoencoder.decode(z.reshape(B * T, *z.shape[2:]))
-        return unit_to_frames(x.reshape(B, T, *x.shape[1:]))                  # (B, T, H, W, 3)
+    def decode_latents(self, z: torch.Tensor) -> torch.Tensor:
+        return self.autoencoder.decode(z)
 
 
 def build_codec(cfg: DiTConfig, autoencoder: str | Path | None = None) -> FrameCodec:
