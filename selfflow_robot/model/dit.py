@@ -169,7 +169,7 @@ class SelfFlowDiT(nn.Module):
             return DiTOutput(velocity=None if out.velocity is None else
                              {g: v for g, v in out.velocity.items() if g != CONTEXT},
                              features=None if out.features is None else out.features[:, n_ctx:], state=out.state)
-        cache = prefix.repeat_interleave(draws) if prefix is not None and x.get(CONTEXT) is not None else prefix
+        cache = prefix.repeat_interleave(draws)   # the context's cache, once per draw (itself when draws == 1)
         rest = {g: x[g] for g in groups[1:]}
         out = self._run_rows(rest, tau if isinstance(tau, torch.Tensor) else {g: tau[g] for g in rest}, cond,
                              None if key_mask is None else {g: m for g, m in key_mask.items() if g != CONTEXT},

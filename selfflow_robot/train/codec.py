@@ -23,6 +23,7 @@ from selfflow_robot.config import structured
 from selfflow_robot.data.backend import open_reader
 from selfflow_robot.data.dataset import split_episodes
 from selfflow_robot.data.frames import decode_frames
+from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.video_metrics import psnr
 from selfflow_robot.errors import ConfigError, DataError
 from selfflow_robot.files import check_writable_dir
@@ -69,9 +70,9 @@ class CodecTrainConfig:
             raise ConfigError(f"codec train: val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
-def load_frames(path: str, size: tuple[int, int], ids: list[int], max_frames: int) -> np.ndarray:
+def load_frames(reader: RLDSReader, size: tuple[int, int], ids: list[int], max_frames: int) -> np.ndarray:
     """uint8 (N, H, W, 3): the frames of episodes `ids`, decoded at `size` (at most `max_frames`, evenly spaced)."""
-    episodes = [ep for ep in open_reader(path).read_many(ids) if ep is not None]   # JPEG bytes, not decoded yet
+    episodes = [ep for ep in reader.read_many(ids) if ep is not None]   # JPEG bytes, not decoded yet
     total = sum(len(ep) for ep in episodes)
     stride = max(1, math.ceil(total / max_frames)) if max_frames else 1
     frames, seen = [], 0
@@ -81,7 +82,7 @@ def load_frames(path: str, size: tuple[int, int], ids: list[int], max_frames: in
         if keep:
             frames.append(decode_frames([ep.images[s] for s in keep], size, where=ep.where(), steps=keep))
     if not frames:
-        raise DataError(f"{path}: no frames to train the autoencoder on")
+        raise DataError(f"{reader.builder_dir}: no frames to train the autoencoder on")
     return np.concatenate(frames)
 
 
@@ -110,8 +111,8 @@ def train_codec(cfg: CodecTrainConfig) -> dict[str, float]:
     reader = open_reader(cfg.data_path)
     split = split_episodes(reader.episode_ids, cfg.val_fraction, cfg.seed)
     size = cfg.codec.image_size
-    train = load_frames(cfg.data_path, size, split["train"], cfg.max_frames)
-    val = load_frames(cfg.data_path, size, split["val"] or split["train"][:1], max(1, cfg.max_frames // 10))
+    train = load_frames(reader, size, split["train"], cfg.max_frames)
+    val = load_frames(reader, size, split["val"] or split["train"][:1], max(1, cfg.max_frames // 10))
     torch.manual_seed(cfg.seed)
     model = FrameAutoencoder(cfg.codec).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)

@@ -10,6 +10,7 @@ import torch
 
 from selfflow_robot import checkpoint as ck
 from selfflow_robot.config import structured
+from selfflow_robot.data.backend import open_reader
 from selfflow_robot.errors import ConfigError, UserError
 from selfflow_robot.model.autoencoder import CONFIG_FILE, WEIGHTS_FILE, AutoencoderConfig, FrameAutoencoder, read_report
 from selfflow_robot.model.codecs import AECodec
@@ -35,7 +36,7 @@ def test_codec_train_writes_the_autoencoder_and_measures_it(trained_ae, train_da
     ae = FrameAutoencoder.load(out)
     assert ae.cfg.grid == (8, 10) and float(ae.latent_scale) != 1.0
     # the trained reconstruction beats the untrained one on held-out frames by a wide margin
-    frames = load_frames(str(train_data), SIZE, [0, 1], 0)
+    frames = load_frames(open_reader(train_data), SIZE, [0, 1], 0)
     torch.manual_seed(0)
     fresh = FrameAutoencoder(ae.cfg).eval()
     assert report["psnr_val"] > 12 and reconstruction_psnr(ae, frames, torch.device("cpu")) > \
@@ -49,7 +50,7 @@ def test_the_ae_codec_tokens_round_trip(trained_ae, train_data):
     out, _, _ = trained_ae
     codec = AECodec(FrameAutoencoder.load(out), SIZE, patch_size=2, expect_channels=4, expect_downsample=4)
     assert codec.grid == (4, 5) and codec.token_dim == 4 * 2 * 2
-    frames = torch.from_numpy(load_frames(str(train_data), SIZE, [0], 0)[None, :3])   # (1, 3, H, W, 3)
+    frames = torch.from_numpy(load_frames(open_reader(train_data), SIZE, [0], 0)[None, :3])   # (1, 3, H, W, 3)
     tokens = codec.encode(frames)
     assert tokens.shape == (1, 3 * 20, 16)
     back = codec.decode(tokens, 3)
