@@ -62,6 +62,9 @@ COMMANDS: dict[str, Command] = {
     "codec train": Command(
         "selfflow_robot.train.codec:main", "codec_train", "selfflow_robot.train.codec:CodecTrainConfig",
         "Fit the small frame autoencoder (model.codec=ae) to a dataset's frames; reports its reconstruction PSNR."),
+    "data encode": Command(
+        "selfflow_robot.train.latents:main", "train", "selfflow_robot.train.config:TrainRunConfig",
+        "Encode every frame once through the model's codec into the latent cache `train` reads (train's overrides)."),
     "data stats": Command(
         "selfflow_robot.data.statistics:main", "data_stats", "selfflow_robot.data.statistics:StatsConfig",
         "Compute and cache dataset_statistics.json for an RLDS dataset."),

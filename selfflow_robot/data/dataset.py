@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from selfflow_robot import constants as C
 from selfflow_robot.data.backend import BACKENDS, open_reader
+from selfflow_robot.data.latent_cache import DTYPES, LatentCache
 from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.windows import EpisodeWindows, WindowConfig
 from selfflow_robot.errors import ConfigError, DataError
@@ -51,6 +52,12 @@ class DataConfig:
         num_workers: DataLoader worker processes.
         backend: episode reader: `python` (TF-free), `tf` (tensorflow-datasets + tf.data, the `tf` extra) or
             `auto` (`tf` for gs:// paths, else `python`); both give identical episodes and windows.
+        latents: the latent cache of the training windows (`data/latent_cache.py`): `auto` = for the latent
+            codecs (`ae`, `vae`), every frame is encoded once into `<output_dir>/latent_cache` at the start of
+            training and the train split reads tokens from it (no JPEG decode, no codec pass per step); `off` =
+            decode and encode every step; a folder = the cache there (shared between runs; rebuilt when the
+            data or the codec changed), for any codec. Validation always reads frames.
+        latents_dtype: `float32` (the tokens exactly as the codec gives them) or `float16` (half the disk).
         window: how windows are cut (k, H and image size usually come from the model config).
     """
 
@@ -62,6 +69,8 @@ class DataConfig:
     decode_threads: int = 0
     num_workers: int = 0
     backend: str = "auto"
+    latents: str = "auto"
+    latents_dtype: str = "float32"
     window: WindowConfig = field(default_factory=WindowConfig)
 
     def __post_init__(self) -> None:
@@ -71,6 +80,8 @@ class DataConfig:
             raise ConfigError(f"data.shuffle_episodes must be >= 1, got {self.shuffle_episodes}")
         if self.num_workers < 0 or self.decode_threads < 0:
             raise ConfigError("data.num_workers and data.decode_threads must be >= 0")
+        if self.latents_dtype not in DTYPES:
+            raise ConfigError(f"data.latents_dtype must be one of {list(DTYPES)}, got {self.latents_dtype!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"data.backend must be one of {list(BACKENDS)}, got {self.backend!r}")
 
@@ -109,13 +120,14 @@ class RT1Windows(IterableDataset):
         skip_bad_episodes: skip and count malformed episodes instead of raising `DataError`.
         decode_threads: JPEG decode threads (0 = automatic).
         backend: reader backend when `source` is a path (see `reader.open_reader`).
+        latents: a `LatentCache` of the dataset: windows carry frame tokens from it instead of decoded frames.
     """
 
     def __init__(self, source: str | RLDSReader, window: WindowConfig | None = None, *, split: str = "train",
                  val_fraction: float = 0.05, seed: int = 0, shuffle: bool | None = None,
                  infinite: bool | None = None, shuffle_episodes: int = 8, rank: int | None = None,
                  world_size: int | None = None, even_shards: bool | None = None, skip_bad_episodes: bool = False,
-                 decode_threads: int = 0, backend: str = "auto"):
+                 decode_threads: int = 0, backend: str = "auto", latents: LatentCache | None = None):
         super().__init__()
         if split not in SPLITS:
             raise ConfigError(f"split must be one of {list(SPLITS)}, got {split!r}")
@@ -134,6 +146,7 @@ class RT1Windows(IterableDataset):
             raise ConfigError(f"rank must be in [0, world_size), got rank={self.rank} world_size={self.world_size}")
         self.even_shards = self.infinite if even_shards is None else even_shards
         self.decode_threads = decode_threads
+        self.latents = latents
         self.episode_ids = split_episodes(self.reader.episode_ids, val_fraction, seed)[split]
         if not self.episode_ids:
             raise DataError(f"{self.reader.builder_dir}: split '{split}' has no episodes "
@@ -187,7 +200,7 @@ class RT1Windows(IterableDataset):
             if ep is None:
                 continue
             try:  # decoding the frames finds corrupt JPEG bodies the header check cannot see
-                blocks.append(EpisodeWindows(ep, self.window, threads=self.decode_threads))
+                blocks.append(EpisodeWindows(ep, self.window, threads=self.decode_threads, latents=self.latents))
             except DataError as e:
                 self.reader.skip_or_raise(e, ep.episode_id)
         flat = np.array([(b, i) for b, ew in enumerate(blocks) for i in range(len(ew))], np.int64).reshape(-1, 2)

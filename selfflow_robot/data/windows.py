@@ -29,8 +29,9 @@ import numpy as np
 from selfflow_robot import constants as C
 from selfflow_robot.data import schema
 from selfflow_robot.data.frames import decode_frames
+from selfflow_robot.data.latent_cache import LatentCache
 from selfflow_robot.data.reader import Episode
-from selfflow_robot.errors import ConfigError
+from selfflow_robot.errors import ConfigError, DataError
 
 
 @dataclass
@@ -115,24 +116,31 @@ class EpisodeWindows:
     """The windows of one episode at `anchors`, built on access from frames decoded once.
 
     Construction decodes (and resizes) every frame the windows need, in parallel threads (a frame
-    that does not decode raises `DataError` naming the episode and step); `self[i]` then assembles
-    window i (copies of the frames it uses).
+    that does not decode raises `DataError` naming the episode and step), or, given a `LatentCache`,
+    takes the episode's frame tokens from it: the windows' frame keys then hold tokens (k, n, d) instead
+    of uint8 frames. `self[i]` assembles window i (copies of the frames it uses).
     """
 
-    def __init__(self, episode: Episode, cfg: WindowConfig, anchors: list[int] | None = None, threads: int = 0):
+    def __init__(self, episode: Episode, cfg: WindowConfig, anchors: list[int] | None = None, threads: int = 0,
+                 latents: LatentCache | None = None):
         T = len(episode)
         self.episode_id = episode.episode_id
         self.anchors = cfg.anchors(T) if anchors is None else list(anchors)
         self.cfg = cfg
         self._idx = [cfg.frame_indices(c, T) for c in self.anchors]
-        if self.anchors:
-            needed = np.unique(np.concatenate([np.concatenate([a, b]) for a, b, _ in self._idx]))
-        else:
-            needed = np.zeros(0, np.int64)
-        self.frames = decode_frames([episode.images[i] for i in needed], cfg.image_size, threads,
-                                    where=episode.where(), steps=needed)
         self._pos = np.zeros(T, np.int64)
-        self._pos[needed] = np.arange(len(needed))
+        if latents is not None:  # every step's tokens, read from the memory map: nothing to decode
+            self.frames = latents.frames(episode.episode_id)
+            if len(self.frames) != T:
+                raise DataError(f"{episode.where()}: {T} steps, but the latent cache {latents.folder} holds "
+                                f"{len(self.frames)} frames for it; the cache is stale, delete it and encode again")
+            self._pos[:] = np.arange(T)
+        else:
+            needed = (np.unique(np.concatenate([np.concatenate([a, b]) for a, b, _ in self._idx]))
+                      if self.anchors else np.zeros(0, np.int64))
+            self.frames = decode_frames([episode.images[i] for i in needed], cfg.image_size, threads,
+                                        where=episode.where(), steps=needed)
+            self._pos[needed] = np.arange(len(needed))
         self._actions, self._terminate = episode.actions(), episode.terminate()
         self._instruction = episode.instruction
         self._embedding = episode.language_embedding.astype(np.float32)

@@ -6,6 +6,8 @@ of the released checkpoint's `x_embedder.proj`.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -60,6 +62,19 @@ class FrameCodec(nn.Module):
 
     def decode(self, tokens: torch.Tensor, T: int) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """sha256 of what decides this codec's tokens: its class, frame size, patch size and every weight.
+
+        Two codecs with the same fingerprint encode every frame to the same tokens, so a latent cache is
+        valid for a run exactly when the fingerprints agree (`data/latent_cache.py`).
+        """
+        h = hashlib.sha256(json.dumps([type(self).__name__, list(getattr(self, "image_size", ())),
+                                       getattr(self, "patch_size", None), self.token_dim]).encode())
+        for name, t in sorted(self.state_dict().items()):
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
 
 
 class PixelCodec(FrameCodec):

@@ -16,12 +16,15 @@ from selfflow_robot import checkpoint as ck
 from selfflow_robot.config import structured
 from selfflow_robot.data.backend import open_reader
 from selfflow_robot.data.dataset import POSITION, DataConfig, RT1Windows, make_loader
+from selfflow_robot.data.latent_cache import LatentCache
 from selfflow_robot.data.statistics import ActionNormalizer, StateNormalizer, load_or_compute_statistics
 from selfflow_robot.data.windows import WindowConfig
 from selfflow_robot.errors import ConfigError
+from selfflow_robot.model.codecs import FrameCodec
 from selfflow_robot.model.config import DiTConfig
 from selfflow_robot.model.import_selfflow import import_selfflow
 from selfflow_robot.train import parallel
+from selfflow_robot.train.latents import latents_folder, prepare_latents
 
 
 def init_weights_from(model: torch.nn.Module, path: str, model_cfg: DiTConfig, key: str = "model") -> str:
@@ -69,6 +72,7 @@ class DataBundle:
         state_as_target: the model predicts it from its frames (`model.aux_state_dim > 0`).
         statistics: `dataset_statistics.json` content (shipped in every checkpoint).
         language_table: instruction -> 512-d embedding of the training data.
+        latents: the latent cache the train batches come from (their frame keys hold tokens), or None.
     """
 
     loaders: list[Any]
@@ -79,6 +83,7 @@ class DataBundle:
     state_normalizer: StateNormalizer | None = None
     state_as_input: bool = False
     state_as_target: bool = False
+    latents: LatentCache | None = None
     _iters: list[Iterator[dict[str, Any]] | None] = field(default_factory=list)
 
     def next_batch(self, micro: int) -> dict[str, Any]:
@@ -126,8 +131,12 @@ class DataBundle:
         self._iters = []
 
 
-def build_data(cfg: DictConfig, model_cfg: DiTConfig, info: Any, tcfg: Any) -> DataBundle:
-    """Train loaders (sharded per rank and accumulation slot), held-out batches, statistics, language table."""
+def build_data(cfg: DictConfig, model_cfg: DiTConfig, info: Any, tcfg: Any, codec: FrameCodec | None = None
+               ) -> DataBundle:
+    """Train loaders (sharded per rank and accumulation slot), held-out batches, statistics, language table.
+
+    With `codec` and a latent cache configured (`data.latents`), the train split reads frame tokens from the
+    cache (built here first when missing or stale); `DataBundle.latents` is then that cache."""
     dcfg = structured(DataConfig, cfg.data)
     window = window_for_model(dcfg, model_cfg)
     reader = open_reader(dcfg.path, dcfg.backend, skip_bad_episodes=dcfg.skip_bad_episodes)
@@ -137,12 +146,19 @@ def build_data(cfg: DictConfig, model_cfg: DiTConfig, info: Any, tcfg: Any) -> D
     parallel.barrier()
     if not info.is_main:
         stats, table = load_or_compute_statistics(reader)
+    latents = None
+    folder = latents_folder(dcfg, model_cfg, str(cfg.output_dir)) if codec is not None else None
+    if folder is not None:  # rank 0 encodes (or finds the cache up to date), then every rank opens it
+        if info.is_main:
+            prepare_latents(reader, folder, codec, window.image_size, dcfg.latents_dtype, dcfg.decode_threads)
+        parallel.barrier()
+        latents = LatentCache(folder)
     accum, world = tcfg.grad_accum, info.world_size
     loaders = []
     for m in range(accum):
         ds = RT1Windows(reader, window, split="train", val_fraction=dcfg.val_fraction, seed=dcfg.seed,
                         shuffle_episodes=dcfg.shuffle_episodes, rank=m * world + info.rank,
-                        world_size=accum * world, decode_threads=dcfg.decode_threads)
+                        world_size=accum * world, decode_threads=dcfg.decode_threads, latents=latents)
         loaders.append(make_loader(ds, tcfg.batch_size, dcfg.num_workers))
     val = None
     if dcfg.val_fraction > 0 and tcfg.val_every > 0 and tcfg.validation.batches > 0:
@@ -157,4 +173,5 @@ def build_data(cfg: DictConfig, model_cfg: DiTConfig, info: Any, tcfg: Any) -> D
     return DataBundle(loaders=loaders, val=val, normalizer=ActionNormalizer(stats), statistics=stats.to_dict(),
                       language_table=dict(table),
                       state_normalizer=StateNormalizer(stats) if window.state else None,
-                      state_as_input=model_cfg.state_dim > 0, state_as_target=model_cfg.aux_state_dim > 0)
+                      state_as_input=model_cfg.state_dim > 0, state_as_target=model_cfg.aux_state_dim > 0,
+                      latents=latents)

@@ -28,6 +28,7 @@ from selfflow_robot.train import parallel
 from selfflow_robot.train.builders import DataBundle, build_data, init_weights_from
 from selfflow_robot.train.config import Parallelism, Precision, TrainConfig
 from selfflow_robot.train.guard import check_finite
+from selfflow_robot.train.latents import frame_tokens
 from selfflow_robot.train.logger import RunLogger, plot_curves
 from selfflow_robot.train.modes import MODES, build_flow_batch, mode_probabilities, sample_modes
 from selfflow_robot.train.rng import capture_rng_state, micro_batch_seed, restore_rng_state, seed_everything
@@ -96,7 +97,8 @@ class Trainer:
                                            betas=(o.betas[0], o.betas[1]), eps=o.eps)
         self.scheduler = build_scheduler(self.optimizer, self.tcfg.steps, o)
         self.mode_probs = mode_probabilities(self.tcfg.modes.probabilities())
-        self.data: DataBundle = build_data(cfg, self.model_cfg, info, self.tcfg)
+        self.data: DataBundle = build_data(cfg, self.model_cfg, info, self.tcfg, self.codec)
+        self.encode = frame_tokens(self.codec.encode)  # cached batches hold tokens already
         self.step = 0
         self.last_good: Path | None = None
         if cfg.get("resume"):
@@ -130,7 +132,7 @@ class Trainer:
             modes = sample_modes(B, self.mode_probs, cpu_gen)
             counts += torch.bincount(modes, minlength=len(MODES)).float()
             examples += B
-            fb = build_flow_batch(batch, self.codec.encode, self.data.action_tokens, modes,
+            fb = build_flow_batch(batch, self.encode, self.data.action_tokens, modes,
                                   self.tcfg.text_dropout, self.device, cpu_gen, self.data.state_input,
                                   self.tcfg.state_dropout, self.tcfg.state_noise, self.data.state_target)
             sync_ctx = parallel.no_sync(self.student, enabled=micro < accum - 1)

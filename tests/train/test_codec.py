@@ -78,6 +78,7 @@ def test_a_checkpoint_carries_its_autoencoder(trained_ae, train_data, train_cli,
                                "model.vae_downsample=4", "model.patch_size=1", "train.draws_per_window=2"))
     step = ck.find_checkpoint(run)
     assert (step / WEIGHTS_FILE).is_file() and (step / CONFIG_FILE).is_file()
+    assert (run / "latent_cache" / "manifest.json").is_file()   # data.latents=auto: a latent codec reads a cache
     shutil.rmtree(ae)   # deployed elsewhere: the folder the run was trained with is gone
     pre = ck.load_pretrained(run)
     assert isinstance(pre.codec, AECodec) and pre.codec.grid == (8, 10)
