@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from selfflow_robot import checkpoint as ck
 from selfflow_robot.cli import main
 from selfflow_robot.config import load_config, structured
 from selfflow_robot.data.reader import RLDSReader
@@ -17,7 +18,8 @@ from selfflow_robot.experiments.demo.config import DemoConfig
 TASK = "close_top_drawer"
 CI_SIZE = [f"tasks=[{TASK}]", "demos_per_task=3", "demo_max_steps=14", "workers=1", "steps=6", "batch_size=4",
            "eval_episodes_per_task=1", "imagine_length=4", "policy_options.steps=2",
-           ('train_overrides=["model=tiny","model.image_size=[32,40]","model.patch_size=4","train.save_every=3",'
+           'codec_overrides=["steps=20","batch_size=8","codec.width=8"]', "codec_patch_size=1",
+           ('train_overrides=["model=tiny","model.image_size=[32,40]","train.save_every=3",'
             '"train.val_every=3"]')]
 
 
@@ -32,7 +34,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, sim_assets, capsys: pytest.C
     args = ["demo", f"output_dir={out}", f"assets={sim_assets}", *CI_SIZE]
     assert main(args) == 0
     text = capsys.readouterr().out
-    for phase in ("collect", "train", "eval", "imagine", "report"):
+    for phase in ("collect", "codec", "train", "eval", "imagine", "report"):
         assert f"--- {phase} done in" in text
     assert "done in" in text.splitlines()[-1]
 
@@ -42,13 +44,18 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, sim_assets, capsys: pytest.C
     reader = RLDSReader(out / "demos")
     assert len(reader) == 3 and len(reader.read(0)) == 14 and reader.read(0).instruction == "close top drawer"
 
+    # the autoencoder, fit to the demos; training read its latents from the run's cache
+    assert (out / "demos" / "codec" / "autoencoder.json").is_file()
+    assert (out / "run" / "latent_cache" / "manifest.json").is_file()
     # training: checkpoints and validation metrics
     assert list((out / "run" / "checkpoints").glob("step-0000006/model.safetensors"))
+    run_cfg = ck.load_run_config(out / "run" / "checkpoints" / "step-0000006")
+    assert run_cfg.model.codec == "ae" and run_cfg.model.vae == str(out / "demos" / "codec")
     # evaluation: one scored episode with its video
     results = json.loads((out / "eval" / "results.json").read_text())
-    (name, ck), = results["checkpoints"].items()
+    (name, scored), = results["checkpoints"].items()
     assert name == "run_step-0000006"          # the step scored, so more training is scored anew
-    assert ck["tasks"][TASK]["trials"] == 1
+    assert scored["tasks"][TASK]["trials"] == 1
     assert len(list((out / "eval" / "videos").rglob("*.mp4"))) == 1
 
     # the report: tables, and every linked file exists and is a valid image/video

@@ -286,8 +286,9 @@ def collate(samples: list[dict]) -> dict:
 def _stack(vals: list) -> torch.Tensor:
     """Stack arrays into one tensor with a single copy, in shared memory inside a DataLoader worker
     (as torch's default_collate does), so handing the batch to the main process copies nothing."""
-    first = torch.from_numpy(np.asarray(vals[0]))
-    shape = (len(vals), *first.shape)
+    arr = np.asarray(vals[0])
+    first = torch.from_numpy(np.empty(0, arr.dtype))  # only for the dtype (vals may be read-only memory maps)
+    shape = (len(vals), *arr.shape)
     if get_worker_info() is not None:
         numel = int(np.prod(shape))
         out = first.new(first._typed_storage()._new_shared(numel, device="cpu")).resize_(shape)

@@ -365,7 +365,8 @@ def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, sim_asset
     argv = ["--out", str(out), "--seeds", "0", "--demos-per-task", "2", "--steps", "6", "--batch-size", "4",
             "--eval-episodes-per-task", "1", "--workers", "1", "--set", "tasks=[close_top_drawer]",
             "--set", "demo_max_steps=14", "--set", "policy_options.steps=2", "--set", "imagine_length=4",
-            "--set", ('train_overrides=["model=tiny","model.image_size=[32,40]","model.patch_size=4",'
+            "--set", 'codec_overrides=["steps=10","batch_size=8","codec.width=8"]', "--set", "codec_patch_size=1",
+            "--set", ('train_overrides=["model=tiny","model.image_size=[32,40]",'
                      '"train.save_every=3","train.val_every=3"]'), "--set", f"assets={sim_assets}"]
     script = _script()
     assert script.main([*argv, "--parallel", "2"]) == 0  # both arms at once, as `selfflow-robot demo` processes
@@ -373,6 +374,7 @@ def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, sim_asset
     for arm in ("selfflow-seed0", "vanilla-seed0"):
         assert "--- report done in" in (out / f"{arm}.log").read_text()
     assert json.loads((out / "demos" / "collect.json").read_text())["episodes"] == 2
+    assert (out / "demos" / "codec" / "autoencoder.json").is_file()   # fit once, shared through the demos link
     for arm in ("selfflow-seed0", "vanilla-seed0"):
         assert (out / arm / "demos").is_symlink() and (out / arm / "demos").resolve() == (out / "demos").resolve()
         assert (out / arm / "run" / "checkpoints" / "step-0000006").is_dir()

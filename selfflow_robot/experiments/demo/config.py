@@ -10,9 +10,11 @@ from selfflow_robot.errors import ConfigError
 from selfflow_robot.objective.config import OBJECTIVES
 from selfflow_robot.policies.config import PolicyConfig
 
-DEMO_PHASES = ("collect", "train", "eval", "imagine", "report")
-# Each phase's folder under the demo's output dir.
-PHASE_DIRS = {"collect": "demos", "train": "run", "eval": "eval", "imagine": "imagine", "report": "report"}
+DEMO_PHASES = ("collect", "codec", "train", "eval", "imagine", "report")
+# Each phase's folder under the demo's output dir. The autoencoder lives with the demos it was fit to, so a
+# study's arms, which link the shared demos, share it too.
+PHASE_DIRS = {"collect": "demos", "codec": "demos/codec", "train": "run", "eval": "eval", "imagine": "imagine",
+              "report": "report"}
 CONFIG_RECORD = "demo_config.json"  # the DemoConfig a run used, written into its output dir
 COLLECT_SUMMARY = "collect.json"  # written last by the collect phase: marks the demos dir complete
 
@@ -30,6 +32,11 @@ class DemoConfig:
         demo_noise_m, demo_noise_rad: std of the Gaussian noise on each executed expert translation (m) and
             rotation (rad) while collecting (DART-style: the demos also show recoveries; 0 = none).
         workers: processes for collection and evaluation (0 = all cores).
+        codec: fit the small frame autoencoder to the demos (phase `codec`, `<output_dir>/demos/codec`) and
+            train on its latents, read from the run's latent cache (the CPU recipe); false = pixel patches.
+        codec_overrides: extra `selfflow-robot codec train` overrides (its geometry, `codec.latent_channels` and
+            `codec.downsample`, also sets the model's; the frame size is the model's).
+        codec_patch_size: latent cells per token side with the autoencoder (`model.patch_size`).
         objective: `selfflow` or `vanilla` (plain flow matching, the baseline): the train run's `objective=`.
         steps, batch_size, lr, seed: training length, windows per step, peak learning rate, seed (data, init, noise).
         train_overrides: extra `selfflow-robot train` overrides (model size, window, modes, ...).
@@ -50,13 +57,17 @@ class DemoConfig:
     demo_noise_m: float = 0.015
     demo_noise_rad: float = 0.03
     workers: int = 0
+    codec: bool = True
+    codec_overrides: list[str] = field(default_factory=list)
+    codec_patch_size: int = 2
     objective: str = "selfflow"
     steps: int = 3000
     batch_size: int = 16
     lr: float = 1e-3
     seed: int = 0
-    train_overrides: list[str] = field(default_factory=lambda: ["model=tiny", "train.val_every=250",
-                                                                "train.save_every=500", "train.validation.batches=4"])
+    train_overrides: list[str] = field(default_factory=lambda: [
+        "model=tiny", "train.draws_per_window=4", "train.val_every=250", "train.save_every=500",
+        "train.validation.batches=4"])
     eval_episodes_per_task: int | None = 9
     policy_options: dict[str, Any] = field(
         default_factory=lambda: {**dict.fromkeys(f.name for f in fields(PolicyConfig)), "steps": 1})

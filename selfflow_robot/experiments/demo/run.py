@@ -8,10 +8,12 @@ Phases, each the same library call its CLI command makes and each resumable (rer
 command after an interruption and finished work is reused):
 
 1. `collect`: scripted-expert demos in the ManiSkill3 drawer suite, as RT-1 RLDS (`<out>/demos`);
-2. `train`: fine-tune the `tiny` Self-Flow DiT as world model + policy (`<out>/run`, resumes exactly);
-3. `eval`: the policy in the suite, an mp4 per episode (`<out>/eval`, finished episodes are kept);
-4. `imagine`: the world model rolled out beside a real held-out demo (`<out>/imagine`);
-5. `report`: `<out>/report/report.md` with the results tables, training curves, success plot, videos.
+2. `codec`: fit the small frame autoencoder to the demos' frames (`<out>/demos/codec`, minutes);
+3. `train`: fine-tune the `tiny` Self-Flow DiT on its latents as world model + policy (`<out>/run`, resumes
+   exactly; every frame is encoded once into the run's latent cache first);
+4. `eval`: the policy in the suite, an mp4 per episode (`<out>/eval`, finished episodes are kept);
+5. `imagine`: the world model rolled out beside a real held-out demo (`<out>/imagine`);
+6. `report`: `<out>/report/report.md` with the results tables, training curves, success plot, videos.
 """
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ from selfflow_robot.evaluation.evaluate import run_sweep
 from selfflow_robot.evaluation.report import atomic_write_text
 from selfflow_robot.experiments.demo.config import COLLECT_SUMMARY, CONFIG_RECORD, DemoConfig, phase_dir
 from selfflow_robot.experiments.demo.report import write_demo_report
+from selfflow_robot.model.autoencoder import CONFIG_FILE as AUTOENCODER_CONFIG
+from selfflow_robot.model.autoencoder import read_report
+from selfflow_robot.train.codec import CodecTrainConfig, train_codec
 from selfflow_robot.train.config import TrainRunConfig
 from selfflow_robot.train.logger import read_metrics
 from selfflow_robot.train.trainer import train
@@ -57,10 +62,36 @@ def collect_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     return summary
 
 
+def codec_config(cfg: DemoConfig, out: Path) -> CodecTrainConfig:
+    """The `codec train` settings of the demo's autoencoder: its overrides, at the model's frame size."""
+    h, w = load_config("train", ["train=cpu", *cfg.train_overrides], schema=TrainRunConfig).model.image_size
+    return structured(CodecTrainConfig, load_config(
+        "codec_train", [f"data_path={phase_dir(out, 'collect')}", f"output_dir={phase_dir(out, 'codec')}",
+                        f"codec.image_size=[{h},{w}]", *cfg.codec_overrides], schema=CodecTrainConfig))
+
+
+def codec_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
+    """Fit the frame autoencoder to the demos (reused when there); returns its report (reconstruction PSNR)."""
+    dest = phase_dir(out, "codec")
+    if not cfg.codec:
+        print("codec=false: the model reads pixel patches")
+        return {}
+    if (dest / AUTOENCODER_CONFIG).is_file():
+        print(f"reusing {dest} (delete it to fit the autoencoder again)")
+        return read_report(dest)
+    return train_codec(codec_config(cfg, out))
+
+
 def train_overrides(cfg: DemoConfig, out: Path) -> list[str]:
     """The `selfflow-robot train` overrides the demo trains with (also used by the Self-Flow/vanilla study)."""
     run = phase_dir(out, "train")
-    return ["train=cpu", "data=rt1", "data.num_workers=0", "data.val_fraction=0.1", *cfg.train_overrides,
+    codec = []
+    if cfg.codec:  # before train_overrides, which may still change them
+        ae = codec_config(cfg, out).codec
+        codec = ["model.codec=ae", f"model.vae={phase_dir(out, 'codec')}",
+                 f"model.latent_channels={ae.latent_channels}", f"model.vae_downsample={ae.downsample}",
+                 f"model.patch_size={cfg.codec_patch_size}"]
+    return ["train=cpu", "data=rt1", "data.num_workers=0", "data.val_fraction=0.1", *codec, *cfg.train_overrides,
             f"objective={cfg.objective}", f"data.path={phase_dir(out, 'collect')}", f"data.seed={cfg.seed}",
             f"train.steps={cfg.steps}", f"train.batch_size={cfg.batch_size}", f"train.optim.lr={cfg.lr}",
             f"train.seed={cfg.seed}", f"output_dir={run}",
@@ -69,6 +100,9 @@ def train_overrides(cfg: DemoConfig, out: Path) -> list[str]:
 
 def train_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     """Fine-tune (or resume, or find finished) the run; returns its last validation metrics."""
+    if cfg.codec and not (phase_dir(out, "codec") / AUTOENCODER_CONFIG).is_file():
+        raise ConfigError(f"no autoencoder in {phase_dir(out, 'codec')}: run the codec phase first "
+                          "(phases=[codec,train,...]), or train on pixel patches with codec=false")
     ckpt = train(load_config("train", train_overrides(cfg, out), schema=TrainRunConfig))
     rows = [r for r in read_metrics(phase_dir(out, "train")) if any(k.startswith("val/") for k in r)]
     return {"checkpoint": str(ckpt), "validation": rows[-1] if rows else {}}
@@ -101,7 +135,7 @@ def imagine_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
 
 
 PHASE_RUNNERS: dict[str, Callable[[DemoConfig, Path], dict[str, Any]]] = {
-    "collect": collect_phase, "train": train_phase, "eval": eval_phase, "imagine": imagine_phase}
+    "collect": collect_phase, "codec": codec_phase, "train": train_phase, "eval": eval_phase, "imagine": imagine_phase}
 
 
 def main(cfg: DictConfig) -> int:
@@ -134,5 +168,5 @@ def _fmt(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
-__all__ = ["PHASE_RUNNERS", "collect_phase", "eval_phase", "imagine_phase", "main", "train_overrides",
-           "train_phase"]
+__all__ = ["PHASE_RUNNERS", "codec_config", "codec_phase", "collect_phase", "eval_phase", "imagine_phase", "main",
+           "train_overrides", "train_phase"]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from selfflow_robot.experiments.demo.config import CONFIG_RECORD, DemoConfig, phase_dir
+from selfflow_robot.experiments.demo.run import codec_phase
 from selfflow_robot.experiments.demo.run import main as demo_main
 from selfflow_robot.experiments.study.arms import eval_is_stale, load_arm
 from selfflow_robot.experiments.study.config import arm_name, arm_overrides, demo_config, settings_of
@@ -132,6 +133,8 @@ def run_arms(out: Path, shared: Sequence[str], seeds: Sequence[int], objectives:
             cfg, dc = demo_config(overrides)
             link_demos(arm_dir, demos)
             jobs.append((arm_name(objective, seed), arm_dir, overrides, cfg, dc))
+    if jobs:  # the autoencoder is fit once, into the shared demos (through the first arm's link)
+        codec_phase(jobs[0][4], jobs[0][1])
     status: dict[str, str] = {}
     todo = []
     for name, arm_dir, overrides, cfg, dc in jobs:
