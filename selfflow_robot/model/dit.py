@@ -15,7 +15,7 @@ Position encoding: fixed sin-cos over (frame, row, col); action tokens use the f
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -31,7 +31,7 @@ from selfflow_robot.model.layers import (
     TokenRoute,
     sincos_3d,
 )
-from selfflow_robot.model.tokens import DiTOutput, PrefixCache, scatter_rows
+from selfflow_robot.model.tokens import Conditioning, DiTOutput, PrefixCache, attention_mask, scatter_rows
 
 X_PRED_TAU_MIN = 0.05  # x-prediction: velocity = (x_tau - x0_hat) / max(tau, this), as JiT clips it
 
@@ -117,7 +117,7 @@ class SelfFlowDiT(nn.Module):
                 key_mask: Mapping[str, torch.Tensor] | None = None, feature_layer: int | None = None,
                 stop_at: int | None = None, state: torch.Tensor | None = None,
                 state_drop: torch.Tensor | None = None, prefix: PrefixCache | None = None,
-                draws: int = 1) -> DiTOutput:
+                draws: int = 1, conditioning: Conditioning | None = None) -> DiTOutput:
         """Predict the velocity eps - x0 of every token (with `prediction=x`, via the clean frame tokens).
 
         Args:
@@ -140,6 +140,10 @@ class SelfFlowDiT(nn.Module):
                 rows, every other group (and its tau and key_mask) B·k rows, row i·k + j = draw j of window i.
                 The outputs then cover the other groups only (B·k rows). Under `attention="prefix"` the
                 context is computed once per window; otherwise it is repeated.
+            conditioning: the adaLN modulation of `x`'s tokens at these `tau`, `text` and `state`, computed ahead
+                by `conditioning` (a sampler: every step's at once); the pass then skips computing it. Not with
+                `draws > 1`, with rows that drop a token group, or with the context in `x` under prefix
+                attention (the pass then splits its tokens itself).
 
         With `attention="prefix"` and context tokens in `x`, the context is run once on its own and the other
         tokens attend to its cached keys/values: the same numbers as one pass under the prefix mask. Outputs of
@@ -150,8 +154,17 @@ class SelfFlowDiT(nn.Module):
             raise ValueError("with a prefix cache, x must not hold the context tokens again")
         if draws > 1 and (CONTEXT not in x or len(groups) == 1):
             raise ValueError("draws > 1 needs the context and at least one other group in x")
-        cond = self._cond(text, text_drop, state, state_drop, x[groups[0]].shape[0])   # (B, D)
         prefix_attention = self.cfg.attention == "prefix" and CONTEXT in x and len(groups) > 1
+        if conditioning is not None:
+            if draws > 1 or (prefix_attention and self.split_prefix):
+                raise ValueError("a conditioning computed ahead needs draws=1 and, under prefix attention, the "
+                                 "context in a cache (prefix=) or split_prefix=False")
+            if conditioning.sizes != {g: x[g].shape[1] for g in groups}:
+                raise ValueError(f"the conditioning was made for tokens {conditioning.sizes}, "
+                                 f"not {({g: x[g].shape[1] for g in groups})}")
+            return self._run_rows(x, tau, None, key_mask, feature_layer, stop_at, prefix, prefix_attention,
+                                  conditioning)
+        cond = self._cond(text, text_drop, state, state_drop, x[groups[0]].shape[0])   # (B, D)
         if prefix_attention and self.split_prefix:
             prefix = self._encode_prefix(x[CONTEXT], cond, feature_layer, stop_at)
         elif draws > 1:   # full attention (or the one-pass reference): every draw carries its own context copy
@@ -160,7 +173,7 @@ class SelfFlowDiT(nn.Module):
                 tau = {g: v.repeat_interleave(draws, 0) if g == CONTEXT else v for g, v in tau.items()}
             if key_mask is not None and CONTEXT in key_mask:
                 key_mask = {**key_mask, CONTEXT: key_mask[CONTEXT].repeat_interleave(draws, 0)}
-        cond = cond.repeat_interleave(draws, 0)
+        cond = cond.repeat_interleave(draws, 0) if draws > 1 else cond
         if not (prefix_attention and self.split_prefix):
             out = self._run_rows(x, tau, cond, key_mask, feature_layer, stop_at, prefix, prefix_attention)
             if draws == 1:
@@ -184,15 +197,18 @@ class SelfFlowDiT(nn.Module):
         return DiTOutput(velocity={CONTEXT: v_ctx, **out.velocity}, features=features, state=out.state)
 
     def _run_rows(self, x: Mapping[str, torch.Tensor], tau: Mapping[str, torch.Tensor] | torch.Tensor,
-                  cond: torch.Tensor, key_mask: Mapping[str, torch.Tensor] | None, feature_layer: int | None,
-                  stop_at: int | None, prefix: PrefixCache | None, prefix_mask: bool = False) -> DiTOutput:
+                  cond: torch.Tensor | None, key_mask: Mapping[str, torch.Tensor] | None, feature_layer: int | None,
+                  stop_at: int | None, prefix: PrefixCache | None, prefix_mask: bool = False,
+                  conditioning: Conditioning | None = None) -> DiTOutput:
         """`_run`, with the rows split by the groups they use when a group is absent from whole rows (key_mask):
         those tokens are dropped from the sequence instead of masked; their outputs come back as zeros.
         `drop_absent_tokens = False` masks them instead (FSDP: every process must call the blocks equally often)."""
         groups = [g for g in GROUPS if g in x]
         whole = {g: key_mask[g].any(1) for g in groups if key_mask is not None and g in key_mask}
         if prefix_mask or not self.drop_absent_tokens or not whole or all(bool(w.all()) for w in whole.values()):
-            return self._run(x, tau, cond, key_mask, feature_layer, stop_at, prefix, prefix_mask)
+            return self._run(x, tau, cond, key_mask, feature_layer, stop_at, prefix, prefix_mask, conditioning)
+        if conditioning is not None:
+            raise ValueError("a conditioning computed ahead serves whole rows: leave it out when rows drop a group")
         B = x[groups[0]].shape[0]
         used = torch.stack([whole[g] if g in whole else torch.ones(B, dtype=torch.bool, device=cond.device)
                             for g in groups], 1)                             # (B, G) which groups each row uses
@@ -213,25 +229,54 @@ class SelfFlowDiT(nn.Module):
 
     def encode_prefix(self, context: torch.Tensor, text: torch.Tensor | None, *, text_drop: torch.Tensor | None = None,
                       state: torch.Tensor | None = None, state_drop: torch.Tensor | None = None,
-                      feature_layer: int | None = None, stop_at: int | None = None) -> PrefixCache:
+                      feature_layer: int | None = None, stop_at: int | None = None,
+                      keys_only: bool = False) -> PrefixCache:
         """Run the clean context tokens (B, N_ctx, d) alone, tau = 0, and keep every block's keys/values, for
-        `forward(..., prefix=cache)` calls of the noisy tokens (models with `attention="prefix"`)."""
+        `forward(..., prefix=cache)` calls of the noisy tokens (models with `attention="prefix"`).
+
+        `keys_only`: the caller needs the keys/values only (a sampler): the last block stops once it has them,
+        and the cache holds no `hidden` (so no context velocity or state read-out from it)."""
         if self.cfg.attention != "prefix":
             raise ValueError("encode_prefix needs a model with attention='prefix' (its context attends only to "
                              "itself); this one has attention='full'")
         self._groups({CONTEXT: context}, feature_layer, stop_at)
+        if keys_only and (feature_layer is not None or stop_at is not None):
+            raise ValueError("keys_only gives no hidden states: not with feature_layer or stop_at")
         cond = self._cond(text, text_drop, state, state_drop, context.shape[0])
-        return self._encode_prefix(context, cond, feature_layer, stop_at)
+        return self._encode_prefix(context, cond, feature_layer, stop_at, keys_only)
+
+    def conditioning(self, sizes: Mapping[str, int], taus: Sequence[Mapping[str, torch.Tensor]],
+                     text: torch.Tensor | None, *, text_drop: torch.Tensor | None = None,
+                     state: torch.Tensor | None = None, state_drop: torch.Tensor | None = None) -> list[Conditioning]:
+        """The adaLN modulation (every block's and the final layer's) of tokens `sizes` (group -> N_g) at each set
+        of noise levels in `taus` (dict[group, (B,)], one value per example and group), all computed in one
+        batch: `forward(x, taus[i], text, ..., conditioning=out[i])` then skips it and gives the same numbers.
+        `text`/`state` (and the drops) are those the forward passes get."""
+        groups = [g for g in GROUPS if g in sizes]
+        if not taus or any(set(t) != set(groups) or any(v.dim() != 1 for v in t.values()) for t in taus):
+            raise ValueError(f"taus: one dict[group, (B,) tensor] per pass, over exactly the groups {groups}")
+        B, S = taus[0][groups[0]].shape[0], len(taus)
+        cond = self._cond(text, text_drop, state, state_drop, B)           # (B, D)
+        tau = {g: torch.cat([t[g].expand(B) for t in taus]) for g in groups}   # (S·B,): row s·B + b
+        c, route = self._condition(groups, [sizes[g] for g in groups], tau, cond.repeat(S, 1), S * B)
+        dev = c.device.type   # the dtype the tokens' embedding gets (`_run` casts c to it): autocast's, if on
+        c = c.to(torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else self.x_embedder.proj.weight.dtype)
+        blocks = [block.adaLN_modulation(c).chunk(S) for block in self.blocks]   # S x (B, M, 6D) each
+        final = self.final_layer.adaLN_modulation(c).chunk(S)               # S x (B, M, 2D)
+        return [Conditioning(sizes={g: sizes[g] for g in groups}, blocks=[m[s] for m in blocks], final=final[s],
+                             route=route) for s in range(S)]
 
     def _encode_prefix(self, context: torch.Tensor, cond: torch.Tensor, feature_layer: int | None,
-                       stop_at: int | None) -> PrefixCache:
+                       stop_at: int | None, keys_only: bool = False) -> PrefixCache:
         B, n = context.shape[:2]
         h = self.embed_tokens(CONTEXT, context)                              # (B, N_ctx, D)
         c, route = self._condition([CONTEXT], [n], {CONTEXT: h.new_zeros(B)}, cond, B)
         c = c.to(h.dtype)
-        kv, features = [], None
-        for i, block in enumerate(self.blocks[:stop_at or len(self.blocks)], start=1):
-            h, block_kv = block(h, c, route, None)
+        kv, features, last = [], None, stop_at or len(self.blocks)
+        for i, block in enumerate(self.blocks, start=1):
+            if i > last:
+                break
+            h, block_kv = block(h, c, route, None, keys_only=keys_only and i == last)   # h None after keys_only
             kv.append(block_kv)
             if i == feature_layer:
                 features = self.projector(h)
@@ -265,31 +310,39 @@ class SelfFlowDiT(nn.Module):
         return cond
 
     def _run(self, x: Mapping[str, torch.Tensor], tau: Mapping[str, torch.Tensor] | torch.Tensor,
-             cond: torch.Tensor, key_mask: Mapping[str, torch.Tensor] | None, feature_layer: int | None,
-             stop_at: int | None, prefix: PrefixCache | None, prefix_mask: bool = False) -> DiTOutput:
-        """One pass over the tokens of `x` (after a cached `prefix`, if given)."""
+             cond: torch.Tensor | None, key_mask: Mapping[str, torch.Tensor] | None, feature_layer: int | None,
+             stop_at: int | None, prefix: PrefixCache | None, prefix_mask: bool = False,
+             conditioning: Conditioning | None = None) -> DiTOutput:
+        """One pass over the tokens of `x` (after a cached `prefix`, if given), conditioned on `cond` (B, D) or on
+        the modulation computed ahead (`conditioning`)."""
         groups = [g for g in GROUPS if g in x]
         B = x[groups[0]].shape[0]
         sizes = [x[g].shape[1] for g in groups]
-        h = torch.cat([self.embed_tokens(g, x[g]) for g in groups], dim=1)  # (B, N, D)
-        c, route = self._condition(groups, sizes, tau, cond, B)              # (B, M, D), TokenRoute or None
-        c = c.to(h.dtype)
-        attn_mask = self._attention_mask(groups, sizes, key_mask, B, h.device, prefix, prefix_mask)
+        h = self.embed_tokens(groups[0], x[groups[0]]) if len(groups) == 1 else \
+            torch.cat([self.embed_tokens(g, x[g]) for g in groups], dim=1)  # (B, N, D)
+        if conditioning is None:
+            c, route = self._condition(groups, sizes, tau, cond, B)          # (B, M, D), TokenRoute or None
+            c, mods, final = c.to(h.dtype), [None] * len(self.blocks), None
+        else:
+            c, route, mods, final = None, conditioning.route, conditioning.blocks, conditioning.final
+        attn_mask = attention_mask(groups, sizes, key_mask, B, h.device, prefix, prefix_mask)
         last = stop_at if stop_at is not None else len(self.blocks)
         features = None
-        for i, block in enumerate(self.blocks[:last], start=1):
-            h, _ = block(h, c, route, attn_mask, None if prefix is None else prefix.kv[i - 1])   # (B, N, D)
+        for i, block in enumerate(self.blocks, start=1):
+            if i > last:
+                break
+            h, _ = block(h, c, route, attn_mask, None if prefix is None else prefix.kv[i - 1], mods[i - 1])
             if i == feature_layer:
                 features = self.projector(h)                                 # (B, N, D)
         if stop_at is not None:
             return DiTOutput(velocity=None, features=h)
         state_hat = None
-        ctx = prefix.hidden if prefix is not None else h[:, :sizes[0]] if groups[0] == CONTEXT else None
+        ctx = prefix.hidden if prefix is not None else h[:, :sizes[0]] if groups[0] == CONTEXT else None   # or None
         if self.state_head is not None and ctx is not None:
             state_hat = self.state_head(ctx[:, -self.cfg.tokens_per_frame:].mean(1))  # (B, aux_state_dim)
-        h = self.final_layer(h, c, route)                                    # (B, N, D)
+        h = self.final_layer(h, c, route, final)                             # (B, N, D)
         velocity = {g: self._velocity(g, part, x[g], tau[g] if isinstance(tau, Mapping) else tau)
-                    for g, part in zip(groups, h.split(sizes, dim=1))}
+                    for g, part in zip(groups, h.split(sizes, dim=1) if len(groups) > 1 else [h])}
         return DiTOutput(velocity=velocity, features=features, state=state_hat)
 
     def _velocity(self, group: str, h: torch.Tensor, x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
@@ -300,24 +353,6 @@ class SelfFlowDiT(nn.Module):
             t = (tau[:, None] if tau.dim() == 1 else tau)[..., None].to(out.dtype)  # (B, N_g or 1, 1)
             out = (x.to(out.dtype) - out) / t.clamp_min(X_PRED_TAU_MIN)
         return out
-
-    @staticmethod
-    def _attention_mask(groups: list[str], sizes: list[int], key_mask: Mapping[str, torch.Tensor] | None, B: int,
-                        device: torch.device, prefix: PrefixCache | None, prefix_mask: bool) -> torch.Tensor | None:
-        """Bool mask, True = attend: (B, 1, 1, keys) from `key_mask` (keys = the cached prefix, then `x`'s), or
-        (B, 1, N, N) under the prefix pattern, where the context's queries see only context keys."""
-        if key_mask is None and not prefix_mask:
-            return None
-        keep = torch.cat([key_mask[g].to(torch.bool) if key_mask is not None and g in key_mask
-                          else torch.ones(B, n, dtype=torch.bool, device=device)
-                          for g, n in zip(groups, sizes)], dim=1)            # (B, N)
-        if prefix is not None:
-            keep = torch.cat([torch.ones(B, prefix.kv[0][0].shape[2], dtype=torch.bool, device=device), keep], 1)
-        if not prefix_mask:
-            return keep[:, None, None, :]                                    # (B, 1, 1, keys)
-        is_ctx = torch.arange(sum(sizes), device=device) < sizes[0]          # context comes first
-        allowed = keep[:, None, :] & (~is_ctx[:, None] | is_ctx[None, :])[None]   # (B, N queries, N keys)
-        return allowed[:, None]                                              # (B, 1, N, N)
 
     def _condition(self, groups: list[str], sizes: list[int], tau: Mapping[str, torch.Tensor] | torch.Tensor,
                    cond: torch.Tensor, B: int) -> tuple[torch.Tensor, TokenRoute | None]:

@@ -13,7 +13,18 @@ import torch.nn.functional as F
 #################################################################################
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
+    """adaLN: x·(1 + scale) + shift, in one fused op."""
+    return torch.addcmul(shift, x, 1 + scale)
+
+
+def norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """LayerNorm without affine parameters (over the last dim), then `modulate`; x (B, N, D), shift/scale
+    (B, N or 1, D). One example modulated by one row (B = 1, e.g. a policy's context or action tokens) takes the
+    row as the norm's affine parameters: one op, the same numbers up to rounding."""
+    D = x.shape[-1]
+    if x.shape[0] == 1 and shift.shape[:-1].numel() == 1:
+        return F.layer_norm(x, (D,), (1 + scale).reshape(D), shift.reshape(D), eps)
+    return modulate(F.layer_norm(x, (D,), None, None, eps), shift, scale)
 
 
 class TimestepEmbedder(nn.Module):
@@ -111,11 +122,19 @@ class Attention(nn.Module):
         clean context) and to themselves. `attn_mask`: bool, True = attend, over the prefix keys, then
         `x`'s. Returns the output (B, N, D) and `x`'s own keys/values (what a later call takes as `prefix`)."""
         B, N, D = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)                                              # (B, heads, N, D/heads)
+        qkv = F.linear(x, self.qkv.weight, self.qkv.bias)                  # (B, N, 3D)
+        q, k, v = qkv.view(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
         keys, values = (k, v) if prefix is None else (torch.cat([prefix[0], k], 2), torch.cat([prefix[1], v], 2))
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask)  # (B, heads, N, D/heads)
-        return self.proj(out.transpose(1, 2).reshape(B, N, D)), (k, v)     # (B, N, D)
+        return F.linear(out.transpose(1, 2).reshape(B, N, D), self.proj.weight, self.proj.bias), (k, v)
+
+    def keys_values(self, x: torch.Tensor) -> KeyValue:
+        """Only the keys/values of the tokens of `x` (B, N, D), as `forward` returns them (no queries, no
+        attention): for tokens whose output nobody reads."""
+        B, N, D = x.shape
+        kv = F.linear(x, self.qkv.weight[D:], self.qkv.bias[D:])           # (B, N, 2D)
+        k, v = kv.view(B, N, 2, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+        return k, v                                                          # (B, heads, N, D/heads) each
 
 
 class Mlp(nn.Module):
@@ -128,7 +147,8 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        h = F.gelu(F.linear(x, self.fc1.weight, self.fc1.bias), approximate=self.act.approximate)
+        return F.linear(h, self.fc2.weight, self.fc2.bias)
 
 
 class TokenRoute(NamedTuple):
@@ -144,10 +164,12 @@ class TokenRoute(NamedTuple):
 def _per_token(mod: torch.Tensor, route: TokenRoute | None) -> torch.Tensor:
     """Condition rows (B, M, ·) -> per-token rows (B, N, ·) (route None: M == N already). Copies are exact.
 
-    CPU: `index_select`, whose backward is a serial, bit-reproducible index_add. CUDA: a one-hot matmul,
-    whose backward is a matmul too (no atomic adds into a handful of rows; deterministic cuBLAS).
+    One row shared by every token (M == 1, e.g. the context alone, or the action tokens alone) stays (B, 1, ·)
+    and broadcasts: no copy. Otherwise CPU: `index_select`, whose backward is a serial, bit-reproducible
+    index_add. CUDA: a one-hot matmul, whose backward is a matmul too (no atomic adds into a handful of rows;
+    deterministic cuBLAS).
     """
-    if route is None:
+    if route is None or (mod.shape[1] == 1 and not route.per_example):
         return mod
     return _route_matmul(mod, route) if mod.is_cuda else _route_select(mod, route)
 
@@ -175,15 +197,23 @@ class PerTokenDiTBlock(nn.Module):
         self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size, bias=True))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, route: TokenRoute | None, attn_mask: torch.Tensor | None,
-                prefix: KeyValue | None = None) -> tuple[torch.Tensor, KeyValue]:
-        """`x` (B, N, D) -> (B, N, D), and the attention keys/values of `x`'s tokens (see `Attention`)."""
-        mod = _per_token(self.adaLN_modulation(c), route)                   # (B, N, 6D)
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None, route: TokenRoute | None,
+                attn_mask: torch.Tensor | None, prefix: KeyValue | None = None,
+                mod: torch.Tensor | None = None, keys_only: bool = False) -> tuple[torch.Tensor | None, KeyValue]:
+        """`x` (B, N, D) -> (B, N, D), and the attention keys/values of `x`'s tokens (see `Attention`).
+
+        `c` (B, M, D): the condition rows; or `mod` (B, M, 6D): their modulation `adaLN_modulation(c)`, computed
+        beforehand (a sampler computes every step's at once), and then `c` is not used. `keys_only`: compute
+        the keys/values only (the last block of a context whose outputs nobody reads) and return None for x."""
+        mod = _per_token(self.adaLN_modulation(c) if mod is None else mod, route)   # (B, N or 1, 6D)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=-1)
-        a, kv = self.attn(modulate(self.norm1(x), shift_msa, scale_msa), attn_mask, prefix)
-        x = x + gate_msa * a                                                 # (B, N, D)
-        x = x + gate_mlp * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))             # (B, N, D)
-        return x, kv
+        h = norm_modulate(x, shift_msa, scale_msa, self.norm1.eps)
+        if keys_only:
+            return None, self.attn.keys_values(h)
+        a, kv = self.attn(h, attn_mask, prefix)
+        x = torch.addcmul(x, gate_msa, a)                                    # x + gate·a (B, N, D)
+        x = torch.addcmul(x, gate_mlp, self.mlp(norm_modulate(x, shift_mlp, scale_mlp, self.norm2.eps)))
+        return x, kv                                                         # (B, N, D)
 
 
 class PerTokenFinalLayer(nn.Module):
@@ -196,9 +226,12 @@ class PerTokenFinalLayer(nn.Module):
         self.action_linear = nn.Linear(hidden_size, action_dim, bias=True)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size, bias=True))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, route: TokenRoute | None) -> torch.Tensor:
-        shift, scale = _per_token(self.adaLN_modulation(c), route).chunk(2, dim=-1)
-        return modulate(self.norm_final(x), shift, scale)                    # (B, N, D)
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None, route: TokenRoute | None,
+                mod: torch.Tensor | None = None) -> torch.Tensor:
+        """`x` (B, N, D) -> (B, N, D) modulated by the condition rows `c` (B, M, D), or by their modulation
+        `mod` = `adaLN_modulation(c)` (B, M, 2D) computed beforehand."""
+        shift, scale = _per_token(self.adaLN_modulation(c) if mod is None else mod, route).chunk(2, dim=-1)
+        return norm_modulate(x, shift, scale, self.norm_final.eps)           # (B, N, D)
 
 
 class SimpleHead(nn.Module):

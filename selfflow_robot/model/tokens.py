@@ -1,5 +1,6 @@
-"""What passes between `SelfFlowDiT` calls: its output, the clean context's cache (`PrefixCache`), and the
-re-assembly of row subsets run apart (rows that drop a token group)."""
+"""What passes between `SelfFlowDiT` calls: its output, the clean context's cache (`PrefixCache`), the adaLN
+modulation computed ahead of a pass (`Conditioning`), and the re-assembly of row subsets run apart (rows that
+drop a token group)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -24,7 +25,8 @@ class DiTOutput(NamedTuple):
 @dataclass
 class PrefixCache:
     """The clean context run on its own (`SelfFlowDiT.encode_prefix`): every block's keys/values for the noisy
-    tokens to attend to, the hidden state after the last block run, and the features the caller asked for.
+    tokens to attend to, the hidden state after the last block run (None when made `keys_only`), and the features
+    the caller asked for.
 
     `c` / `route` are the context tokens' condition rows. Rows are examples; `repeat_interleave(k)` gives each
     example's cache to k consecutive rows (k noise draws of one window, or guidance branches), `select(rows)`
@@ -32,15 +34,16 @@ class PrefixCache:
     """
 
     kv: list[KeyValue]
-    hidden: torch.Tensor
+    hidden: torch.Tensor | None
     features: torch.Tensor | None
     c: torch.Tensor
     route: TokenRoute | None
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> PrefixCache:
         route = self.route if self.route is None or not self.route.per_example else TokenRoute(fn(self.route.index))
-        return PrefixCache(kv=[(fn(k), fn(v)) for k, v in self.kv], hidden=fn(self.hidden),
-                           features=None if self.features is None else fn(self.features), c=fn(self.c), route=route)
+        opt = lambda t: None if t is None else fn(t)   # noqa: E731 - hidden/features may be absent
+        return PrefixCache(kv=[(fn(k), fn(v)) for k, v in self.kv], hidden=opt(self.hidden),
+                           features=opt(self.features), c=fn(self.c), route=route)
 
     def repeat_interleave(self, k: int) -> PrefixCache:
         """Each example's cache for k consecutive rows (row i*k + j = example i)."""
@@ -49,6 +52,41 @@ class PrefixCache:
     def select(self, rows: torch.Tensor) -> PrefixCache:
         """The cache of the examples `rows` (an index tensor)."""
         return self._map(lambda t: t.index_select(0, rows))
+
+
+@dataclass
+class Conditioning:
+    """The adaLN-Zero modulation of one set of tokens, computed ahead of the pass (`SelfFlowDiT.conditioning`).
+
+    `blocks[i]` (B, M, 6D): block i's modulation rows; `final` (B, M, 2D): the final layer's; `route`: which row
+    each token uses (as `SelfFlowDiT._condition` gives it); `sizes`: tokens per group it was made for. The rows
+    depend only on the noise levels and the text/state, never on the tokens themselves, so a sampler computes
+    those of all its denoising steps in one batch, once per chunk.
+    """
+
+    sizes: dict[str, int]
+    blocks: list[torch.Tensor]
+    final: torch.Tensor
+    route: TokenRoute | None
+
+
+def attention_mask(groups: list[str], sizes: list[int], key_mask: Mapping[str, torch.Tensor] | None, B: int,
+                   device: torch.device, prefix: PrefixCache | None, prefix_mask: bool) -> torch.Tensor | None:
+    """The attention mask of one pass, bool, True = attend: None (attend to all), (B, 1, 1, keys) from `key_mask`
+    (keys = the cached prefix, then `x`'s), or (B, 1, N, N) under the prefix pattern, where the context's queries
+    see only context keys."""
+    if key_mask is None and not prefix_mask:
+        return None
+    keep = torch.cat([key_mask[g].to(torch.bool) if key_mask is not None and g in key_mask
+                      else torch.ones(B, n, dtype=torch.bool, device=device)
+                      for g, n in zip(groups, sizes)], dim=1)            # (B, N)
+    if prefix is not None:
+        keep = torch.cat([torch.ones(B, prefix.kv[0][0].shape[2], dtype=torch.bool, device=device), keep], 1)
+    if not prefix_mask:
+        return keep[:, None, None, :]                                    # (B, 1, 1, keys)
+    is_ctx = torch.arange(sum(sizes), device=device) < sizes[0]          # context comes first
+    allowed = keep[:, None, :] & (~is_ctx[:, None] | is_ctx[None, :])[None]   # (B, N queries, N keys)
+    return allowed[:, None]                                              # (B, 1, N, N)
 
 
 def scatter_rows(parts: list[tuple[torch.Tensor, list[str], DiTOutput]], x: Mapping[str, torch.Tensor],

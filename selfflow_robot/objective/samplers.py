@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from selfflow_robot.config import check_choice
 from selfflow_robot.constants import CONTEXT, GROUPS
-from selfflow_robot.model.tokens import PrefixCache
+from selfflow_robot.model.tokens import Conditioning
 
 METHODS = ("ode", "sde")
 
@@ -83,49 +83,62 @@ def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[s
             torch.randn(ref.shape, device=ref.device, dtype=ref.dtype, generator=generator)
     B = next(iter(x.values())).shape[0]
     device = next(iter(x.values())).device
-    extra = {} if robot_state is None else {"state": robot_state}   # only state-conditioned models take it
     # prefix attention: the clean context's keys/values are computed once and serve every step (per branch set)
-    cached = getattr(getattr(model, "cfg", None), "attention", "full") == "prefix" and CONTEXT in x \
-        and CONTEXT not in generate and len(x) > 1 and getattr(model, "split_prefix", True)
-    caches: dict[int, PrefixCache] = {}
+    prefix_model = getattr(getattr(model, "cfg", None), "attention", "full") == "prefix" and CONTEXT in x \
+        and len(x) > 1 and getattr(model, "split_prefix", True)
+    cached = prefix_model and CONTEXT not in generate
     mask = key_mask if key_mask is None or not cached else {g: m for g, m in key_mask.items() if g != CONTEXT}
+    tokens1 = [g for g in GROUPS if g in x and not (cached and g == CONTEXT)]   # the tokens every step runs
+    # the adaLN modulation depends on the noise levels and the text/state only: every step's is computed at
+    # once, per branch set (not when the pass splits its rows or its context itself)
+    ahead = callable(getattr(model, "conditioning", None)) and not mask and not (prefix_model and not cached)
 
-    def prefix(n: int, text_drop: torch.Tensor | None, state_drop: torch.Tensor | None) -> dict:
-        if not cached:
-            return {}
-        if n not in caches:
-            rep = (lambda v: v) if n == 1 else (lambda v: torch.cat([v] * n))
-            kw = {} if robot_state is None else {"state": rep(robot_state), "state_drop": state_drop}
-            caches[n] = model.encode_prefix(rep(x[CONTEXT]), None if text is None else rep(text),
-                                            text_drop=text_drop, **kw)
-        return {"prefix": caches[n]}
-
-    def tokens(n: int) -> dict[str, torch.Tensor]:
-        return {g: (v if n == 1 else torch.cat([v] * n)) for g, v in state.items() if not (cached and g == CONTEXT)}
-
-    def velocity(tau: float) -> dict[str, torch.Tensor]:
-        t = {g: torch.full((B,), tau if g in generate else 0.0, device=device) for g in tokens(1)}
+    def branch_set(tau: float) -> tuple[bool, bool, dict]:
+        """Whether to guide on text / state at `tau`, and the model's condition keywords for its branches,
+        batched: conditional, [null text], [null state]."""
         inside = guidance_interval[0] <= tau <= guidance_interval[1]
         guide_text, guide_state = inside and cfg_scale != 1.0, inside and state_scale != 1.0
         if not (guide_text or guide_state):
-            return model(tokens(1), t, text, key_mask=mask, **extra, **prefix(1, None, None)).velocity
-        # branches, batched: conditional, [null text], [null state]
+            return False, False, {"text": text, **({} if robot_state is None else {"state": robot_state})}
         no, yes = torch.zeros(B, dtype=torch.bool, device=device), torch.ones(B, dtype=torch.bool, device=device)
-        text_drop, state_drop = [no], [no]
-        if guide_text:
-            text_drop, state_drop = text_drop + [yes], state_drop + [no]
-        if guide_state:
-            text_drop, state_drop = text_drop + [no], state_drop + [yes]
+        text_drop = [no] + [yes] * guide_text + [no] * guide_state
+        state_drop = [no] + [no] * guide_text + [yes] * guide_state
         n = len(text_drop)
+        kw = {"text": None if text is None else torch.cat([text] * n), "text_drop": torch.cat(text_drop)}
+        if robot_state is not None:   # only state-conditioned models take it
+            kw.update(state=torch.cat([robot_state] * n), state_drop=torch.cat(state_drop))
+        return guide_text, guide_state, kw
 
-        def rep(v: torch.Tensor) -> torch.Tensor:
-            return torch.cat([v] * n)
+    grid = time_grid(steps, method, sde_last)
+    plans = [branch_set(tau) for tau in grid[:-1]]
+    branches = {(gt, gs): kw for gt, gs, kw in plans}   # at most two branch sets: outside/inside the interval
+    caches: dict[tuple[bool, bool], dict] = {}
+    for key, kw in branches.items():
+        n = 1 + key[0] + key[1]
+        extra = {} if mask is None else {"key_mask": {g: torch.cat([m] * n) for g, m in mask.items()}}
+        if cached:
+            context = x[CONTEXT] if n == 1 else torch.cat([x[CONTEXT]] * n)
+            extra["prefix"] = model.encode_prefix(context, **kw, keys_only=True)
+        caches[key] = extra
+    taus = [{g: torch.full((B,), tau if g in generate else 0.0, device=device) for g in tokens1} for tau in grid[:-1]]
+    conditioning: dict[int, Conditioning] = {}
+    if ahead:
+        sizes = {g: x[g].shape[1] for g in tokens1}
+        for key, kw in branches.items():
+            n = 1 + key[0] + key[1]
+            idx = [i for i, plan in enumerate(plans) if plan[:2] == key]
+            rep = [{g: torch.cat([t] * n) for g, t in taus[i].items()} for i in idx]
+            conditioning.update(zip(idx, model.conditioning(sizes, rep, **kw)))
 
-        kwargs = {} if robot_state is None else {"state": rep(robot_state), "state_drop": torch.cat(state_drop)}
-        out = model(tokens(n), {g: rep(v) for g, v in t.items()},
-                    None if text is None else rep(text), text_drop=torch.cat(text_drop),
-                    key_mask=None if mask is None else {g: rep(m) for g, m in mask.items()}, **kwargs,
-                    **prefix(n, torch.cat(text_drop), kwargs.get("state_drop"))).velocity
+    def velocity(i: int) -> dict[str, torch.Tensor]:
+        guide_text, guide_state, kw = plans[i]
+        n = 1 + guide_text + guide_state
+        ahead_kw = {"conditioning": conditioning[i]} if i in conditioning else {}
+        out = model({g: state[g] if n == 1 else torch.cat([state[g]] * n) for g in tokens1},
+                    {g: t if n == 1 else torch.cat([t] * n) for g, t in taus[i].items()},
+                    **kw, **caches[(guide_text, guide_state)], **ahead_kw).velocity
+        if n == 1:
+            return out
         result = {}
         for g in generate:
             branch = out[g].chunk(n)
@@ -137,10 +150,9 @@ def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[s
             result[g] = v
         return result
 
-    grid = time_grid(steps, method, sde_last)
     for i, (tau, tau_next) in enumerate(zip(grid[:-1], grid[1:])):
         dt = tau_next - tau                                                  # < 0
-        v = velocity(tau)
+        v = velocity(i)
         last = i == len(grid) - 2
         for g in generate:
             if method == "ode" or last:
