@@ -4,12 +4,12 @@ drop a token group)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
 
-from selfflow_robot.model.layers import KeyValue, TokenRoute
+from selfflow_robot.model.layers import KeyValue, Modulation, TokenRoute
 
 
 class DiTOutput(NamedTuple):
@@ -38,6 +38,16 @@ class PrefixCache:
     features: torch.Tensor | None
     c: torch.Tensor
     route: TokenRoute | None
+    rooms: dict[int, list[KeyValue]] = field(default_factory=dict, repr=False, compare=False)
+
+    def room(self, n: int) -> list[KeyValue]:
+        """Every block's keys/values in buffers with room for n more tokens (B, heads, N_ctx + n, D/heads), the
+        context's first: a denoising step (`PerTokenDiTBlock.step`) writes its own into the last n instead of
+        concatenating. Made once per n (the context part never changes) and kept; not for autograd."""
+        if n not in self.rooms:
+            self.rooms[n] = [tuple(torch.cat([t, t.new_empty(*t.shape[:2], n, t.shape[3])], 2) for t in kv)
+                             for kv in self.kv]
+        return self.rooms[n]
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> PrefixCache:
         route = self.route if self.route is None or not self.route.per_example else TokenRoute(fn(self.route.index))
@@ -58,16 +68,26 @@ class PrefixCache:
 class Conditioning:
     """The adaLN-Zero modulation of one set of tokens, computed ahead of the pass (`SelfFlowDiT.conditioning`).
 
-    `blocks[i]` (B, M, 6D): block i's modulation rows; `final` (B, M, 2D): the final layer's; `route`: which row
-    each token uses (as `SelfFlowDiT._condition` gives it); `sizes`: tokens per group it was made for. The rows
-    depend only on the noise levels and the text/state, never on the tokens themselves, so a sampler computes
-    those of all its denoising steps in one batch, once per chunk.
+    `blocks[i]`: block i's modulation, rows (B, M, 6D) or, when one row serves every token, the ready
+    `Modulation` (`layers.modulation_ahead`); `final`: the final layer's, likewise (2D); `route`: which row each
+    token uses (as `SelfFlowDiT._condition` gives it); `sizes`: tokens per group it was made for. The rows depend
+    only on the noise levels and the text/state, never on the tokens themselves, so a sampler computes those of
+    all its denoising steps in one batch, once per chunk.
     """
 
     sizes: dict[str, int]
-    blocks: list[torch.Tensor]
-    final: torch.Tensor
+    blocks: list[torch.Tensor | Modulation]
+    final: torch.Tensor | Modulation
     route: TokenRoute | None
+
+    def check(self, sizes: Mapping[str, int], splits: bool) -> None:
+        """Raise unless it serves a pass over tokens `sizes` that does not split them itself (`splits`: draws > 1,
+        or the context in `x` under prefix attention)."""
+        if splits:
+            raise ValueError("a conditioning computed ahead needs draws=1 and, under prefix attention, the "
+                             "context in a cache (prefix=) or split_prefix=False")
+        if self.sizes != dict(sizes):
+            raise ValueError(f"the conditioning was made for tokens {self.sizes}, not {dict(sizes)}")
 
 
 def attention_mask(groups: list[str], sizes: list[int], key_mask: Mapping[str, torch.Tensor] | None, B: int,

@@ -9,7 +9,7 @@ import torch
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE
 from selfflow_robot.model.build import build_model
 from selfflow_robot.model.config import dit_config
-from selfflow_robot.model.layers import modulate, norm_modulate
+from selfflow_robot.model.layers import gelu_tanh, norm_modulate
 from selfflow_robot.objective import sample
 
 TOL = dict(rtol=1e-4, atol=1e-5)
@@ -110,8 +110,8 @@ def test_fused_norm_and_modulation(B, M):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(B, 5, 16, generator=g) * 3 + 1
     shift, scale = torch.randn(B, M, 16, generator=g), torch.randn(B, M, 16, generator=g)
-    want = modulate(torch.nn.functional.layer_norm(x, (16,), eps=1e-6), shift, scale)
-    torch.testing.assert_close(norm_modulate(x, shift, scale), want, rtol=1e-5, atol=1e-6)
+    want = torch.nn.functional.layer_norm(x, (16,), eps=1e-6) * (1 + scale) + shift
+    torch.testing.assert_close(norm_modulate(x, shift, 1 + scale), want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("cfg_scale, state_scale, method", [(1.0, 1.0, "ode"), (3.0, 1.0, "ode"), (2.0, 1.5, "sde")])
@@ -136,3 +136,41 @@ def test_the_sampler_with_conditioning_ahead_equals_the_plain_sampler(cfg_scale,
     model.split_prefix = False   # the one-pass reference (whose modulation also comes ahead)
     ref = sample(model, x, [ACTIONS], text, generator=torch.Generator().manual_seed(3), **kw)
     torch.testing.assert_close(fast[ACTIONS], ref[ACTIONS], **TOL)
+
+
+@pytest.mark.parametrize("B", [1, 3])
+def test_the_denoising_step_path_equals_the_blocks(B):
+    """Tokens that share one modulation row against a cache, without autograd, run `PerTokenDiTBlock.step`
+    (keys/values written into the cache's room, no concatenation): the numbers of the blocks' forward."""
+    model = _model()
+    x, text = _window(model, B)
+    cache = model.encode_prefix(x[CONTEXT], text, keys_only=True)
+    taus = [{ACTIONS: torch.full((B,), t)} for t in (0.9, 0.3)]
+    ahead = model.conditioning({ACTIONS: x[ACTIONS].shape[1]}, taus, text)
+    steps = []
+    for block in model.blocks:
+        block.step = (lambda f: lambda *a: steps.append(1) or f(*a))(block.step)
+    with torch.inference_mode():
+        for j, (tau, cond) in enumerate(zip(taus, ahead)):   # the room is reused: each step overwrites its part
+            tokens = {ACTIONS: x[ACTIONS] * (1 + j)}
+            want = model(tokens, tau, text, prefix=cache).velocity[ACTIONS]
+            assert not steps
+            got = model(tokens, tau, text, prefix=cache, conditioning=cond).velocity[ACTIONS]
+            assert len(steps) == len(model.blocks)
+            steps.clear()
+            torch.testing.assert_close(got, want, **TOL)
+    n_ctx = x[CONTEXT].shape[1]
+    for (k, v), (rk, rv) in zip(cache.kv, cache.room(x[ACTIONS].shape[1])):
+        assert rk.shape[2] == n_ctx + x[ACTIONS].shape[1]
+        assert torch.equal(rk[:, :, :n_ctx], k) and torch.equal(rv[:, :, :n_ctx], v)
+
+
+def test_gelu_tanh_is_torchs_gelu():
+    x = torch.cat([torch.linspace(-12, 12, 40001), torch.tensor([-1e30, -3e4, 3e4, 1e30])]).reshape(1, -1, 1)
+    want = torch.nn.functional.gelu(x.double(), approximate="tanh")
+    for grad in (False, True):   # the in-place formula (no autograd, large tensor), then torch's kernel
+        with torch.set_grad_enabled(grad):
+            got = gelu_tanh(x.clone().requires_grad_(grad))
+        torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=1e-6)
+    small = torch.randn(4, 512)
+    torch.testing.assert_close(gelu_tanh(small), torch.nn.functional.gelu(small, approximate="tanh"))
