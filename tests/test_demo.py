@@ -95,6 +95,15 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, sim_assets, capsys: pytest.C
     assert len(list((out / "run" / "checkpoints").glob("step-*"))) >= 1
     assert not list((out / "run" / "checkpoints").glob("step-0000007*"))
 
+    # the learning curve: both kept checkpoints scored on the same grid episode, against what each had seen
+    assert main([*args, "phases=[curve]"]) == 0
+    points = json.loads((out / "curve" / "curve.json").read_text())
+    assert [p["step"] for p in points] == [3, 6] and [p["signals"] for p in points] == [12, 24]
+    assert all(p["success"]["close"][1] == 1 and p["validation"]["step"] == p["step"] for p in points)
+    assert "| 6 | 24 | 24 | " in (out / "curve" / "curve.md").read_text()
+    with Image.open(out / "curve" / "curve.png") as im:
+        assert np.asarray(im.convert("L")).std() > 1
+
 
 def test_demo_rejects_bad_config(tmp_path) -> None:
     with pytest.raises(ConfigError, match="objective"):

@@ -10,11 +10,12 @@ from selfflow_robot.errors import ConfigError
 from selfflow_robot.objective.config import OBJECTIVES
 from selfflow_robot.policies.config import PolicyConfig
 
-DEMO_PHASES = ("collect", "codec", "train", "eval", "imagine", "report")
+DEMO_PHASES = ("collect", "codec", "train", "eval", "imagine", "report", "curve")
+DEFAULT_PHASES = DEMO_PHASES[:-1]  # `curve` scores every checkpoint: run it on request
 # Each phase's folder under the demo's output dir. The autoencoder lives with the demos it was fit to, so a
 # study's arms, which link the shared demos, share it too.
 PHASE_DIRS = {"collect": "demos", "codec": "demos/codec", "train": "run", "eval": "eval", "imagine": "imagine",
-              "report": "report"}
+              "report": "report", "curve": "curve"}
 CONFIG_RECORD = "demo_config.json"  # the DemoConfig a run used, written into its output dir
 COLLECT_SUMMARY = "collect.json"  # written last by the collect phase: marks the demos dir complete
 
@@ -46,7 +47,9 @@ class DemoConfig:
             far noisier (validation: sampled vs one-step action MSE).
         imagine_length: frames the world model imagines after its context.
         assets: ManiSkill2_real2sim copy (default: $SELFFLOW_ROBOT_ASSETS or the `assets fetch` cache).
-        phases: the phases to run, in order (a later phase needs the earlier ones' outputs).
+        phases: the phases to run, in order (a later phase needs the earlier ones' outputs); `curve` (not run by
+            default) scores the run's checkpoints for a learning curve (`experiments/demo/curve.py`).
+        curve_steps: the checkpoints (steps) the `curve` phase scores (default: every one the run kept).
     """
 
     output_dir: str = "runs/demo"
@@ -73,7 +76,8 @@ class DemoConfig:
         default_factory=lambda: {**dict.fromkeys(f.name for f in fields(PolicyConfig)), "steps": 1})
     imagine_length: int = 12
     assets: str | None = None
-    phases: list[str] = field(default_factory=lambda: list(DEMO_PHASES))
+    phases: list[str] = field(default_factory=lambda: list(DEFAULT_PHASES))
+    curve_steps: list[int] | None = None
 
     def __post_init__(self) -> None:
         check_choice("objective", self.objective, list(OBJECTIVES))
@@ -89,4 +93,4 @@ def phase_dir(out: Path, phase: str) -> Path:
     return Path(out) / PHASE_DIRS[phase]
 
 
-__all__ = ["COLLECT_SUMMARY", "CONFIG_RECORD", "DEMO_PHASES", "DemoConfig", "PHASE_DIRS", "phase_dir"]
+__all__ = ["COLLECT_SUMMARY", "CONFIG_RECORD", "DEFAULT_PHASES", "DEMO_PHASES", "DemoConfig", "PHASE_DIRS", "phase_dir"]

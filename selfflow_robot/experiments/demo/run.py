@@ -34,6 +34,7 @@ from selfflow_robot.evaluation.config import EvalConfig
 from selfflow_robot.evaluation.evaluate import run_sweep
 from selfflow_robot.evaluation.report import atomic_write_text
 from selfflow_robot.experiments.demo.config import COLLECT_SUMMARY, CONFIG_RECORD, DemoConfig, phase_dir
+from selfflow_robot.experiments.demo.curve import curve_phase
 from selfflow_robot.experiments.demo.report import write_demo_report
 from selfflow_robot.model.autoencoder import CONFIG_FILE as AUTOENCODER_CONFIG
 from selfflow_robot.model.autoencoder import read_report
@@ -135,7 +136,8 @@ def imagine_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
 
 
 PHASE_RUNNERS: dict[str, Callable[[DemoConfig, Path], dict[str, Any]]] = {
-    "collect": collect_phase, "codec": codec_phase, "train": train_phase, "eval": eval_phase, "imagine": imagine_phase}
+    "collect": collect_phase, "codec": codec_phase, "train": train_phase, "eval": eval_phase,
+    "imagine": imagine_phase, "curve": curve_phase}
 
 
 def main(cfg: DictConfig) -> int:
