@@ -11,7 +11,14 @@ and the time it would take at `--peak-tflops`.
 
 `eager` runs every denoising step over the context and the action tokens (for a prefix-attention model: one
 pass under the prefix mask); `cached` (models with `attention=prefix`) runs the context once per chunk and every
-step over the action tokens only, against the context's cached keys/values.
+step over the action tokens only, against the context's cached keys/values. Both count the codec's encode of the
+context frames. `--breakdown` also times the parts of a cached chunk (encode, context pass, the modulation of
+every step, one denoising step).
+
+`--model KEY=VALUE ...` overrides the preset's geometry, e.g. the demo recipe's autoencoder tokens (the encode of a
+trained `ae` codec is counted like the pixel codec's; its weights come from `vae=`):
+    python scripts/bench_policy.py --size tiny --steps 10 --threads 1 --modes eager,cached \
+        --model codec=ae vae=runs/demo/demos/codec latent_channels=8 vae_downsample=8 patch_size=2
     python scripts/bench_policy.py --ckpt runs/demo --steps 10
     python scripts/bench_policy.py --size xl --flops-only --peak-tflops 989      # H100 dense bf16
     python scripts/bench_policy.py --size xl --device cuda --dtype bfloat16 --modes eager,compile
@@ -30,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from selfflow_robot.checkpoint import load_pretrained
@@ -109,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peak-tflops", type=float, default=989.0,
                    help="accelerator peak for the projection (H100/H200 SXM dense bf16: 989)")
     p.add_argument("--flops-only", action="store_true", help="count FLOPs and project; run nothing")
+    p.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="model config overrides of the fresh model, e.g. codec=ae vae=DIR latent_channels=8 "
+                        "vae_downsample=8 patch_size=2")
+    p.add_argument("--breakdown", action="store_true", help="also time the parts of a cached chunk")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -122,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         model, codec, cfg = pre.model, pre.codec, pre.model.cfg
     else:
         over = {} if args.chunk is None else {"horizon": args.chunk}
+        over.update(OmegaConf.to_container(OmegaConf.from_dotlist(args.model)))
         if args.attention:
             over["attention"] = args.attention
         cfg = dit_config(args.size, **over)
@@ -131,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--chunk {args.chunk} differs from the checkpoint's horizon {cfg.horizon}")
     flops = chunk_flops(cfg, args.steps, args.batch)
     result: dict = {"size": args.size if not args.ckpt else args.ckpt, "steps": args.steps, "chunk": cfg.horizon,
-                    "attention": cfg.attention,
+                    "attention": cfg.attention, "codec": cfg.codec, "model_overrides": args.model,
                     "batch": args.batch, "tokens": cfg.context_frames * cfg.tokens_per_frame + cfg.horizon,
                     "device": args.device, "dtype": args.dtype, "threads": args.threads,
                     "gflops_per_chunk": flops / 1e9, "peak_tflops": args.peak_tflops,
@@ -145,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     if model is None:  # a fresh model; a VAE codec would need its weights, so VAE sizes use random latents
-        model, codec = build_model(cfg, with_codec=cfg.codec == "pixel")
+        model, codec = build_model(cfg, with_codec=cfg.codec in ("pixel", "ae"))
     model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
     sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
     g = torch.Generator().manual_seed(0)
@@ -159,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                           generator=g).to(device=device, dtype=dtype)
     if codec is None:
         print("note: no VAE weights here: the loop runs on random context latents (VAE encode excluded)")
+    codec = codec if codec is None else codec.to(device).eval()
 
     def encode() -> torch.Tensor:
         return latents if codec is None else codec.encode(frames.to(device)).to(dtype)
@@ -206,8 +220,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {mode:<13} p50 {stats['p50_ms']:8.2f} ms   p99 {stats['p99_ms']:8.2f} ms   "
               f"{stats['actions_per_s']:10.1f} actions/s   cpu {cpu_ms:8.2f} ms/chunk")
     tmp.cleanup()
+    if args.breakdown and cfg.attention == "prefix":
+        model.split_prefix = True
+        result["breakdown"] = breakdown(model, encode, text.to(dtype), noise.to(dtype), state, args.steps,
+                                        args.iters, args.warmup, sync)
     _write(args.json, result)
     return 0
+
+
+def breakdown(model, encode, text: torch.Tensor, noise: torch.Tensor, state: torch.Tensor | None, steps: int,
+              iters: int, warmup: int, sync) -> dict[str, float]:
+    """p50 ms of the parts of a cached chunk, as `sample` runs them: the codec's encode, the context pass
+    (keys/values only), the adaLN modulation of every step at once, and one denoising step (x steps)."""
+    kw = {} if state is None else {"state": state}
+    B = noise.shape[0]
+    with torch.inference_mode():
+        ctx = encode()
+        taus = [{ACTIONS: torch.full((B,), 1 - i / steps, device=noise.device)} for i in range(steps)]
+        cache = model.encode_prefix(ctx, text, keys_only=True, **kw)
+        conds = model.conditioning({ACTIONS: noise.shape[1]}, taus, text, **kw)
+        parts = {"encode": encode,
+                 "context_pass": lambda: model.encode_prefix(ctx, text, keys_only=True, **kw),
+                 "modulation_all_steps": lambda: model.conditioning({ACTIONS: noise.shape[1]}, taus, text, **kw),
+                 "one_step": lambda: model({ACTIONS: noise}, taus[steps // 2], text, prefix=cache,
+                                           conditioning=conds[steps // 2], **kw)}
+        out = {name: percentiles(time_it(fn, iters, warmup, sync)[0])["p50_ms"] for name, fn in parts.items()}
+    out["steps_total"] = out["one_step"] * steps
+    out["sum"] = sum(v for k, v in out.items() if k not in ("one_step", "sum"))
+    print("  cached chunk, p50 ms: " + ", ".join(f"{k} {v:.2f}" for k, v in out.items()))
+    return out
 
 
 def _write(path: str | None, result: dict) -> None:
