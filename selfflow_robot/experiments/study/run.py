@@ -133,8 +133,6 @@ def run_arms(out: Path, shared: Sequence[str], seeds: Sequence[int], objectives:
             cfg, dc = demo_config(overrides)
             link_demos(arm_dir, demos)
             jobs.append((arm_name(objective, seed), arm_dir, overrides, cfg, dc))
-    if jobs:  # the autoencoder is fit once, into the shared demos (through the first arm's link)
-        codec_phase(jobs[0][4], jobs[0][1])
     status: dict[str, str] = {}
     todo = []
     for name, arm_dir, overrides, cfg, dc in jobs:
@@ -142,9 +140,9 @@ def run_arms(out: Path, shared: Sequence[str], seeds: Sequence[int], objectives:
             print(f"reusing arm {name} (finished: {phase_dir(arm_dir, 'report') / 'report.md'})", flush=True)
             status[name] = "reused"
         else:
-            todo.append((name, arm_dir, overrides, cfg))
+            todo.append((name, arm_dir, overrides, cfg, dc))
     if parallel <= 1:
-        for i, (name, arm_dir, _, cfg) in enumerate(todo, 1):
+        for i, (name, arm_dir, _, cfg, dc) in enumerate(todo, 1):
             lock, why = claim_arm(name, arm_dir)
             if lock is None:
                 status[name] = why
@@ -152,6 +150,7 @@ def run_arms(out: Path, shared: Sequence[str], seeds: Sequence[int], objectives:
                 continue
             try:
                 print(f"\n##### arm {i}/{len(todo)}: {name} -> {arm_dir}", flush=True)
+                codec_phase(dc, arm_dir)  # fit once into the shared demos (through the arm's link), then reused
                 demo_main(cfg)
                 status[name] = "done"
             finally:
@@ -166,12 +165,17 @@ def run_arms(out: Path, shared: Sequence[str], seeds: Sequence[int], objectives:
     try:
         while queue or running:
             while queue and len(running) < parallel:
-                name, arm_dir, overrides, _ = queue.pop(0)
+                name, arm_dir, overrides, _, dc = queue.pop(0)
                 lock, why = claim_arm(name, arm_dir)
                 if lock is None:
                     status[name] = why
                     print(f"skipping arm {name}: {why}", flush=True)
                     continue
+                try:  # here, before any arm starts: arms side by side must not fit the shared autoencoder twice
+                    codec_phase(dc, arm_dir)
+                except BaseException:
+                    lock.release()
+                    raise
                 log = open(out / f"{name}.log", "a")  # noqa: SIM115 - open while the arm runs, closed below
                 cmd = [sys.executable, "-m", "selfflow_robot.cli", "demo", *overrides]
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
