@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from selfflow_robot.constants import ACTIONS, CONTEXT, GROUPS
 from selfflow_robot.model.config import DiTConfig
@@ -257,10 +258,12 @@ class SelfFlowDiT(nn.Module):
         c, route = self._condition(groups, [sizes[g] for g in groups], tau, cond.repeat(S, 1), S * B)
         dev = c.device.type   # the dtype the tokens' embedding gets (`_run` casts c to it): autocast's, if on
         c = c.to(torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else self.x_embedder.proj.weight.dtype)
-        blocks = [modulation_ahead(block.adaLN_modulation(c), route, 6, S) for block in self.blocks]   # S each
-        final = modulation_ahead(self.final_layer.adaLN_modulation(c), route, 2, S)
-        return [Conditioning(sizes={g: sizes[g] for g in groups}, blocks=[m[s] for m in blocks], final=final[s],
-                             route=route) for s in range(S)]
+        silu_c = F.silu(c)   # each adaLN_modulation is SiLU, then a linear: the SiLU once for all of them
+        rows = [F.linear(silu_c, m[-1].weight, m[-1].bias) for m in
+                [block.adaLN_modulation for block in self.blocks] + [self.final_layer.adaLN_modulation]]
+        mods = [modulation_ahead(m, route, 6 if i < len(self.blocks) else 2, S) for i, m in enumerate(rows)]
+        return [Conditioning(sizes={g: sizes[g] for g in groups}, blocks=[m[s] for m in mods[:-1]],
+                             final=mods[-1][s], route=route) for s in range(S)]
 
     def _encode_prefix(self, context: torch.Tensor, cond: torch.Tensor, feature_layer: int | None,
                        stop_at: int | None, keys_only: bool = False) -> PrefixCache:
@@ -282,8 +285,7 @@ class SelfFlowDiT(nn.Module):
         groups = [g for g in GROUPS if g in x]
         if not groups:
             raise ValueError("SelfFlowDiT.forward needs at least one token group in x")
-        unknown = set(x) - set(GROUPS)
-        if unknown:
+        if unknown := set(x) - set(GROUPS):
             raise ValueError(f"unknown token groups {sorted(unknown)}; expected a subset of {list(GROUPS)}")
         if feature_layer is not None and stop_at is not None:
             raise ValueError("pass either feature_layer (student) or stop_at (teacher), not both")
@@ -370,8 +372,7 @@ class SelfFlowDiT(nn.Module):
         """
         if isinstance(tau, torch.Tensor):
             tau = {g: tau for g in groups}
-        missing = [g for g in groups if g not in tau]
-        if missing:
+        if missing := [g for g in groups if g not in tau]:
             raise ValueError(f"tau has no entry for token groups {missing}")
         device = self.t_embedder.mlp[0].weight.device
         cond = cond[:, None]                                                 # (B, 1, D)

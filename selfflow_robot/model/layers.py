@@ -18,7 +18,9 @@ def norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale1: torch.Tensor, ep
     every token of one example (B = 1, e.g. a policy's context or action tokens), or a (D,) row, is taken as the
     norm's affine parameters: one op, the same numbers up to rounding."""
     D = x.shape[-1]
-    if shift.dim() == 1 or (x.shape[0] == 1 and shift.shape[:-1].numel() == 1):
+    if shift.dim() == 1:
+        return torch.layer_norm(x, (D,), scale1, shift, eps)
+    if x.shape[0] == 1 and shift.shape[:-1].numel() == 1:
         return torch.layer_norm(x, (D,), scale1.reshape(D), shift.reshape(D), eps)
     return torch.addcmul(shift, torch.layer_norm(x, (D,), None, None, eps), scale1)
 
