@@ -87,6 +87,9 @@ class ImagineConfig:
         device: torch device; `auto` = CUDA when available, else CPU.
         precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
         fps: video frame rate (RT-1 runs at 3 Hz).
+        action_control: also imagine each episode from its own context with the first actions of the next
+            episode of the split (the same noise): `psnr_other_actions` per step. A model whose frames follow
+            the actions scores lower there than with the episode's own actions; one that ignores them does not.
         output_dir: where the videos and metrics.json go.
         name: file stem of the videos ("" = `episode<ID>_start<S>` or `imagine`).
     """
@@ -106,6 +109,7 @@ class ImagineConfig:
     device: str = "auto"
     precision: str = "auto"
     fps: float = 3.0
+    action_control: bool = False
     output_dir: str = "outputs/imagine"
     name: str = ""
 
@@ -246,18 +250,36 @@ def horizon_metrics(pred: np.ndarray, truth: np.ndarray, last_context: np.ndarra
             "psnr_copy_last": psnr(base, truth_f).tolist(), "ssim_copy_last": ssim(base, truth_f).tolist()}
 
 
+def other_actions_metrics(wm: WorldModel, cfg: ImagineConfig, ckpt_config: DictConfig, ep: Episode
+                          ) -> dict[str, list[float]]:
+    """PSNR/SSIM per step of the rollout from `ep`'s context with the next split episode's first actions (the
+    same noise), against `ep`'s real frames: the action-dependence control."""
+    total = split_size(cfg, ckpt_config)
+    if total < 2:
+        raise DataError(f"{cfg.data.path}: action_control needs a second episode in split '{cfg.data.split}'")
+    nxt = replace(cfg, data=replace(cfg.data, episode=(cfg.data.episode + 1) % total), start=0, length=0)
+    other = load_episode(nxt, ckpt_config, wm.image_size, wm.k)
+    n = min(len(ep.actions), len(other.actions))
+    pred = wm.rollout(ep.context, other.actions[:n], terminate=other.terminate[:n], instruction=ep.instruction,
+                      text=ep.text, progress=False)
+    truth = ep.truth[:n].astype(np.float32) / 255.0
+    return {"psnr_other_actions": psnr(pred, truth).tolist(), "ssim_other_actions": ssim(pred, truth).tolist()}
+
+
 def format_metrics(m: dict[str, list[float]]) -> str:
     """A per-step table with a mean row (and an episode count column for averaged metrics)."""
-    count = "count" in m
+    count, other = "count" in m, "psnr_other_actions" in m
     head = f"{'step':>5}  {'PSNR':>7}  {'PSNR copy-last':>14}  {'SSIM':>6}  {'SSIM copy-last':>14}"
-    lines = [head + ("  episodes" if count else "")]
+    lines = [head + ("  PSNR other actions" if other else "") + ("  episodes" if count else "")]
     for i in range(len(m["psnr"])):
+        o = m["psnr_other_actions"][i] if other and i < len(m["psnr_other_actions"]) else float("nan")
         lines.append(f"{i + 1:>5}  {m['psnr'][i]:7.2f}  {m['psnr_copy_last'][i]:14.2f}  "
-                     f"{m['ssim'][i]:6.3f}  {m['ssim_copy_last'][i]:14.3f}"
+                     f"{m['ssim'][i]:6.3f}  {m['ssim_copy_last'][i]:14.3f}" + (f"  {o:19.2f}" if other else "")
                      + (f"  {int(m['count'][i]):>8}" if count else ""))
     mean = {k: float(np.mean(v)) for k, v in m.items()}
     lines.append(f"{'mean':>5}  {mean['psnr']:7.2f}  {mean['psnr_copy_last']:14.2f}  "
-                 f"{mean['ssim']:6.3f}  {mean['ssim_copy_last']:14.3f}")
+                 f"{mean['ssim']:6.3f}  {mean['ssim_copy_last']:14.3f}"
+                 + (f"  {mean['psnr_other_actions']:19.2f}" if other else ""))
     return "\n".join(lines)
 
 
@@ -320,6 +342,8 @@ def imagine(cfg: ImagineConfig) -> dict[str, Any]:
                                   "config": asdict(one)}
         if ep.truth is not None:
             result["metrics"] = horizon_metrics(pred, ep.truth, ep.context[-1])
+            if cfg.action_control:
+                result["metrics"].update(other_actions_metrics(wm, one, ckpt_config, ep))
             print(format_metrics(result["metrics"]))
         else:
             print("no ground truth for these actions: videos only, no PSNR/SSIM")

@@ -3,16 +3,21 @@ actions from files; clear errors."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import imageio.v2 as imageio
 import numpy as np
 import pytest
 from PIL import Image
 
+from selfflow_robot.checkpoint import load_run_config
 from selfflow_robot.cli import main as cli
+from selfflow_robot.config import structured
 from selfflow_robot.data.dataset import split_episodes
 from selfflow_robot.data.reader import RLDSReader
-from selfflow_robot.world_model.cli import load_actions_file, mean_over_episodes
+from selfflow_robot.data.video_metrics import psnr
+from selfflow_robot.world_model.cli import ImagineConfig, load_actions_file, load_episode, mean_over_episodes
+from selfflow_robot.world_model.rollout import WorldModel
 
 
 def test_imagine_on_a_held_out_episode_writes_videos_and_metrics(wm_ckpt, wm_data, wm_val_fraction, tmp_path,
@@ -93,3 +98,24 @@ def test_mean_over_episodes_handles_ragged_lengths():
     m = mean_over_episodes([a, b])
     assert m["psnr"] == [15.0, 20.0, 30.0] and m["count"] == [2.0, 1.0, 1.0]
     assert m["ssim"][0] == pytest.approx(0.2)
+
+
+def test_action_control_rolls_out_the_next_episodes_actions_from_the_same_context(wm_ckpt, wm_data, tmp_path,
+                                                                                  capsys):
+    out = tmp_path / "control"
+    assert cli(["imagine", f"ckpt={wm_ckpt}", f"data.path={wm_data}", "data.num_episodes=0", "steps=1", "length=3",
+                "action_control=true", f"output_dir={out}"]) == 0
+    assert "PSNR other actions" in capsys.readouterr().out
+    summary = json.loads((out / "summary_metrics.json").read_text())
+    first = json.loads((out / f"{summary['episodes'][0]}_metrics.json").read_text())["metrics"]
+    # the same rollout by hand: episode 0's context and real frames, episode 1's first three actions
+    wm = WorldModel.from_pretrained(wm_ckpt, steps=1, seed=0)
+    cfg = structured(ImagineConfig, {"ckpt": str(wm_ckpt), "length": 3, "data": {"path": str(wm_data)}})
+    run_cfg = load_run_config(wm.source)
+    own = load_episode(cfg, run_cfg, wm.image_size, wm.k)
+    other = load_episode(replace(cfg, data=replace(cfg.data, episode=1)), run_cfg, wm.image_size, wm.k)
+    pred = wm.rollout(own.context, other.actions, terminate=other.terminate, instruction=own.instruction,
+                      text=own.text)
+    assert first["psnr_other_actions"] == pytest.approx(psnr(pred, own.truth.astype(np.float32) / 255).tolist())
+    assert first["psnr_other_actions"] != first["psnr"]  # another rollout (an untrained model barely differs)
+    assert len(summary["metrics"]["psnr_other_actions"]) == 3

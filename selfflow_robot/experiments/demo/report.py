@@ -99,8 +99,10 @@ def validation_section(val: Mapping[str, float] | None) -> list[str]:
     return lines + [""]
 
 
-def imagine_section(r: Mapping[str, Any] | None, report_dir: Path) -> list[str]:
-    """The imagined rollout (gif, mp4) and its PSNR/SSIM per frame ahead beside copying the last frame."""
+def imagine_section(r: Mapping[str, Any] | None, report_dir: Path,
+                    summary: Mapping[str, Any] | None = None) -> list[str]:
+    """The imagined rollout (gif, mp4) and PSNR/SSIM per frame ahead beside copying the last frame, averaged over
+    the held-out demos when `summary` is given, with the other-actions control where it was run."""
     if not r:
         return []
     lines = ["## World model: imagined rollout beside the real one", "",
@@ -111,14 +113,25 @@ def imagine_section(r: Mapping[str, Any] | None, report_dir: Path) -> list[str]:
         lines += [f"![imagined rollout]({_copy(Path(video['gif']), report_dir, 'imagine.gif')})", ""]
     if video.get("mp4") and Path(video["mp4"]).is_file():
         lines += [f"[mp4]({_copy(Path(video['mp4']), report_dir, 'imagine.mp4')})", ""]
-    m = r.get("metrics")
-    if m:
-        lines += ["| frames ahead | PSNR (dB) | copy-last PSNR | SSIM | copy-last SSIM |", "|---|---|---|---|---|"]
-        for i in range(len(m["psnr"])):
-            lines.append(f"| {i + 1} | {m['psnr'][i]:.2f} | {m['psnr_copy_last'][i]:.2f} | {m['ssim'][i]:.3f} | "
-                         f"{m['ssim_copy_last'][i]:.3f} |")
-        lines.append(f"| mean | {np.mean(m['psnr']):.2f} | {np.mean(m['psnr_copy_last']):.2f} | "
-                     f"{np.mean(m['ssim']):.3f} | {np.mean(m['ssim_copy_last']):.3f} |")
+    m = (summary or r).get("metrics")
+    if not m:
+        return lines + [""]
+    if summary:
+        lines += [f"Mean over the {len(summary['episodes'])} held-out demos. \"Other actions\": the same start and "
+                  "noise with the next demo's actions; a world model that follows its actions scores lower there.",
+                  ""]
+    other = "psnr_other_actions" in m
+    lines += ["| frames ahead | PSNR (dB) | copy-last PSNR | SSIM | copy-last SSIM |" + (" other-actions PSNR |"
+                                                                                      if other else ""),
+              "|---|---|---|---|---|" + ("---|" if other else "")]
+    for i in range(len(m["psnr"])):
+        o = f" {m['psnr_other_actions'][i]:.2f} |" if other and i < len(m["psnr_other_actions"]) else (
+            " - |" if other else "")
+        lines.append(f"| {i + 1} | {m['psnr'][i]:.2f} | {m['psnr_copy_last'][i]:.2f} | {m['ssim'][i]:.3f} | "
+                     f"{m['ssim_copy_last'][i]:.3f} |" + o)
+    lines.append(f"| mean | {np.mean(m['psnr']):.2f} | {np.mean(m['psnr_copy_last']):.2f} | "
+                 f"{np.mean(m['ssim']):.3f} | {np.mean(m['ssim_copy_last']):.3f} |"
+                 + (f" {np.mean(m['psnr_other_actions']):.2f} |" if other else ""))
     return lines + [""]
 
 
@@ -155,7 +168,7 @@ def demo_markdown(cfg: DemoConfig, results: DemoResults, report_dir: Path, timin
     if (results.run_dir / "curves.png").is_file():
         lines += ["## Training curves", "",
                   f"![training curves]({_copy(results.run_dir / 'curves.png', report_dir)})", ""]
-    lines += imagine_section(results.imagine, report_dir)
+    lines += imagine_section(results.imagine, report_dir, results.imagine_summary)
     lines += videos_section(results.videos, results.eval_dir, report_dir)
     lines += setup_section(cfg, results.collect, results.run_config, results.trained_to, results.training_seen())
     lines += timings_section(timings)

@@ -37,6 +37,7 @@ class DemoResults:
         validation: the last `metrics.jsonl` row with held-out validation metrics.
         eval_results: `eval/results.json` (per checkpoint, per task success with Wilson intervals).
         imagine: the first `imagine/*_metrics.json` (label, instruction, steps, video paths, per-frame metrics).
+        imagine_summary: `imagine/summary_metrics.json`, the per-frame metrics averaged over the held-out demos.
         videos: (task, success) -> the first episode video of that outcome that exists.
     """
 
@@ -48,6 +49,7 @@ class DemoResults:
     validation: dict[str, Any] | None = None
     eval_results: dict[str, Any] | None = None
     imagine: dict[str, Any] | None = None
+    imagine_summary: dict[str, Any] | None = None
     videos: dict[tuple[str, bool], Path] = field(default_factory=dict)
 
     @property
@@ -99,8 +101,10 @@ def read_demo_results(out: Path) -> DemoResults:
     val_rows = [row for row in read_metrics(r.run_dir) if "val/action_mse_norm" in row] if r.run_dir.is_dir() else []
     r.validation = val_rows[-1] if val_rows else None
     r.eval_results = read_json(r.eval_dir / "results.json")
-    imagine = sorted(phase_dir(out, "imagine").glob("*_metrics.json"))
+    imagine = sorted(p for p in phase_dir(out, "imagine").glob("*_metrics.json") if p.name != "summary_metrics.json")
     r.imagine = json.loads(imagine[0].read_text()) if imagine else None
+    summary = phase_dir(out, "imagine") / "summary_metrics.json"
+    r.imagine_summary = json.loads(summary.read_text()) if summary.is_file() else None
     r.videos = episode_videos(r.eval_dir)
     return r
 

@@ -127,12 +127,14 @@ def eval_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
 
 
 def imagine_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
-    """Imagine the first held-out demo from its first frames and actions; returns its metrics."""
+    """Imagine every held-out demo from its first frames and actions, and again with the next demo's actions
+    (the action-dependence control); returns the metrics per frame ahead, averaged over the demos."""
     dest = phase_dir(out, "imagine")
     imagine_main(load_config("imagine", [f"ckpt={phase_dir(out, 'train')}", f"data.path={phase_dir(out, 'collect')}",
-                                         f"output_dir={dest}", f"length={cfg.imagine_length}",
-                                         f"seed={cfg.seed}"], schema=ImagineConfig))
-    return json.loads(next(iter(sorted(dest.glob("*_metrics.json")))).read_text())
+                                         f"output_dir={dest}", f"length={cfg.imagine_length}", "data.num_episodes=0",
+                                         "action_control=true", f"seed={cfg.seed}"], schema=ImagineConfig))
+    summary = dest / "summary_metrics.json"
+    return json.loads((summary if summary.is_file() else next(iter(sorted(dest.glob("*_metrics.json"))))).read_text())
 
 
 PHASE_RUNNERS: dict[str, Callable[[DemoConfig, Path], dict[str, Any]]] = {
