@@ -127,7 +127,7 @@ def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[s
         for key, kw in branches.items():
             n = 1 + key[0] + key[1]
             idx = [i for i, plan in enumerate(plans) if plan[:2] == key]
-            rep = [{g: torch.cat([t] * n) for g, t in taus[i].items()} for i in idx]
+            rep = [{g: t if n == 1 else torch.cat([t] * n) for g, t in taus[i].items()} for i in idx]
             conditioning.update(zip(idx, model.conditioning(sizes, rep, **kw)))
 
     def velocity(i: int) -> dict[str, torch.Tensor]:
