@@ -64,7 +64,7 @@ class DemoConfig:
     codec_overrides: list[str] = field(default_factory=list)
     codec_patch_size: int = 2
     objective: str = "selfflow"
-    steps: int = 6000
+    steps: int = 5000
     batch_size: int = 16
     lr: float = 1e-3
     seed: int = 0
