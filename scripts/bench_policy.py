@@ -12,8 +12,8 @@ and the time it would take at `--peak-tflops`.
 `eager` runs every denoising step over the context and the action tokens (for a prefix-attention model: one
 pass under the prefix mask); `cached` (models with `attention=prefix`) runs the context once per chunk and every
 step over the action tokens only, against the context's cached keys/values. Both count the codec's encode of the
-context frames. `--breakdown` also times the parts of a cached chunk (encode, context pass, the modulation of
-every step, one denoising step).
+context frames. `--breakdown` also times the parts of a cached chunk (encode, the modulation of the context pass
+and of every step, the context pass, one denoising step).
 
 `--model KEY=VALUE ...` overrides the preset's geometry, e.g. the demo recipe's autoencoder tokens (the encode of a
 trained `ae` codec is counted like the pixel codec's; its weights come from `vae=`):
@@ -230,19 +230,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def breakdown(model, encode, text: torch.Tensor, noise: torch.Tensor, state: torch.Tensor | None, steps: int,
               iters: int, warmup: int, sync) -> dict[str, float]:
-    """p50 ms of the parts of a cached chunk, as `sample` runs them: the codec's encode, the context pass
-    (keys/values only), the adaLN modulation of every step at once, and one denoising step (x steps)."""
+    """p50 ms of the parts of a cached chunk, as `sample` runs them: the codec's encode, the adaLN modulation of
+    the context pass and of every step (one batch), the context pass (keys/values only), and one denoising step
+    (x steps)."""
     kw = {} if state is None else {"state": state}
     B = noise.shape[0]
     with torch.inference_mode():
         ctx = encode()
-        taus = [{ACTIONS: torch.full((B,), 1 - i / steps, device=noise.device)} for i in range(steps)]
-        cache = model.encode_prefix(ctx, text, keys_only=True, **kw)
-        conds = model.conditioning({ACTIONS: noise.shape[1]}, taus, text, **kw)
+        sizes = [{CONTEXT: ctx.shape[1]}] + [{ACTIONS: noise.shape[1]}] * steps
+        taus = [{CONTEXT: torch.zeros(B, device=noise.device)}] + [
+            {ACTIONS: torch.full((B,), 1 - i / steps, device=noise.device)} for i in range(steps)]
+        ctx_cond, *conds = model.conditioning(sizes, taus, text, **kw)
+        cache = model.encode_prefix(ctx, text, keys_only=True, conditioning=ctx_cond, **kw)
         parts = {"encode": encode,
-                 "context_pass": lambda: model.encode_prefix(ctx, text, keys_only=True, **kw),
-                 "modulation_all_steps": lambda: model.conditioning({ACTIONS: noise.shape[1]}, taus, text, **kw),
-                 "one_step": lambda: model({ACTIONS: noise}, taus[steps // 2], text, prefix=cache,
+                 "modulation": lambda: model.conditioning(sizes, taus, text, **kw),
+                 "context_pass": lambda: model.encode_prefix(ctx, text, keys_only=True, conditioning=ctx_cond, **kw),
+                 "one_step": lambda: model({ACTIONS: noise}, taus[1 + steps // 2], text, prefix=cache,
                                            conditioning=conds[steps // 2], **kw)}
         out = {name: percentiles(time_it(fn, iters, warmup, sync)[0])["p50_ms"] for name, fn in parts.items()}
     out["steps_total"] = out["one_step"] * steps

@@ -33,7 +33,7 @@ from selfflow_robot.model.layers import (
     modulation_ahead,
     sincos_3d,
 )
-from selfflow_robot.model.tokens import Conditioning, DiTOutput, PrefixCache, attention_mask, scatter_rows
+from selfflow_robot.model.tokens import Conditioning, DiTOutput, PrefixCache, attention_mask, check_groups, scatter_rows
 
 X_PRED_TAU_MIN = 0.05  # x-prediction: velocity = (x_tau - x0_hat) / max(tau, this), as JiT clips it
 
@@ -96,10 +96,8 @@ class SelfFlowDiT(nn.Module):
             nn.init.zeros_(self.state_embedder.null_state)
         nn.init.normal_(self.group_embed.weight, std=0.02)
         nn.init.normal_(self.type_embed.weight, std=0.02)
-        for block in self.blocks:
-            nn.init.constant_(block.adaLN_modulation[-1].weight, 0)
-            nn.init.constant_(block.adaLN_modulation[-1].bias, 0)
-        for layer in (self.final_layer.adaLN_modulation[-1], self.final_layer.linear, self.final_layer.action_linear):
+        for layer in [block.adaLN_modulation[-1] for block in self.blocks] + [
+                self.final_layer.adaLN_modulation[-1], self.final_layer.linear, self.final_layer.action_linear]:
             nn.init.constant_(layer.weight, 0)
             nn.init.constant_(layer.bias, 0)
 
@@ -151,7 +149,7 @@ class SelfFlowDiT(nn.Module):
         tokens attend to its cached keys/values: the same numbers as one pass under the prefix mask. Outputs of
         dropped tokens are zeros.
         """
-        groups = self._groups(x, feature_layer, stop_at)
+        groups = check_groups(len(self.blocks), x, feature_layer, stop_at)
         if prefix is not None and CONTEXT in x:
             raise ValueError("with a prefix cache, x must not hold the context tokens again")
         if draws > 1 and (CONTEXT not in x or len(groups) == 1):
@@ -227,72 +225,75 @@ class SelfFlowDiT(nn.Module):
     def encode_prefix(self, context: torch.Tensor, text: torch.Tensor | None, *, text_drop: torch.Tensor | None = None,
                       state: torch.Tensor | None = None, state_drop: torch.Tensor | None = None,
                       feature_layer: int | None = None, stop_at: int | None = None,
-                      keys_only: bool = False) -> PrefixCache:
+                      keys_only: bool = False, conditioning: Conditioning | None = None) -> PrefixCache:
         """Run the clean context tokens (B, N_ctx, d) alone, tau = 0, and keep every block's keys/values, for
         `forward(..., prefix=cache)` calls of the noisy tokens (models with `attention="prefix"`).
 
         `keys_only`: the caller needs the keys/values only (a sampler): the last block stops once it has them,
-        and the cache holds no `hidden` (so no context velocity or state read-out from it)."""
+        and the cache holds no `hidden` (so no context velocity or state read-out from it). `conditioning`: the
+        context's modulation computed ahead (`conditioning`, e.g. in one batch with a sampler's steps)."""
         if self.cfg.attention != "prefix":
             raise ValueError("encode_prefix needs a model with attention='prefix' (its context attends only to "
                              "itself); this one has attention='full'")
-        self._groups({CONTEXT: context}, feature_layer, stop_at)
+        check_groups(len(self.blocks), {CONTEXT: context}, feature_layer, stop_at)
         if keys_only and (feature_layer is not None or stop_at is not None):
             raise ValueError("keys_only gives no hidden states: not with feature_layer or stop_at")
+        if conditioning is not None:
+            conditioning.check({CONTEXT: context.shape[1]}, False)
+            return self._encode_prefix(context, None, feature_layer, stop_at, keys_only, conditioning)
         cond = self._cond(text, text_drop, state, state_drop, context.shape[0])
         return self._encode_prefix(context, cond, feature_layer, stop_at, keys_only)
 
-    def conditioning(self, sizes: Mapping[str, int], taus: Sequence[Mapping[str, torch.Tensor]],
-                     text: torch.Tensor | None, *, text_drop: torch.Tensor | None = None,
-                     state: torch.Tensor | None = None, state_drop: torch.Tensor | None = None) -> list[Conditioning]:
-        """The adaLN modulation (every block's and the final layer's) of tokens `sizes` (group -> N_g) at each set
-        of noise levels in `taus` (dict[group, (B,)], one value per example and group), all computed in one
-        batch: `forward(x, taus[i], text, ..., conditioning=out[i])` then skips it and gives the same numbers.
-        `text`/`state` (and the drops) are those the forward passes get."""
-        groups = [g for g in GROUPS if g in sizes]
-        if not taus or any(set(t) != set(groups) or any(v.dim() != 1 for v in t.values()) for t in taus):
-            raise ValueError(f"taus: one dict[group, (B,) tensor] per pass, over exactly the groups {groups}")
-        B, S = taus[0][groups[0]].shape[0], len(taus)
-        cond = self._cond(text, text_drop, state, state_drop, B)           # (B, D)
-        tau = {g: torch.cat([t[g].expand(B) for t in taus]) for g in groups}   # (S·B,): row s·B + b
-        c, route = self._condition(groups, [sizes[g] for g in groups], tau, cond.repeat(S, 1), S * B)
+    def conditioning(self, sizes: Mapping[str, int] | Sequence[Mapping[str, int]],
+                     taus: Sequence[Mapping[str, torch.Tensor]], text: torch.Tensor | None, *,
+                     text_drop: torch.Tensor | None = None, state: torch.Tensor | None = None,
+                     state_drop: torch.Tensor | None = None) -> list[Conditioning]:
+        """The adaLN modulation (every block's and the final layer's) of tokens `sizes` (group -> N_g; or one such
+        dict per pass, e.g. a sampler's context, then its steps) at each set of noise levels in `taus` (dict[group,
+        (B,)], one value per example and group), all in one batch (each weight read once): `forward(x, taus[i],
+        text, ..., conditioning=out[i])` (or `encode_prefix(..., conditioning=out[i])`) then skips it and gives the
+        same numbers. `text`/`state` (and the drops) are those the passes get."""
+        per = [sizes] * len(taus) if isinstance(sizes, Mapping) else list(sizes)
+        groups = [[g for g in GROUPS if g in s] for s in per]
+        if not taus or len(per) != len(taus) or any(set(t) != set(gs) or any(v.dim() != 1 for v in t.values())
+                                                    for t, gs in zip(taus, groups)):
+            raise ValueError("taus: one dict[group, (B,) tensor] per pass, over exactly the groups of its sizes")
+        B = taus[0][groups[0][0]].shape[0]
+        flat = [(g, t[g].expand(B)) for t, gs in zip(taus, groups) for g in gs]   # R condition rows per example
+        types = self.type_embed(torch.tensor([GROUPS.index(g) for g, _ in flat], device=flat[0][1].device))
+        c = self.t_embedder(torch.stack([v for _, v in flat], 1)) + \
+            self._cond(text, text_drop, state, state_drop, B)[:, None] + types[None]   # (B, R, D), as `_condition`
         dev = c.device.type   # the dtype the tokens' embedding gets (`_run` casts c to it): autocast's, if on
         c = c.to(torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else self.x_embedder.proj.weight.dtype)
         silu_c = F.silu(c)   # each adaLN_modulation is SiLU, then a linear: the SiLU once for all of them
         rows = [F.linear(silu_c, m[-1].weight, m[-1].bias) for m in
                 [block.adaLN_modulation for block in self.blocks] + [self.final_layer.adaLN_modulation]]
-        mods = [modulation_ahead(m, route, 6 if i < len(self.blocks) else 2, S) for i, m in enumerate(rows)]
-        return [Conditioning(sizes={g: sizes[g] for g in groups}, blocks=[m[s] for m in mods[:-1]],
-                             final=mods[-1][s], route=route) for s in range(S)]
+        mods = [modulation_ahead(m, [len(gs) for gs in groups], 6 if i < len(self.blocks) else 2)
+                for i, m in enumerate(rows)]
+        routes = {tuple(s[g] for g in gs): TokenRoute(torch.repeat_interleave(torch.arange(len(gs)), torch.tensor(
+            [s[g] for g in gs])).to(c.device)) for s, gs in zip(per, groups)}     # token -> row, per pass
+        return [Conditioning(sizes={g: s[g] for g in gs}, blocks=[m[k] for m in mods[:-1]], final=mods[-1][k],
+                             route=routes[tuple(s[g] for g in gs)]) for k, (s, gs) in enumerate(zip(per, groups))]
 
-    def _encode_prefix(self, context: torch.Tensor, cond: torch.Tensor, feature_layer: int | None,
-                       stop_at: int | None, keys_only: bool = False) -> PrefixCache:
+    def _encode_prefix(self, context: torch.Tensor, cond: torch.Tensor | None, feature_layer: int | None,
+                       stop_at: int | None, keys_only: bool = False,
+                       conditioning: Conditioning | None = None) -> PrefixCache:
         B, n = context.shape[:2]
         h = self.embed_tokens(CONTEXT, context)                              # (B, N_ctx, D)
-        c, route = self._condition([CONTEXT], [n], {CONTEXT: h.new_zeros(B)}, cond, B)
-        c = c.to(h.dtype)
+        if conditioning is None:
+            c, route = self._condition([CONTEXT], [n], {CONTEXT: h.new_zeros(B)}, cond, B)
+            c, mods = c.to(h.dtype), [None] * len(self.blocks)
+        else:
+            c, route, mods = None, conditioning.route, conditioning.blocks
         kv, features, last = [], None, stop_at or len(self.blocks)
-        for i, block in enumerate(self.blocks, start=1):
+        for i, (block, mod) in enumerate(zip(self.blocks, mods), start=1):
             if i > last:
                 break
-            h, block_kv = block(h, c, route, None, keys_only=keys_only and i == last)   # h None after keys_only
+            h, block_kv = block(h, c, route, None, mod=mod, keys_only=keys_only and i == last)   # h None: keys_only
             kv.append(block_kv)
             if i == feature_layer:
                 features = self.projector(h)
         return PrefixCache(kv=kv, hidden=h, features=h if stop_at is not None else features, c=c, route=route)
-
-    def _groups(self, x: Mapping[str, torch.Tensor], feature_layer: int | None, stop_at: int | None) -> list[str]:
-        groups = [g for g in GROUPS if g in x]
-        if not groups:
-            raise ValueError("SelfFlowDiT.forward needs at least one token group in x")
-        if unknown := set(x) - set(GROUPS):
-            raise ValueError(f"unknown token groups {sorted(unknown)}; expected a subset of {list(GROUPS)}")
-        if feature_layer is not None and stop_at is not None:
-            raise ValueError("pass either feature_layer (student) or stop_at (teacher), not both")
-        for name, layer in (("feature_layer", feature_layer), ("stop_at", stop_at)):
-            if layer is not None and not 1 <= layer <= len(self.blocks):
-                raise ValueError(f"{name}={layer} must be in 1..{len(self.blocks)}")
-        return groups
 
     def _cond(self, text: torch.Tensor | None, text_drop: torch.Tensor | None, state: torch.Tensor | None,
               state_drop: torch.Tensor | None, B: int) -> torch.Tensor:
@@ -303,9 +304,7 @@ class SelfFlowDiT(nn.Module):
             raise ValueError(f"state must be (B, {self.cfg.state_dim}) = ({B}, {self.cfg.state_dim}), "
                              f"got {tuple(state.shape)}")
         cond = self.text_embedder(text, text_drop, B)                        # (B, D)
-        if self.state_embedder is not None:
-            cond = cond + self.state_embedder(state, state_drop, B)
-        return cond
+        return cond if self.state_embedder is None else cond + self.state_embedder(state, state_drop, B)
 
     def _run(self, x: Mapping[str, torch.Tensor], tau: Mapping[str, torch.Tensor] | torch.Tensor,
              cond: torch.Tensor | None, key_mask: Mapping[str, torch.Tensor] | None, feature_layer: int | None,

@@ -212,17 +212,18 @@ def modulation(mod: torch.Tensor, route: TokenRoute | None, parts: int) -> Modul
     return tuple(out)
 
 
-def modulation_ahead(mod: torch.Tensor, route: TokenRoute | None, parts: int,
-                     passes: int = 1) -> list[torch.Tensor] | list[Modulation]:
-    """What to keep of the modulation rows of `passes` passes computed at once ((passes·B, M, parts·D), pass-major),
-    for each pass (`mod=` of the block and the final layer): the `Modulation` itself when one row serves every
-    token (M == 1: no per-token copies), else the rows (B, M, parts·D), expanded to tokens during the pass
-    (per-token copies for every denoising step would take much memory). One example (B = 1) gets (D,) rows."""
-    if route is None or route.per_example or mod.shape[1] != 1:
-        return list(mod.chunk(passes))
-    if mod.shape[0] == passes:
-        return list(zip(*(part.reshape(passes, -1).unbind(0) for part in modulation(mod, route, parts))))
-    return list(zip(*(part.chunk(passes) for part in modulation(mod, route, parts))))
+def modulation_ahead(mod: torch.Tensor, rows: list[int], parts: int) -> list[torch.Tensor] | list[Modulation]:
+    """What each of several passes keeps of their modulation rows computed at once, (B, sum(rows), parts·D), the
+    `rows[s]` rows of pass s after those of the passes before (`mod=` of the block and the final layer): when every
+    pass has one row for all its tokens, its `Modulation` ((D,) rows for one example: no per-token copies), else
+    its rows (B, rows[s], parts·D), expanded to tokens during the pass (per-token copies for every denoising step
+    would take much memory)."""
+    if any(r != 1 for r in rows):
+        return list(mod.split(rows, dim=1))
+    B, R = mod.shape[:2]
+    split = modulation(mod, None, parts)                                     # parts x (B, R, D)
+    per = [p.reshape(R, -1).unbind(0) if B == 1 else p.transpose(0, 1).unsqueeze(2).unbind(0) for p in split]
+    return list(zip(*per))
 
 
 class PerTokenDiTBlock(nn.Module):

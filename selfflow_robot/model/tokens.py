@@ -9,7 +9,24 @@ from typing import NamedTuple
 
 import torch
 
+from selfflow_robot.constants import GROUPS
 from selfflow_robot.model.layers import KeyValue, Modulation, TokenRoute
+
+
+def check_groups(depth: int, x: Mapping[str, torch.Tensor], feature_layer: int | None,
+                 stop_at: int | None) -> list[str]:
+    """The token groups of `x` in `GROUPS` order, after checking them and the layers asked for (1..depth)."""
+    groups = [g for g in GROUPS if g in x]
+    if not groups:
+        raise ValueError("SelfFlowDiT.forward needs at least one token group in x")
+    if unknown := set(x) - set(GROUPS):
+        raise ValueError(f"unknown token groups {sorted(unknown)}; expected a subset of {list(GROUPS)}")
+    if feature_layer is not None and stop_at is not None:
+        raise ValueError("pass either feature_layer (student) or stop_at (teacher), not both")
+    for name, layer in (("feature_layer", feature_layer), ("stop_at", stop_at)):
+        if layer is not None and not 1 <= layer <= depth:
+            raise ValueError(f"{name}={layer} must be in 1..{depth}")
+    return groups
 
 
 class DiTOutput(NamedTuple):
@@ -28,15 +45,16 @@ class PrefixCache:
     tokens to attend to, the hidden state after the last block run (None when made `keys_only`), and the features
     the caller asked for.
 
-    `c` / `route` are the context tokens' condition rows. Rows are examples; `repeat_interleave(k)` gives each
-    example's cache to k consecutive rows (k noise draws of one window, or guidance branches), `select(rows)`
-    picks examples. Both are differentiable, so a training step can share one context pass among k draws.
+    `c` / `route` are the context tokens' condition rows (`c` None when made from a `Conditioning`). Rows are
+    examples; `repeat_interleave(k)` gives each example's cache to k consecutive rows (k noise draws of one window,
+    or guidance branches), `select(rows)` picks examples. Both are differentiable, so a training step can share one
+    context pass among k draws.
     """
 
     kv: list[KeyValue]
     hidden: torch.Tensor | None
     features: torch.Tensor | None
-    c: torch.Tensor
+    c: torch.Tensor | None
     route: TokenRoute | None
     rooms: dict[int, list[KeyValue]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -53,7 +71,7 @@ class PrefixCache:
         route = self.route if self.route is None or not self.route.per_example else TokenRoute(fn(self.route.index))
         opt = lambda t: None if t is None else fn(t)   # noqa: E731 - hidden/features may be absent
         return PrefixCache(kv=[(fn(k), fn(v)) for k, v in self.kv], hidden=opt(self.hidden),
-                           features=opt(self.features), c=fn(self.c), route=route)
+                           features=opt(self.features), c=opt(self.c), route=route)
 
     def repeat_interleave(self, k: int) -> PrefixCache:
         """Each example's cache for k consecutive rows (row i*k + j = example i)."""

@@ -112,23 +112,26 @@ def sample(model: nn.Module, x: Mapping[str, torch.Tensor], generate: Sequence[s
     grid = time_grid(steps, method, sde_last)
     plans = [branch_set(tau) for tau in grid[:-1]]
     branches = {(gt, gs): kw for gt, gs, kw in plans}   # at most two branch sets: outside/inside the interval
+    taus = [{g: torch.full((B,), tau if g in generate else 0.0, device=device) for g in tokens1} for tau in grid[:-1]]
+    conditioning: dict[int, Conditioning] = {}
     caches: dict[tuple[bool, bool], dict] = {}
     for key, kw in branches.items():
         n = 1 + key[0] + key[1]
         extra = {} if mask is None else {"key_mask": {g: torch.cat([m] * n) for g, m in mask.items()}}
+        context_kw = {}
+        if ahead:   # the modulation of every step of this branch set (and of its context pass) in one batch
+            idx = [i for i, plan in enumerate(plans) if plan[:2] == key]
+            sizes = [{g: x[g].shape[1] for g in tokens1}] * len(idx)
+            rep = [{g: t if n == 1 else torch.cat([t] * n) for g, t in taus[i].items()} for i in idx]
+            if cached:
+                sizes, rep = [{CONTEXT: x[CONTEXT].shape[1]}, *sizes], [{CONTEXT: x[CONTEXT].new_zeros(n * B)}, *rep]
+            out = model.conditioning(sizes, rep, **kw)
+            context_kw = {"conditioning": out.pop(0)} if cached else {}
+            conditioning.update(zip(idx, out))
         if cached:
             context = x[CONTEXT] if n == 1 else torch.cat([x[CONTEXT]] * n)
-            extra["prefix"] = model.encode_prefix(context, **kw, keys_only=True)
+            extra["prefix"] = model.encode_prefix(context, **kw, keys_only=True, **context_kw)
         caches[key] = extra
-    taus = [{g: torch.full((B,), tau if g in generate else 0.0, device=device) for g in tokens1} for tau in grid[:-1]]
-    conditioning: dict[int, Conditioning] = {}
-    if ahead:
-        sizes = {g: x[g].shape[1] for g in tokens1}
-        for key, kw in branches.items():
-            n = 1 + key[0] + key[1]
-            idx = [i for i, plan in enumerate(plans) if plan[:2] == key]
-            rep = [{g: t if n == 1 else torch.cat([t] * n) for g, t in taus[i].items()} for i in idx]
-            conditioning.update(zip(idx, model.conditioning(sizes, rep, **kw)))
 
     def velocity(i: int) -> dict[str, torch.Tensor]:
         guide_text, guide_state, kw = plans[i]

@@ -174,3 +174,28 @@ def test_gelu_tanh_is_torchs_gelu():
         torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=1e-6)
     small = torch.randn(4, 512)
     torch.testing.assert_close(gelu_tanh(small), torch.nn.functional.gelu(small, approximate="tanh"))
+
+
+@pytest.mark.parametrize("B", [1, 2])
+def test_one_batch_for_the_context_pass_and_the_steps(B):
+    """Passes over different groups (the context, then the steps) in one `conditioning` call: the context's feeds
+    `encode_prefix` and gives the cache it makes itself; the steps' give the pass's own numbers."""
+    model = _model()
+    x, text = _window(model, B)
+    n_ctx, H = x[CONTEXT].shape[1], x[ACTIONS].shape[1]
+    drop = torch.arange(B) % 2 == 1
+    taus = [{CONTEXT: torch.zeros(B)}, {ACTIONS: torch.full((B,), 0.8)}, {ACTIONS: torch.full((B,), 0.2)}]
+    ctx, *steps = model.conditioning([{CONTEXT: n_ctx}, {ACTIONS: H}, {ACTIONS: H}], taus, text, text_drop=drop)
+    with torch.inference_mode():
+        want = model.encode_prefix(x[CONTEXT], text, text_drop=drop, keys_only=True)
+        got = model.encode_prefix(x[CONTEXT], text, text_drop=drop, keys_only=True, conditioning=ctx)
+        assert got.c is None
+        for (k, v), (k2, v2) in zip(want.kv, got.kv):
+            torch.testing.assert_close(k2, k, **TOL)
+            torch.testing.assert_close(v2, v, **TOL)
+        for tau, cond in zip(taus[1:], steps):
+            a = model({ACTIONS: x[ACTIONS]}, tau, text, text_drop=drop, prefix=want).velocity[ACTIONS]
+            b = model({ACTIONS: x[ACTIONS]}, tau, text, text_drop=drop, prefix=got, conditioning=cond)
+            torch.testing.assert_close(b.velocity[ACTIONS], a, **TOL)
+    with pytest.raises(ValueError, match="made for tokens"):
+        model.encode_prefix(x[CONTEXT], text, conditioning=steps[0])
