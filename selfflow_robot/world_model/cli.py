@@ -254,10 +254,17 @@ def other_actions_metrics(wm: WorldModel, cfg: ImagineConfig, ckpt_config: DictC
                           ) -> dict[str, list[float]]:
     """PSNR/SSIM per step of the rollout from `ep`'s context with the next split episode's first actions (the
     same noise), against `ep`'s real frames: the action-dependence control."""
-    total = split_size(cfg, ckpt_config)
-    if total < 2:
-        raise DataError(f"{cfg.data.path}: action_control needs a second episode in split '{cfg.data.split}'")
-    nxt = replace(cfg, data=replace(cfg.data, episode=(cfg.data.episode + 1) % total), start=0, length=0)
+    val_fraction, seed = _split_args(cfg, ckpt_config)
+    splits = split_episodes(RLDSReader(cfg.data.path).episode_ids, val_fraction, seed)
+    if len(splits["all"]) < 2:
+        raise DataError(f"{cfg.data.path}: action_control needs a second episode, the dataset has one")
+    ids = splits[cfg.data.split]
+    if len(ids) >= 2:   # the next episode of the split; a one-episode split takes the next one of the dataset
+        nxt_data = replace(cfg.data, episode=(cfg.data.episode + 1) % len(ids))
+    else:
+        nxt_data = replace(cfg.data, split="all", episode=(splits["all"].index(ids[cfg.data.episode]) + 1)
+                           % len(splits["all"]))
+    nxt = replace(cfg, data=nxt_data, start=0, length=0)
     other = load_episode(nxt, ckpt_config, wm.image_size, wm.k)
     n = min(len(ep.actions), len(other.actions))
     pred = wm.rollout(ep.context, other.actions[:n], terminate=other.terminate[:n], instruction=ep.instruction,
