@@ -97,6 +97,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, sim_assets, capsys: pytest.C
 
     # the learning curve: both kept checkpoints scored on the same grid episode, against what each had seen
     assert main([*args, "phases=[curve]"]) == 0
+    assert "curve: reusing 1 episodes the eval phase scored" in capsys.readouterr().out   # step 6's
     points = json.loads((out / "curve" / "curve.json").read_text())
     assert [p["step"] for p in points] == [3, 6] and [p["signals"] for p in points] == [12, 24]
     assert all(p["success"]["close"][1] == 1 and p["validation"]["step"] == p["step"] for p in points)

@@ -21,8 +21,9 @@ from matplotlib.figure import Figure
 from selfflow_robot.checkpoint import list_checkpoints
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.evaluation.config import EvalConfig
-from selfflow_robot.evaluation.evaluate import run_sweep, summarize_success
+from selfflow_robot.evaluation.evaluate import EPISODES_FILE, append_record, read_records, run_sweep, summarize_success
 from selfflow_robot.evaluation.report import atomic_write_text
+from selfflow_robot.evaluation.suites import checkpoint_name
 from selfflow_robot.experiments.demo.config import DemoConfig, phase_dir
 from selfflow_robot.experiments.demo.results import read_demo_results
 from selfflow_robot.train.logger import read_metrics
@@ -49,6 +50,23 @@ def validation_at(rows: Sequence[Mapping[str, Any]], step: int) -> dict[str, flo
     return best
 
 
+def adopt_eval_episodes(eval_dir: Path, dest: Path, ckpts: Sequence[Path]) -> int:
+    """Copy the `eval` phase's finished episodes of `ckpts` into the curve's episode log (same suite, grid and
+    policy options), so the checkpoint the demo already scored is not scored again; returns how many."""
+    names = {checkpoint_name(str(c)) for c in ckpts}
+    log = dest / EPISODES_FILE
+    have = {(r["checkpoint"], r["task"], int(r["episode"])) for r in read_records(log)}
+    new = [r for r in read_records(eval_dir / EPISODES_FILE)
+           if r["checkpoint"] in names and (r["checkpoint"], r["task"], int(r["episode"])) not in have]
+    if new:
+        dest.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as f:
+            for r in new:
+                append_record(f, r)
+        print(f"curve: reusing {len(new)} episodes the eval phase scored")
+    return len(new)
+
+
 def curve_points(cfg: DemoConfig, out: Path) -> list[dict[str, Any]]:
     """Score the chosen checkpoints in the suite; one point per checkpoint (step, signals, success, metrics)."""
     run = phase_dir(out, "train")
@@ -59,6 +77,7 @@ def curve_points(cfg: DemoConfig, out: Path) -> list[dict[str, Any]]:
         raise ConfigError(f"{run}: no checkpoint for step(s) {missing or '(any)'}; it keeps {sorted(kept)} "
                           "(train with a larger train.keep_last to keep more)")
     dest = out / CURVE_DIR
+    adopt_eval_episodes(phase_dir(out, "eval"), dest, [kept[s] for s in steps])
     e = EvalConfig(ckpt=[str(kept[s]) for s in steps], suite=cfg.suite, tasks=cfg.tasks,
                    max_episodes=cfg.eval_episodes_per_task, output_dir=str(dest), workers=cfg.workers,
                    asset_root=cfg.assets, policy_options=dict(cfg.policy_options))
@@ -139,4 +158,5 @@ def curve_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     return {"points": points}
 
 
-__all__ = ["CURVE_DIR", "curve_markdown", "curve_phase", "curve_points", "family", "plot_curve", "validation_at"]
+__all__ = ["CURVE_DIR", "adopt_eval_episodes", "curve_markdown", "curve_phase", "curve_points", "family",
+           "plot_curve", "validation_at"]
