@@ -289,7 +289,7 @@ class SelfFlowDiT(nn.Module):
         for i, (block, mod) in enumerate(zip(self.blocks, mods), start=1):
             if i > last:
                 break
-            h, block_kv = block(h, c, route, None, mod=mod, keys_only=keys_only and i == last)   # h None: keys_only
+            h, block_kv = block(h, c, route, None, pre_mod=mod, keys_only=keys_only and i == last)   # h None: keys_only
             kv.append(block_kv)
             if i == feature_layer:
                 features = self.projector(h)

@@ -214,7 +214,7 @@ def modulation(mod: torch.Tensor, route: TokenRoute | None, parts: int) -> Modul
 
 def modulation_ahead(mod: torch.Tensor, rows: list[int], parts: int) -> list[torch.Tensor] | list[Modulation]:
     """What each of several passes keeps of their modulation rows computed at once, (B, sum(rows), parts·D), the
-    `rows[s]` rows of pass s after those of the passes before (`mod=` of the block and the final layer): when every
+    `rows[s]` rows of pass s after those of the passes before (`pre_mod=` of the block and the final layer): when every
     pass has one row for all its tokens, its `Modulation` ((D,) rows for one example: no per-token copies), else
     its rows (B, rows[s], parts·D), expanded to tokens during the pass (per-token copies for every denoising step
     would take much memory)."""
@@ -239,14 +239,15 @@ class PerTokenDiTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None, route: TokenRoute | None,
                 attn_mask: torch.Tensor | None, prefix: KeyValue | None = None,
-                mod: torch.Tensor | Modulation | None = None,
+                pre_mod: torch.Tensor | Modulation | None = None,
                 keys_only: bool = False) -> tuple[torch.Tensor | None, KeyValue]:
         """`x` (B, N, D) -> (B, N, D), and the attention keys/values of `x`'s tokens (see `Attention`).
 
-        `c` (B, M, D): the condition rows; or `mod`: their modulation computed beforehand (a sampler computes every
+        `c` (B, M, D): the condition rows; or `pre_mod`: their modulation computed beforehand (a sampler computes every
         step's at once), rows `adaLN_modulation(c)` (B, M, 6D) or a `Modulation`, and then `c` is not used.
         `keys_only`: compute the keys/values only (the last block of a context whose outputs nobody reads) and
         return None for x."""
+        mod = pre_mod  # not named `mod`: torch.export passes the module itself by that name
         if not isinstance(mod, tuple):
             mod = modulation(self.adaLN_modulation(c) if mod is None else mod, route, 6)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod
@@ -290,9 +291,10 @@ class PerTokenFinalLayer(nn.Module):
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size, bias=True))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None, route: TokenRoute | None,
-                mod: torch.Tensor | Modulation | None = None) -> torch.Tensor:
+                pre_mod: torch.Tensor | Modulation | None = None) -> torch.Tensor:
         """`x` (B, N, D) -> (B, N, D) modulated by the condition rows `c` (B, M, D), or by their modulation computed
         beforehand: rows `adaLN_modulation(c)` (B, M, 2D) or a `Modulation`."""
+        mod = pre_mod
         if not isinstance(mod, tuple):
             mod = modulation(self.adaLN_modulation(c) if mod is None else mod, route, 2)
         return norm_modulate(x, *mod, self.norm_final.eps)                   # (B, N, D)
