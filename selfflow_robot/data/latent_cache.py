@@ -71,7 +71,7 @@ class LatentCache:
             raise DataError(f"{manifest}: unreadable latent-cache manifest ({type(e).__name__}: {e}); delete "
                             f"{self.folder} and encode again") from e
         tokens = self.folder / TOKENS_FILE
-        expected = self.num_frames * self.token_shape[0] * self.token_shape[1] * np.dtype(self.key["dtype"]).itemsize
+        expected = self.nbytes
         size = tokens.stat().st_size if tokens.is_file() else -1
         if size != expected:
             raise DataError(f"{tokens}: {size} bytes, the manifest says {expected}; the latent cache is damaged. "
