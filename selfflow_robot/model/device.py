@@ -31,6 +31,17 @@ def resolve_device(preference: str | torch.device = "auto", local_rank: int = 0)
     return dev
 
 
+def cpu_has_bf16_matmul() -> bool | None:
+    """Whether this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX-BF16), read from /proc/cpuinfo;
+    None where that file does not exist. Without them, CPU bf16 autocast is emulated and slower than fp32."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return None
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def inference_autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """bf16 autocast for `precision=bf16`, or `auto` on CUDA; otherwise a no-op context."""
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):

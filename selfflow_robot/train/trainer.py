@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from selfflow_robot.files import check_writable_dir
 from selfflow_robot.model.autoencoder import CONFIG_FILE as AUTOENCODER_CONFIG
 from selfflow_robot.model.autoencoder import WEIGHTS_FILE as AUTOENCODER_WEIGHTS
 from selfflow_robot.model.build import build_model, model_config
+from selfflow_robot.model.device import cpu_has_bf16_matmul
 from selfflow_robot.objective import EMA, build_objective
 from selfflow_robot.objective.config import ObjectiveConfig
 from selfflow_robot.train import parallel
@@ -60,6 +62,10 @@ class Trainer:
         if info.is_main:  # before the model and data are built, not at the first log line or checkpoint
             check_writable_dir(self.run_dir, "output_dir")
         self.device = info.device
+        if (self.tcfg.precision == Precision.bf16 and self.device.type == "cpu" and info.is_main
+                and cpu_has_bf16_matmul() is False):
+            warnings.warn("train.precision=bf16 on a CPU without AVX512-BF16/AMX: bf16 is emulated there and "
+                          "slower than fp32; use train.precision=fp32", stacklevel=2)
         if self.tcfg.deterministic:
             torch.use_deterministic_algorithms(True)
         seed_everything(self.tcfg.seed)  # identical initial weights on every rank

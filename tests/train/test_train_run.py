@@ -3,6 +3,7 @@ fine-tuning start (`init_from`), CLI help and flag conflicts."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -205,3 +206,17 @@ def test_train_with_a_state_readout_head(train_data, train_cli, tmp_path):
     policy.reset(policy.language.table.instructions[0])
     raw_action, _ = policy.step(np.zeros((256, 320, 3), np.uint8))
     assert np.isfinite(raw_action["world_vector"]).all()
+
+
+def test_bf16_training_on_the_cpu(train_data, train_cli, tmp_path):
+    """train.precision=bf16 (the demo's recipe) trains on the CPU with prefix attention and several draws: finite
+    losses, close to fp32's from the same seed but not equal (the autocast is really on)."""
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        run = tmp_path / precision
+        train_cli.ok(train_cli.run(train_data, run, "train.steps=3", "train.val_every=0", "model.attention=prefix",
+                                   "train.draws_per_window=2", f"train.precision={precision}"))
+        losses[precision] = [r["loss/total"] for r in read_metrics(run) if "loss/total" in r]
+    assert len(losses["bf16"]) == 3 and all(math.isfinite(v) for v in losses["bf16"])
+    assert losses["bf16"] != losses["fp32"]
+    assert losses["bf16"][0] == pytest.approx(losses["fp32"][0], rel=0.05)
