@@ -64,13 +64,13 @@ class DemoConfig:
     codec_overrides: list[str] = field(default_factory=list)
     codec_patch_size: int = 2
     objective: str = "selfflow"
-    steps: int = 5000
+    steps: int = 10000
     batch_size: int = 16
     lr: float = 1e-3
     seed: int = 0
     train_overrides: list[str] = field(default_factory=lambda: [
-        "model=tiny", "train.draws_per_window=4", "train.val_every=250", "train.save_every=500",
-        "train.keep_last=12", "train.validation.batches=4"])
+        "model=tiny", "train.draws_per_window=4", "train.precision=bf16", "train.val_every=500",
+        "train.save_every=1000", "train.keep_last=12", "train.validation.batches=4"])
     eval_episodes_per_task: int | None = 9
     policy_options: dict[str, Any] = field(
         default_factory=lambda: {**dict.fromkeys(f.name for f in fields(PolicyConfig)), "steps": 1})
