@@ -63,6 +63,10 @@ class DiTConfig:
             the context's activations never depend on the noise, so it is computed once per window: training
             shares it among `train.draws_per_window` noise draws, and inference caches its keys/values across
             all denoising steps. The weights are the same either way (docs/architecture.md, "Prefix attention").
+        future_delta_scale: 0 = the model generates the future frames' own tokens; s > 0 = it generates
+            s·(frame − last context frame) (`model/future.py`): predicting no change is copy-last-frame, and
+            the capacity goes to the motion. s brings the change to about unit variance (the demos' autoencoder
+            latents change by RMS 0.17 per frame, 0.31 over four: s = 4).
     """
 
     depth: int = 4
@@ -86,6 +90,7 @@ class DiTConfig:
     state_dim: int = 0
     aux_state_dim: int = 0
     attention: str = "full"
+    future_delta_scale: float = 0.0
 
     def __post_init__(self) -> None:
         check_choice("model.codec", self.codec, CODECS)
@@ -107,6 +112,8 @@ class DiTConfig:
         for name in ("depth", "context_frames", "patch_size", "action_dim", "text_dim"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.future_delta_scale < 0:
+            raise ConfigError(f"model.future_delta_scale must be >= 0 (0 = off), got {self.future_delta_scale}")
         if self.horizon < 0:
             raise ConfigError(f"model.horizon must be >= 0, got {self.horizon}")
         cell = self.patch_size * (self.vae_downsample if self.codec in LATENT_CODECS else 1)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from selfflow_robot import constants as C
+from selfflow_robot.model.future import future_to_model
 from selfflow_robot.objective.batch import FlowBatch
 
 
@@ -49,7 +50,8 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
                      generator: torch.Generator | None = None,
                      state_input: Callable[[torch.Tensor], torch.Tensor] | None = None,
                      state_dropout: float = 0.0, state_noise: float = 0.0,
-                     state_target: Callable[[torch.Tensor], torch.Tensor] | None = None) -> FlowBatch:
+                     state_target: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                     future_delta_scale: float = 0.0) -> FlowBatch:
     """Turn a collated window batch into the objective's `FlowBatch`.
 
     Args:
@@ -70,6 +72,8 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
         The two draws use `generator` only when they are on, so runs without them are unchanged.
         state_target: raw proprioception (B, 8) -> the normalised target of the model's state-prediction
             head (models with `model.aux_state_dim > 0`), or None. Never noised or dropped: it is a label.
+        future_delta_scale: the model's `future_delta_scale`: the future target is the scaled change from the
+            last context frame (`model/future.py`) instead of the frames' own tokens (0).
     """
     ctx = torch.as_tensor(batch[C.CONTEXT_FRAMES]).to(device)
     fut = torch.as_tensor(batch[C.FUTURE_FRAMES]).to(device)
@@ -82,6 +86,7 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
         x_ctx = encode(ctx)                                     # (B, k*h*w, d)
         x_fut = encode(fut)                                     # (B, H*h*w, d)
     per_frame = x_fut.shape[1] // H
+    x_fut = future_to_model(x_fut, x_ctx, per_frame, future_delta_scale)
     acts = action_tokens(torch.as_tensor(batch[C.ACTIONS_RAW]).to(device).float(),
                          torch.as_tensor(batch[C.TERMINATE_FLAG]).to(device).float())  # (B, H, 8)
     frame_pad = torch.as_tensor(batch[C.FRAME_PAD]).to(device).bool()          # (B, H)

@@ -21,6 +21,7 @@ import torch
 from selfflow_robot import constants as C
 from selfflow_robot.data.video_metrics import psnr, ssim
 from selfflow_robot.model.config import DiTConfig
+from selfflow_robot.model.future import future_from_model
 from selfflow_robot.objective.samplers import sample
 from selfflow_robot.train.config import ValidationConfig
 
@@ -112,6 +113,7 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
             if cfg.world_model:
                 fut_tokens = _predict(model, {C.CONTEXT: x_ctx, C.FUTURE: torch.zeros_like(x_fut), C.ACTIONS: tokens},
                                       C.FUTURE, text, steps=steps, draws=draws, generator=gen, autocast=autocast)
+                fut_tokens = future_from_model(fut_tokens, x_ctx, x_fut.shape[1] // H, model_cfg.future_delta_scale)
                 frames = codec.decode(fut_tokens, H).clamp(0, 1).cpu()                      # (B, H, h, w, 3)
                 m["psnr" + suffix].add(psnr(frames, target)[valid_f])
                 m["ssim" + suffix].add(ssim(frames, target)[valid_f])

@@ -26,6 +26,7 @@ from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE, RAW_ACTION_DIM
 from selfflow_robot.data.language import InstructionEmbedder
 from selfflow_robot.data.transforms import resize_like_training
 from selfflow_robot.model.device import inference_autocast
+from selfflow_robot.model.future import future_from_model
 from selfflow_robot.objective import sample
 
 ActionTokens = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -149,7 +150,8 @@ class WorldModel:
             with inference_autocast(self.device, self.precision):
                 res = sample(self.model, x, [FUTURE], txt, steps=self.steps, method=self.method,
                              cfg_scale=self.cfg_scale, generator=gen)
-            frames = self.codec.decode(res[FUTURE], H).float().clamp(0, 1)         # (B, H, H_img, W_img, 3)
+            fut = future_from_model(res[FUTURE], x_ctx, per_frame, self.model.cfg.future_delta_scale)
+            frames = self.codec.decode(fut, H).float().clamp(0, 1)                 # (B, H, H_img, W_img, 3)
             out.append(frames)
             history = torch.cat([history, frames], dim=1)[:, -self.k:]
         pred = torch.cat(out, dim=1)[:, :T].cpu().numpy().astype(np.float32)

@@ -6,6 +6,7 @@ import torch
 
 from selfflow_robot import constants as C
 from selfflow_robot.model import build_model, dit_config
+from selfflow_robot.model.future import future_from_model
 from selfflow_robot.train.modes import MODES, Mode, build_flow_batch, mode_probabilities, sample_modes
 
 
@@ -106,3 +107,20 @@ def test_state_target_is_the_normalised_state_untouched_by_dropout_and_noise():
     assert not torch.equal(fb.state, batch[C.STATE] * 2)               # the input is noised, the target not
     no_head = build_flow_batch(batch, codec.encode, _tokens, modes, 0.0, torch.device("cpu"))
     assert no_head.state_target is None
+
+
+def test_future_delta_target_is_the_scaled_change_from_the_last_context_frame():
+    """future_delta_scale=s: the future target is s·(frame − last context frame) per future frame, the context
+    is untouched, and `future_from_model` gives the frames' own tokens back."""
+    cfg = dit_config("tiny", image_size=(32, 40))
+    _, codec = build_model(cfg)
+    batch, modes, per = _batch(), torch.zeros(3, dtype=torch.long), cfg.tokens_per_frame
+    plain = build_flow_batch(batch, codec.encode, _tokens, modes, 0.0, torch.device("cpu"))
+    delta = build_flow_batch(batch, codec.encode, _tokens, modes, 0.0, torch.device("cpu"), future_delta_scale=4.0)
+    last = codec.encode(batch[C.CONTEXT_FRAMES])[:, -per:]
+    assert torch.equal(delta.x0[C.CONTEXT], plain.x0[C.CONTEXT])
+    for h in range(4):
+        torch.testing.assert_close(delta.x0[C.FUTURE][:, h * per:(h + 1) * per],
+                                   4.0 * (plain.x0[C.FUTURE][:, h * per:(h + 1) * per] - last))
+    torch.testing.assert_close(future_from_model(delta.x0[C.FUTURE], delta.x0[C.CONTEXT], per, 4.0),
+                               plain.x0[C.FUTURE])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_checkpoint import write_tiny_checkpoint
 
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE
 from selfflow_robot.world_model.rollout import WorldModel
@@ -74,3 +75,20 @@ def test_rollout_checks_shapes(wm):
         wm.rollout(ctx, acts[:, :6])
     with pytest.raises(ValueError, match="context"):
         wm.rollout(ctx[0], acts)
+
+
+@pytest.mark.parametrize("delta_scale", [0.0, 4.0])
+def test_a_delta_world_model_that_predicts_no_change_imagines_the_last_frame(tmp_path, delta_scale):
+    """model.future_delta_scale > 0: the model generates the change from the last context frame, so a frame head
+    that predicts nothing (x-prediction, zeroed) imagines copy-last-frame in every chunk; without it, the same
+    head imagines the codec's zero (mid-grey pixels)."""
+    step = write_tiny_checkpoint(tmp_path / "run", prediction="x", future_delta_scale=delta_scale)
+    wm = WorldModel.from_pretrained(step, steps=3)
+    with torch.no_grad():
+        wm.model.final_layer.linear.weight.zero_()
+        wm.model.final_layer.linear.bias.zero_()
+    ctx, acts = _inputs(6)
+    pred = wm.rollout(ctx, acts, instruction="open top drawer")
+    expected = ctx[-1] / 255.0 if delta_scale else np.full_like(pred[0], 0.5)
+    for frame in pred:
+        np.testing.assert_allclose(frame, expected, atol=1e-5)
