@@ -3,13 +3,13 @@
 The runner must give SimplerEnv exactly what our in-process `SelfFlowPolicy.step` would, while importing
 only numpy and the light client.
 """
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from script_module import load_script
 
 from selfflow_robot.data import transforms as T
 from selfflow_robot.policies.policy import SelfFlowPolicy
@@ -20,14 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 RUNNER = REPO / "selfflow_robot" / "evaluation" / "simpler" / "runner.py"
 
 
-def _load_runner():
-    spec = importlib.util.spec_from_file_location("simpler_runner_under_test", RUNNER)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-runner = _load_runner()
+runner = load_script(RUNNER, "simpler_runner_under_test")
 
 
 def test_runner_imports_only_numpy_and_the_client():

@@ -1,17 +1,15 @@
 """scripts/bench_train.py runs both objectives on one config and prints one JSON line with consistent figures."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from script_module import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_train.py"
 
 
 def test_bench_train_prints_one_json_line(capsys):
-    spec = importlib.util.spec_from_file_location("bench_train", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script(SCRIPT)
     rc = bench.main(["--model", "tiny", "--batch-size", "2", "--steps", "2", "--rounds", "1", "--warmup", "1",
                      "--peak-seconds", "0.2", "model.image_size=[32,40]", "model.horizon=2", "model.context_frames=1"])
     lines = capsys.readouterr().out.strip().splitlines()

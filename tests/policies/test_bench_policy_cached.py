@@ -2,11 +2,11 @@
 of a cached chunk, and model overrides (the autoencoder's tokens, its encode counted)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from script_module import load_script
 
 from selfflow_robot.model.autoencoder import AutoencoderConfig, FrameAutoencoder
 
@@ -17,10 +17,7 @@ QUICK = ["--size", "tiny", "--steps", "2", "--iters", "2", "--warmup", "1", "--t
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_policy_cached_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "bench_policy_cached_script")
 
 
 def _run(bench, tmp_path, *extra):

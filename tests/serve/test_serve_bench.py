@@ -1,11 +1,11 @@
 """scripts/bench_policy.py: FLOP counting and a short real run."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from script_module import load_script
 from tiny_checkpoint import write_tiny_checkpoint
 
 from selfflow_robot.model.config import dit_config
@@ -15,10 +15,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_policy.py"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_policy_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "bench_policy_script")
 
 
 def test_depth_extrapolated_flops_equal_the_full_count(bench):
@@ -58,9 +55,7 @@ def test_bench_a_state_checkpoint(bench, tmp_path, capsys):
 
 def test_attack_bench_prints_both_p50s(tiny_checkpoint, tmp_path, capsys):
     """scripts/bench_serve_attack.py end to end, small: a served checkpoint, one attacker; no timing asserted."""
-    spec = importlib.util.spec_from_file_location("bench_serve_attack_script", SCRIPT.parent / "bench_serve_attack.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(SCRIPT.parent / "bench_serve_attack.py", "bench_serve_attack_script")
     out = tmp_path / "attack.json"
     assert module.main(["--ckpt", str(tiny_checkpoint), "--keys", "20000", "--requests", "3", "--steps", "2",
                         "--json", str(out)]) == 0

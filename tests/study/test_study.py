@@ -2,7 +2,6 @@
 script end to end at CI size (1 seed x 2 objectives, real collect/train/eval/imagine)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from script_module import load_script
 
 from selfflow_robot.config import load_config, structured
 from selfflow_robot.errors import DataError, UserError
@@ -32,10 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("study_script", REPO / "scripts" / "study_selfflow_vs_vanilla.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(REPO / "scripts" / "study_selfflow_vs_vanilla.py", "study_script")
 
 
 # ---------------------------------------------------------------------------------------------------------------
