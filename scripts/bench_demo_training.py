@@ -4,8 +4,9 @@ Runs two real `selfflow-robot train` processes at once (one thread each, the sam
 `--seconds`, then stops them and reads their logs:
 
 - new: the demo's default recipe (`selfflow_robot.experiments.demo.run.train_overrides`): prefix attention, the
-  demos' frame autoencoder, latents read from the latent cache, `train.draws_per_window=4`;
-- old: the recipe before issue 21: full attention, pixel patches decoded from JPEG every step, one draw.
+  demos' frame autoencoder, latents read from the latent cache, `train.draws_per_window=4`, bf16 autocast
+  (`train.precision=bf16`: needs a CPU with AVX512-BF16 or AMX to be faster than fp32);
+- old: the recipe before issue 21: full attention, pixel patches decoded from JPEG every step, one draw, fp32.
 
 Everything a step costs is counted (reading windows, decoding or the cache, codec, forward, teacher, backward,
 AdamW, EMA); validation and checkpoints are off in both. Prints one JSON line: steps, windows/s and signals/s
@@ -41,7 +42,7 @@ def recipes(demo: Path, work: Path) -> dict[str, list[str]]:
     new = train_overrides(cfg, demo)
     tiny = SIZES["tiny"]
     old = [*new, "model.codec=pixel", f"model.patch_size={tiny.patch_size}", "model.attention=full",
-           "train.draws_per_window=1", "data.latents=off"]
+           "train.draws_per_window=1", "data.latents=off", "train.precision=fp32"]
     common = ["train.val_every=0", "train.save_every=0", "train.log_every=5", "resume=false"]
     return {name: [*o, *common, f"output_dir={work / name}"] for name, o in (("old", old), ("new", new))}
 
