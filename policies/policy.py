@@ -37,7 +37,7 @@ from selfflow_robot.constants import CONTEXT, RAW_ACTION_DIM
 from selfflow_robot.data import transforms as T
 from selfflow_robot.data.language import HFTextEncoder, InstructionEmbedder, TextEncoder
 from selfflow_robot.errors import ConfigError
-from selfflow_robot.model.device import inference_autocast, resolve_device
+from selfflow_robot.model.device import precision_autocast, resolve_device
 from selfflow_robot.objective import sample
 from selfflow_robot.policies.chunking import ActionChunker
 from selfflow_robot.policies.config import PolicyConfig
@@ -302,7 +302,7 @@ class SelfFlowPolicy:
         frames = torch.from_numpy(np.ascontiguousarray(context)).to(self.device)
         ctx = self.codec.encode(frames)                                        # (B, k*h*w, d)
         noise = noise.to(self.device)
-        with inference_autocast(self.device, self.config.precision):
+        with precision_autocast(self.device, self.config.precision):
             out = sample(self.model, {CONTEXT: ctx, ACTION_GROUP: noise}, [ACTION_GROUP],
                          torch.as_tensor(text, dtype=torch.float32, device=self.device),
                          steps=self.config.steps, method=self.config.sampler, cfg_scale=self.config.cfg_scale,

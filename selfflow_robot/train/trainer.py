@@ -7,7 +7,6 @@ update as 1 process x 2 accumulated micro-batches on the same global batch.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 from pathlib import Path
@@ -23,7 +22,7 @@ from selfflow_robot.files import check_writable_dir
 from selfflow_robot.model.autoencoder import CONFIG_FILE as AUTOENCODER_CONFIG
 from selfflow_robot.model.autoencoder import WEIGHTS_FILE as AUTOENCODER_WEIGHTS
 from selfflow_robot.model.build import build_model, model_config
-from selfflow_robot.model.device import cpu_has_bf16_matmul
+from selfflow_robot.model.device import cpu_has_bf16_matmul, precision_autocast
 from selfflow_robot.objective import EMA, build_objective
 from selfflow_robot.objective.config import ObjectiveConfig
 from selfflow_robot.train import parallel
@@ -113,11 +112,7 @@ class Trainer:
     # ------------------------------------------------------------------ precision
 
     def _autocast(self):
-        p = self.tcfg.precision
-        use_bf16 = p == Precision.bf16 or (p == Precision.auto and self.device.type == "cuda")
-        if not use_bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return precision_autocast(self.device, self.tcfg.precision.value)
 
     # ------------------------------------------------------------------ one optimiser step
 

@@ -25,7 +25,7 @@ from selfflow_robot.checkpoint import load_pretrained
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE, RAW_ACTION_DIM
 from selfflow_robot.data.language import InstructionEmbedder
 from selfflow_robot.data.transforms import resize_like_training
-from selfflow_robot.model.device import inference_autocast
+from selfflow_robot.model.device import precision_autocast
 from selfflow_robot.model.future import future_from_model
 from selfflow_robot.objective import sample
 
@@ -147,7 +147,7 @@ class WorldModel:
             x = {CONTEXT: x_ctx,
                  FUTURE: torch.zeros(B, H * per_frame, x_ctx.shape[-1], device=self.device),
                  ACTIONS: tokens[:, i * H:(i + 1) * H]}                            # (B, H, 8)
-            with inference_autocast(self.device, self.precision):
+            with precision_autocast(self.device, self.precision):
                 res = sample(self.model, x, [FUTURE], txt, steps=self.steps, method=self.method,
                              cfg_scale=self.cfg_scale, generator=gen)
             fut = future_from_model(res[FUTURE], x_ctx, per_frame, self.model.cfg.future_delta_scale)
