@@ -3,6 +3,7 @@ modulation computed ahead of a pass (`Conditioning`), and the re-assembly of row
 drop a token group)."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -141,9 +142,11 @@ def scatter_rows(parts: list[tuple[torch.Tensor, list[str], DiTOutput]], x: Mapp
 
     def gather(get: Callable[[DiTOutput, list[str]], torch.Tensor]) -> torch.Tensor:
         rows_out = [(rows, get(out, keep)) for rows, keep, out in parts]
-        full = rows_out[0][1].new_zeros((B, *rows_out[0][1].shape[1:]))
+        # under autocast one part can come out in bf16 and another in fp32 (zeros for a dropped group)
+        dtype = functools.reduce(torch.promote_types, [t.dtype for _, t in rows_out])
+        full = rows_out[0][1].new_zeros((B, *rows_out[0][1].shape[1:]), dtype=dtype)
         for rows, t in rows_out:
-            full = full.index_copy(0, rows, t)
+            full = full.index_copy(0, rows, t.to(dtype))
         return full
 
     features = None if first.features is None else gather(lambda o, k: tokens(o.features, k))

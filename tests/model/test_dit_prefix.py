@@ -175,3 +175,15 @@ def test_bf16_autocast_on_the_cpu_attends_in_fp32():
         velocity = model(x, tau, text).velocity
     sum(vel.float().pow(2).mean() for vel in velocity.values()).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.blocks.parameters())
+
+
+def test_rows_that_drop_a_group_reassemble_across_dtypes():
+    """bf16 weights (as under CUDA autocast, which unlike the CPU's does not promote `index_copy`): rows that keep
+    the future frames give bf16 velocities, rows that drop them fp32 zeros; the batch comes back whole."""
+    model = _model().to(torch.bfloat16)
+    x, tau, text = _window(model)
+    key_mask = {FUTURE: torch.ones(3, x[FUTURE].shape[1], dtype=torch.bool)}
+    key_mask[FUTURE][0] = False                                   # row 0 is a policy example
+    velocity = model(x, tau, text, key_mask=key_mask).velocity
+    assert velocity[FUTURE].shape == x[FUTURE].shape and not velocity[FUTURE][0].any()
+    assert velocity[FUTURE][1:].abs().sum() > 0 and torch.isfinite(velocity[FUTURE]).all()
