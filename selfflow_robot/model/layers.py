@@ -285,7 +285,7 @@ class PerTokenDiTBlock(nn.Module):
         n_prefix = keys.shape[2] - N
         keys.narrow(2, n_prefix, N).copy_(k)
         values.narrow(2, n_prefix, N).copy_(v)
-        a = F.scaled_dot_product_attention(q, keys, values).transpose(1, 2).reshape(B, N, D)
+        a = attend(q, keys, values).transpose(1, 2).reshape(B, N, D)
         x = torch.addcmul(x, gate_msa, F.linear(a, attn.proj.weight, attn.proj.bias))
         h = F.linear(norm_modulate(x, shift_mlp, scale_mlp, self.norm2.eps), mlp.fc1.weight, mlp.fc1.bias)
         h = F.linear(gelu_tanh(h), mlp.fc2.weight, mlp.fc2.bias)
