@@ -15,6 +15,10 @@ size for 1 or 50 steps, and ONNX/TensorRT see one static transformer instead of 
 The frame codec (pixel patchify, or the VAE encoder for `xl`) and the text/statistics transforms
 also stay outside: they run once per chunk and come from the checkpoint as usual.
 
+A prefix-attention checkpoint (every preset) also gets the context cache as two graphs,
+`context.<ext>` (the context's keys/values, once per chunk) and `step.<ext>` (a denoising step
+against them): `policies/cached_graphs.py`. `load_cached` loads the pair; `ExportedSampler` runs it.
+
 Every export is checked against the eager model on random inputs (several noise levels) and on
 a whole chunk sampled through the exported graph; the max abs differences are printed, written to
 `export.json` and must be below `tolerance`, or the export fails.
@@ -40,6 +44,15 @@ from selfflow_robot.constants import ACTIONS, CONTEXT
 from selfflow_robot.errors import ConfigError, require
 from selfflow_robot.files import check_writable_dir
 from selfflow_robot.objective import time_grid
+from selfflow_robot.policies.cached_graphs import (
+    CONTEXT_INPUTS,
+    KV_BATCH_DIM,
+    STEP_INPUTS,
+    CachedActionDenoiser,
+    CachedGraphs,
+    ContextKV,
+    is_prefix,
+)
 
 FORMATS = ("torchscript", "onnx", "torch_export")
 SUFFIX = {"torchscript": "pt", "onnx": "onnx", "torch_export": "pt2"}
@@ -84,9 +97,11 @@ class ExportedSampler:
 
     Mirrors `objective.sample(method="ode", guidance_interval=(0, 1))` step for step, so an exported
     denoiser gives the eager policy's chunk for the same initial noise (and `state` = `robot_state`).
+    `denoise` is one graph (`ActionDenoiser`'s signature, the context in every step) or `CachedGraphs`
+    (the context's keys/values once per chunk, then the steps against them).
     """
 
-    def __init__(self, denoise: Denoise, steps: int = 10, cfg_scale: float = 1.0) -> None:
+    def __init__(self, denoise: Denoise | CachedGraphs, steps: int = 10, cfg_scale: float = 1.0) -> None:
         self.denoise = denoise
         self.cfg_scale = cfg_scale
         self.grid = time_grid(steps, "ode")
@@ -97,17 +112,21 @@ class ExportedSampler:
         """Action tokens (B, H, A) from the initial `noise`; `state` (B, S) normalised, for state graphs."""
         B = noise.shape[0]
         x = noise
+        n = 1 if self.cfg_scale == 1.0 else 2                                # rows: conditional [, null text]
         keep = torch.zeros(B, dtype=torch.bool, device=noise.device)
-        extra = () if state is None else (state,)
-        extra2 = () if state is None else (torch.cat([state, state]),)       # both CFG halves see the state
+        drop = keep if n == 1 else torch.cat([keep, ~keep])
+        rows = (lambda t: t) if n == 1 else (lambda t: torch.cat([t, t]))
+        text_n, extra = rows(text), () if state is None else (rows(state),)   # both CFG halves see the state
+        cached = isinstance(self.denoise, CachedGraphs)
+        if cached:
+            kv = self.denoise.context(rows(context), text_n, drop, *extra)   # once per chunk
         for tau, tau_next in zip(self.grid[:-1], self.grid[1:]):
-            t = torch.full((B,), tau, device=noise.device)
-            if self.cfg_scale == 1.0:
-                v = self.denoise(context, x, t, text, keep, *extra)
+            t = torch.full((n * B,), tau, device=noise.device)
+            if cached:
+                out = self.denoise.step(kv, rows(x), t, text_n, drop, *extra)
             else:
-                both = self.denoise(torch.cat([context, context]), torch.cat([x, x]), torch.cat([t, t]),
-                                    torch.cat([text, text]), torch.cat([keep, ~keep]), *extra2)
-                v = both[B:] + self.cfg_scale * (both[:B] - both[B:])
+                out = self.denoise(rows(context), rows(x), t, text_n, drop, *extra)
+            v = out if n == 1 else out[B:] + self.cfg_scale * (out[:B] - out[B:])
             x = x + (tau_next - tau) * v.to(x.dtype)
         return x
 
@@ -132,29 +151,46 @@ def example_inputs(model_cfg: Any, batch: int = 1, seed: int = 0, device: str | 
 # Writers and loaders, one per format
 # ---------------------------------------------------------------------------------------------
 
-def _write_torchscript(module: ActionDenoiser, args: tuple[torch.Tensor, ...], path: Path) -> None:
-    traced = torch.jit.trace(module, args, check_trace=False, strict=False)
-    traced.save(str(path))
+@dataclass
+class Graph:
+    """One module to write: its example inputs, their names and batch dimensions, and its output's name."""
+
+    module: nn.Module
+    args: tuple[torch.Tensor, ...]
+    names: tuple[str, ...]
+    output: str
+    batch_dims: tuple[int, ...]
 
 
-def _batch_dim() -> Any:
-    return torch.export.Dim("batch", min=1, max=1024)
-
-
-def _write_torch_export(module: ActionDenoiser, args: tuple[torch.Tensor, ...], path: Path) -> None:
-    b = _batch_dim()
-    program = torch.export.export(module, args, dynamic_shapes=tuple({0: b} for _ in args))
-    torch.export.save(program, str(path))
-
-
-def _write_onnx(module: ActionDenoiser, args: tuple[torch.Tensor, ...], path: Path, opset: int) -> None:
+def _write(fmt: str, graph: Graph, path: Path, opset: int) -> None:
+    """Write `graph` in format `fmt` to `path`, its batch dimension dynamic."""
+    if fmt == "torchscript":
+        torch.jit.trace(graph.module, graph.args, check_trace=False, strict=False).save(str(path))
+        return
+    b = torch.export.Dim("batch", min=1, max=1024)
+    dynamic = tuple({d: b} for d in graph.batch_dims)
+    if fmt == "torch_export":
+        torch.export.save(torch.export.export(graph.module, graph.args, dynamic_shapes=dynamic), str(path))
+        return
     require("onnx", "export")
     require("onnxscript", "export")
-    b = _batch_dim()
-    program = torch.onnx.export(module, args, dynamo=True, input_names=list(input_names(module.model.cfg)),
-                                output_names=["velocity"], opset_version=opset,
-                                dynamic_shapes=tuple({0: b} for _ in args), external_data=False)
+    program = torch.onnx.export(graph.module, graph.args, dynamo=True, input_names=list(graph.names),
+                                output_names=[graph.output], opset_version=opset, dynamic_shapes=dynamic,
+                                external_data=False)
     program.save(str(path))
+
+
+def cached_graphs(model: nn.Module, batch: int) -> dict[str, Graph]:
+    """The context and step graphs of a prefix-attention `model`, on random inputs of `batch` rows."""
+    context, actions, tau, text, drop, *state = example_inputs(model.cfg, batch)
+    ctx_module = ContextKV(model).eval()
+    with torch.no_grad():
+        kv = ctx_module(context, text, drop, *state)
+    extra = (STATE_INPUT,) if state else ()
+    return {"context": Graph(ctx_module, (context, text, drop, *state), CONTEXT_INPUTS + extra, "kv",
+                             (0,) * (3 + len(state))),
+            "step": Graph(CachedActionDenoiser(model).eval(), (kv, actions, tau, text, drop, *state),
+                          STEP_INPUTS + extra, "velocity", (KV_BATCH_DIM,) + (0,) * (4 + len(state)))}
 
 
 def load_exported(path: str | Path, fmt: str, device: str | torch.device = "cpu") -> Denoise:
@@ -184,6 +220,17 @@ def load_exported(path: str | Path, fmt: str, device: str | torch.device = "cpu"
     return run
 
 
+def load_cached(out_dir: str | Path, fmt: str, device: str | torch.device = "cpu") -> CachedGraphs:
+    """The context and step graphs `export_denoiser` wrote to `out_dir` for a prefix-attention checkpoint."""
+    out_dir = Path(out_dir)
+    paths = [out_dir / f"{name}.{SUFFIX[fmt]}" for name in ("context", "step")]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ConfigError(f"no cached graphs at {', '.join(missing)}: export a prefix-attention checkpoint "
+                          f"(model.attention=prefix) with selfflow-robot export format={fmt}")
+    return CachedGraphs(*(load_exported(p, fmt, device) for p in paths))
+
+
 # ---------------------------------------------------------------------------------------------
 # Export + parity
 # ---------------------------------------------------------------------------------------------
@@ -203,6 +250,10 @@ class ExportResult:
     state_dim: int = 0  # > 0: the graph takes `state` (B, state_dim), normalised, as its sixth input
     sampler: str = "outside the graph: Euler ODE on objective.time_grid(steps, 'ode') (ExportedSampler)"
     export_s: float = 0.0
+    # prefix-attention checkpoints: context.<ext> + step.<ext> (the context cache), and their whole chunk's max abs
+    # difference from eager (with and without text guidance)
+    cached_paths: list[str] | None = None
+    cached_chunk_max_abs_diff: float | None = None
 
 
 @torch.no_grad()
@@ -216,47 +267,61 @@ def parity(eager: Denoise, exported: Denoise, model_cfg: Any, steps: int = 10, b
         args = example_inputs(model_cfg, b, seed + i, tau=tau)
         args = (*args[:4], torch.tensor([j % 2 == 1 for j in range(b)]), *args[5:])  # both CFG branches
         worst = max(worst, (eager(*args) - exported(*args)).abs().max().item())
+    return worst, chunk_difference(eager, exported, model_cfg, steps, batch, seed)
+
+
+@torch.no_grad()
+def chunk_difference(eager: Denoise | CachedGraphs, exported: Denoise | CachedGraphs, model_cfg: Any,
+                     steps: int = 10, batch: int = 2, seed: int = 0, cfg_scale: float = 1.0) -> float:
+    """Max abs difference of one whole chunk sampled through `eager` and through `exported`, same noise."""
     ctx, noise, _, text, _, *state = example_inputs(model_cfg, batch, seed + 99)
-    chunk_eager = ExportedSampler(eager, steps)(ctx, noise, text, *state)
-    chunk_exported = ExportedSampler(exported, steps)(ctx, noise, text, *state)
-    return worst, (chunk_eager - chunk_exported).abs().max().item()
+    chunk_eager = ExportedSampler(eager, steps, cfg_scale)(ctx, noise, text, *state)
+    chunk_exported = ExportedSampler(exported, steps, cfg_scale)(ctx, noise, text, *state)
+    return (chunk_eager - chunk_exported).abs().max().item()
 
 
 def export_denoiser(model: nn.Module, fmt: str, out_dir: str | Path, *, checkpoint: str = "", steps: int = 10,
                     tolerance: float = 1e-3, opset: int = 18, batch: int = 2) -> ExportResult:
-    """Export `model`'s policy denoiser to `out_dir/denoiser.<ext>` (atomic) and check parity against eager.
+    """Export `model`'s policy denoiser to `out_dir/denoiser.<ext>` (atomic) and check parity against eager; for a
+    prefix-attention model also the context cache as `context.<ext>` + `step.<ext>` (`policies/cached_graphs.py`).
 
     `batch` is the example batch traced; it must be >= 2 so the batch dimension stays dynamic.
 
-    Raises `ConfigError` if the exported graph differs from eager by more than `tolerance`.
+    Raises `ConfigError` if an exported graph differs from eager by more than `tolerance` (nothing is written).
     """
     check_choice("export format", fmt, FORMATS)
     model = copy.deepcopy(model).eval().float().cpu()  # exports are float32 CPU graphs; the caller's model is untouched
     module = ActionDenoiser(model).eval()
     args = example_inputs(model.cfg, batch)
+    graphs = {"denoiser": Graph(module, args, input_names(model.cfg), "velocity", (0,) * len(args))}
+    if is_prefix(model.cfg):
+        graphs.update(cached_graphs(model, batch))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / f"denoiser.{SUFFIX[fmt]}"
+    finals = {name: out_dir / f"{name}.{SUFFIX[fmt]}" for name in graphs}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
-        tmp_path = Path(tmp) / final.name
-        if fmt == "torchscript":
-            _write_torchscript(module, args, tmp_path)
-        elif fmt == "torch_export":
-            _write_torch_export(module, args, tmp_path)
-        else:
-            _write_onnx(module, args, tmp_path, opset)
+        tmps = {name: Path(tmp) / final.name for name, final in finals.items()}
+        for name, graph in graphs.items():
+            _write(fmt, graph, tmps[name], opset)
         export_s = time.perf_counter() - t0
-        exported = load_exported(tmp_path, fmt)
-        d_step, d_chunk = parity(module, exported, model.cfg, steps=steps)
-        if not (d_step <= tolerance and d_chunk <= tolerance):
+        d_step, d_chunk = parity(module, load_exported(tmps["denoiser"], fmt), model.cfg, steps=steps)
+        d_cached = None
+        if is_prefix(model.cfg):
+            loaded = CachedGraphs(load_exported(tmps["context"], fmt), load_exported(tmps["step"], fmt))
+            d_cached = max(chunk_difference(module, loaded, model.cfg, steps, cfg_scale=scale) for scale in (1.0, 2.0))
+        if not (d_step <= tolerance and d_chunk <= tolerance and (d_cached is None or d_cached <= tolerance)):
             raise ConfigError(f"{fmt} export differs from eager: max abs diff {d_step:.3g} (denoiser), "
-                              f"{d_chunk:.3g} (chunk, {steps} steps) > tolerance {tolerance}; not written")
-        os.replace(tmp_path, final)
-    result = ExportResult(format=fmt, path=str(final), checkpoint=checkpoint, denoiser_max_abs_diff=d_step,
+                              f"{d_chunk:.3g} (chunk, {steps} steps), {d_cached} (chunk through the context cache) "
+                              f"> tolerance {tolerance}; not written")
+        for name, final in finals.items():
+            os.replace(tmps[name], final)
+    result = ExportResult(format=fmt, path=str(finals["denoiser"]), checkpoint=checkpoint, denoiser_max_abs_diff=d_step,
                           chunk_max_abs_diff=d_chunk, tolerance=tolerance, steps=steps,
                           input_shapes={n: list(a.shape) for n, a in zip(input_names(model.cfg), args)},
-                          state_dim=int(getattr(model.cfg, "state_dim", 0)), export_s=round(export_s, 2))
+                          state_dim=int(getattr(model.cfg, "state_dim", 0)), export_s=round(export_s, 2),
+                          cached_paths=[str(finals[n]) for n in ("context", "step")] if d_cached is not None else None,
+                          cached_chunk_max_abs_diff=d_cached)
     meta = out_dir / "export.json"
     tmp_meta = meta.with_suffix(".json.tmp")
     tmp_meta.write_text(json.dumps({**asdict(result), "model": asdict(model.cfg)}, indent=2, default=str))
@@ -312,6 +377,9 @@ def main(cfg: Any) -> int:
     print(f"exported {conf.format}: {result.path}")
     print(f"parity vs eager: max abs diff {result.denoiser_max_abs_diff:.3e} (one denoiser call), "
           f"{result.chunk_max_abs_diff:.3e} (whole chunk, {conf.steps} steps); tolerance {conf.tolerance:g}")
+    if result.cached_paths:
+        print(f"context cache: {' + '.join(result.cached_paths)}; whole chunk vs eager: max abs diff "
+              f"{result.cached_chunk_max_abs_diff:.3e} (load with policies.export.load_cached)")
     if result.state_dim:
         print(f"state input: (B, {result.state_dim}) normalised proprioception (the checkpoint's StateNormalizer)")
     print("sampler loop: outside the graph (Euler ODE on objective.time_grid); see policies/export.py")

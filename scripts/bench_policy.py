@@ -8,12 +8,15 @@ and the time it would take at `--peak-tflops`.
 
     python scripts/bench_policy.py --size tiny --steps 10 --modes eager,torchscript,onnx,compile
     python scripts/bench_policy.py --size tiny --attention prefix --steps 10 --threads 1 --modes eager,cached
+    python scripts/bench_policy.py --size tiny --steps 10 --threads 1 --modes onnx,onnx_cached,cached
 
 `eager` runs every denoising step over the context and the action tokens (for a prefix-attention model: one
 pass under the prefix mask); `cached` (models with `attention=prefix`) runs the context once per chunk and every
 step over the action tokens only, against the context's cached keys/values. Both count the codec's encode of the
-context frames. `--breakdown` also times the parts of a cached chunk (encode, the modulation of the context pass
-and of every step, the context pass, one denoising step).
+context frames. `<graph>_cached` (`onnx_cached`, `torchscript_cached`, `torch_export_cached`, `compile_cached`) runs
+the same backend as two graphs, the context's keys/values once per chunk and the steps against them
+(`policies/cached_graphs.py`). `--breakdown` also times the parts of a cached chunk (encode, the modulation of
+the context pass and of every step, the context pass, one denoising step).
 
 `--model KEY=VALUE ...` overrides the preset's geometry, e.g. the demo recipe's autoencoder tokens (the encode of a
 trained `ae` codec is counted like the pixel codec's; its weights come from `vae=`):
@@ -45,9 +48,19 @@ from selfflow_robot.constants import ACTIONS, CONTEXT
 from selfflow_robot.model import build_model
 from selfflow_robot.model.config import SIZES, dit_config
 from selfflow_robot.objective import sample
-from selfflow_robot.policies.export import SUFFIX, ActionDenoiser, ExportedSampler, export_denoiser, load_exported
+from selfflow_robot.policies.cached_graphs import CachedActionDenoiser, CachedGraphs, ContextKV
+from selfflow_robot.policies.export import (
+    SUFFIX,
+    ActionDenoiser,
+    ExportedSampler,
+    export_denoiser,
+    load_cached,
+    load_exported,
+)
 
-MODES = ("eager", "cached", "torchscript", "onnx", "torch_export", "compile")
+GRAPH_MODES = ("torchscript", "onnx", "torch_export", "compile")
+# `<graph mode>_cached`: the same backend as two graphs, the context's keys/values once per chunk (prefix models)
+MODES = ("eager", "cached", *GRAPH_MODES, *(f"{m}_cached" for m in GRAPH_MODES))
 
 
 def _denoiser_flops(cfg, batch: int) -> int:
@@ -192,22 +205,30 @@ def main(argv: list[str] | None = None) -> int:
                         sample(model, {CONTEXT: c, ACTIONS: noise.to(dtype)}, [ACTIONS], text.to(dtype),
                                steps=args.steps, noise={ACTIONS: noise.to(dtype)}, robot_state=state)
             else:
-                if mode == "compile":
-                    den = torch.compile(ActionDenoiser(model))
+                base, with_cache = mode.removesuffix("_cached"), mode.endswith("_cached")
+                if with_cache and cfg.attention != "prefix":
+                    print(f"  {mode}: needs a model with attention=prefix (--attention prefix); skipped")
+                    continue
+                out_dir = Path(tmp.name) / base
+                if base == "compile":
+                    den = CachedGraphs(torch.compile(ContextKV(model)), torch.compile(CachedActionDenoiser(model))) \
+                        if with_cache else torch.compile(ActionDenoiser(model))
                 else:
                     if device.type != "cpu" or dtype != torch.float32:
                         print(f"  {mode}: exported graphs are benchmarked on CPU float32 only here; skipped")
                         continue
-                    t0 = time.perf_counter()
-                    export_denoiser(model, mode, Path(tmp.name) / mode, steps=args.steps)
-                    print(f"  {mode}: exported + parity-checked in {time.perf_counter() - t0:.1f} s")
-                    den = load_exported(Path(tmp.name) / mode / f"denoiser.{SUFFIX[mode]}", mode)
+                    if not out_dir.is_dir():   # one export writes both the single graph and the cached pair
+                        t0 = time.perf_counter()
+                        export_denoiser(model, base, out_dir, steps=args.steps)
+                        print(f"  {base}: exported + parity-checked in {time.perf_counter() - t0:.1f} s")
+                    den = load_cached(out_dir, base) if with_cache else \
+                        load_exported(out_dir / f"denoiser.{SUFFIX[base]}", base)
                 sampler = ExportedSampler(den, args.steps)
 
                 def run(sampler=sampler):
                     with torch.inference_mode():
                         sampler(encode(), noise.to(dtype), text.to(dtype), state)
-            warm = args.warmup + (3 if mode == "compile" else 0)
+            warm = args.warmup + (3 if mode.startswith("compile") else 0)
             ms, cpu_ms = time_it(run, args.iters, warm, sync)
         except Exception as e:  # noqa: BLE001 - one failing backend must not hide the others
             print(f"  {mode}: FAILED {type(e).__name__}: {str(e).splitlines()[0][:200]}")
@@ -217,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         stats["cpu_ms_per_chunk"] = cpu_ms
         stats["actions_per_s"] = cfg.horizon * args.batch / (stats["p50_ms"] / 1e3)
         result["modes"][mode] = stats
-        print(f"  {mode:<13} p50 {stats['p50_ms']:8.2f} ms   p99 {stats['p99_ms']:8.2f} ms   "
+        print(f"  {mode:<19} p50 {stats['p50_ms']:8.2f} ms   p99 {stats['p99_ms']:8.2f} ms   "
               f"{stats['actions_per_s']:10.1f} actions/s   cpu {cpu_ms:8.2f} ms/chunk")
     tmp.cleanup()
     if args.breakdown and cfg.attention == "prefix":

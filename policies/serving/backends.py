@@ -11,7 +11,15 @@ import numpy as np
 import torch
 
 from selfflow_robot.errors import ConfigError
-from selfflow_robot.policies.export import SUFFIX, ActionDenoiser, ExportedSampler, export_denoiser, load_exported
+from selfflow_robot.policies.cached_graphs import CachedActionDenoiser, CachedGraphs, ContextKV, is_prefix
+from selfflow_robot.policies.export import (
+    SUFFIX,
+    ActionDenoiser,
+    ExportedSampler,
+    export_denoiser,
+    load_cached,
+    load_exported,
+)
 from selfflow_robot.policies.policy import SelfFlowPolicy
 
 
@@ -22,7 +30,8 @@ class GraphTokenPredictor:
     sampler); only the denoiser changes. `compile` wraps the live model in `torch.compile`; `torchscript`,
     `onnx` and `torch_export` export it to a temporary folder (owned by this object), check parity with eager
     and load the graph (float32, CPU). A state-conditioned checkpoint's graph also takes the normalised state
-    the policy passes, or the learned null state when the policy runs with `use_state=False`.
+    the policy passes, or the learned null state when the policy runs with `use_state=False`. A prefix-attention
+    checkpoint runs as two graphs, the context's keys/values once per chunk (`policies/cached_graphs.py`).
     """
 
     def __init__(self, policy: SelfFlowPolicy, backend: str) -> None:
@@ -35,15 +44,19 @@ class GraphTokenPredictor:
         self.policy = policy
         self.backend = backend
         self._export_dir: tempfile.TemporaryDirectory | None = None  # lives as long as the loaded graph
+        cached = is_prefix(policy.model.cfg)
         if backend == "compile":
-            denoise = torch.compile(ActionDenoiser(policy.model))
+            model = policy.model
+            denoise = CachedGraphs(torch.compile(ContextKV(model)), torch.compile(CachedActionDenoiser(model))) \
+                if cached else torch.compile(ActionDenoiser(model))
         else:
             if policy.device.type != "cpu":
                 raise ConfigError(f"backend={backend} is a float32 CPU graph; on {policy.device} use "
                                   "backend=eager or backend=compile")
             self._export_dir = tempfile.TemporaryDirectory(prefix="selfflow-serve-")
             export_denoiser(policy.model, backend, self._export_dir.name, steps=cfg.steps, tolerance=1e-3)
-            denoise = load_exported(f"{self._export_dir.name}/denoiser.{SUFFIX[backend]}", backend, policy.device)
+            denoise = load_cached(self._export_dir.name, backend, policy.device) if cached else \
+                load_exported(f"{self._export_dir.name}/denoiser.{SUFFIX[backend]}", backend, policy.device)
         self.sampler = ExportedSampler(denoise, steps=cfg.steps, cfg_scale=cfg.cfg_scale)
 
     @torch.inference_mode()

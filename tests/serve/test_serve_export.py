@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ from selfflow_robot.checkpoint import load_pretrained
 from selfflow_robot.cli import main as cli
 from selfflow_robot.constants import ACTIONS, CONTEXT
 from selfflow_robot.errors import ConfigError
+from selfflow_robot.model import build_model
 from selfflow_robot.objective import sample
 from selfflow_robot.policies.client import PolicyClient, ServerError
 from selfflow_robot.policies.export import (
@@ -24,6 +26,7 @@ from selfflow_robot.policies.export import (
     example_inputs,
     export_denoiser,
     input_names,
+    load_cached,
     load_exported,
 )
 from selfflow_robot.policies.policy import SelfFlowPolicy
@@ -83,6 +86,29 @@ def test_exported_denoiser_matches_eager_policy_sampler(live_model, fmt, tmp_pat
           f"{result.chunk_max_abs_diff:.2e}, chunk vs objective.sample {diff:.2e}; |chunk| mean {ref.abs().mean():.3f}")
     assert result.denoiser_max_abs_diff <= TOL and result.chunk_max_abs_diff <= TOL and diff <= TOL
     assert ref.abs().mean() > 0.1  # a real, non-trivial chunk
+    # the context cache as two graphs (a prefix-attention checkpoint): the same chunks, with and without CFG
+    assert live_model.cfg.attention == "prefix" and result.cached_chunk_max_abs_diff <= TOL
+    assert [p.rsplit("/", 1)[1] for p in result.cached_paths] == [f"context.{SUFFIX[fmt]}", f"step.{SUFFIX[fmt]}"]
+    graphs = load_cached(tmp_path, fmt)
+    for cfg_scale in (1.0, 2.5):
+        cached = ExportedSampler(graphs, steps=10, cfg_scale=cfg_scale)(ctx, noise, text)
+        with torch.no_grad():
+            ref = sample(live_model, {CONTEXT: ctx, ACTIONS: noise}, [ACTIONS], text, steps=10, method="ode",
+                         cfg_scale=cfg_scale, noise={ACTIONS: noise})[ACTIONS]
+        diff = (cached - ref).abs().max().item()
+        print(f"{fmt} context cache, cfg {cfg_scale}: chunk vs objective.sample {diff:.2e}")
+        assert diff <= TOL
+
+
+def test_a_full_attention_checkpoint_exports_no_cached_graphs(live_model, tmp_path):
+    """Its context sees the noisy tokens, so there is nothing to cache: one graph, and a clear error for the pair."""
+    cfg = dataclasses.replace(live_model.cfg, attention="full")
+    model, _ = build_model(cfg, with_codec=False)
+    result = export_denoiser(_redraw_zero_layers(model), "torchscript", tmp_path, steps=2, tolerance=TOL)
+    assert result.cached_paths is None and result.cached_chunk_max_abs_diff is None
+    assert (tmp_path / "denoiser.pt").is_file() and not (tmp_path / "context.pt").exists()
+    with pytest.raises(ConfigError, match="no cached graphs at .*context.pt"):
+        load_cached(tmp_path, "torchscript")
 
 
 def test_cfg_sampler_matches_objective_sample(live_model):
@@ -165,6 +191,8 @@ def test_state_conditioned_export_takes_the_state_and_matches_eager(state_checkp
         print(f"\n{fmt} state graph, cfg {cfg_scale}: chunk vs objective.sample {diff:.2e}, "
               f"other state moves {moved:.3f}")
         assert diff <= TOL and moved > 1e-2
+        cached = ExportedSampler(load_cached(tmp_path, fmt), steps=6, cfg_scale=cfg_scale)(ctx, noise, text, state)
+        assert (cached - ref).abs().max().item() <= TOL   # the state reaches the context's keys/values too
 
 
 def test_state_free_export_keeps_its_five_inputs(live_model, tmp_path):
