@@ -18,8 +18,8 @@ WORK="${WORK:-$(mktemp -d)}"
 DEVICE="${DEVICE:-cuda}"
 BIG="${BIG:-xl}"                 # size of the two benches
 SMALL="${SMALL:-small}"          # size of the short training
-SMALL_STEPS="${SMALL_STEPS:-1000}"
-SMALL_SECONDS="${SMALL_SECONDS:-150}"
+SMALL_STEPS="${SMALL_STEPS:-200}"
+SMALL_SECONDS="${SMALL_SECONDS:-210}"
 EPISODES="${EPISODES:-64}"       # synthetic episodes when runs/demo/demos is absent
 PY="${PYTHON:-$(command -v python || command -v python3)}"
 CLI="${CLI:-$(command -v selfflow-robot || echo "$PY -m selfflow_robot.cli")}"
@@ -54,7 +54,7 @@ if [ ! -d "$DATA" ]; then
 fi
 part "3b_train_$SMALL" "$SMALL_SECONDS" $CLI train model="$SMALL" train=cpu data.path="$DATA" \
     output_dir="$WORK/train" device="$DEVICE" train.precision=bf16 train.steps="$SMALL_STEPS" train.batch_size=32 \
-    train.draws_per_window=4 train.val_every=250 train.save_every="$SMALL_STEPS" train.log_every=25 \
+    train.draws_per_window=4 train.val_every=100 train.save_every="$SMALL_STEPS" train.log_every=25 \
     > "$OUT/train.log" 2>&1
 tail -n 20 "$OUT/train.log"
 cp "$WORK/train/metrics.jsonl" "$OUT/train_metrics.jsonl" 2>/dev/null
