@@ -131,6 +131,13 @@ class ExportedSampler:
         return x
 
 
+def compiled_denoiser(model: nn.Module) -> Denoise | CachedGraphs:
+    """The policy's denoiser under `torch.compile`: the two cached graphs for a prefix-attention model, else one."""
+    if is_prefix(model.cfg):
+        return CachedGraphs(torch.compile(ContextKV(model)), torch.compile(CachedActionDenoiser(model)))
+    return torch.compile(ActionDenoiser(model))
+
+
 def example_inputs(model_cfg: Any, batch: int = 1, seed: int = 0, device: str | torch.device = "cpu",
                    tau: float = 0.5) -> tuple[torch.Tensor, ...]:
     """Random denoiser inputs of the checkpoint's shapes, in `input_names(model_cfg)` order: (context, actions,

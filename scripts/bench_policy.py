@@ -48,11 +48,11 @@ from selfflow_robot.constants import ACTIONS, CONTEXT
 from selfflow_robot.model import build_model
 from selfflow_robot.model.config import SIZES, dit_config
 from selfflow_robot.objective import sample
-from selfflow_robot.policies.cached_graphs import CachedActionDenoiser, CachedGraphs, ContextKV
 from selfflow_robot.policies.export import (
     SUFFIX,
     ActionDenoiser,
     ExportedSampler,
+    compiled_denoiser,
     export_denoiser,
     load_cached,
     load_exported,
@@ -210,9 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {mode}: needs a model with attention=prefix (--attention prefix); skipped")
                     continue
                 out_dir = Path(tmp.name) / base
-                if base == "compile":
-                    den = CachedGraphs(torch.compile(ContextKV(model)), torch.compile(CachedActionDenoiser(model))) \
-                        if with_cache else torch.compile(ActionDenoiser(model))
+                if base == "compile":   # with_cache: the two graphs (this model is prefix); else the one graph
+                    den = compiled_denoiser(model) if with_cache else torch.compile(ActionDenoiser(model))
                 else:
                     if device.type != "cpu" or dtype != torch.float32:
                         print(f"  {mode}: exported graphs are benchmarked on CPU float32 only here; skipped")

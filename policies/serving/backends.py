@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from selfflow_robot.errors import ConfigError
-from selfflow_robot.policies.cached_graphs import CachedActionDenoiser, CachedGraphs, ContextKV, is_prefix
+from selfflow_robot.policies.cached_graphs import is_prefix
 from selfflow_robot.policies.export import (
     SUFFIX,
-    ActionDenoiser,
     ExportedSampler,
+    compiled_denoiser,
     export_denoiser,
     load_cached,
     load_exported,
@@ -46,9 +46,7 @@ class GraphTokenPredictor:
         self._export_dir: tempfile.TemporaryDirectory | None = None  # lives as long as the loaded graph
         cached = is_prefix(policy.model.cfg)
         if backend == "compile":
-            model = policy.model
-            denoise = CachedGraphs(torch.compile(ContextKV(model)), torch.compile(CachedActionDenoiser(model))) \
-                if cached else torch.compile(ActionDenoiser(model))
+            denoise = compiled_denoiser(policy.model)
         else:
             if policy.device.type != "cpu":
                 raise ConfigError(f"backend={backend} is a float32 CPU graph; on {policy.device} use "
