@@ -187,9 +187,9 @@ def _write(fmt: str, graph: Graph, path: Path, opset: int) -> None:
     program.save(str(path))
 
 
-def cached_graphs(model: nn.Module, batch: int) -> dict[str, Graph]:
-    """The context and step graphs of a prefix-attention `model`, on random inputs of `batch` rows."""
-    context, actions, tau, text, drop, *state = example_inputs(model.cfg, batch)
+def cached_graphs(model: nn.Module, args: tuple[torch.Tensor, ...]) -> dict[str, Graph]:
+    """The context and step graphs of a prefix-attention `model`, on the single graph's example inputs `args`."""
+    context, actions, tau, text, drop, *state = args
     ctx_module = ContextKV(model).eval()
     with torch.no_grad():
         kv = ctx_module(context, text, drop, *state)
@@ -301,8 +301,9 @@ def export_denoiser(model: nn.Module, fmt: str, out_dir: str | Path, *, checkpoi
     module = ActionDenoiser(model).eval()
     args = example_inputs(model.cfg, batch)
     graphs = {"denoiser": Graph(module, args, input_names(model.cfg), "velocity", (0,) * len(args))}
-    if is_prefix(model.cfg):
-        graphs.update(cached_graphs(model, batch))
+    cached = is_prefix(model.cfg)
+    if cached:
+        graphs.update(cached_graphs(model, args))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     finals = {name: out_dir / f"{name}.{SUFFIX[fmt]}" for name in graphs}
@@ -314,7 +315,7 @@ def export_denoiser(model: nn.Module, fmt: str, out_dir: str | Path, *, checkpoi
         export_s = time.perf_counter() - t0
         d_step, d_chunk = parity(module, load_exported(tmps["denoiser"], fmt), model.cfg, steps=steps)
         d_cached = None
-        if is_prefix(model.cfg):
+        if cached:
             loaded = CachedGraphs(load_exported(tmps["context"], fmt), load_exported(tmps["step"], fmt))
             d_cached = max(chunk_difference(module, loaded, model.cfg, steps, cfg_scale=scale) for scale in (1.0, 2.0))
         if not (d_step <= tolerance and d_chunk <= tolerance and (d_cached is None or d_cached <= tolerance)):
@@ -327,7 +328,7 @@ def export_denoiser(model: nn.Module, fmt: str, out_dir: str | Path, *, checkpoi
                           chunk_max_abs_diff=d_chunk, tolerance=tolerance, steps=steps,
                           input_shapes={n: list(a.shape) for n, a in zip(input_names(model.cfg), args)},
                           state_dim=int(getattr(model.cfg, "state_dim", 0)), export_s=round(export_s, 2),
-                          cached_paths=[str(finals[n]) for n in ("context", "step")] if d_cached is not None else None,
+                          cached_paths=[str(finals[n]) for n in ("context", "step")] if cached else None,
                           cached_chunk_max_abs_diff=d_cached)
     meta = out_dir / "export.json"
     tmp_meta = meta.with_suffix(".json.tmp")
