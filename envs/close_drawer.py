@@ -4,9 +4,9 @@ from __future__ import annotations
 from mani_skill.utils.registration import register_env
 
 from selfflow_robot.envs.drawer_scene import DrawerSceneEnv
+from selfflow_robot.envs.drawer_success import CLOSE_SUCCESS_QPOS
 from selfflow_robot.envs.drawer_variant_scene import DrawerVariantSceneEnv
 
-CLOSE_SUCCESS_QPOS = 0.05   # ManiSkill2_real2sim CloseDrawerInSceneEnv.evaluate: qpos <= 0.05
 CLOSE_INIT_QPOS = 0.2       # the drawer starts 0.2 m open (`cabinet_init_qpos`)
 MAX_EPISODE_STEPS = 113
 

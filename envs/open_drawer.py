@@ -4,9 +4,9 @@ from __future__ import annotations
 from mani_skill.utils.registration import register_env
 
 from selfflow_robot.envs.drawer_scene import DrawerSceneEnv
+from selfflow_robot.envs.drawer_success import OPEN_SUCCESS_QPOS
 from selfflow_robot.envs.drawer_variant_scene import DrawerVariantSceneEnv
 
-OPEN_SUCCESS_QPOS = 0.15  # ManiSkill2_real2sim OpenDrawerInSceneEnv.evaluate: qpos >= 0.15
 MAX_EPISODE_STEPS = 113
 
 

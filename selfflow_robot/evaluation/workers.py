@@ -79,6 +79,13 @@ def video_name(success: bool, job: EpisodeJob, overlay_id: str, urdf_version: st
     return f"{head}_overlay_{overlay_id}_urdf_{urdf_version or 'None'}.mp4"
 
 
+def drawer_opening(u: Any) -> float | None:
+    """The task drawer's joint position (m) of a drawer env, None for a task without one."""
+    if not hasattr(u, "drawer_qpos"):
+        return None
+    return round(float(np.asarray(u.drawer_qpos).reshape(-1)[0]), 4)
+
+
 def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None = None,
                 fps: int = 5) -> dict:
     """Run one grid episode with SimplerEnv's evaluator semantics; returns its record (and writes its mp4)."""
@@ -94,6 +101,7 @@ def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None 
         tmp = video_dir / f".ep{job.episode:03d}.{os.getpid()}.tmp.mp4"
         writer = imageio.get_writer(tmp, fps=fps, codec="libx264", quality=6, macro_block_size=16)
     steps, success, terminated_by_policy = 0, False, False
+    opening = [drawer_opening(u)]  # per video frame: what the success judge of imagined frames learns from
     try:
         image = overhead_rgb(obs)
         if writer is not None:
@@ -111,6 +119,7 @@ def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None 
                 instruction = new
                 instructions.append(new)
             image = overhead_rgb(obs)
+            opening.append(drawer_opening(u))
             if writer is not None:
                 writer.append_data(image)
             if terminate or _flag(truncated):
@@ -132,8 +141,9 @@ def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None 
               "seconds": round(time.time() - t0, 3)}
     if ep.variant:
         record["variant"] = ep.variant
-    if hasattr(u, "drawer_qpos"):
-        record["final_drawer_qpos"] = round(float(np.asarray(u.drawer_qpos).reshape(-1)[0]), 4)
+    if opening[-1] is not None:
+        record["final_drawer_qpos"] = opening[-1]
+        record["drawer_qpos"] = opening
     if tmp is not None:
         final = video_dir / video_name(success, job, ep.overlay_id, ep.urdf_version, ep.variant)
         os.replace(tmp, final)

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import imageio.v2 as imageio
 import pytest
 
 from selfflow_robot.config import load_config
@@ -81,6 +82,9 @@ def test_checkpoint_sweep_writes_videos_report_and_resumes(eval_ckpt, tmp_path, 
     video = Path(rec["video"])
     assert video.is_file() and video.stat().st_size > 0
     assert video.name.startswith("success_" if rec["success"] else "failure_")
+    # the drawer's opening per video frame (reset + every step): what the imagination judge learns from
+    assert len(rec["drawer_qpos"]) == rec["steps"] + 1 == len(imageio.mimread(video, memtest=False))
+    assert rec["drawer_qpos"][0] == pytest.approx(0.2, abs=0.01) and rec["drawer_qpos"][-1] == rec["final_drawer_qpos"]
     for name in ("results.json", "results.md", "success.png"):
         assert (tmp_path / name).is_file()
     # resume: episode 4 is recorded, only episode 13 runs now
