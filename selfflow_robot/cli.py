@@ -50,6 +50,14 @@ COMMANDS: dict[str, Command] = {
     "eval": Command(
         "selfflow_robot.evaluation.evaluate:main", "eval", "selfflow_robot.evaluation.config:EvalConfig",
         "Score checkpoints (or the scripted expert) on SIMPLER suites in the ManiSkill3 port."),
+    "imagine-eval": Command(
+        "selfflow_robot.evaluation.imagination.cli:main", "imagine_eval",
+        "selfflow_robot.evaluation.imagination.cli:ImagineEvalConfig",
+        "Score policy checkpoints in closed loop inside the world model, judge success, rank them against the port."),
+    "judge train": Command(
+        "selfflow_robot.evaluation.imagination.judge_train:main", "judge_train",
+        "selfflow_robot.evaluation.imagination.judge_train:JudgeTrainConfig",
+        "Train the success judge of imagined frames on the videos and drawer openings of eval sweeps."),
     "collect": Command(
         "selfflow_robot.envs.collect:main", "collect", "selfflow_robot.envs.collect:CollectConfig",
         "Record scripted-expert demos as RLDS in the RT-1 schema."),

@@ -27,3 +27,9 @@ def eval_ckpt(tmp_path_factory) -> Path:
 def eval_state_ckpt(tmp_path_factory) -> Path:
     """The same, for a model that also takes the robot's proprioception (`model.state_dim=8`)."""
     return write_eval_checkpoint(tmp_path_factory.mktemp("eval_state_run") / "staterun", state_dim=8)
+
+
+@pytest.fixture(scope="session")
+def other_eval_ckpt(tmp_path_factory) -> Path:
+    """A second checkpoint like `eval_ckpt`, other weights (seed 1): two policies to rank."""
+    return write_eval_checkpoint(tmp_path_factory.mktemp("other_run") / "otherrun", seed=1)

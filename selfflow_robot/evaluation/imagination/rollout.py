@@ -1,0 +1,109 @@
+"""Closed-loop episodes inside the world model: the policy acts on imagined frames, the world model imagines
+what those actions do.
+
+An imagined episode starts where the port's grid episode starts (`read_starts`: the simulator is reset to that
+episode and only its first camera frame is kept), then alternates, batched over episodes: the policy predicts a
+chunk of H actions from the last frames, the world model imagines the H frames those actions lead to, and they
+become the policy's next context. Like SimplerEnv's evaluator it stops at the time limit or at the step where the
+policy terminates; the judge reads success off the last frame, where the simulator reads it.
+
+    starts = read_starts([("open_top_drawer", 0), ...], asset_root=None)
+    episodes = imagine_episodes(WorldModel.from_pretrained(wm_dir, steps=1), SelfFlowPolicy.from_pretrained(p),
+                                starts, max_steps=113)
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from selfflow_robot.data import transforms as T
+from selfflow_robot.data.transforms import resize_like_training
+from selfflow_robot.envs.tasks import make_env, overhead_rgb
+from selfflow_robot.errors import ConfigError
+from selfflow_robot.policies.policy import SelfFlowPolicy
+from selfflow_robot.world_model.rollout import WorldModel
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where an imagined episode starts: the port's grid episode `episode` of `task`, its instruction and its
+    first camera frame (uint8 `(H, W, 3)`, the simulator's size)."""
+
+    task: str
+    episode: int
+    instruction: str
+    frame: np.ndarray
+
+
+@dataclass
+class ImaginedEpisodes:
+    """`frames` uint8 `(B, T + 1, h, w, 3)` (the start, then one frame per action), and per episode the number of
+    actions it ran (`steps`, at most T) and whether the policy ended it (`terminated`)."""
+
+    frames: np.ndarray
+    steps: np.ndarray
+    terminated: np.ndarray
+
+    def last_frames(self) -> np.ndarray:
+        """Each episode's frame after its last action: where the success rule is read."""
+        return self.frames[np.arange(len(self.steps)), self.steps]
+
+
+def read_starts(episodes: Sequence[tuple[str, int]], *, asset_root: str | None = None) -> list[Start]:
+    """Reset the port to each (task, grid episode) and keep its instruction and first camera frame."""
+    starts = []
+    env, env_task = None, None
+    try:
+        for task, ep in tqdm(episodes, desc="start frames", unit="episode"):
+            if task != env_task:
+                if env is not None:
+                    env.close()
+                env, env_task = make_env(task, asset_root=asset_root), task
+            obs, _ = env.reset(options={"episode": int(ep)})
+            starts.append(Start(task, int(ep), env.unwrapped.get_language_instruction(), overhead_rgb(obs)))
+    finally:
+        if env is not None:
+            env.close()
+    return starts
+
+
+def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Sequence[Start], *,
+                     max_steps: int, progress: bool = True) -> ImaginedEpisodes:
+    """Run every start as one closed-loop episode of at most `max_steps` actions, all episodes in one batch."""
+    if policy.state_dim:
+        raise ConfigError("this policy conditions on the robot state, which an imagined episode does not have; "
+                          "load it with use_state=false (policy_options.use_state=false)")
+    if tuple(policy.image_size) != tuple(world_model.image_size):
+        raise ConfigError(f"the policy reads {tuple(policy.image_size)} frames, the world model imagines "
+                          f"{tuple(world_model.image_size)}: pair checkpoints of one image size")
+    B = len(starts)
+    sessions = [policy.new_session() for _ in starts]
+    for sess, st in zip(sessions, starts):
+        policy.reset_session(sess, st.instruction)
+    first = np.stack([resize_like_training(st.frame[None], world_model.image_size)[0] for st in starts])
+    frames = np.zeros((B, max_steps + 1, *first.shape[1:]), np.uint8)
+    frames[:, 0] = first
+    text = np.stack([world_model.language(st.instruction) for st in starts]) if world_model.language else None
+    steps = np.full(B, max_steps)
+    terminated = np.zeros(B, bool)
+    t = 0
+    bar = tqdm(total=max_steps, desc="imagined episodes", unit="step", disable=not progress)
+    while t < max_steps and not terminated.all():
+        history = frames[:, max(0, t + 1 - policy.k):t + 1]
+        replies = policy.infer_batch([(sess, {T.IMAGE: history[b]}) for b, sess in enumerate(sessions)])
+        actions = np.stack([r[T.ACTIONS] for r in replies])                  # (B, H, 7) raw RT-1 actions
+        stop = np.stack([r[T.TERMINATE_KEY] for r in replies]) >= 0.5       # (B, H)
+        n = min(actions.shape[1], max_steps - t)
+        context = frames[:, max(0, t + 1 - world_model.k):t + 1]
+        pred = world_model.rollout(context, actions[:, :n], terminate=stop[:, :n].astype(np.float32), text=text)
+        frames[:, t + 1:t + 1 + n] = (np.clip(pred, 0, 1) * 255 + 0.5).astype(np.uint8)
+        for b in np.flatnonzero(~terminated & stop[:, :n].any(axis=1)):
+            steps[b] = t + 1 + int(np.argmax(stop[b, :n]))
+            terminated[b] = True
+        t += n
+        bar.update(n)
+    bar.close()
+    return ImaginedEpisodes(frames, np.minimum(steps, t), terminated)

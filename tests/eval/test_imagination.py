@@ -1,0 +1,162 @@
+"""Policy evaluation in imagination: the success judge, closed-loop imagined episodes from the port's start
+frames, the ranking against the port, and `selfflow-robot imagine-eval` end to end with real tiny checkpoints."""
+import json
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+
+from selfflow_robot.errors import ConfigError, UserError
+from selfflow_robot.evaluation.evaluate import append_record
+from selfflow_robot.evaluation.imagination.cli import ImagineEvalConfig, imagine_eval
+from selfflow_robot.evaluation.imagination.judge import SuccessJudge, drawer_task, success_rule
+from selfflow_robot.evaluation.imagination.judge_train import (
+    JudgeTrainConfig,
+    LabelledFrames,
+    labelled_frames,
+    train_judge,
+)
+from selfflow_robot.evaluation.imagination.ranking import (
+    PolicyResult,
+    port_outcomes,
+    ranking_summary,
+    write_ranking_report,
+)
+from selfflow_robot.evaluation.imagination.rollout import imagine_episodes, read_starts
+from selfflow_robot.evaluation.metrics import mmrv, pearson
+from selfflow_robot.policies.policy import SelfFlowPolicy
+from selfflow_robot.world_model.rollout import WorldModel
+
+TASKS = ["open_top_drawer", "close_middle_drawer", "open_bottom_drawer"]
+
+
+def _drawer_frames(n: int, size: tuple[int, int] = (64, 80), seed: int = 0) -> LabelledFrames:
+    """Frames whose task drawer's opening is drawn as a bright bar (length proportional to the opening) in that
+    drawer's row band, over noise: a judge can only get the opening right by reading the bar of the right drawer."""
+    rng = np.random.default_rng(seed)
+    H, W = size
+    frames = rng.integers(0, 60, size=(n, H, W, 3), dtype=np.uint8)
+    opening = rng.uniform(0, 0.3, n).astype(np.float32)
+    tasks = [TASKS[i % len(TASKS)] for i in range(n)]
+    for i, (t, q) in enumerate(zip(tasks, opening)):
+        row = drawer_task(t)[1] * H // 3 + 4
+        frames[i, row:row + 8, : 4 + int(q / 0.3 * (W - 8))] = 230
+    episode = np.arange(n) // 10
+    last = (np.arange(n) % 10) == 9
+    return LabelledFrames(frames, opening, tasks, episode, last)
+
+
+def test_success_rule_is_the_simulators():
+    assert success_rule("open_top_drawer", [0.149, 0.15]).tolist() == [False, True]
+    assert success_rule("close_bottom_drawer", [0.05, 0.051]).tolist() == [True, False]
+    assert drawer_task("close_middle_drawer") == ("close", 1)
+    with pytest.raises(UserError, match="drawer tasks"):
+        drawer_task("place_apple_in_closed_top_drawer")
+
+
+def test_judge_learns_the_drawer_opening_and_round_trips(tmp_path):
+    data = _drawer_frames(600)
+    cfg = JudgeTrainConfig(output_dir=str(tmp_path / "judge"), steps=300, batch_size=32, lr=3e-3)
+    judge, m = train_judge(cfg, data)
+    # guessing the mean opening would be off by 7.5 cm on average; the bar gives it away
+    assert m["held_out"]["opening_mae_m"] < 0.04, m["held_out"]
+    assert m["held_out"]["accuracy"] > 0.85 and m["episodes"]["held_out"] == 12
+    loaded = SuccessJudge.load(tmp_path / "judge")
+    x, tasks = data.frames[:16], data.tasks[:16]
+    np.testing.assert_allclose(loaded.opening(x, tasks), judge.opening(x, tasks), atol=1e-6)
+    assert loaded.metrics["held_out"]["frames"] == m["held_out"]["frames"]
+    with pytest.raises(UserError, match="reads \\(64, 80\\) frames"):
+        loaded.opening(np.zeros((1, 32, 40, 3), np.uint8), ["open_top_drawer"])
+    with pytest.raises(UserError, match="no success judge"):
+        SuccessJudge.load(tmp_path)
+
+
+def test_judge_frames_come_from_eval_sweeps(tmp_path):
+    """Per-frame openings label every frame of an episode's video; an older record labels only its last frame."""
+    video = tmp_path / "videos" / "ep0.mp4"
+    video.parent.mkdir()
+    frames = np.random.default_rng(0).integers(0, 255, size=(5, 128, 160, 3), dtype=np.uint8)
+    imageio.mimwrite(video, frames, fps=5, macro_block_size=16)
+    with open(tmp_path / "episodes.jsonl", "w") as f:
+        append_record(f, {"task": "open_top_drawer", "episode": 0, "video": str(video),
+                          "drawer_qpos": [0.0, 0.05, 0.1, 0.15, 0.2], "final_drawer_qpos": 0.2})
+        append_record(f, {"task": "close_top_drawer", "episode": 1, "video": str(video), "final_drawer_qpos": 0.03})
+        append_record(f, {"task": "close_top_drawer", "episode": 2, "success": False})   # no video: skipped
+    data = labelled_frames([str(tmp_path)], (64, 80))
+    assert data.frames.shape == (6, 64, 80, 3) and data.frames.dtype == np.uint8
+    np.testing.assert_allclose(data.opening, [0.0, 0.05, 0.1, 0.15, 0.2, 0.03])
+    assert data.last.tolist() == [False, False, False, False, True, True]
+    assert data.tasks[-1] == "close_top_drawer" and data.episode.tolist() == [0] * 5 + [1]
+    with pytest.raises(UserError, match="no episodes.jsonl"):
+        labelled_frames([str(tmp_path / "videos")], (64, 80))
+
+
+def test_ranking_against_the_port(tmp_path):
+    keys = [(t, e) for t in ("open_top_drawer", "close_top_drawer") for e in range(4)]
+    port_rates = [0.0, 0.25, 0.5, 0.75]
+    results = []
+    for i, rate in enumerate(port_rates):
+        port = {k: j < rate * 8 for j, k in enumerate(keys)}
+        imagined = {k: (j < rate * 8) != (j == 0 and i == 1) for j, k in enumerate(keys)}  # one flip for policy 1
+        results.append(PolicyResult(f"p{i}", f"/ckpt/p{i}", imagined, port, 1.0, 10.0))
+    results.append(PolicyResult("no_port", "/ckpt/x", dict.fromkeys(keys, True)))
+    s = ranking_summary(results)
+    drawer_sim = [p["drawer_imagined"] for p in s["policies"][:4]]
+    drawer_real = [p["drawer_port"] for p in s["policies"][:4]]
+    assert s["compared"] == 4 and s["pearson"] == pytest.approx(pearson(drawer_sim, drawer_real))
+    assert s["mmrv"] == pytest.approx(mmrv(drawer_sim, drawer_real))
+    assert s["policies"][1]["episode_agreement"] == pytest.approx(7 / 8) and s["policies"][4]["drawer_port"] is None
+    assert s["imagined_cpu_s"] == 4.0 and s["port_cpu_s"] == 40.0
+    paths = write_ranking_report(results, tmp_path)
+    assert "Pearson r" in paths["table"].read_text() and paths["plot"].stat().st_size > 0
+    # the port's outcomes of one checkpoint, read from an eval folder
+    with open(tmp_path / "episodes.jsonl", "w") as f:
+        for ck, task, ep, ok in [("/ckpt/p1", "open_top_drawer", 0, True), ("/ckpt/p2", "open_top_drawer", 0, False)]:
+            append_record(f, {"checkpoint_path": ck, "task": task, "episode": ep, "success": ok, "seconds": 12.5})
+    assert port_outcomes([str(tmp_path)], "/ckpt/p1") == ({("open_top_drawer", 0): True}, 12.5)
+
+
+@pytest.mark.sim
+def test_imagined_episodes_run_closed_loop_from_the_port_start(eval_ckpt, eval_state_ckpt, sim_assets):
+    starts = read_starts([("open_top_drawer", 0), ("close_middle_drawer", 4)], asset_root=sim_assets)
+    assert [s.instruction for s in starts] == ["open top drawer", "close middle drawer"]
+    assert starts[0].frame.shape == (512, 640, 3) and starts[0].frame.dtype == np.uint8
+    wm = WorldModel.from_pretrained(eval_ckpt, steps=1)
+    policy = SelfFlowPolicy.from_pretrained(eval_ckpt, steps=1)
+    eps = imagine_episodes(wm, policy, starts, max_steps=6, progress=False)
+    h, w = wm.image_size
+    assert eps.frames.shape == (2, 7, h, w, 3) and eps.frames.dtype == np.uint8
+    assert (eps.steps <= 6).all() and eps.last_frames().shape == (2, h, w, 3)
+    assert not np.array_equal(eps.frames[:, 1], eps.frames[:, 0])        # the world model imagined something
+    again = imagine_episodes(wm, SelfFlowPolicy.from_pretrained(eval_ckpt, steps=1), starts, max_steps=6,
+                             progress=False)
+    np.testing.assert_array_equal(again.frames, eps.frames)               # seeded: reproducible
+    state_policy = SelfFlowPolicy.from_pretrained(eval_state_ckpt, steps=1)
+    with pytest.raises(ConfigError, match="use_state=false"):
+        imagine_episodes(wm, state_policy, starts, max_steps=6)
+
+
+@pytest.mark.sim
+def test_imagine_eval_ranks_checkpoints_and_writes_videos(eval_ckpt, other_eval_ckpt, sim_assets, tmp_path):
+    other = other_eval_ckpt
+    h, w = WorldModel.from_pretrained(eval_ckpt).image_size
+    train_judge(JudgeTrainConfig(output_dir=str(tmp_path / "judge"), image_size=[h, w], steps=10),
+                _drawer_frames(60, (h, w)))
+    port = tmp_path / "port"
+    port.mkdir()
+    with open(port / "episodes.jsonl", "w") as f:      # the port's outcomes of both checkpoints, as eval writes them
+        for ck, ok in [(eval_ckpt, True), (other, False)]:
+            for ep in (0, 9):
+                append_record(f, {"checkpoint_path": str(ck), "task": "open_top_drawer", "episode": ep,
+                                  "success": ok and ep == 0, "seconds": 20.0})
+    cfg = ImagineEvalConfig(world_model=str(eval_ckpt), ckpt=[str(eval_ckpt), str(other)],
+                            judge=str(tmp_path / "judge"), port=[str(port)], tasks=["open_top_drawer"],
+                            episodes=[0, 9], max_steps=5, videos=1, output_dir=str(tmp_path / "out"),
+                            asset_root=sim_assets, policy_options={"steps": 1})
+    out = imagine_eval(cfg)
+    lines = [json.loads(x) for x in (tmp_path / "out" / "episodes.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and {x["port_success"] for x in lines} == {True, False}
+    assert all(0 < x["steps"] <= 5 for x in lines)
+    summary = json.loads(out["paths"]["json"].read_text())
+    assert summary["compared"] == 2 and summary["port_cpu_s"] == 80.0
+    assert len(list((tmp_path / "out" / "videos").rglob("*.mp4"))) == 2
