@@ -37,8 +37,27 @@ def checkpoint_name(path: str) -> str:
     """A folder-safe display name: `RUN` for a run dir, `RUN_step-N` for `RUN/checkpoints/step-N`."""
     p = Path(path.rstrip("/"))
     is_step = p.name.startswith("step-") and p.parent.name == "checkpoints"
-    name = f"{p.parent.parent.name}_{p.name}" if is_step else p.name
+    return _safe_name(f"{p.parent.parent.name}_{p.name}" if is_step else p.name)
+
+
+def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", name) or "checkpoint"
+
+
+def checkpoint_names(paths: list[str]) -> list[str]:
+    """`checkpoint_name` of each path; names that collide (two runs both called `run`) get the folders above their
+    run dir prefixed, one more at a time, until they differ: `demo_run_step-N` and `seed1_run_step-N`."""
+    base = [checkpoint_name(p) for p in paths]
+    runs = [Path(p.rstrip("/")).resolve() for p in paths]
+    runs = [r.parent.parent if r.name.startswith("step-") and r.parent.name == "checkpoints" else r for r in runs]
+    names = list(base)
+    for depth in range(1, 4):
+        clash = {n for n in names if names.count(n) > 1}
+        if not clash:
+            break
+        names = [_safe_name("_".join([*(a.name for a in reversed(r.parents[:depth])), b])) if n in clash else n
+                 for n, b, r in zip(names, base, runs)]
+    return names
 
 
 def suite_tasks(cfg: EvalConfig) -> list[str]:
@@ -114,7 +133,7 @@ def plan_jobs(cfg: EvalConfig) -> tuple[list[EpisodeJob], dict[str, str]]:
         for p in paths:
             if not Path(p).exists():
                 raise UserError(f"checkpoint {p} does not exist; pass a run dir or a step dir with ckpt=")
-        agents = [(checkpoint_name(p), str(Path(p).resolve())) for p in paths]
+        agents = list(zip(checkpoint_names(paths), (str(Path(p).resolve()) for p in paths)))
         names = [a[0] for a in agents]
         if len(set(names)) != len(names):
             raise ConfigError(f"checkpoints {paths} give duplicate result names {names}; evaluate them into "

@@ -31,6 +31,10 @@ def test_plan_covers_suite_x_checkpoints_and_subsets(eval_ckpt, tmp_path):
         ("expert", "place_apple_in_closed_top_drawer", 3), ("expert", "place_apple_in_closed_top_drawer", 107)]
     assert len(suites.plan_jobs(_cfg("policy=expert"))[0]) == 216   # the full drawer visual-matching sweep
     assert suites.checkpoint_list("a, b,") == ["a", "b"]
+    # two runs that are both called `run` get the folder above them in their names
+    assert suites.checkpoint_names(["x/demo/run/checkpoints/step-0002000", "x/seed1/run/checkpoints/step-0002000",
+                                    "x/seed1/run/checkpoints/step-0001000"]) == [
+        "demo_run_step-0002000", "seed1_run_step-0002000", "run_step-0001000"]
 
 
 def test_bad_configs_say_what_and_how(tmp_path):
