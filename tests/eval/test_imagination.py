@@ -1,6 +1,7 @@
 """Policy evaluation in imagination: the success judge, closed-loop imagined episodes from the port's start
 frames, the ranking against the port, and `selfflow-robot imagine-eval` end to end with real tiny checkpoints."""
 import json
+from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
@@ -149,7 +150,8 @@ def test_imagine_eval_ranks_checkpoints_and_writes_videos(eval_ckpt, other_eval_
             for ep in (0, 9):
                 append_record(f, {"checkpoint_path": str(ck), "task": "open_top_drawer", "episode": ep,
                                   "success": ok and ep == 0, "seconds": 20.0})
-    cfg = ImagineEvalConfig(world_model=str(eval_ckpt), ckpt=[str(eval_ckpt), str(other)],
+    # the second policy given as its run folder: it still matches the port's records of its newest step folder
+    cfg = ImagineEvalConfig(world_model=str(eval_ckpt), ckpt=[str(eval_ckpt), str(Path(other).parents[1])],
                             judge=str(tmp_path / "judge"), port=[str(port)], tasks=["open_top_drawer"],
                             episodes=[0, 9], max_steps=5, videos=1, output_dir=str(tmp_path / "out"),
                             asset_root=sim_assets, policy_options={"steps": 1})

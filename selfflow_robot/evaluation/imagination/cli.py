@@ -30,7 +30,12 @@ from selfflow_robot.errors import UserError
 from selfflow_robot.evaluation.config import EvalConfig
 from selfflow_robot.evaluation.evaluate import EPISODES_FILE, read_records
 from selfflow_robot.evaluation.imagination.judge import SuccessJudge
-from selfflow_robot.evaluation.imagination.ranking import PolicyResult, port_outcomes, write_ranking_report
+from selfflow_robot.evaluation.imagination.ranking import (
+    PolicyResult,
+    checkpoint_aliases,
+    port_outcomes,
+    write_ranking_report,
+)
 from selfflow_robot.evaluation.imagination.rollout import ImaginedEpisodes, Start, imagine_episodes, read_starts
 from selfflow_robot.evaluation.suites import plan_jobs
 from selfflow_robot.files import atomic_write_bytes, check_writable_dir
@@ -87,9 +92,9 @@ def _side_by_side(imagined: np.ndarray, port_video: str | None) -> np.ndarray:
 
 
 def _port_videos(sweeps: list[str], checkpoint: str) -> dict[tuple[str, int], str]:
-    want = str(Path(checkpoint).resolve())
+    want = set(checkpoint_aliases(checkpoint))
     return {(r["task"], int(r["episode"])): r["video"] for d in sweeps for r in read_records(Path(d) / EPISODES_FILE)
-            if r.get("video") and r.get("checkpoint_path") and str(Path(r["checkpoint_path"]).resolve()) == want}
+            if r.get("video") and r.get("checkpoint_path") and str(Path(r["checkpoint_path"]).resolve()) in want}
 
 
 def _episode_lines(name: str, path: str, starts: list[Start], eps: ImaginedEpisodes, opening: np.ndarray,

@@ -58,7 +58,8 @@ class JudgeConfig:
 
 
 class SuccessJudge(nn.Module):
-    """Four stride-2 conv blocks, global average pooling, one linear head: the three drawers' openings (m)."""
+    """Four stride-2 conv blocks and an MLP on the flattened feature map (where a drawer edge is matters, so no
+    global pooling): the three drawers' openings (m)."""
 
     def __init__(self, cfg: JudgeConfig) -> None:
         super().__init__()
@@ -67,14 +68,18 @@ class SuccessJudge(nn.Module):
         chans = [3, w, 2 * w, 4 * w, 4 * w]
         self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(chans, chans[1:]))
         self.norms = nn.ModuleList(nn.GroupNorm(8, c) for c in chans[1:])
-        self.head = nn.Linear(chans[-1], len(DRAWERS))
+        h, wd = cfg.image_size
+        for _ in self.convs:
+            h, wd = (h + 1) // 2, (wd + 1) // 2
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(chans[-1] * h * wd, 128), nn.SiLU(),
+                                  nn.Linear(128, len(DRAWERS)))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """float `(B, H, W, 3)` in [0, 1] -> `(B, 3)` openings (m) of the top, middle and bottom drawers."""
         x = frames.permute(0, 3, 1, 2) * 2 - 1
         for conv, norm in zip(self.convs, self.norms):
             x = F.silu(norm(conv(x)))
-        return self.head(x.mean(dim=(2, 3))) * 0.1   # openings are 0-0.3 m: keep the head's output near unit scale
+        return self.head(x) * 0.1   # openings are 0-0.3 m: keep the head's output near unit scale
 
     @torch.inference_mode()
     def opening(self, frames: np.ndarray, tasks: list[str], batch: int = 256) -> np.ndarray:

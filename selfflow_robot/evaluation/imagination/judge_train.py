@@ -49,7 +49,7 @@ class JudgeTrainConfig:
     output_dir: str = "runs/judge"
     image_size: list[int] = field(default_factory=lambda: [64, 80])
     width: int = 32
-    steps: int = 1500
+    steps: int = 3000
     batch_size: int = 64
     lr: float = 2e-3
     holdout: float = 0.2

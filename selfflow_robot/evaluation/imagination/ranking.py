@@ -16,6 +16,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from selfflow_robot.checkpoint import CheckpointError, find_checkpoint
 from selfflow_robot.evaluation.evaluate import EPISODES_FILE, read_records
 from selfflow_robot.evaluation.metrics import DRAWER, Rate, SuiteScore, mmrv, pearson, score
 from selfflow_robot.files import atomic_write_bytes
@@ -48,18 +49,29 @@ class PolicyResult:
 
 
 def port_outcomes(sweeps: Sequence[str], checkpoint: str) -> tuple[dict[Key, bool], float]:
-    """The port's outcomes of `checkpoint` (a path) in the eval folders `sweeps`, and their summed episode seconds
-    (each episode runs single-threaded in its worker, so that is its CPU time)."""
-    want = str(Path(checkpoint).resolve())
+    """The port's outcomes of `checkpoint` in the eval folders `sweeps`, and their summed episode seconds (each
+    episode runs single-threaded in its worker, so that is its CPU time). A run folder also matches the records
+    of its newest step folder, which is what it loads."""
+    want = set(checkpoint_aliases(checkpoint))
     out: dict[Key, bool] = {}
     seconds: dict[Key, float] = {}   # an episode found in two folders (a report adopting another's) counts once
     for d in sweeps:
         for r in read_records(Path(d) / EPISODES_FILE):
-            if r.get("checkpoint_path") and str(Path(r["checkpoint_path"]).resolve()) == want:
+            if r.get("checkpoint_path") and str(Path(r["checkpoint_path"]).resolve()) in want:
                 key = (r["task"], int(r["episode"]))
                 out[key] = bool(r["success"])
                 seconds[key] = float(r.get("seconds", 0.0))
     return out, sum(seconds.values())
+
+
+def checkpoint_aliases(checkpoint: str) -> list[str]:
+    """The resolved path of a checkpoint and of the step folder it loads (a run folder's newest)."""
+    paths = [str(Path(checkpoint).resolve())]
+    try:
+        paths.append(str(find_checkpoint(checkpoint).resolve()))
+    except CheckpointError:
+        pass
+    return paths
 
 
 def _drawer(s: SuiteScore) -> Rate:
