@@ -20,6 +20,7 @@ from selfflow_robot.evaluation.imagination.judge_train import (
 from selfflow_robot.evaluation.imagination.ranking import (
     PolicyResult,
     port_outcomes,
+    port_records,
     ranking_summary,
     write_ranking_report,
 )
@@ -114,7 +115,7 @@ def test_ranking_against_the_port(tmp_path):
     with open(tmp_path / "episodes.jsonl", "w") as f:
         for ck, task, ep, ok in [("/ckpt/p1", "open_top_drawer", 0, True), ("/ckpt/p2", "open_top_drawer", 0, False)]:
             append_record(f, {"checkpoint_path": ck, "task": task, "episode": ep, "success": ok, "seconds": 12.5})
-    assert port_outcomes([str(tmp_path)], "/ckpt/p1") == ({("open_top_drawer", 0): True}, 12.5)
+    assert port_outcomes(port_records([str(tmp_path)], "/ckpt/p1")) == ({("open_top_drawer", 0): True}, 12.5)
 
 
 @pytest.mark.sim

@@ -28,12 +28,12 @@ from selfflow_robot.data.transforms import resize_like_training
 from selfflow_robot.envs.tasks import TASKS
 from selfflow_robot.errors import UserError
 from selfflow_robot.evaluation.config import EvalConfig
-from selfflow_robot.evaluation.evaluate import EPISODES_FILE, read_records
-from selfflow_robot.evaluation.imagination.judge import SuccessJudge
+from selfflow_robot.evaluation.evaluate import EPISODES_FILE
+from selfflow_robot.evaluation.imagination.judge import SuccessJudge, successes
 from selfflow_robot.evaluation.imagination.ranking import (
     PolicyResult,
-    checkpoint_aliases,
     port_outcomes,
+    port_records,
     write_ranking_report,
 )
 from selfflow_robot.evaluation.imagination.rollout import ImaginedEpisodes, Start, imagine_episodes, read_starts
@@ -91,12 +91,6 @@ def _side_by_side(imagined: np.ndarray, port_video: str | None) -> np.ndarray:
     return compose_panels(pad, ["imagined", "port"])
 
 
-def _port_videos(sweeps: list[str], checkpoint: str) -> dict[tuple[str, int], str]:
-    want = set(checkpoint_aliases(checkpoint))
-    return {(r["task"], int(r["episode"])): r["video"] for d in sweeps for r in read_records(Path(d) / EPISODES_FILE)
-            if r.get("video") and r.get("checkpoint_path") and str(Path(r["checkpoint_path"]).resolve()) in want}
-
-
 def _episode_lines(name: str, path: str, starts: list[Start], eps: ImaginedEpisodes, opening: np.ndarray,
                    success: np.ndarray, port: dict) -> list[dict]:
     return [{"checkpoint": name, "checkpoint_path": path, "task": st.task, "episode": st.episode,
@@ -128,13 +122,14 @@ def imagine_eval(cfg: ImagineEvalConfig) -> dict[str, Any]:
         eps = imagine_episodes(wm, policy, starts, max_steps=max_steps)
         tasks = [st.task for st in starts]
         opening = judge.opening(eps.last_frames(), tasks)
-        success = judge.success(eps.last_frames(), tasks)
+        success = successes(tasks, opening)
         cpu = time.process_time() - t0
-        port, port_cpu = port_outcomes(cfg.port, path)
+        records = port_records(cfg.port, path)
+        port, port_cpu = port_outcomes(records)
         lines += _episode_lines(name, path, starts, eps, opening, success, port)
         results.append(PolicyResult(name, path, {(st.task, st.episode): bool(s) for st, s in zip(starts, success)},
                                     port, cpu, port_cpu))
-        videos = _port_videos(cfg.port, path)
+        videos = {(r["task"], int(r["episode"])): r["video"] for r in records if r.get("video")}
         for j in sorted(set(np.linspace(0, len(starts) - 1, cfg.videos).astype(int).tolist())) if cfg.videos else []:
             st = starts[j]
             clip = _side_by_side(eps.frames[j, :eps.steps[j] + 1], videos.get((st.task, st.episode)))

@@ -49,6 +49,11 @@ def success_rule(task: str, opening: np.ndarray | float) -> np.ndarray:
     return q >= OPEN_SUCCESS_QPOS if kind == "open" else q <= CLOSE_SUCCESS_QPOS
 
 
+def successes(tasks: list[str], openings: np.ndarray) -> np.ndarray:
+    """Each task's success rule on its drawer's opening: `(B,)` bool."""
+    return np.array([bool(success_rule(t, q)) for t, q in zip(tasks, openings)], dtype=bool)
+
+
 @dataclass
 class JudgeConfig:
     """The judge's geometry: `image_size` (H, W) it reads (the world model's), conv `width`."""
@@ -99,8 +104,7 @@ class SuccessJudge(nn.Module):
 
     def success(self, frames: np.ndarray, tasks: list[str]) -> np.ndarray:
         """The simulator's success rule on the judged openings: `(B,)` bool."""
-        q = self.opening(frames, tasks)
-        return np.array([bool(success_rule(t, v)) for t, v in zip(tasks, q)], dtype=bool)
+        return successes(tasks, self.opening(frames, tasks))
 
     def save(self, out_dir: str | Path, metrics: dict[str, Any]) -> Path:
         """Write `judge.safetensors` and `judge.json` (config + metrics) atomically into `out_dir`."""

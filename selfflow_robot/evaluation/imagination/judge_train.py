@@ -27,7 +27,7 @@ from selfflow_robot.config import structured
 from selfflow_robot.data.transforms import resize_like_training
 from selfflow_robot.errors import UserError
 from selfflow_robot.evaluation.evaluate import EPISODES_FILE, read_records
-from selfflow_robot.evaluation.imagination.judge import JudgeConfig, SuccessJudge, drawer_task, success_rule
+from selfflow_robot.evaluation.imagination.judge import JudgeConfig, SuccessJudge, drawer_task, successes
 from selfflow_robot.files import check_writable_dir
 
 
@@ -83,11 +83,13 @@ def labelled_frames(sweeps: list[str], image_size: tuple[int, int]) -> LabelledF
     frames, opening, tasks, episode, last = [], [], [], [], []
     for i, r in enumerate(tqdm(records, desc="judge frames", unit="episode")):
         drawer_task(r["task"])
-        video = np.stack(imageio.mimread(r["video"], memtest=False))
         if r.get("drawer_qpos"):
+            video = np.stack(imageio.mimread(r["video"], memtest=False))
             q = np.asarray(r["drawer_qpos"], np.float32)
-        else:   # an older record: only its last frame is labelled
-            video, q = video[-1:], np.asarray([r["final_drawer_qpos"]], np.float32)
+        else:   # an older record: only its last frame is labelled (streamed, not the whole clip in memory)
+            with imageio.get_reader(r["video"]) as reader:
+                *_, final = reader
+            video, q = final[None], np.asarray([r["final_drawer_qpos"]], np.float32)
         if len(video) != len(q):
             raise UserError(f"{r['video']} has {len(video)} frames but its record {len(q)} drawer openings")
         frames.append(resize_like_training(video, image_size))
@@ -118,8 +120,7 @@ def judge_metrics(judge: SuccessJudge, data: LabelledFrames, rows: np.ndarray) -
     frame, on frames where the task succeeded / failed, and on episodes' last frames."""
     tasks = [data.tasks[i] for i in rows]
     pred = judge.opening(data.frames[rows], tasks)
-    true_s = np.array([bool(success_rule(t, q)) for t, q in zip(tasks, data.opening[rows])])
-    pred_s = np.array([bool(success_rule(t, q)) for t, q in zip(tasks, pred)])
+    true_s, pred_s = successes(tasks, data.opening[rows]), successes(tasks, pred)
     right = pred_s == true_s
     last = data.last[rows]
     return {"frames": int(len(rows)), "opening_mae_m": float(np.abs(pred - data.opening[rows]).mean()),

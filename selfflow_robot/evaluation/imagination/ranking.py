@@ -48,19 +48,24 @@ class PolicyResult:
         return sum(self.imagined[k] == self.port[k] for k in keys) / len(keys) if keys else float("nan")
 
 
-def port_outcomes(sweeps: Sequence[str], checkpoint: str) -> tuple[dict[Key, bool], float]:
-    """The port's outcomes of `checkpoint` in the eval folders `sweeps`, and their summed episode seconds (each
-    episode runs single-threaded in its worker, so that is its CPU time). A run folder also matches the records
-    of its newest step folder, which is what it loads."""
+def port_records(sweeps: Sequence[str], checkpoint: str) -> list[dict[str, Any]]:
+    """The `episodes.jsonl` records of `checkpoint` in the eval folders `sweeps`. A run folder also matches the
+    records of its newest step folder, which is what it loads."""
     want = set(checkpoint_aliases(checkpoint))
+    return [r for d in sweeps for r in read_records(Path(d) / EPISODES_FILE)
+            if r.get("checkpoint_path") and str(Path(r["checkpoint_path"]).resolve()) in want]
+
+
+def port_outcomes(records: Sequence[Mapping[str, Any]]) -> tuple[dict[Key, bool], float]:
+    """Success per (task, episode) in port records, and their summed episode seconds (each episode runs
+    single-threaded in its worker, so that is its CPU time). An episode found twice (a report adopting another
+    folder's records) counts once."""
     out: dict[Key, bool] = {}
-    seconds: dict[Key, float] = {}   # an episode found in two folders (a report adopting another's) counts once
-    for d in sweeps:
-        for r in read_records(Path(d) / EPISODES_FILE):
-            if r.get("checkpoint_path") and str(Path(r["checkpoint_path"]).resolve()) in want:
-                key = (r["task"], int(r["episode"]))
-                out[key] = bool(r["success"])
-                seconds[key] = float(r.get("seconds", 0.0))
+    seconds: dict[Key, float] = {}
+    for r in records:
+        key = (r["task"], int(r["episode"]))
+        out[key] = bool(r["success"])
+        seconds[key] = float(r.get("seconds", 0.0))
     return out, sum(seconds.values())
 
 

@@ -83,7 +83,7 @@ def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Se
     sessions = [policy.new_session() for _ in starts]
     for sess, st in zip(sessions, starts):
         policy.reset_session(sess, st.instruction)
-    first = np.stack([resize_like_training(st.frame[None], world_model.image_size)[0] for st in starts])
+    first = resize_like_training(np.stack([st.frame for st in starts]), world_model.image_size)
     frames = np.zeros((B, max_steps + 1, *first.shape[1:]), np.uint8)
     frames[:, 0] = first
     text = np.stack([world_model.language(st.instruction) for st in starts]) if world_model.language else None
