@@ -33,11 +33,14 @@ def checkpoint_list(ckpt: Any) -> list[str]:
     return [c.strip() for c in items if c and c.strip()]
 
 
+def _is_step_dir(p: Path) -> bool:
+    return p.name.startswith("step-") and p.parent.name == "checkpoints"
+
+
 def checkpoint_name(path: str) -> str:
     """A folder-safe display name: `RUN` for a run dir, `RUN_step-N` for `RUN/checkpoints/step-N`."""
     p = Path(path.rstrip("/"))
-    is_step = p.name.startswith("step-") and p.parent.name == "checkpoints"
-    return _safe_name(f"{p.parent.parent.name}_{p.name}" if is_step else p.name)
+    return _safe_name(f"{p.parent.parent.name}_{p.name}" if _is_step_dir(p) else p.name)
 
 
 def _safe_name(name: str) -> str:
@@ -49,7 +52,7 @@ def checkpoint_names(paths: list[str]) -> list[str]:
     run dir prefixed, one more at a time, until they differ: `demo_run_step-N` and `seed1_run_step-N`."""
     base = [checkpoint_name(p) for p in paths]
     runs = [Path(p.rstrip("/")).resolve() for p in paths]
-    runs = [r.parent.parent if r.name.startswith("step-") and r.parent.name == "checkpoints" else r for r in runs]
+    runs = [r.parent.parent if _is_step_dir(r) else r for r in runs]
     names = list(base)
     for depth in range(1, 4):
         clash = {n for n in names if names.count(n) > 1}
