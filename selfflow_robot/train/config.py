@@ -154,6 +154,10 @@ class TrainConfig:
             `model.state_dim > 0`): the policy also learns to act from the image alone, so it keeps reading
             the image for what the state cannot tell (where the drawer is). 0 = always the state.
         state_noise: std of Gaussian noise on the normalised state during training (0 = none).
+        random_shift: random-shift augmentation (DrQ, Diffusion Policy): each training window, context and
+            future frames alike, is translated by up to this many cells of the codec's map per axis (latent cells
+            with the autoencoder, one cell = `codec.downsample` px; pixels with pixel patches), edges
+            replicated (`train/augment.py`). 0 = off. Validation and inference see the frames as they are.
         draws_per_window: independent noise draws (noise, timesteps) of each window's targets per step. With
             `model.attention=prefix` the draws share one pass over the clean context, which dominates the
             cost, so k draws give k training signals for much less than k windows cost.
@@ -180,6 +184,7 @@ class TrainConfig:
     text_dropout: float = 0.1
     state_dropout: float = 0.0
     state_noise: float = 0.0
+    random_shift: int = 0
     draws_per_window: int = 1
     precision: Precision = Precision.auto
     parallel: Parallelism = Parallelism.auto
@@ -208,6 +213,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.state_noise < 0:
             raise ConfigError(f"train.state_noise must be >= 0, got {self.state_noise}")
+        if self.random_shift < 0:
+            raise ConfigError(f"train.random_shift must be >= 0 (map cells), got {self.random_shift}")
 
 
 @dataclass

@@ -51,7 +51,8 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
                      state_input: Callable[[torch.Tensor], torch.Tensor] | None = None,
                      state_dropout: float = 0.0, state_noise: float = 0.0,
                      state_target: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                     future_delta_scale: float = 0.0) -> FlowBatch:
+                     future_delta_scale: float = 0.0,
+                     shift: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None) -> FlowBatch:
     """Turn a collated window batch into the objective's `FlowBatch`.
 
     Args:
@@ -74,6 +75,8 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
             head (models with `model.aux_state_dim > 0`), or None. Never noised or dropped: it is a label.
         future_delta_scale: the model's `future_delta_scale`: the future target is the scaled change from the
             last context frame (`model/future.py`) instead of the frames' own tokens (0).
+        shift: `(x_ctx, x_fut, generator=) -> (x_ctx, x_fut)`, the random-shift augmentation of the encoded
+            windows (`train/augment.py`; None = none, and no draw from `generator`).
     """
     ctx = torch.as_tensor(batch[C.CONTEXT_FRAMES]).to(device)
     fut = torch.as_tensor(batch[C.FUTURE_FRAMES]).to(device)
@@ -85,6 +88,8 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
     with torch.no_grad():
         x_ctx = encode(ctx)                                     # (B, k*h*w, d)
         x_fut = encode(fut)                                     # (B, H*h*w, d)
+        if shift is not None:
+            x_ctx, x_fut = shift(x_ctx, x_fut, generator=generator)
     per_frame = x_fut.shape[1] // H
     x_fut = future_to_model(x_fut, x_ctx, per_frame, future_delta_scale)
     acts = action_tokens(torch.as_tensor(batch[C.ACTIONS_RAW]).to(device).float(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from selfflow_robot.model.device import cpu_has_bf16_matmul, precision_autocast
 from selfflow_robot.objective import EMA, build_objective
 from selfflow_robot.objective.config import ObjectiveConfig
 from selfflow_robot.train import parallel
+from selfflow_robot.train.augment import random_shift
 from selfflow_robot.train.builders import DataBundle, build_data, init_weights_from
 from selfflow_robot.train.config import Parallelism, Precision, TrainConfig
 from selfflow_robot.train.guard import check_finite
@@ -104,6 +106,8 @@ class Trainer:
         self.mode_probs = mode_probabilities(self.tcfg.modes.probabilities())
         self.data: DataBundle = build_data(cfg, self.model_cfg, info, self.tcfg, self.codec)
         self.encode = frame_tokens(self.codec.encode)  # cached batches hold tokens already
+        self.shift = (partial(random_shift, grid=self.codec.grid, patch=self.codec.patch_size,
+                              max_shift=self.tcfg.random_shift) if self.tcfg.random_shift else None)
         self.step = 0
         self.last_good: Path | None = None
         if cfg.get("resume"):
@@ -136,7 +140,7 @@ class Trainer:
             fb = build_flow_batch(batch, self.encode, self.data.action_tokens, modes,
                                   self.tcfg.text_dropout, self.device, cpu_gen, self.data.state_input,
                                   self.tcfg.state_dropout, self.tcfg.state_noise, self.data.state_target,
-                                  self.model_cfg.future_delta_scale)
+                                  self.model_cfg.future_delta_scale, self.shift)
             sync_ctx = parallel.no_sync(self.student, enabled=micro < accum - 1)
             with sync_ctx:
                 with self._autocast():

@@ -220,3 +220,17 @@ def test_bf16_training_on_the_cpu(train_data, train_cli, tmp_path):
     assert len(losses["bf16"]) == 3 and all(math.isfinite(v) for v in losses["bf16"])
     assert losses["bf16"] != losses["fp32"]
     assert losses["bf16"][0] == pytest.approx(losses["fp32"][0], rel=0.05)
+
+
+def test_random_shift_augments_training_windows(train_data, train_cli, tmp_path):
+    """train.random_shift=2 trains on translated windows: the first step's loss moves off the unshifted run's
+    from the same seed (same weights, same noise), and stays finite; the checkpoint records the setting."""
+    losses = {}
+    for shift in (0, 2):
+        run = tmp_path / f"shift{shift}"
+        train_cli.ok(train_cli.run(train_data, run, "train.steps=2", "train.val_every=0", "train.save_every=2",
+                                   f"train.random_shift={shift}"))
+        losses[shift] = [r["loss/total"] for r in read_metrics(run) if "loss/total" in r]
+    assert len(losses[2]) == 2 and all(math.isfinite(v) for v in losses[2])
+    assert losses[2][0] != losses[0][0]
+    assert ck.load_run_config(tmp_path / "shift2" / "checkpoints" / "step-0000002").train.random_shift == 2
