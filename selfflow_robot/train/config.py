@@ -158,6 +158,9 @@ class TrainConfig:
             future frames alike, is translated by up to this many cells of the codec's map per axis (latent cells
             with the autoencoder, one cell = `codec.downsample` px; pixels with pixel patches), edges
             replicated (`train/augment.py`). 0 = off. Validation and inference see the frames as they are.
+        context_noise: the largest std of Gaussian noise added to the context tokens of world-model and joint
+            examples (uniform per example in [0, context_noise], in the tokens' units; 0 = none): the world model
+            learns to imagine from imperfect past frames, as in a long rollout from its own (`train/modes.py`).
         draws_per_window: independent noise draws (noise, timesteps) of each window's targets per step. With
             `model.attention=prefix` the draws share one pass over the clean context, which dominates the
             cost, so k draws give k training signals for much less than k windows cost.
@@ -185,6 +188,7 @@ class TrainConfig:
     state_dropout: float = 0.0
     state_noise: float = 0.0
     random_shift: int = 0
+    context_noise: float = 0.0
     draws_per_window: int = 1
     precision: Precision = Precision.auto
     parallel: Parallelism = Parallelism.auto
@@ -213,6 +217,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.state_noise < 0:
             raise ConfigError(f"train.state_noise must be >= 0, got {self.state_noise}")
+        if self.context_noise < 0:
+            raise ConfigError(f"train.context_noise must be >= 0, got {self.context_noise}")
         if self.random_shift < 0:
             raise ConfigError(f"train.random_shift must be >= 0 (map cells), got {self.random_shift}")
 

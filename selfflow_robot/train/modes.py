@@ -52,7 +52,8 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
                      state_dropout: float = 0.0, state_noise: float = 0.0,
                      state_target: Callable[[torch.Tensor], torch.Tensor] | None = None,
                      future_delta_scale: float = 0.0,
-                     shift: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None) -> FlowBatch:
+                     shift: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None,
+                     context_noise: float = 0.0) -> FlowBatch:
     """Turn a collated window batch into the objective's `FlowBatch`.
 
     Args:
@@ -77,6 +78,10 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
             last context frame (`model/future.py`) instead of the frames' own tokens (0).
         shift: `(x_ctx, x_fut, generator=) -> (x_ctx, x_fut)`, the random-shift augmentation of the encoded
             windows (`train/augment.py`; None = none, and no draw from `generator`).
+        context_noise: the largest std of Gaussian noise on the context tokens of world-model and joint examples
+            (each example draws its std uniformly from [0, context_noise]; 0 = clean, no draw). Policy examples
+            keep a clean context. The future target stays what it was, so the world model learns to imagine from
+            a corrupted past, as it must in a long rollout from its own frames (GameNGen's noise augmentation).
     """
     ctx = torch.as_tensor(batch[C.CONTEXT_FRAMES]).to(device)
     fut = torch.as_tensor(batch[C.FUTURE_FRAMES]).to(device)
@@ -92,6 +97,9 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
             x_ctx, x_fut = shift(x_ctx, x_fut, generator=generator)
     per_frame = x_fut.shape[1] // H
     x_fut = future_to_model(x_fut, x_ctx, per_frame, future_delta_scale)
+    if context_noise > 0:
+        std = context_noise * torch.rand(B, generator=generator) * frames_noisy.cpu()
+        x_ctx = x_ctx + std.to(device)[:, None, None] * torch.randn(x_ctx.shape, generator=generator).to(device)
     acts = action_tokens(torch.as_tensor(batch[C.ACTIONS_RAW]).to(device).float(),
                          torch.as_tensor(batch[C.TERMINATE_FLAG]).to(device).float())  # (B, H, 8)
     frame_pad = torch.as_tensor(batch[C.FRAME_PAD]).to(device).bool()          # (B, H)

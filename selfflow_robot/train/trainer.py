@@ -140,7 +140,7 @@ class Trainer:
             fb = build_flow_batch(batch, self.encode, self.data.action_tokens, modes,
                                   self.tcfg.text_dropout, self.device, cpu_gen, self.data.state_input,
                                   self.tcfg.state_dropout, self.tcfg.state_noise, self.data.state_target,
-                                  self.model_cfg.future_delta_scale, self.shift)
+                                  self.model_cfg.future_delta_scale, self.shift, self.tcfg.context_noise)
             sync_ctx = parallel.no_sync(self.student, enabled=micro < accum - 1)
             with sync_ctx:
                 with self._autocast():

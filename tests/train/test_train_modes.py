@@ -124,3 +124,23 @@ def test_future_delta_target_is_the_scaled_change_from_the_last_context_frame():
                                    4.0 * (plain.x0[C.FUTURE][:, h * per:(h + 1) * per] - last))
     torch.testing.assert_close(future_from_model(delta.x0[C.FUTURE], delta.x0[C.CONTEXT], per, 4.0),
                                plain.x0[C.FUTURE])
+
+
+def test_context_noise_corrupts_the_world_models_past_only():
+    """`context_noise`: world-model and joint examples see a noised context (std up to the setting), policy examples
+    the clean one; the targets are untouched; the draw is seeded."""
+    cfg = dit_config("tiny", image_size=(32, 40))
+    _, codec = build_model(cfg)
+    batch = _batch()
+    modes = torch.tensor([MODES.index(Mode.world_model), MODES.index(Mode.policy), MODES.index(Mode.joint)])
+    clean = build_flow_batch(batch, codec.encode, _tokens, modes, 0.0, torch.device("cpu"),
+                             torch.Generator().manual_seed(0))
+    noisy = build_flow_batch(batch, codec.encode, _tokens, modes, 0.0, torch.device("cpu"),
+                             torch.Generator().manual_seed(0), context_noise=0.5)
+    diff = noisy.x0[C.CONTEXT] - clean.x0[C.CONTEXT]
+    assert torch.equal(diff[1], torch.zeros_like(diff[1]))                     # policy: clean context
+    assert 0 < diff[0].std() <= 0.5 and 0 < diff[2].std() <= 0.5              # world model, joint: noised
+    assert torch.equal(noisy.x0[C.FUTURE], clean.x0[C.FUTURE]) and torch.equal(noisy.x0[C.ACTIONS], clean.x0[C.ACTIONS])
+    again = build_flow_batch(batch, codec.encode, _tokens, modes, 0.0, torch.device("cpu"),
+                             torch.Generator().manual_seed(0), context_noise=0.5)
+    assert torch.equal(again.x0[C.CONTEXT], noisy.x0[C.CONTEXT])              # seeded

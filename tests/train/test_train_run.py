@@ -222,15 +222,19 @@ def test_bf16_training_on_the_cpu(train_data, train_cli, tmp_path):
     assert losses["bf16"][0] == pytest.approx(losses["fp32"][0], rel=0.05)
 
 
-def test_random_shift_augments_training_windows(train_data, train_cli, tmp_path):
-    """train.random_shift=2 trains on translated windows: the first step's loss moves off the unshifted run's
-    from the same seed (same weights, same noise), and stays finite; the checkpoint records the setting."""
+def test_augmentations_change_the_training_windows(train_data, train_cli, tmp_path):
+    """train.random_shift=2 (translated windows) and train.context_noise=0.3 (a noised past for the world model)
+    each move the first step's loss off the plain run's from the same seed (same weights, same noise), stay
+    finite, and are recorded in the checkpoint's config."""
     losses = {}
-    for shift in (0, 2):
-        run = tmp_path / f"shift{shift}"
+    for name, extra in {"plain": [], "shift": ["train.random_shift=2"], "noise": ["train.context_noise=0.3"]}.items():
+        run = tmp_path / name
         train_cli.ok(train_cli.run(train_data, run, "train.steps=2", "train.val_every=0", "train.save_every=2",
-                                   f"train.random_shift={shift}"))
-        losses[shift] = [r["loss/total"] for r in read_metrics(run) if "loss/total" in r]
-    assert len(losses[2]) == 2 and all(math.isfinite(v) for v in losses[2])
-    assert losses[2][0] != losses[0][0]
-    assert ck.load_run_config(tmp_path / "shift2" / "checkpoints" / "step-0000002").train.random_shift == 2
+                                   "model.attention=prefix", *extra))
+        losses[name] = [r["loss/total"] for r in read_metrics(run) if "loss/total" in r]
+    for name in ("shift", "noise"):
+        assert len(losses[name]) == 2 and all(math.isfinite(v) for v in losses[name])
+        assert losses[name][0] != losses["plain"][0]
+    train = ck.load_run_config(tmp_path / "shift" / "checkpoints" / "step-0000002").train
+    assert train.random_shift == 2 and train.context_noise == 0
+    assert ck.load_run_config(tmp_path / "noise" / "checkpoints" / "step-0000002").train.context_noise == 0.3

@@ -81,6 +81,8 @@ def test_train_config_validation():
         structured(TrainConfig, {"state_noise": -0.1})
     with pytest.raises(ConfigError, match="train.random_shift must be >= 0"):
         structured(TrainConfig, {"random_shift": -1})
+    with pytest.raises(ConfigError, match="train.context_noise must be >= 0"):
+        structured(TrainConfig, {"context_noise": -0.5})
     with pytest.raises(ConfigError):
         ModesConfig(world_model=0, policy=0, joint=0)
 
