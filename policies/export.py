@@ -249,8 +249,8 @@ class ExportResult:
     format: str
     path: str
     checkpoint: str
-    denoiser_max_abs_diff: float
-    chunk_max_abs_diff: float
+    denoiser_max_abs_diff: float | None   # None: the single graph was not exported (`cached_only`)
+    chunk_max_abs_diff: float | None
     tolerance: float
     steps: int
     input_shapes: dict[str, list[int]]
@@ -288,11 +288,14 @@ def chunk_difference(eager: Denoise | CachedGraphs, exported: Denoise | CachedGr
 
 
 def export_denoiser(model: nn.Module, fmt: str, out_dir: str | Path, *, checkpoint: str = "", steps: int = 10,
-                    tolerance: float = 1e-3, opset: int = 18, batch: int = 2) -> ExportResult:
+                    tolerance: float = 1e-3, opset: int = 18, batch: int = 2,
+                    cached_only: bool = False) -> ExportResult:
     """Export `model`'s policy denoiser to `out_dir/denoiser.<ext>` (atomic) and check parity against eager; for a
     prefix-attention model also the context cache as `context.<ext>` + `step.<ext>` (`policies/cached_graphs.py`).
 
-    `batch` is the example batch traced; it must be >= 2 so the batch dimension stays dynamic.
+    `batch` is the example batch traced; it must be >= 2 so the batch dimension stays dynamic. `cached_only`
+    skips the single graph of a prefix-attention model (the server runs the cache's two graphs only); its result
+    then has `path` = the context graph and no single-graph differences.
 
     Raises `ConfigError` if an exported graph differs from eager by more than `tolerance` (nothing is written).
     """
@@ -300,8 +303,9 @@ def export_denoiser(model: nn.Module, fmt: str, out_dir: str | Path, *, checkpoi
     model = copy.deepcopy(model).eval().float().cpu()  # exports are float32 CPU graphs; the caller's model is untouched
     module = ActionDenoiser(model).eval()
     args = example_inputs(model.cfg, batch)
-    graphs = {"denoiser": Graph(module, args, input_names(model.cfg), "velocity", (0,) * len(args))}
     cached = is_prefix(model.cfg)
+    single = not (cached and cached_only)
+    graphs = {"denoiser": Graph(module, args, input_names(model.cfg), "velocity", (0,) * len(args))} if single else {}
     if cached:
         graphs.update(cached_graphs(model, args))
     out_dir = Path(out_dir)
@@ -313,19 +317,21 @@ def export_denoiser(model: nn.Module, fmt: str, out_dir: str | Path, *, checkpoi
         for name, graph in graphs.items():
             _write(fmt, graph, tmps[name], opset)
         export_s = time.perf_counter() - t0
-        d_step, d_chunk = parity(module, load_exported(tmps["denoiser"], fmt), model.cfg, steps=steps)
+        d_step, d_chunk = parity(module, load_exported(tmps["denoiser"], fmt), model.cfg, steps=steps) if single \
+            else (None, None)
         d_cached = None
         if cached:
             loaded = CachedGraphs(load_exported(tmps["context"], fmt), load_exported(tmps["step"], fmt))
             d_cached = max(chunk_difference(module, loaded, model.cfg, steps, cfg_scale=scale) for scale in (1.0, 2.0))
-        if not (d_step <= tolerance and d_chunk <= tolerance and (d_cached is None or d_cached <= tolerance)):
-            raise ConfigError(f"{fmt} export differs from eager: max abs diff {d_step:.3g} (denoiser), "
-                              f"{d_chunk:.3g} (chunk, {steps} steps), {d_cached} (chunk through the context cache) "
-                              f"> tolerance {tolerance}; not written")
+        diffs = {"denoiser": d_step, f"chunk, {steps} steps": d_chunk, "chunk through the context cache": d_cached}
+        if any(d is not None and not d <= tolerance for d in diffs.values()):
+            found = ", ".join(f"{d:.3g} ({what})" for what, d in diffs.items() if d is not None)
+            raise ConfigError(f"{fmt} export differs from eager: max abs diff {found} > tolerance {tolerance}; "
+                              "not written")
         for name, final in finals.items():
             os.replace(tmps[name], final)
-    result = ExportResult(format=fmt, path=str(finals["denoiser"]), checkpoint=checkpoint, denoiser_max_abs_diff=d_step,
-                          chunk_max_abs_diff=d_chunk, tolerance=tolerance, steps=steps,
+    result = ExportResult(format=fmt, path=str(finals["denoiser" if single else "context"]), checkpoint=checkpoint,
+                          denoiser_max_abs_diff=d_step, chunk_max_abs_diff=d_chunk, tolerance=tolerance, steps=steps,
                           input_shapes={n: list(a.shape) for n, a in zip(input_names(model.cfg), args)},
                           state_dim=int(getattr(model.cfg, "state_dim", 0)), export_s=round(export_s, 2),
                           cached_paths=[str(finals[n]) for n in ("context", "step")] if cached else None,

@@ -52,7 +52,8 @@ class GraphTokenPredictor:
                 raise ConfigError(f"backend={backend} is a float32 CPU graph; on {policy.device} use "
                                   "backend=eager or backend=compile")
             self._export_dir = tempfile.TemporaryDirectory(prefix="selfflow-serve-")
-            export_denoiser(policy.model, backend, self._export_dir.name, steps=cfg.steps, tolerance=1e-3)
+            export_denoiser(policy.model, backend, self._export_dir.name, steps=cfg.steps, tolerance=1e-3,
+                            cached_only=cached)
             denoise = load_cached(self._export_dir.name, backend, policy.device) if cached else \
                 load_exported(f"{self._export_dir.name}/denoiser.{SUFFIX[backend]}", backend, policy.device)
         self.sampler = ExportedSampler(denoise, steps=cfg.steps, cfg_scale=cfg.cfg_scale)

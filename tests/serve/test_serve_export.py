@@ -111,6 +111,16 @@ def test_a_full_attention_checkpoint_exports_no_cached_graphs(live_model, tmp_pa
         load_cached(tmp_path, "torchscript")
 
 
+def test_cached_only_exports_just_the_context_caches_graphs(live_model, tmp_path):
+    """What the server loads for a prefix-attention checkpoint: the context and step graphs, parity-checked, and
+    not the single graph it would never run."""
+    result = export_denoiser(live_model, "torchscript", tmp_path, steps=2, tolerance=TOL, cached_only=True)
+    assert not (tmp_path / "denoiser.pt").exists() and (tmp_path / "context.pt").is_file()
+    assert result.path == str(tmp_path / "context.pt") and result.denoiser_max_abs_diff is None
+    assert result.chunk_max_abs_diff is None and result.cached_chunk_max_abs_diff <= TOL
+    assert json.loads((tmp_path / "export.json").read_text())["cached_paths"] == result.cached_paths
+
+
 def test_cfg_sampler_matches_objective_sample(live_model):
     ctx, noise, _, text, _ = example_inputs(live_model.cfg, 2, seed=3)
     den = ActionDenoiser(live_model)
