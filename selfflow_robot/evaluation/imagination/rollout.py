@@ -74,8 +74,10 @@ def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Se
                      max_steps: int, progress: bool = True) -> ImaginedEpisodes:
     """Run every start as one closed-loop episode of at most `max_steps` actions, all episodes in one batch."""
     if policy.state_dim:
-        raise ConfigError("this policy conditions on the robot state, which an imagined episode does not have; "
-                          "load it with use_state=false (policy_options.use_state=false)")
+        raise ConfigError("this policy conditions on the robot state, which an imagined episode does not have: "
+                          "score an image-only checkpoint (trained without model.state_dim), or run this one on the "
+                          "learned null state with policy_options.use_state=false (meaningful only if it was "
+                          "trained with train.state_dropout > 0)")
     if tuple(policy.image_size) != tuple(world_model.image_size):
         raise ConfigError(f"the policy reads {tuple(policy.image_size)} frames, the world model imagines "
                           f"{tuple(world_model.image_size)}: pair checkpoints of one image size")

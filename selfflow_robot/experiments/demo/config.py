@@ -40,7 +40,9 @@ class DemoConfig:
         codec_patch_size: latent cells per token side with the autoencoder (`model.patch_size`).
         objective: `selfflow` or `vanilla` (plain flow matching, the baseline): the train run's `objective=`.
         steps, batch_size, lr, seed: training length, windows per step, peak learning rate, seed (data, init, noise).
-        train_overrides: extra `selfflow-robot train` overrides (model size, window, modes, ...).
+        train_overrides: extra `selfflow-robot train` overrides (model size, window, modes, ...). The default's
+            `model.state_dim=8` gives the policy the robot's state (tool pose + gripper, which `collect`
+            records); drop it for an image-only policy (one `imagine-eval` can score).
         eval_episodes_per_task: episodes per task scored in the suite (None: the whole grid).
         policy_options: `SelfFlowPolicy` options for the evaluation (`PolicyConfig`; None = the policy's default).
             `steps: 1` scores the conditional-mean chunk: after a short CPU run a sampled chunk (10 steps) is
@@ -70,7 +72,7 @@ class DemoConfig:
     seed: int = 0
     train_overrides: list[str] = field(default_factory=lambda: [
         "model=tiny", "train.draws_per_window=4", "train.precision=bf16", "train.val_every=500",
-        "train.save_every=1000", "train.keep_last=12", "train.validation.batches=4"])
+        "train.save_every=1000", "train.keep_last=12", "train.validation.batches=4", "model.state_dim=8"])
     eval_episodes_per_task: int | None = 9
     policy_options: dict[str, Any] = field(
         default_factory=lambda: {**dict.fromkeys(f.name for f in fields(PolicyConfig)), "steps": 1})
