@@ -88,8 +88,9 @@ class ImagineConfig:
         precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
         fps: video frame rate (RT-1 runs at 3 Hz).
         action_control: also imagine each episode from its own context with the first actions of the next
-            episode of the split (the same noise): `psnr_other_actions` per step. A model whose frames follow
-            the actions scores lower there than with the episode's own actions; one that ignores them does not.
+            episode of the split that has another instruction (the same noise): `psnr_other_actions` per step. A
+            model whose frames follow the actions scores lower there than with the episode's own actions; one that
+            ignores them does not.
         output_dir: where the videos and metrics.json go.
         name: file stem of the videos ("" = `episode<ID>_start<S>` or `imagine`).
     """
@@ -250,21 +251,30 @@ def horizon_metrics(pred: np.ndarray, truth: np.ndarray, last_context: np.ndarra
             "psnr_copy_last": psnr(base, truth_f).tolist(), "ssim_copy_last": ssim(base, truth_f).tolist()}
 
 
+def next_other_task(here: int, instructions: list[str]) -> int:
+    """Index of the first episode after `here` (wrapping around) whose instruction differs from `here`'s; the next
+    one when every episode shares it."""
+    n = len(instructions)
+    after = [(here + j) % n for j in range(1, n)]
+    return next((i for i in after if instructions[i] != instructions[here]), after[0])
+
+
 def other_actions_metrics(wm: WorldModel, cfg: ImagineConfig, ckpt_config: DictConfig, ep: Episode
                           ) -> dict[str, list[float]]:
-    """PSNR/SSIM per step of the rollout from `ep`'s context with the next split episode's first actions (the
-    same noise), against `ep`'s real frames: the action-dependence control."""
+    """PSNR/SSIM per step of the rollout from `ep`'s context with another episode's first actions (the same
+    noise), against `ep`'s real frames: the action-dependence control. The other episode is the next one of the
+    split with a different instruction (the next one if they all share `ep`'s): scripted demos of one task move
+    alike, so a same-task episode's actions would test little."""
     val_fraction, seed = _split_args(cfg, ckpt_config)
-    splits = split_episodes(RLDSReader(cfg.data.path).episode_ids, val_fraction, seed)
+    reader = RLDSReader(cfg.data.path)
+    splits = split_episodes(reader.episode_ids, val_fraction, seed)
     if len(splits["all"]) < 2:
         raise DataError(f"{cfg.data.path}: action_control needs a second episode, the dataset has one")
-    ids = splits[cfg.data.split]
-    if len(ids) >= 2:   # the next episode of the split; a one-episode split takes the next one of the dataset
-        nxt_data = replace(cfg.data, episode=(cfg.data.episode + 1) % len(ids))
-    else:
-        nxt_data = replace(cfg.data, split="all", episode=(splits["all"].index(ids[cfg.data.episode]) + 1)
-                           % len(splits["all"]))
-    nxt = replace(cfg, data=nxt_data, start=0, length=0)
+    split = cfg.data.split if len(splits[cfg.data.split]) >= 2 else "all"  # a one-episode split: the dataset's
+    ids = splits[split]
+    pick = next_other_task(ids.index(splits[cfg.data.split][cfg.data.episode]),
+                           [reader.read(i).instruction for i in ids])
+    nxt = replace(cfg, data=replace(cfg.data, split=split, episode=pick), start=0, length=0)
     other = load_episode(nxt, ckpt_config, wm.image_size, wm.k)
     n = min(len(ep.actions), len(other.actions))
     pred = wm.rollout(ep.context, other.actions[:n], terminate=other.terminate[:n], instruction=ep.instruction,

@@ -16,7 +16,13 @@ from selfflow_robot.config import structured
 from selfflow_robot.data.dataset import split_episodes
 from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.video_metrics import psnr
-from selfflow_robot.world_model.cli import ImagineConfig, load_actions_file, load_episode, mean_over_episodes
+from selfflow_robot.world_model.cli import (
+    ImagineConfig,
+    load_actions_file,
+    load_episode,
+    mean_over_episodes,
+    next_other_task,
+)
 from selfflow_robot.world_model.rollout import WorldModel
 
 
@@ -119,3 +125,10 @@ def test_action_control_rolls_out_the_next_episodes_actions_from_the_same_contex
     assert first["psnr_other_actions"] == pytest.approx(psnr(pred, own.truth.astype(np.float32) / 255).tolist())
     assert first["psnr_other_actions"] != first["psnr"]  # another rollout (an untrained model barely differs)
     assert len(summary["metrics"]["psnr_other_actions"]) == 3
+
+
+def test_the_action_control_takes_the_next_episode_of_another_task():
+    assert next_other_task(0, ["open", "open", "close", "open"]) == 2
+    assert next_other_task(3, ["open", "open", "close", "open"]) == 2    # wraps around
+    assert next_other_task(2, ["open", "open", "close", "open"]) == 3
+    assert next_other_task(1, ["open", "open", "open"]) == 2              # one task: simply the next episode

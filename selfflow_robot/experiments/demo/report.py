@@ -118,7 +118,8 @@ def imagine_section(r: Mapping[str, Any] | None, report_dir: Path,
         return lines + [""]
     if summary:
         lines += [f"Mean over the {len(summary['episodes'])} held-out demos. \"Other actions\": the same start and "
-                  "noise with the next demo's actions; a world model that follows its actions scores lower there.",
+                  "noise with the actions of the next demo of another task; a world model that follows its actions "
+                  "scores lower there.",
                   ""]
     other = "psnr_other_actions" in m
     lines += ["| frames ahead | PSNR (dB) | copy-last PSNR | SSIM | copy-last SSIM |" + (" other-actions PSNR |"

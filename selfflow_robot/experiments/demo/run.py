@@ -127,8 +127,8 @@ def eval_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
 
 
 def imagine_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
-    """Imagine every held-out demo from its first frames and actions, and again with the next demo's actions
-    (the action-dependence control); returns the metrics per frame ahead, averaged over the demos."""
+    """Imagine every held-out demo from its first frames and actions, and again with the actions of the next demo
+    of another task (the action-dependence control); returns the metrics per frame ahead, averaged over the demos."""
     dest = phase_dir(out, "imagine")
     imagine_main(load_config("imagine", [f"ckpt={phase_dir(out, 'train')}", f"data.path={phase_dir(out, 'collect')}",
                                          f"output_dir={dest}", f"length={cfg.imagine_length}", "data.num_episodes=0",
