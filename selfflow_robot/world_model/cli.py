@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -251,12 +252,12 @@ def horizon_metrics(pred: np.ndarray, truth: np.ndarray, last_context: np.ndarra
             "psnr_copy_last": psnr(base, truth_f).tolist(), "ssim_copy_last": ssim(base, truth_f).tolist()}
 
 
-def next_other_task(here: int, instructions: list[str]) -> int:
-    """Index of the first episode after `here` (wrapping around) whose instruction differs from `here`'s; the next
-    one when every episode shares it."""
-    n = len(instructions)
-    after = [(here + j) % n for j in range(1, n)]
-    return next((i for i in after if instructions[i] != instructions[here]), after[0])
+def next_other_task(here: int, n: int, instruction: Callable[[int], str]) -> int:
+    """Index of the first of `n` episodes after `here` (wrapping around) whose `instruction(index)` differs from
+    `here`'s; the next one when every episode shares it. Reads episodes only up to the first other task."""
+    mine = instruction(here)
+    after = ((here + j) % n for j in range(1, n))
+    return next((i for i in after if instruction(i) != mine), (here + 1) % n)
 
 
 def other_actions_metrics(wm: WorldModel, cfg: ImagineConfig, ckpt_config: DictConfig, ep: Episode
@@ -272,8 +273,8 @@ def other_actions_metrics(wm: WorldModel, cfg: ImagineConfig, ckpt_config: DictC
         raise DataError(f"{cfg.data.path}: action_control needs a second episode, the dataset has one")
     split = cfg.data.split if len(splits[cfg.data.split]) >= 2 else "all"  # a one-episode split: the dataset's
     ids = splits[split]
-    pick = next_other_task(ids.index(splits[cfg.data.split][cfg.data.episode]),
-                           [reader.read(i).instruction for i in ids])
+    pick = next_other_task(ids.index(splits[cfg.data.split][cfg.data.episode]), len(ids),
+                           lambda i: reader.read(ids[i]).instruction)
     nxt = replace(cfg, data=replace(cfg.data, split=split, episode=pick), start=0, length=0)
     other = load_episode(nxt, ckpt_config, wm.image_size, wm.k)
     n = min(len(ep.actions), len(other.actions))

@@ -128,7 +128,9 @@ def test_action_control_rolls_out_the_next_episodes_actions_from_the_same_contex
 
 
 def test_the_action_control_takes_the_next_episode_of_another_task():
-    assert next_other_task(0, ["open", "open", "close", "open"]) == 2
-    assert next_other_task(3, ["open", "open", "close", "open"]) == 2    # wraps around
-    assert next_other_task(2, ["open", "open", "close", "open"]) == 3
-    assert next_other_task(1, ["open", "open", "open"]) == 2              # one task: simply the next episode
+    def pick(here, tasks):
+        return next_other_task(here, len(tasks), tasks.__getitem__)
+    assert pick(0, ["open", "open", "close", "open"]) == 2
+    assert pick(3, ["open", "open", "close", "open"]) == 2    # wraps around
+    assert pick(2, ["open", "open", "close", "open"]) == 3
+    assert pick(1, ["open", "open", "open"]) == 2              # one task: simply the next episode
