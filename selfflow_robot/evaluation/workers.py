@@ -27,7 +27,7 @@ import imageio.v2 as imageio
 import numpy as np
 import torch
 
-from selfflow_robot.envs.tasks import make_env, overhead_rgb
+from selfflow_robot.envs.tasks import make_env, overhead_rgb, robot_state
 from selfflow_robot.evaluation.agents import EXPERT, Agent, make_agent
 
 
@@ -86,6 +86,12 @@ def drawer_opening(u: Any) -> float | None:
     return round(float(np.asarray(u.drawer_qpos).reshape(-1)[0]), 4)
 
 
+def tool_state(env: Any) -> list[float]:
+    """The robot's 8-D state (`envs.tasks.robot_state`: tool pose in the base frame, gripper), rounded for the
+    record: where the tool went, for comparing a policy's path with the expert's (`evaluation.tool_paths`)."""
+    return [round(float(v), 4) for v in robot_state(env)]
+
+
 def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None = None,
                 fps: int = 5) -> dict:
     """Run one grid episode with SimplerEnv's evaluator semantics; returns its record (and writes its mp4)."""
@@ -102,6 +108,7 @@ def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None 
         writer = imageio.get_writer(tmp, fps=fps, codec="libx264", quality=6, macro_block_size=16)
     steps, success, terminated_by_policy = 0, False, False
     opening = [drawer_opening(u)]  # per video frame: what the success judge of imagined frames learns from
+    tool = [tool_state(env)]       # per video frame: where the tool is
     try:
         image = overhead_rgb(obs)
         if writer is not None:
@@ -120,6 +127,7 @@ def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None 
                 instructions.append(new)
             image = overhead_rgb(obs)
             opening.append(drawer_opening(u))
+            tool.append(tool_state(env))
             if writer is not None:
                 writer.append_data(image)
             if terminate or _flag(truncated):
@@ -138,7 +146,7 @@ def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None 
     record = {**asdict(job), "success": success, "steps": steps, "terminated_by_policy": terminated_by_policy,
               "instructions": instructions, "overlay_id": ep.overlay_id, "urdf_version": ep.urdf_version,
               "robot_xy": list(ep.robot_xy), "apple_xy": None if ep.apple_xy is None else list(ep.apple_xy),
-              "seconds": round(time.time() - t0, 3)}
+              "seconds": round(time.time() - t0, 3), "tool_state": tool}
     if ep.variant:
         record["variant"] = ep.variant
     if opening[-1] is not None:

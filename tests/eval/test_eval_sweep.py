@@ -89,6 +89,9 @@ def test_checkpoint_sweep_writes_videos_report_and_resumes(eval_ckpt, tmp_path, 
     # the drawer's opening per video frame (reset + every step): what the imagination judge learns from
     assert len(rec["drawer_qpos"]) == rec["steps"] + 1 == len(imageio.mimread(video, memtest=False))
     assert rec["drawer_qpos"][0] == pytest.approx(0.2, abs=0.01) and rec["drawer_qpos"][-1] == rec["final_drawer_qpos"]
+    # and the robot's state per frame (tool pose in the base frame + gripper): where the tool went
+    assert len(rec["tool_state"]) == len(rec["drawer_qpos"]) and {len(s) for s in rec["tool_state"]} == {8}
+    assert rec["tool_state"][0] != rec["tool_state"][-1]
     for name in ("results.json", "results.md", "success.png"):
         assert (tmp_path / name).is_file()
     # resume: episode 4 is recorded, only episode 13 runs now
