@@ -12,7 +12,9 @@ runs the scene variants whose assets are present (or `variants=[...]`), and repo
 variant-aggregation protocol beside its published numbers. Episodes run in parallel worker
 processes (`workers`, default: all cores). Each finished episode is one JSON line in
 `<output_dir>/episodes.jsonl` (written by the parent, flushed and fsynced); a rerun with the same
-`output_dir` skips the episodes already there (`resume=true`). Each episode also leaves an mp4
+`output_dir` skips the episodes already there (`resume=true`), and refuses to when they were scored with other
+policy options (each record keeps its `policy_options`: a sweep never mixes two settings). Each episode also
+leaves an mp4
 under `<output_dir>/videos/<checkpoint>/<task>/`, named `success_...` or `failure_...`. At the end
 (and from whatever is in episodes.jsonl) the report is written: `results.json`, `results.md` (beside
 the published SIMPLER numbers) and `success.png`.
@@ -32,6 +34,7 @@ from tqdm import tqdm
 from selfflow_robot.config import structured
 from selfflow_robot.envs.tasks import suite_protocol
 from selfflow_robot.errors import UserError
+from selfflow_robot.evaluation.agents import EXPERT
 from selfflow_robot.evaluation.config import EvalConfig
 from selfflow_robot.evaluation.report import records_from_simpler_videos, write_eval_report
 from selfflow_robot.evaluation.suites import plan_jobs, variant_selection
@@ -42,8 +45,22 @@ EPISODES_FILE = "episodes.jsonl"
 
 
 def policy_options(cfg: EvalConfig) -> dict[str, Any]:
-    """The `SelfFlowPolicy` options that were set (null = keep the policy's default)."""
+    """The `SelfFlowPolicy` options that were set (null = keep the policy's default; none for the expert)."""
+    if cfg.policy == EXPERT:
+        return {}
     return {k: v for k, v in dict(cfg.policy_options).items() if v is not None}
+
+
+def check_resumable(records: Iterable[dict], wanted: set, options: dict[str, Any], log: Path) -> None:
+    """Raise `UserError` when a record this sweep would keep was scored with other policy options than `options`
+    (or before records kept them): resuming would mix two settings in one report."""
+    other = [r for r in records if (r["checkpoint"], r["task"], int(r["episode"])) in wanted
+             and r.get("policy_options") != options]
+    if other:
+        was = other[0].get("policy_options", "not recorded (scored before records kept them)")
+        raise UserError(f"{log}: {len(other)} of the episodes this sweep would resume were scored with policy options "
+                        f"{was}, this run asks for {options}: pass the same policy_options, choose another "
+                        f"output_dir, or move the old episodes aside (resume=false does)")
 
 
 def read_records(path: Path) -> list[dict]:
@@ -84,12 +101,14 @@ def run_sweep(cfg: EvalConfig) -> dict[str, Any]:
         aside = log.with_name(f"episodes.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
         os.replace(log, aside)   # never delete results: keep the old run beside the new one
         print(f"resume=false: previous episodes moved to {aside}")
+    opts = policy_options(cfg)
+    check_resumable(read_records(log), {j.key for j in jobs}, opts, log)
     done = {(r["checkpoint"], r["task"], int(r["episode"])) for r in read_records(log)}
     todo = [j for j in jobs if j.key not in done]
     workers = cfg.workers or os.cpu_count() or 1
     settings = WorkerSettings(video_dir=str(out / "videos") if cfg.video else None, video_fps=cfg.video_fps,
                               asset_root=cfg.asset_root, overlay=cfg.overlay, render_backend=cfg.render_backend,
-                              torch_threads=cfg.torch_threads, policy_options=policy_options(cfg))
+                              torch_threads=cfg.torch_threads, policy_options=opts)
     print(f"eval {cfg.suite}: {len(jobs)} episodes ({len(jobs) - len(todo)} already done, {len(todo)} to run) "
           f"on {min(workers, max(len(todo), 1))} worker(s) -> {out}")
     t0 = time.time()
@@ -99,6 +118,7 @@ def run_sweep(cfg: EvalConfig) -> dict[str, Any]:
         ok = sum(1 for r in read_records(log)
                  if (r["checkpoint"], r["task"], int(r["episode"])) in wanted and r["success"])
         for rec in run_jobs(todo, settings, workers):
+            rec = {**rec, "policy_options": opts}
             append_record(f, rec)
             n_run += 1
             ok += int(rec["success"])
@@ -107,7 +127,7 @@ def run_sweep(cfg: EvalConfig) -> dict[str, Any]:
     wanted = {j.key for j in jobs}
     records = [r for r in read_records(log) if (r["checkpoint"], r["task"], int(r["episode"])) in wanted]
     extra = {"simulator": cfg.simulator, "policy": cfg.policy, "workers": workers, "episodes_run_now": n_run,
-             "seconds_now": round(time.time() - t0, 1), "policy_options": policy_options(cfg), "overlay": cfg.overlay}
+             "seconds_now": round(time.time() - t0, 1), "policy_options": opts, "overlay": cfg.overlay}
     if variants:
         extra.update(overlay=False, variants=variants, variants_left_out=left_out)
     paths = write_eval_report(records, out, suite=cfg.suite, protocol=suite_protocol(cfg.suite),

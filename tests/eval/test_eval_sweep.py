@@ -101,6 +101,12 @@ def test_checkpoint_sweep_writes_videos_report_and_resumes(eval_ckpt, tmp_path, 
     assert [r["episode"] for r in lines] == [4, 13]
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["checkpoints"]["tinyrun_step-0000001"]["sub_cells"]["close_drawer"]["trials"] == 2
+    # every record keeps its policy options; resuming with others would mix two settings: refused, nothing run
+    assert {json.dumps(r["policy_options"]) for r in lines} == {json.dumps({"steps": 2})}
+    other = [a.replace("policy_options.steps=2", "policy_options.steps=3") for a in base]
+    with pytest.raises(UserError, match=r"2 of the episodes .* policy options \{'steps': 2\}, this run asks for "
+                                        r"\{'steps': 3\}"):
+        ev.run_sweep(_cfg(*other, "episodes=[4,13]"))
     # resume=false keeps the old records beside the new run instead of deleting them
     third = ev.run_sweep(_cfg(*base, "episodes=[4]", "resume=false", "video=false"))
     assert third["ran"] == 1
@@ -138,3 +144,15 @@ def test_eval_of_the_expert_as_policy_reproduces_its_success(tmp_path, sim_asset
     assert len(got) == 4
     for task, episode in cases:
         assert got[(task, episode)] == _expert_episode(task, episode, assets), (task, episode)
+
+
+def test_resuming_refuses_episodes_of_other_or_unknown_policy_options(tmp_path):
+    key = ("ck", "open_top_drawer", 0)
+    rec = {"checkpoint": "ck", "task": "open_top_drawer", "episode": 0, "success": True}
+    ev.check_resumable([{**rec, "policy_options": {"steps": 2}}], {key}, {"steps": 2}, tmp_path)   # same: fine
+    ev.check_resumable([{**rec, "episode": 5}], {key}, {"steps": 2}, tmp_path)   # not part of this sweep: fine
+    with pytest.raises(UserError, match="not recorded"):
+        ev.check_resumable([rec], {key}, {"steps": 2}, tmp_path)
+    with pytest.raises(UserError, match="resume=false"):
+        ev.check_resumable([{**rec, "policy_options": {}}], {key}, {"steps": 2}, tmp_path)
+    assert ev.policy_options(_cfg("policy=expert", "policy_options.steps=5")) == {}
