@@ -62,6 +62,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, sim_assets, capsys: pytest.C
     report = out / "report" / "report.md"
     md = report.read_text()
     assert "| close_top_drawer | " in md and "Wilson 95%" in md
+    assert "Policy options: `steps=2`" in md                 # what the suite scores says how it was sampled
     assert "action MSE (normalised)" in md and "copy last frame" in md
     assert "| frames ahead | PSNR (dB)" in md
     # what training saw: 6 steps x the batch, one noise draw each, and the passes over 3 demos' windows

@@ -340,7 +340,7 @@ def test_arms_run_elsewhere_are_left_alone(tmp_path) -> None:
 
 def test_reproduce_command_round_trips_to_the_same_config() -> None:
     want = ['train_overrides=["model=tiny","model.image_size=[32,40]","train.val_every=3"]', "steps=6",
-            "tasks=[close_top_drawer]", "demo_max_steps=14", "policy_options.steps=2", "lr=0.0003",
+            "tasks=[close_top_drawer]", "demo_max_steps=14", "policy_options.steps=3", "lr=0.0003",
             "eval_episodes_per_task=1"]
     cfg = structured(DemoConfig, load_config("demo", want, schema=DemoConfig))
     defaults = structured(DemoConfig, load_config("demo", schema=DemoConfig))
@@ -361,7 +361,7 @@ def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, sim_asset
     out = tmp_path / "study"
     argv = ["--out", str(out), "--seeds", "0", "--demos-per-task", "2", "--steps", "6", "--batch-size", "4",
             "--eval-episodes-per-task", "1", "--workers", "1", "--set", "tasks=[close_top_drawer]",
-            "--set", "demo_max_steps=14", "--set", "policy_options.steps=2", "--set", "imagine_length=4",
+            "--set", "demo_max_steps=14", "--set", "policy_options.steps=3", "--set", "imagine_length=4",
             "--set", 'codec_overrides=["steps=10","batch_size=8","codec.width=8"]', "--set", "codec_patch_size=1",
             "--set", ('train_overrides=["model=tiny","model.image_size=[32,40]",'
                      '"train.save_every=3","train.val_every=3"]'), "--set", f"assets={sim_assets}"]
@@ -394,7 +394,7 @@ def test_study_script_end_to_end_and_rerun_reuses_everything(tmp_path, sim_asset
 
     # the printed command reproduces the study: rerunning it reuses the demos and both finished arms
     cmd = md.split("```\n")[1].split("\n")[0]
-    assert "--steps 6" in cmd and "--demos-per-task 2" in cmd and "policy_options.steps=2" in cmd
+    assert "--steps 6" in cmd and "--demos-per-task 2" in cmd and "policy_options.steps=3" in cmd
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/eval/episodes.jsonl")}
     assert script.main(argv) == 0
     text = capsys.readouterr().out

@@ -45,8 +45,10 @@ class DemoConfig:
             records); drop it for an image-only policy (one `imagine-eval` can score).
         eval_episodes_per_task: episodes per task scored in the suite (None: the whole grid).
         policy_options: `SelfFlowPolicy` options for the evaluation (`PolicyConfig`; None = the policy's default).
-            `steps: 1` scores the conditional-mean chunk: after a short CPU run a sampled chunk (10 steps) is
-            far noisier (validation: sampled vs one-step action MSE).
+            `steps: 2`: two Euler steps of the flow. One step gives the conditional-mean chunk, which averages the
+            expert's phases (reach into the slot, drop, pull) into a corner-cutting path that misses the hook;
+            10 steps after a short CPU run are far noisier. Two open 13/27 and 18/27 drawers where one opens 6 and
+            8 (docs/results.md, "Two denoising steps").
         imagine_length: frames the world model imagines after its context.
         assets: ManiSkill2_real2sim copy (default: $SELFFLOW_ROBOT_ASSETS or the `assets fetch` cache).
         phases: the phases to run, in order (a later phase needs the earlier ones' outputs); `curve` (not run by
@@ -75,7 +77,7 @@ class DemoConfig:
         "train.save_every=1000", "train.keep_last=12", "train.validation.batches=4", "model.state_dim=8"])
     eval_episodes_per_task: int | None = 9
     policy_options: dict[str, Any] = field(
-        default_factory=lambda: {**dict.fromkeys(f.name for f in fields(PolicyConfig)), "steps": 1})
+        default_factory=lambda: {**dict.fromkeys(f.name for f in fields(PolicyConfig)), "steps": 2})
     imagine_length: int = 12
     assets: str | None = None
     phases: list[str] = field(default_factory=lambda: list(DEFAULT_PHASES))

@@ -63,6 +63,10 @@ def eval_section(results: Mapping[str, Any] | None, report_dir: Path, eval_dir: 
     if not results:
         return ["## Policy in the suite", "", "not evaluated (the `eval` phase did not run)", ""]
     lines = ["## Policy in the suite", ""]
+    opts = results.get("policy_options")
+    if opts is not None:
+        lines += ["Policy options: " + (", ".join(f"`{k}={v}`" for k, v in opts.items()) or "the policy's defaults")
+                  + " (`steps` = denoising steps per chunk).", ""]
     for ck in results["checkpoints"].values():
         lines += [f"Checkpoint `{ck['path']}`; success at the last step of each episode, as SIMPLER reads it.", "",
                   "| task | success | rate | Wilson 95% |", "|---|---|---|---|"]
