@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from selfflow_robot.errors import UserError
-from selfflow_robot.evaluation.tool_paths import compare_tool_paths, plot_tool_paths, read_records, tool_path_table
+from selfflow_robot.evaluation.tool_paths import compare_tool_paths, plot_tool_paths, read_tool_paths, tool_path_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="folder for tool_paths.md/.json and the plots (default: none)")
     args = p.parse_args(argv)
     try:
-        policy = read_records(args.policy, args.checkpoint)
-        expert = read_records(args.expert)
+        policy = read_tool_paths(args.policy, args.checkpoint)
+        expert = read_tool_paths(args.expert)
         rows = compare_tool_paths(policy, expert, args.moved)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -9,12 +9,11 @@ approach* is its tool frame nearest that point, up to its own first contact (or 
 drawer never moved). The offset (policy - expert, base frame: x forward, y left, z up) says how the policy
 misses: a few centimetres too high or not deep enough into the slot behind the front panel, or nowhere near.
 
-    rows = compare_tool_paths(read_records(policy_dir), read_records(expert_dir))
+    rows = compare_tool_paths(read_tool_paths(policy_dir), read_tool_paths(expert_dir))
     print(tool_path_table(rows))
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from selfflow_robot.errors import UserError
-from selfflow_robot.evaluation.evaluate import EPISODES_FILE
+from selfflow_robot.evaluation.evaluate import EPISODES_FILE, read_records
 
 
 @dataclass(frozen=True)
@@ -43,13 +42,13 @@ class PathComparison:
         return float(np.linalg.norm(self.offset))
 
 
-def read_records(sweep: str | Path, checkpoint: str | None = None) -> list[dict]:
+def read_tool_paths(sweep: str | Path, checkpoint: str | None = None) -> list[dict]:
     """The episode records of one `selfflow-robot eval` output dir (optionally of one checkpoint name) that carry
     the per-frame tool state and drawer opening."""
     path = Path(sweep) / EPISODES_FILE
     if not path.is_file():
         raise UserError(f"{path}: not found; point at a `selfflow-robot eval` output_dir")
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = read_records(path)
     if checkpoint is not None:
         records = [r for r in records if r.get("checkpoint") == checkpoint]
     usable = [r for r in records if r.get("tool_state") and r.get("drawer_qpos")]
@@ -144,5 +143,5 @@ def plot_tool_paths(policy: Sequence[dict], expert: Sequence[dict], task: str, p
     return out
 
 
-__all__ = ["PathComparison", "compare_tool_paths", "contact_frame", "plot_tool_paths", "read_records",
+__all__ = ["PathComparison", "compare_tool_paths", "contact_frame", "plot_tool_paths", "read_tool_paths",
            "tool_path_table"]

@@ -14,7 +14,7 @@ from selfflow_robot.evaluation.tool_paths import (
     compare_tool_paths,
     contact_frame,
     plot_tool_paths,
-    read_records,
+    read_tool_paths,
     tool_path_table,
 )
 
@@ -49,6 +49,7 @@ def sweeps(tmp_path):
         append_record(f, _record("open_top_drawer", 0, miss, [0.0] * 11, False))
         append_record(f, _record("open_top_drawer", 1, hit, expert_open, True))
         append_record(f, {"checkpoint": "ck", "task": "open_top_drawer", "episode": 2, "success": False})  # old record
+        f.write('{"checkpoint": "ck", "task": "open_t')   # torn by a crash mid-write: ignored
     return pol_dir, exp_dir
 
 
@@ -60,7 +61,7 @@ def test_contact_frame_is_the_first_frame_the_drawer_moved():
 
 def test_the_offset_is_the_policy_closest_approach_to_the_expert_contact(sweeps):
     pol_dir, exp_dir = sweeps
-    rows = compare_tool_paths(read_records(pol_dir), read_records(exp_dir))
+    rows = compare_tool_paths(read_tool_paths(pol_dir), read_tool_paths(exp_dir))
     assert [(r.episode, r.success, r.drawer_moved) for r in rows] == [(0, False, False), (1, True, True)]
     miss, hit = rows
     assert miss.expert_frame == 5 and miss.policy_frame == 10
@@ -73,7 +74,7 @@ def test_the_offset_is_the_policy_closest_approach_to_the_expert_contact(sweeps)
 
 def test_plots_and_the_script(sweeps, tmp_path):
     pol_dir, exp_dir = sweeps
-    png = plot_tool_paths(read_records(pol_dir), read_records(exp_dir), "open_top_drawer", tmp_path / "p.png")
+    png = plot_tool_paths(read_tool_paths(pol_dir), read_tool_paths(exp_dir), "open_top_drawer", tmp_path / "p.png")
     assert png.stat().st_size > 1000
     out = tmp_path / "out"
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "compare_tool_paths.py"), "--policy", str(pol_dir),
@@ -87,13 +88,13 @@ def test_plots_and_the_script(sweeps, tmp_path):
 def test_clear_errors(sweeps, tmp_path):
     pol_dir, exp_dir = sweeps
     with pytest.raises(UserError, match="not found"):
-        read_records(tmp_path / "nowhere")
+        read_tool_paths(tmp_path / "nowhere")
     with pytest.raises(UserError, match="for checkpoint 'other'"):
-        read_records(pol_dir, "other")
+        read_tool_paths(pol_dir, "other")
     with pytest.raises(UserError, match="score the expert on the same grid episodes"):
-        compare_tool_paths(read_records(pol_dir), [])
+        compare_tool_paths(read_tool_paths(pol_dir), [])
     with pytest.raises(UserError, match="no episode of 'close_top_drawer'"):
-        plot_tool_paths(read_records(pol_dir), read_records(exp_dir), "close_top_drawer", tmp_path / "x.png")
+        plot_tool_paths(read_tool_paths(pol_dir), read_tool_paths(exp_dir), "close_top_drawer", tmp_path / "x.png")
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "compare_tool_paths.py"), "--policy",
                           str(tmp_path / "nowhere"), "--expert", str(exp_dir)], capture_output=True, text=True)
     assert res.returncode == 2 and "error:" in res.stderr and "not found" in res.stderr
