@@ -51,11 +51,15 @@ def policy_options(cfg: EvalConfig) -> dict[str, Any]:
     return {k: v for k, v in dict(cfg.policy_options).items() if v is not None}
 
 
+def record_key(r: dict) -> tuple[str, str, int]:
+    """An episode record's (checkpoint, task, grid episode): what `EpisodeJob.key` names, and resuming matches on."""
+    return r["checkpoint"], r["task"], int(r["episode"])
+
+
 def check_resumable(records: Iterable[dict], wanted: set, options: dict[str, Any], log: Path) -> None:
     """Raise `UserError` when a record this sweep would keep was scored with other policy options than `options`
     (or before records kept them): resuming would mix two settings in one report."""
-    other = [r for r in records if (r["checkpoint"], r["task"], int(r["episode"])) in wanted
-             and r.get("policy_options") != options]
+    other = [r for r in records if record_key(r) in wanted and r.get("policy_options") != options]
     if other:
         was = other[0].get("policy_options", "not recorded (scored before records kept them)")
         raise UserError(f"{log}: {len(other)} of the episodes this sweep would resume were scored with policy options "
@@ -102,8 +106,10 @@ def run_sweep(cfg: EvalConfig) -> dict[str, Any]:
         os.replace(log, aside)   # never delete results: keep the old run beside the new one
         print(f"resume=false: previous episodes moved to {aside}")
     opts = policy_options(cfg)
-    check_resumable(read_records(log), {j.key for j in jobs}, opts, log)
-    done = {(r["checkpoint"], r["task"], int(r["episode"])) for r in read_records(log)}
+    wanted = {j.key for j in jobs}
+    prior = read_records(log)
+    check_resumable(prior, wanted, opts, log)
+    done = {record_key(r) for r in prior}
     todo = [j for j in jobs if j.key not in done]
     workers = cfg.workers or os.cpu_count() or 1
     settings = WorkerSettings(video_dir=str(out / "videos") if cfg.video else None, video_fps=cfg.video_fps,
@@ -114,9 +120,7 @@ def run_sweep(cfg: EvalConfig) -> dict[str, Any]:
     t0 = time.time()
     n_run = 0
     with open(log, "a") as f, tqdm(total=len(todo), desc="episodes", unit="ep", dynamic_ncols=True) as bar:
-        wanted = {j.key for j in jobs}
-        ok = sum(1 for r in read_records(log)
-                 if (r["checkpoint"], r["task"], int(r["episode"])) in wanted and r["success"])
+        ok = sum(1 for r in prior if record_key(r) in wanted and r["success"])
         for rec in run_jobs(todo, settings, workers):
             rec = {**rec, "policy_options": opts}
             append_record(f, rec)
@@ -124,8 +128,7 @@ def run_sweep(cfg: EvalConfig) -> dict[str, Any]:
             ok += int(rec["success"])
             bar.update(1)
             bar.set_postfix(success=f"{ok}/{len(jobs) - len(todo) + n_run}")
-    wanted = {j.key for j in jobs}
-    records = [r for r in read_records(log) if (r["checkpoint"], r["task"], int(r["episode"])) in wanted]
+    records = [r for r in read_records(log) if record_key(r) in wanted]
     extra = {"simulator": cfg.simulator, "policy": cfg.policy, "workers": workers, "episodes_run_now": n_run,
              "seconds_now": round(time.time() - t0, 1), "policy_options": opts, "overlay": cfg.overlay}
     if variants:

@@ -21,7 +21,14 @@ from matplotlib.figure import Figure
 from selfflow_robot.checkpoint import list_checkpoints
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.evaluation.config import EvalConfig
-from selfflow_robot.evaluation.evaluate import EPISODES_FILE, append_record, read_records, run_sweep, summarize_success
+from selfflow_robot.evaluation.evaluate import (
+    EPISODES_FILE,
+    append_record,
+    read_records,
+    record_key,
+    run_sweep,
+    summarize_success,
+)
 from selfflow_robot.evaluation.report import atomic_write_text
 from selfflow_robot.evaluation.suites import checkpoint_name
 from selfflow_robot.experiments.demo.config import DemoConfig, phase_dir
@@ -55,9 +62,8 @@ def adopt_eval_episodes(eval_dir: Path, dest: Path, ckpts: Sequence[Path]) -> in
     policy options), so the checkpoint the demo already scored is not scored again; returns how many."""
     names = {checkpoint_name(str(c)) for c in ckpts}
     log = dest / EPISODES_FILE
-    have = {(r["checkpoint"], r["task"], int(r["episode"])) for r in read_records(log)}
-    new = [r for r in read_records(eval_dir / EPISODES_FILE)
-           if r["checkpoint"] in names and (r["checkpoint"], r["task"], int(r["episode"])) not in have]
+    have = {record_key(r) for r in read_records(log)}
+    new = [r for r in read_records(eval_dir / EPISODES_FILE) if r["checkpoint"] in names and record_key(r) not in have]
     if new:
         dest.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as f:
