@@ -35,7 +35,7 @@ from selfflow_robot.data.transforms import resize_like_training
 from selfflow_robot.data.video_metrics import psnr, ssim
 from selfflow_robot.errors import ConfigError, DataError
 from selfflow_robot.files import check_writable_dir
-from selfflow_robot.world_model.rollout import WorldModel
+from selfflow_robot.world_model.rollout import DECODINGS, WorldModel
 from selfflow_robot.world_model.video import write_comparison
 
 
@@ -87,6 +87,8 @@ class ImagineConfig:
         use_ema: use the EMA weights.
         device: torch device; `auto` = CUDA when available, else CPU.
         precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
+        decode: `residual` (the imagined change added to the real last context frame) or `direct` (the
+            codec's decoding of the imagined latents); `world_model/rollout.py` explains both.
         fps: video frame rate (RT-1 runs at 3 Hz).
         action_control: also imagine each episode from its own context with the first actions of the next
             episode of the split that has another instruction (the same noise): `psnr_other_actions` per step. A
@@ -110,6 +112,7 @@ class ImagineConfig:
     use_ema: bool = True
     device: str = "auto"
     precision: str = "auto"
+    decode: str = "residual"
     fps: float = 3.0
     action_control: bool = False
     output_dir: str = "outputs/imagine"
@@ -120,6 +123,7 @@ class ImagineConfig:
             raise ConfigError("imagine needs ckpt=<checkpoint step dir or run dir>")
         check_choice("sampler", self.sampler, ["ode", "sde"])
         check_choice("precision", self.precision, ["auto", "fp32", "bf16"])
+        check_choice("decode", self.decode, list(DECODINGS))
         if self.steps < 1:
             raise ConfigError(f"steps must be >= 1, got {self.steps}")
         if self.start < 0 or self.length < 0:
@@ -333,7 +337,7 @@ def imagine(cfg: ImagineConfig) -> dict[str, Any]:
     check_writable_dir(cfg.output_dir)
     wm = WorldModel.from_pretrained(cfg.ckpt, use_ema=cfg.use_ema, device=cfg.device, steps=cfg.steps,
                                     method=cfg.sampler, cfg_scale=cfg.cfg_scale, seed=cfg.seed,
-                                    precision=cfg.precision)
+                                    precision=cfg.precision, decode=cfg.decode)
     ckpt_config = load_run_config(wm.source)
     if cfg.data.num_episodes == 1:
         indices = [cfg.data.episode]

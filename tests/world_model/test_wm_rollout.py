@@ -1,13 +1,16 @@
 """WorldModel.rollout: chunking, autoregressive context, padding of the last chunk, determinism."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from tiny_checkpoint import write_tiny_checkpoint
 
 from selfflow_robot.constants import ACTIONS, CONTEXT, FUTURE
-from selfflow_robot.world_model.rollout import WorldModel
+from selfflow_robot.model.autoencoder import AutoencoderConfig, FrameAutoencoder
+from selfflow_robot.world_model.rollout import RESIDUAL_GATE, WorldModel
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +95,44 @@ def test_a_delta_world_model_that_predicts_no_change_imagines_the_last_frame(tmp
     expected = ctx[-1] / 255.0 if delta_scale else np.full_like(pred[0], 0.5)
     for frame in pred:
         np.testing.assert_allclose(frame, expected, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def lossy_ckpt(tmp_path_factory) -> Path:
+    """A tiny checkpoint whose codec is a (randomly initialised, so lossy) frame autoencoder."""
+    root = tmp_path_factory.mktemp("lossy")
+    torch.manual_seed(0)
+    FrameAutoencoder(AutoencoderConfig(image_size=(64, 80), latent_channels=4, downsample=8, width=8)).save(root / "ae")
+    return write_tiny_checkpoint(root / "run", prediction="x", future_delta_scale=4.0, codec="ae",
+                                 vae=str(root / "ae"), latent_channels=4, vae_downsample=8, patch_size=1)
+
+
+def test_residual_decoding_adds_the_imagined_change_to_the_real_last_frame(lossy_ckpt):
+    """decode="direct" shows D(z); "residual" adds the codec's error on the last context frame, last - D(E(last)),
+    in full where D(z) equals D(E(last)), not at all where it changed by RESIDUAL_GATE or more. A model that imagines
+    no change (a delta model with a zeroed head) then shows the camera's last frame, not the codec's copy of it."""
+    ctx, acts = _inputs(3)
+    direct = WorldModel.from_pretrained(lossy_ckpt, steps=2, decode="direct")
+    residual = WorldModel.from_pretrained(lossy_ckpt, steps=2, decode="residual")
+    codec = direct.codec
+    last = torch.as_tensor(ctx[None, -1:]).float() / 255
+    recon = codec.decode(codec.encode(last), 1)[0, 0].numpy()
+    assert np.abs(recon - last[0, 0].numpy()).mean() > 0.05  # the codec is lossy: the test can tell them apart
+    d = direct.rollout(ctx, acts, instruction="open top drawer")
+    r = residual.rollout(ctx, acts, instruction="open top drawer")
+    unclamped = (r > 0) & (r < 1) & (d > 0) & (d < 1)
+    change = np.abs(d - recon).max(-1, keepdims=True)
+    weight = np.clip(1 - change / RESIDUAL_GATE, 0, 1)
+    assert (weight == 0).any() and ((weight > 0) & (weight < 1)).mean() > 0.5   # gated and partly kept
+    expected = d + weight * (last[0, 0].numpy() - recon)
+    np.testing.assert_allclose(r[unclamped], expected[unclamped], atol=1e-4)
+    for wm in (direct, residual):
+        with torch.no_grad():
+            wm.model.final_layer.linear.weight.zero_()
+            wm.model.final_layer.linear.bias.zero_()
+    for frame in residual.rollout(ctx, _inputs(6)[1], instruction="open top drawer"):  # both chunks
+        np.testing.assert_allclose(frame, ctx[-1] / 255.0, atol=1e-4)
+    for frame in direct.rollout(ctx, acts, instruction="open top drawer"):
+        np.testing.assert_allclose(frame, np.clip(recon, 0, 1), atol=1e-4)
+    with pytest.raises(ValueError, match="decode"):
+        WorldModel.from_pretrained(lossy_ckpt, decode="sharp")
