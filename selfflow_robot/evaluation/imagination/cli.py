@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from selfflow_robot.config import structured
+from selfflow_robot.config import check_choice, structured
 from selfflow_robot.data.transforms import resize_like_training
 from selfflow_robot.envs.tasks import TASKS
 from selfflow_robot.errors import UserError
@@ -41,7 +41,7 @@ from selfflow_robot.evaluation.suites import plan_jobs
 from selfflow_robot.files import atomic_write_bytes, check_writable_dir
 from selfflow_robot.policies.config import PolicyConfig
 from selfflow_robot.policies.policy import SelfFlowPolicy
-from selfflow_robot.world_model.rollout import WorldModel
+from selfflow_robot.world_model.rollout import DECODINGS, WorldModel
 from selfflow_robot.world_model.video import compose_panels, write_video
 
 
@@ -57,6 +57,7 @@ class ImagineEvalConfig:
         suite / tasks / episodes / max_episodes: which grid episodes, as in `eval`.
         max_steps: actions per episode (0 = the task's time limit, as in the port).
         wm_steps: the world model's denoising steps per chunk (1 = its conditional mean).
+        wm_decode: how imagined latents become frames, `residual` or `direct` (`world_model/rollout.py`).
         policy_options: `SelfFlowPolicy` options (null = the policy's default), as in `eval`.
         videos: imagined episodes per policy written as mp4, beside the port's video of the same start when known.
         output_dir: where the episodes, the report and the videos go.
@@ -74,11 +75,15 @@ class ImagineEvalConfig:
     max_episodes: int | None = None
     max_steps: int = 0
     wm_steps: int = 1
+    wm_decode: str = "residual"
     policy_options: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(f.name for f in fields(PolicyConfig)))
     videos: int = 2
     output_dir: str = "runs/imagine_eval"
     asset_root: str | None = None
     threads: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("wm_decode", self.wm_decode, list(DECODINGS))
 
 
 def _side_by_side(imagined: np.ndarray, port_video: str | None) -> np.ndarray:
@@ -109,7 +114,7 @@ def imagine_eval(cfg: ImagineEvalConfig) -> dict[str, Any]:
     jobs, ckpts = plan_jobs(EvalConfig(ckpt=cfg.ckpt, suite=cfg.suite, tasks=cfg.tasks, episodes=cfg.episodes,
                                        max_episodes=cfg.max_episodes))
     judge = SuccessJudge.load(cfg.judge)
-    wm = WorldModel.from_pretrained(cfg.world_model, steps=cfg.wm_steps)
+    wm = WorldModel.from_pretrained(cfg.world_model, steps=cfg.wm_steps, decode=cfg.wm_decode)
     keys = list(dict.fromkeys((j.task, j.episode) for j in jobs))
     starts = read_starts(keys, asset_root=cfg.asset_root)
     max_steps = cfg.max_steps or max(TASKS[t].max_episode_steps for t, _ in keys)
