@@ -65,6 +65,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, sim_assets, capsys: pytest.C
     assert "Policy options: `steps=2`" in md                 # what the suite scores says how it was sampled
     assert "action MSE (normalised)" in md and "copy last frame" in md
     assert "| frames ahead | PSNR (dB)" in md
+    assert "World model settings: `steps=1` (its conditional mean), `decode=residual`" in md
     # what training saw: 6 steps x the batch, one noise draw each, and the passes over 3 demos' windows
     seen = re.search(r"\| training seen \| ([\d,]+) windows x 1 noise draws = ([\d,]+) training signals; "
                      r"([\d.]+) passes", md)

@@ -112,6 +112,10 @@ def imagine_section(r: Mapping[str, Any] | None, report_dir: Path,
     lines = ["## World model: imagined rollout beside the real one", "",
              f"Held-out demo `{r['label']}` (\"{r['instruction']}\"): the world model sees the first frames and the "
              f"demo's {r['steps']} actions, and imagines the frames (left: imagined, right: real).", ""]
+    setting = r.get("config") or {}
+    if "steps" in setting:
+        lines += [f"World model settings: `steps={setting['steps']}`" + (" (its conditional mean)"
+                  if setting["steps"] == 1 else " (sampled)") + f", `decode={setting.get('decode', 'direct')}`.", ""]
     video = r.get("video", {})
     if video.get("gif") and Path(video["gif"]).is_file():
         lines += [f"![imagined rollout]({_copy(Path(video['gif']), report_dir, 'imagine.gif')})", ""]

@@ -132,6 +132,7 @@ def imagine_phase(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     dest = phase_dir(out, "imagine")
     imagine_main(load_config("imagine", [f"ckpt={phase_dir(out, 'train')}", f"data.path={phase_dir(out, 'collect')}",
                                          f"output_dir={dest}", f"length={cfg.imagine_length}", "data.num_episodes=0",
+                                         f"steps={cfg.imagine_steps}",
                                          "action_control=true", f"seed={cfg.seed}"], schema=ImagineConfig))
     summary = dest / "summary_metrics.json"
     return json.loads((summary if summary.is_file() else next(iter(sorted(dest.glob("*_metrics.json"))))).read_text())
