@@ -52,7 +52,7 @@ class DemoConfig:
         imagine_length: frames the world model imagines after its context.
         imagine_steps: the world model's denoising steps per chunk in the `imagine` phase. 1 is its conditional
             mean, the best frame-by-frame estimate (PSNR) after a short CPU run: 10 sampled steps score 1.5 to
-            2.6 dB lower 1 to 4 frames ahead (docs/results.md, "Residual decoding").
+            2.6 dB lower 1 to 4 frames ahead (docs/results.md, "The robot state at a second seed").
         assets: ManiSkill2_real2sim copy (default: $SELFFLOW_ROBOT_ASSETS or the `assets fetch` cache).
         phases: the phases to run, in order (a later phase needs the earlier ones' outputs); `curve` (not run by
             default) scores the run's checkpoints for a learning curve (`experiments/demo/curve.py`).
