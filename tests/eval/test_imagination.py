@@ -73,6 +73,36 @@ def test_judge_learns_the_drawer_opening_and_round_trips(tmp_path):
         SuccessJudge.load(tmp_path)
 
 
+def test_judge_reads_the_robot_state_where_the_sweeps_record_it(tmp_path):
+    """Frames that also show the tool's (x, y) as a blue square: the judge learns to read it (frames of episodes
+    without a recorded state still teach the openings), saves its normalisation, and reports held-out errors."""
+    data = _drawer_frames(600)
+    rng = np.random.default_rng(1)
+    H, W = data.frames.shape[1:3]
+    state = np.tile(np.array([0.5, -0.1, 0.9, -0.6, 0.78, -0.03, 0.16, 0.0], np.float32), (600, 1))
+    state[:, :2] = rng.uniform([0.3, -0.3], [0.7, 0.1], (600, 2))
+    for i, (x, y) in enumerate(state[:, :2]):
+        r, c = 4 + int((y + 0.3) / 0.4 * (H - 18)), 4 + int((x - 0.3) / 0.4 * (W - 18))
+        data.frames[i, r:r + 10, c:c + 10] = (0, 0, 255)
+    state[data.episode % 3 == 2] = np.nan                       # every third episode recorded no state
+    data.state = state
+    judge, m = train_judge(JudgeTrainConfig(output_dir=str(tmp_path / "judge"), steps=600, batch_size=32, lr=3e-3),
+                           data)
+    held = m["held_out"]
+    assert judge.cfg.state_dim == 8 and 0 < held["state_frames"] < held["frames"]   # labelled held-out frames only
+    # predicting the mean would be off by about 10 cm in x and y (0 in z): 6.7 cm on the mean of the three
+    assert held["state_position_mae_cm"] < 3.0, held
+    assert held["opening_mae_m"] < 0.05, held
+    loaded = SuccessJudge.load(tmp_path / "judge")
+    np.testing.assert_allclose(loaded.state(data.frames[:8]), judge.state(data.frames[:8]), atol=1e-5)
+    assert loaded.state(data.frames[:3]).shape == (3, 8)
+    data.state = None                                           # no recorded state: an openings-only judge
+    plain, _ = train_judge(JudgeTrainConfig(output_dir=str(tmp_path / "plain"), steps=2), data)
+    assert plain.cfg.state_dim == 0
+    with pytest.raises(UserError, match="trained without robot states"):
+        SuccessJudge.load(tmp_path / "plain").state(data.frames[:1])
+
+
 def test_judge_frames_come_from_eval_sweeps(tmp_path):
     """Per-frame openings label every frame of an episode's video; an older record labels only its last frame."""
     video = tmp_path / "videos" / "ep0.mp4"
@@ -81,7 +111,8 @@ def test_judge_frames_come_from_eval_sweeps(tmp_path):
     imageio.mimwrite(video, frames, fps=5, macro_block_size=16)
     with open(tmp_path / "episodes.jsonl", "w") as f:
         append_record(f, {"task": "open_top_drawer", "episode": 0, "video": str(video),
-                          "drawer_qpos": [0.0, 0.05, 0.1, 0.15, 0.2], "final_drawer_qpos": 0.2})
+                          "drawer_qpos": [0.0, 0.05, 0.1, 0.15, 0.2], "final_drawer_qpos": 0.2,
+                          "tool_state": [[0.4 + 0.01 * i, -0.2, 0.9, -0.6, 0.78, -0.03, 0.16, 0.0] for i in range(5)]})
         append_record(f, {"task": "close_top_drawer", "episode": 1, "video": str(video), "final_drawer_qpos": 0.03})
         append_record(f, {"task": "close_top_drawer", "episode": 2, "success": False})   # no video: skipped
     data = labelled_frames([str(tmp_path)], (64, 80))
@@ -89,6 +120,13 @@ def test_judge_frames_come_from_eval_sweeps(tmp_path):
     np.testing.assert_allclose(data.opening, [0.0, 0.05, 0.1, 0.15, 0.2, 0.03])
     assert data.last.tolist() == [False, False, False, False, True, True]
     assert data.tasks[-1] == "close_top_drawer" and data.episode.tolist() == [0] * 5 + [1]
+    np.testing.assert_allclose(data.state[:5, 0], [0.4, 0.41, 0.42, 0.43, 0.44], atol=1e-6)
+    assert np.isnan(data.state[5]).all()                        # the older record has no state
+    with open(tmp_path / "episodes.jsonl", "a") as f:
+        append_record(f, {"task": "open_top_drawer", "episode": 3, "video": str(video),
+                          "drawer_qpos": [0.0] * 5, "tool_state": [[0.0] * 8] * 4})
+    with pytest.raises(UserError, match="tool_state of shape \\(4, 8\\)"):
+        labelled_frames([str(tmp_path)], (64, 80))
     with pytest.raises(UserError, match="no episodes.jsonl"):
         labelled_frames([str(tmp_path / "videos")], (64, 80))
 
@@ -134,8 +172,19 @@ def test_imagined_episodes_run_closed_loop_from_the_port_start(eval_ckpt, eval_s
                              progress=False)
     np.testing.assert_array_equal(again.frames, eps.frames)               # seeded: reproducible
     state_policy = SelfFlowPolicy.from_pretrained(eval_state_ckpt, steps=1)
-    with pytest.raises(ConfigError, match="use_state=false"):
+    with pytest.raises(ConfigError, match="judge that reads it"):
         imagine_episodes(wm, state_policy, starts, max_steps=6)
+    seen = []
+
+    def read_state(frames):                 # what a state-reading judge gives: one state per imagined frame
+        seen.append(frames.copy())
+        return np.tile([0.45, -0.2, 0.9, -0.6, 0.78, -0.03, 0.16, 0.0], (len(frames), 1))
+
+    H = state_policy.horizon
+    eps = imagine_episodes(wm, state_policy, starts, max_steps=H + 2, progress=False, state_reader=read_state)
+    assert eps.frames.shape == (2, H + 3, h, w, 3) and len(seen) == 1 + int(eps.steps.max() > H)
+    for chunk, frames in enumerate(seen):          # each chunk's state is read off the newest frame so far
+        np.testing.assert_array_equal(frames, eps.frames[:, chunk * H])
 
 
 @pytest.mark.sim

@@ -6,8 +6,10 @@ the port.
 
 For each policy, every grid episode of the suite (or `tasks` / `episodes` / `max_episodes`) starts from the
 port's first frame and runs closed-loop in imagination (`rollout.py`); the judge reads success off the last
-frame (`judge.py`). With `port=` folders holding the same checkpoints' `selfflow-robot eval` outcomes, the
-report sets both side by side (`ranking.py`) and writes videos of imagined episodes beside the port's.
+frame (`judge.py`). A policy that takes the robot's state (the demo's default) gets the state the judge reads
+off the newest imagined frame, so the judge must have been trained on sweeps that record it. With `port=`
+folders holding the same checkpoints' `selfflow-robot eval` outcomes, the report sets both side by side
+(`ranking.py`) and writes videos of imagined episodes beside the port's.
 Writes `episodes.jsonl` (one line per imagined episode), `ranking.{json,md,png}` and `videos/`.
 """
 from __future__ import annotations
@@ -124,7 +126,8 @@ def imagine_eval(cfg: ImagineEvalConfig) -> dict[str, Any]:
     for name, path in ckpts.items():
         t0 = time.process_time()
         policy = SelfFlowPolicy.from_pretrained(path, **options)
-        eps = imagine_episodes(wm, policy, starts, max_steps=max_steps)
+        eps = imagine_episodes(wm, policy, starts, max_steps=max_steps,
+                               state_reader=judge.state if judge.cfg.state_dim else None)
         tasks = [st.task for st in starts]
         opening = judge.opening(eps.last_frames(), tasks)
         success = successes(tasks, opening)

@@ -6,14 +6,20 @@ The drawer tasks' rule is a threshold on the drawer joint (ManiSkill2_real2sim, 
 judge regresses the opening of each of the three drawers (one output each; a frame's label is its task
 drawer's), so one network serves all six tasks and its errors are in metres, not only right/wrong.
 
+Trained on sweeps that record the robot's state per frame (`tool_state`), the same network also reads the 8-D
+proprioception off a frame (tool pose in the base frame, gripper), the input a state-conditioned policy needs
+and an imagined episode has only as pixels (`state_dim = 8`; `imagine-eval` hands it to such policies).
+
     judge = SuccessJudge.load("runs/judge")
     opening = judge.opening(frames, ["open_top_drawer", ...])       # (B,) metres
     success = judge.success(frames, ["open_top_drawer", ...])       # (B,) bool
+    state = judge.state(frames)                                     # (B, 8), judges with state_dim = 8
 """
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -56,15 +62,18 @@ def successes(tasks: list[str], openings: np.ndarray) -> np.ndarray:
 
 @dataclass
 class JudgeConfig:
-    """The judge's geometry: `image_size` (H, W) it reads (the world model's), conv `width`."""
+    """The judge's geometry: `image_size` (H, W) it reads (the world model's), conv `width`, and `state_dim` robot
+    state outputs (0 = openings only)."""
 
     image_size: tuple[int, int] = (64, 80)
     width: int = 32
+    state_dim: int = 0
 
 
 class SuccessJudge(nn.Module):
     """Four stride-2 conv blocks and an MLP on the flattened feature map (where a drawer edge is matters, so no
-    global pooling): the three drawers' openings (m)."""
+    global pooling): the three drawers' openings (m), and the robot state where `state_dim` > 0 (normalised by
+    the training frames' `state_mean` / `state_std`, saved with the weights)."""
 
     def __init__(self, cfg: JudgeConfig) -> None:
         super().__init__()
@@ -77,30 +86,51 @@ class SuccessJudge(nn.Module):
         for _ in self.convs:
             h, wd = (h + 1) // 2, (wd + 1) // 2
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(chans[-1] * h * wd, 128), nn.SiLU(),
-                                  nn.Linear(128, len(DRAWERS)))
+                                  nn.Linear(128, len(DRAWERS) + cfg.state_dim))
+        if cfg.state_dim:
+            self.register_buffer("state_mean", torch.zeros(cfg.state_dim))
+            self.register_buffer("state_std", torch.ones(cfg.state_dim))
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """float `(B, H, W, 3)` in [0, 1] -> `(B, 3)` openings (m) of the top, middle and bottom drawers."""
+    def read(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """float `(B, H, W, 3)` in [0, 1] -> `(B, 3)` openings (m) of the top, middle and bottom drawers, and the
+        normalised robot state `(B, state_dim)` (empty when `state_dim` = 0)."""
         x = frames.permute(0, 3, 1, 2) * 2 - 1
         for conv, norm in zip(self.convs, self.norms):
             x = F.silu(norm(conv(x)))
-        return self.head(x) * 0.1   # openings are 0-0.3 m: keep the head's output near unit scale
+        out = self.head(x)
+        return out[:, :len(DRAWERS)] * 0.1, out[:, len(DRAWERS):]   # openings are 0-0.3 m: unit-scale outputs
 
-    @torch.inference_mode()
-    def opening(self, frames: np.ndarray, tasks: list[str], batch: int = 256) -> np.ndarray:
-        """The task drawer's opening (m) in each frame: `frames` uint8 or float `(B, H, W, 3)` at `image_size`."""
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """float `(B, H, W, 3)` in [0, 1] -> `(B, 3)` openings (m) of the top, middle and bottom drawers."""
+        return self.read(frames)[0]
+
+    def _batches(self, frames: np.ndarray, batch: int) -> Iterator[tuple[int, torch.Tensor]]:
+        """`frames` uint8 or float `(B, H, W, 3)` at `image_size` -> (start row, float tensor in [0, 1]) batches."""
         frames = np.asarray(frames)
         if tuple(frames.shape[1:3]) != tuple(self.cfg.image_size):
             raise UserError(f"the judge reads {tuple(self.cfg.image_size)} frames, got {tuple(frames.shape[1:3])}; "
                             "train it at the world model's image size (judge train image_size=[H,W])")
-        idx = torch.as_tensor([drawer_task(t)[1] for t in tasks])
-        out = []
         self.eval()
         for i in range(0, len(frames), batch):
             x = torch.as_tensor(frames[i:i + batch]).float()
-            x = x / 255.0 if frames.dtype == np.uint8 else x
-            out.append(self(x).gather(1, idx[i:i + batch, None])[:, 0])
+            yield i, x / 255.0 if frames.dtype == np.uint8 else x
+
+    @torch.inference_mode()
+    def opening(self, frames: np.ndarray, tasks: list[str], batch: int = 256) -> np.ndarray:
+        """The task drawer's opening (m) in each frame: `frames` uint8 or float `(B, H, W, 3)` at `image_size`."""
+        idx = torch.as_tensor([drawer_task(t)[1] for t in tasks])
+        out = [self(x).gather(1, idx[i:i + len(x), None])[:, 0] for i, x in self._batches(frames, batch)]
         return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+    @torch.inference_mode()
+    def state(self, frames: np.ndarray, batch: int = 256) -> np.ndarray:
+        """The robot's 8-D proprioception read off each frame, float32 `(B, state_dim)` in the recorded units."""
+        if not self.cfg.state_dim:
+            raise UserError("this judge was trained without robot states, so it cannot give a state-conditioned "
+                            "policy its state: train it again (`selfflow-robot judge train`) on sweeps whose "
+                            "episodes record `tool_state` (every `selfflow-robot eval` since 2026-12-05)")
+        out = [self.read(x)[1] * self.state_std + self.state_mean for _, x in self._batches(frames, batch)]
+        return torch.cat(out).numpy() if out else np.zeros((0, self.cfg.state_dim), np.float32)
 
     def success(self, frames: np.ndarray, tasks: list[str]) -> np.ndarray:
         """The simulator's success rule on the judged openings: `(B,)` bool."""
@@ -126,7 +156,8 @@ class SuccessJudge(nn.Module):
                             f"`selfflow-robot judge train sweeps=[EVAL_DIR,...] output_dir={p}`")
         meta = json.loads((p / META).read_text())
         cfg = meta["config"]
-        judge = cls(JudgeConfig(image_size=tuple(cfg["image_size"]), width=int(cfg["width"])))
+        judge = cls(JudgeConfig(image_size=tuple(cfg["image_size"]), width=int(cfg["width"]),
+                                state_dim=int(cfg.get("state_dim", 0))))   # judges before the state: 0
         judge.load_state_dict(load_file(str(p / WEIGHTS)))
         judge.metrics = meta.get("metrics", {})
         return judge.eval()

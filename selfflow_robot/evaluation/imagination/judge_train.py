@@ -5,7 +5,9 @@ its frames (`drawer_qpos` in `episodes.jsonl`), so any sweep is labelled data: t
 crosses from failure to success) and weak checkpoints' (failures, odd arm poses). Episodes recorded before the
 per-frame openings existed still label their last frame (`final_drawer_qpos`). Frames are resized as the
 world model's training frames are (`resize_like_training`), episodes are split into train and held-out ones,
-and the held-out accuracy of the simulator's rule on the judged openings is reported.
+and the held-out accuracy of the simulator's rule on the judged openings is reported. Where the episodes also
+record the robot's state per frame (`tool_state`, every sweep since 2026-12-05), the judge learns to read it too
+(`state_dim = 8`; held-out errors reported), so `imagine-eval` can score state-conditioned policies.
 
     selfflow-robot judge train 'sweeps=[runs/expert_eval,runs/demo/eval]' output_dir=runs/judge
 """
@@ -29,6 +31,8 @@ from selfflow_robot.errors import UserError
 from selfflow_robot.evaluation.evaluate import EPISODES_FILE, read_records
 from selfflow_robot.evaluation.imagination.judge import JudgeConfig, SuccessJudge, drawer_task, successes
 from selfflow_robot.files import check_writable_dir
+
+STATE_DIM = 8   # `envs.tasks.robot_state`: tool position (3) and quaternion (4) in the base frame, gripper (1)
 
 
 @dataclass
@@ -58,14 +62,16 @@ class JudgeTrainConfig:
 
 @dataclass
 class LabelledFrames:
-    """Frames uint8 `(N, H, W, 3)`, their task drawer's opening `(N,)` (m), task and episode id per frame, and
-    whether the frame is its episode's last (where the simulator reads success)."""
+    """Frames uint8 `(N, H, W, 3)`, their task drawer's opening `(N,)` (m), task and episode id per frame,
+    whether the frame is its episode's last (where the simulator reads success), and the robot's state `(N, 8)`
+    (NaN rows where the episode did not record it; None when none did)."""
 
     frames: np.ndarray
     opening: np.ndarray
     tasks: list[str]
     episode: np.ndarray
     last: np.ndarray
+    state: np.ndarray | None = None
 
 
 def labelled_frames(sweeps: list[str], image_size: tuple[int, int]) -> LabelledFrames:
@@ -80,12 +86,20 @@ def labelled_frames(sweeps: list[str], image_size: tuple[int, int]) -> LabelledF
     if not records:
         raise UserError(f"none of the episodes in {sweeps} has a video and drawer openings: run "
                         "`selfflow-robot eval` on drawer tasks with video=true")
-    frames, opening, tasks, episode, last = [], [], [], [], []
+    frames, opening, tasks, episode, last, state = [], [], [], [], [], []
     for i, r in enumerate(tqdm(records, desc="judge frames", unit="episode")):
         drawer_task(r["task"])
+        s = np.full((1, STATE_DIM), np.nan, np.float32)
         if r.get("drawer_qpos"):
             video = np.stack(imageio.mimread(r["video"], memtest=False))
             q = np.asarray(r["drawer_qpos"], np.float32)
+            if r.get("tool_state"):
+                s = np.asarray(r["tool_state"], np.float32)
+                if s.shape != (len(q), STATE_DIM):
+                    raise UserError(f"{r['video']}: its record has {len(q)} drawer openings but tool_state of shape "
+                                    f"{s.shape} (want ({len(q)}, {STATE_DIM}))")
+            else:
+                s = np.repeat(s, len(q), axis=0)
         else:   # an older record: only its last frame is labelled (streamed, not the whole clip in memory)
             with imageio.get_reader(r["video"]) as reader:
                 *_, final = reader
@@ -97,8 +111,10 @@ def labelled_frames(sweeps: list[str], image_size: tuple[int, int]) -> LabelledF
         tasks += [r["task"]] * len(q)
         episode.append(np.full(len(q), i))
         last.append(np.arange(len(q)) == len(q) - 1)
+        state.append(s)
+    states = np.concatenate(state)
     return LabelledFrames(np.concatenate(frames), np.concatenate(opening), tasks, np.concatenate(episode),
-                          np.concatenate(last))
+                          np.concatenate(last), states if np.isfinite(states).all(axis=1).any() else None)
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -128,7 +144,20 @@ def judge_metrics(judge: SuccessJudge, data: LabelledFrames, rows: np.ndarray) -
             "accuracy_success_frames": float(right[true_s].mean()) if true_s.any() else float("nan"),
             "accuracy_failure_frames": float(right[~true_s].mean()) if (~true_s).any() else float("nan"),
             "accuracy_last_frames": float(right[last].mean()) if last.any() else float("nan"),
-            "last_frames": int(last.sum())}
+            "last_frames": int(last.sum()), **state_metrics(judge, data, rows)}
+
+
+def state_metrics(judge: SuccessJudge, data: LabelledFrames, rows: np.ndarray) -> dict[str, float]:
+    """Held-out errors of the judged robot state on the frames that record it: tool position (cm, mean absolute
+    over x, y, z), orientation (mean absolute quaternion component) and gripper; {} for a judge without it."""
+    if not judge.cfg.state_dim or data.state is None:
+        return {}
+    rows = rows[np.isfinite(data.state[rows]).all(axis=1)]
+    if not len(rows):
+        return {}
+    err = np.abs(judge.state(data.frames[rows]) - data.state[rows])
+    return {"state_frames": int(len(rows)), "state_position_mae_cm": float(100 * err[:, :3].mean()),
+            "state_quaternion_mae": float(err[:, 3:7].mean()), "state_gripper_mae": float(err[:, 7].mean())}
 
 
 def train_judge(cfg: JudgeTrainConfig, data: LabelledFrames | None = None) -> tuple[SuccessJudge, dict[str, Any]]:
@@ -144,7 +173,12 @@ def train_judge(cfg: JudgeTrainConfig, data: LabelledFrames | None = None) -> tu
     train_rows, held_rows = np.flatnonzero(~is_held), np.flatnonzero(is_held)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    judge = SuccessJudge(JudgeConfig(image_size=size, width=cfg.width))
+    labelled = np.zeros(len(data.opening), bool) if data.state is None else np.isfinite(data.state).all(axis=1)
+    state_rows = train_rows[labelled[train_rows]]
+    judge = SuccessJudge(JudgeConfig(image_size=size, width=cfg.width, state_dim=STATE_DIM if len(state_rows) else 0))
+    if len(state_rows):   # learn the state normalised by its training frames' spread (the gripper is 0-1, x is cm)
+        judge.state_mean.copy_(torch.as_tensor(data.state[state_rows].mean(0)))
+        judge.state_std.copy_(torch.as_tensor(data.state[state_rows].std(0)).clamp_min(1e-3))
     opt = torch.optim.AdamW(judge.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
     drawer = torch.as_tensor([drawer_task(t)[1] for t in data.tasks])
@@ -154,8 +188,13 @@ def train_judge(cfg: JudgeTrainConfig, data: LabelledFrames | None = None) -> tu
     for _ in bar:
         rows = train_rows[torch.randint(0, len(train_rows), (cfg.batch_size,), generator=gen).numpy()]
         x = _augment(torch.as_tensor(data.frames[rows]).float() / 255.0, gen)
-        pred = judge(x).gather(1, drawer[rows][:, None])[:, 0]
+        openings, state = judge.read(x)
+        pred = openings.gather(1, drawer[rows][:, None])[:, 0]
         loss = F.smooth_l1_loss(pred * 10, torch.as_tensor(data.opening[rows]) * 10)
+        has = labelled[rows]
+        if judge.cfg.state_dim and has.any():
+            target = (torch.as_tensor(data.state[rows[has]]) - judge.state_mean) / judge.state_std
+            loss = loss + F.smooth_l1_loss(state[torch.as_tensor(has)], target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -180,5 +219,10 @@ def main(cfg: DictConfig) -> int:
     print(f"held-out ({m['episodes']['held_out']} episodes, {h['frames']} frames): opening MAE "
           f"{100 * h['opening_mae_m']:.1f} cm; success rule accuracy {h['accuracy']:.3f} (success frames "
           f"{h['accuracy_success_frames']:.3f}, failure frames {h['accuracy_failure_frames']:.3f}, last frames "
-          f"{h['accuracy_last_frames']:.3f} of {h['last_frames']})\nwrote {conf.output_dir}")
+          f"{h['accuracy_last_frames']:.3f} of {h['last_frames']})")
+    if "state_position_mae_cm" in h:
+        print(f"robot state on {h['state_frames']} held-out frames: tool position off by "
+              f"{h['state_position_mae_cm']:.1f} cm, quaternion components by {h['state_quaternion_mae']:.3f}, "
+              f"gripper by {h['state_gripper_mae']:.3f}")
+    print(f"wrote {conf.output_dir}")
     return 0

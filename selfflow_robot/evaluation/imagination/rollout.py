@@ -5,7 +5,9 @@ An imagined episode starts where the port's grid episode starts (`read_starts`: 
 episode and only its first camera frame is kept), then alternates, batched over episodes: the policy predicts a
 chunk of H actions from the last frames, the world model imagines the H frames those actions lead to, and they
 become the policy's next context. Like SimplerEnv's evaluator it stops at the time limit or at the step where the
-policy terminates; the judge reads success off the last frame, where the simulator reads it.
+policy terminates; the judge reads success off the last frame, where the simulator reads it. A policy that also
+takes the robot's state gets it read off the newest imagined frame (`state_reader`, e.g. a judge trained on
+sweeps that record the state): an imagined episode has no simulator to ask.
 
     starts = read_starts([("open_top_drawer", 0), ...], asset_root=None)
     episodes = imagine_episodes(WorldModel.from_pretrained(wm_dir, steps=1), SelfFlowPolicy.from_pretrained(p),
@@ -13,7 +15,7 @@ policy terminates; the judge reads success off the last frame, where the simulat
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,13 +73,18 @@ def read_starts(episodes: Sequence[tuple[str, int]], *, asset_root: str | None =
 
 
 def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Sequence[Start], *,
-                     max_steps: int, progress: bool = True) -> ImaginedEpisodes:
-    """Run every start as one closed-loop episode of at most `max_steps` actions, all episodes in one batch."""
-    if policy.state_dim:
-        raise ConfigError("this policy conditions on the robot state, which an imagined episode does not have: "
-                          "score an image-only checkpoint (trained without model.state_dim), or run this one on the "
-                          "learned null state with policy_options.use_state=false (meaningful only if it was "
-                          "trained with train.state_dropout > 0)")
+                     max_steps: int, progress: bool = True,
+                     state_reader: Callable[[np.ndarray], np.ndarray] | None = None) -> ImaginedEpisodes:
+    """Run every start as one closed-loop episode of at most `max_steps` actions, all episodes in one batch.
+
+    `state_reader`: uint8 frames `(B, h, w, 3)` -> the robot states `(B, 8)` they show, for a policy that takes the
+    state (`SuccessJudge.state`); unused by image-only policies."""
+    if policy.state_dim and state_reader is None:
+        raise ConfigError("this policy conditions on the robot state, which an imagined episode has only as pixels: "
+                          "give imagine-eval a judge that reads it (`selfflow-robot judge train` on sweeps that "
+                          "record tool_state), score an image-only checkpoint, or run this one on the learned null "
+                          "state with policy_options.use_state=false (meaningful only if it was trained with "
+                          "train.state_dropout > 0)")
     if tuple(policy.image_size) != tuple(world_model.image_size):
         raise ConfigError(f"the policy reads {tuple(policy.image_size)} frames, the world model imagines "
                           f"{tuple(world_model.image_size)}: pair checkpoints of one image size")
@@ -95,7 +102,11 @@ def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Se
     bar = tqdm(total=max_steps, desc="imagined episodes", unit="step", disable=not progress)
     while t < max_steps and not terminated.all():
         history = frames[:, max(0, t + 1 - policy.k):t + 1]
-        replies = policy.infer_batch([(sess, {T.IMAGE: history[b]}) for b, sess in enumerate(sessions)])
+        obs = [{T.IMAGE: history[b]} for b in range(B)]
+        if policy.state_dim:
+            for o, s in zip(obs, np.asarray(state_reader(frames[:, t]), np.float32)):
+                o[T.STATE] = s
+        replies = policy.infer_batch(list(zip(sessions, obs)))
         actions = np.stack([r[T.ACTIONS] for r in replies])                  # (B, H, 7) raw RT-1 actions
         stop = np.stack([r[T.TERMINATE_KEY] for r in replies]) >= 0.5       # (B, H)
         n = min(actions.shape[1], max_steps - t)
