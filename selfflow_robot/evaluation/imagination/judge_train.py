@@ -26,13 +26,12 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from selfflow_robot.config import structured
+from selfflow_robot.constants import STATE_DIM
 from selfflow_robot.data.transforms import resize_like_training
 from selfflow_robot.errors import UserError
 from selfflow_robot.evaluation.evaluate import EPISODES_FILE, read_records
 from selfflow_robot.evaluation.imagination.judge import JudgeConfig, SuccessJudge, drawer_task, successes
 from selfflow_robot.files import check_writable_dir
-
-STATE_DIM = 8   # `envs.tasks.robot_state`: tool position (3) and quaternion (4) in the base frame, gripper (1)
 
 
 @dataclass
