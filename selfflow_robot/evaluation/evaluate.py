@@ -14,8 +14,7 @@ processes (`workers`, default: all cores). Each finished episode is one JSON lin
 `<output_dir>/episodes.jsonl` (written by the parent, flushed and fsynced); a rerun with the same
 `output_dir` skips the episodes already there (`resume=true`), and refuses to when they were scored with other
 policy options (each record keeps its `policy_options`: a sweep never mixes two settings). Each episode also
-leaves an mp4
-under `<output_dir>/videos/<checkpoint>/<task>/`, named `success_...` or `failure_...`. At the end
+leaves an mp4 under `<output_dir>/videos/<checkpoint>/<task>/`, named `success_...` or `failure_...`. At the end
 (and from whatever is in episodes.jsonl) the report is written: `results.json`, `results.md` (beside
 the published SIMPLER numbers) and `success.png`.
 """

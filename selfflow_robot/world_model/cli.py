@@ -87,8 +87,9 @@ class ImagineConfig:
         use_ema: use the EMA weights.
         device: torch device; `auto` = CUDA when available, else CPU.
         precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
-        decode: `residual` (the imagined change added to the real last context frame) or `direct` (the
-            codec's decoding of the imagined latents); `world_model/rollout.py` explains both.
+        decode: `residual` (the codec's decoding, with the camera's detail of the last context frame kept where
+            the imagined frame has not changed) or `direct` (the codec's decoding alone); `world_model/rollout.py`
+            explains both.
         fps: video frame rate (RT-1 runs at 3 Hz).
         action_control: also imagine each episode from its own context with the first actions of the next
             episode of the split that has another instruction (the same noise): `psnr_other_actions` per step. A

@@ -14,6 +14,9 @@ fades it out where it has (fully gone at a change of RESIDUAL_GATE in any channe
 belongs to content that has moved. A model that imagines no change then shows the camera's last frame, not a
 codec-blurred copy of it. Only the shown frames differ: the model, its latents and the next chunk's context
 (re-encoded from the shown frames) follow the same rule either way.
+
+    wm = WorldModel.from_pretrained("runs/demo")
+    frames = wm.rollout(context_frames, actions, instruction="open top drawer")   # (T, H, W, 3) in [0, 1]
 """
 from __future__ import annotations
 
