@@ -109,6 +109,7 @@ def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None 
     steps, success, terminated_by_policy = 0, False, False
     opening = [drawer_opening(u)]  # per video frame: what the success judge of imagined frames learns from
     tool = [tool_state(env)]       # per video frame: where the tool is
+    executed = []                  # per step: the action sent to the simulator, for replays in the world model
     try:
         image = overhead_rgb(obs)
         if writer is not None:
@@ -119,6 +120,7 @@ def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None 
                 u.advance_to_next_subtask()   # SimplerEnv: terminate on an earlier subtask = next subtask
                 terminate = False
             obs, _, _, truncated, info = env.step(action)
+            executed.append([round(float(v), 5) for v in action])
             steps += 1
             success = _flag(info["success"])
             new = u.get_language_instruction()
@@ -146,7 +148,7 @@ def run_episode(env: Any, agent: Agent, job: EpisodeJob, video_dir: Path | None 
     record = {**asdict(job), "success": success, "steps": steps, "terminated_by_policy": terminated_by_policy,
               "instructions": instructions, "overlay_id": ep.overlay_id, "urdf_version": ep.urdf_version,
               "robot_xy": list(ep.robot_xy), "apple_xy": None if ep.apple_xy is None else list(ep.apple_xy),
-              "seconds": round(time.time() - t0, 3), "tool_state": tool}
+              "seconds": round(time.time() - t0, 3), "tool_state": tool, "actions": executed}
     if ep.variant:
         record["variant"] = ep.variant
     if opening[-1] is not None:

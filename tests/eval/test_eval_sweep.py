@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import imageio.v2 as imageio
+import numpy as np
 import pytest
 
 from selfflow_robot.config import load_config
@@ -92,6 +93,8 @@ def test_checkpoint_sweep_writes_videos_report_and_resumes(eval_ckpt, tmp_path, 
     # and the robot's state per frame (tool pose in the base frame + gripper): where the tool went
     assert len(rec["tool_state"]) == len(rec["drawer_qpos"]) and {len(s) for s in rec["tool_state"]} == {8}
     assert rec["tool_state"][0] != rec["tool_state"][-1]
+    # and each executed action (what a replay in the world model feeds it)
+    assert np.asarray(rec["actions"]).shape == (rec["steps"], 7) and np.abs(rec["actions"]).sum() > 0
     for name in ("results.json", "results.md", "success.png"):
         assert (tmp_path / name).is_file()
     # resume: episode 4 is recorded, only episode 13 runs now

@@ -24,7 +24,7 @@ from selfflow_robot.evaluation.imagination.ranking import (
     ranking_summary,
     write_ranking_report,
 )
-from selfflow_robot.evaluation.imagination.rollout import imagine_episodes, read_starts
+from selfflow_robot.evaluation.imagination.rollout import imagine_episodes, read_starts, replay_episodes
 from selfflow_robot.evaluation.metrics import mmrv, pearson
 from selfflow_robot.policies.policy import SelfFlowPolicy
 from selfflow_robot.world_model.rollout import WorldModel
@@ -212,3 +212,65 @@ def test_imagine_eval_ranks_checkpoints_and_writes_videos(eval_ckpt, other_eval_
     summary = json.loads(out["paths"]["json"].read_text())
     assert summary["compared"] == 2 and summary["port_cpu_s"] == 80.0
     assert len(list((tmp_path / "out" / "videos").rglob("*.mp4"))) == 2
+
+
+@pytest.mark.sim
+def test_replay_feeds_the_recorded_actions_open_loop(eval_ckpt, sim_assets):
+    starts = read_starts([("open_top_drawer", 0), ("close_middle_drawer", 4)], asset_root=sim_assets)
+    wm = WorldModel.from_pretrained(eval_ckpt, steps=1)
+    rng = np.random.default_rng(0)
+    actions = [rng.normal(0, 0.02, (7, 7)).astype(np.float32), rng.normal(0, 0.02, (4, 7)).astype(np.float32)]
+    eps = replay_episodes(wm, starts, actions, terminated=[False, True], progress=False)
+    h, w = wm.image_size
+    assert eps.frames.shape == (2, 8, h, w, 3) and eps.steps.tolist() == [7, 4] and eps.terminated.tolist() == [0, 1]
+    assert not np.array_equal(eps.frames[0, 1:5], eps.frames[1, 1:5])
+    # one episode is exactly the world model's own rollout of its actions from the start frame
+    one = replay_episodes(wm, starts[:1], actions[:1], progress=False)
+    alone = wm.rollout(eps.frames[0, :1], actions[0], text=wm.language(starts[0].instruction))
+    np.testing.assert_array_equal(one.frames[0, 1:], (np.clip(alone, 0, 1) * 255 + 0.5).astype(np.uint8))
+    with pytest.raises(ConfigError, match="one non-empty"):
+        replay_episodes(wm, starts, actions[:1])
+
+
+@pytest.mark.sim
+def test_imagine_eval_replays_the_ports_actions_against_its_video(eval_ckpt, sim_assets, tmp_path):
+    """The port's record of an episode gives its actions; the report scores the imagined frames against the port's
+    video: a video of exactly what the world model imagines scores far above copying the start frame."""
+    h, w = WorldModel.from_pretrained(eval_ckpt).image_size
+    train_judge(JudgeTrainConfig(output_dir=str(tmp_path / "judge"), image_size=[h, w], steps=10),
+                _drawer_frames(60, (h, w)))
+    port = tmp_path / "port"
+    port.mkdir()
+    rng = np.random.default_rng(1)
+    record = {"checkpoint_path": str(eval_ckpt), "task": "open_top_drawer", "episode": 0, "success": True,
+              "seconds": 20.0, "terminated_by_policy": False,
+              "actions": np.round(rng.normal(0, 0.05, (6, 7)), 5).tolist()}
+    with open(port / "episodes.jsonl", "w") as f:
+        append_record(f, record)
+    cfg = dict(world_model=str(eval_ckpt), ckpt=[str(eval_ckpt)], judge=str(tmp_path / "judge"), port=[str(port)],
+               tasks=["open_top_drawer"], episodes=[0], videos=0, asset_root=sim_assets, replay=True)
+    first = imagine_eval(ImagineEvalConfig(**cfg, output_dir=str(tmp_path / "a")))
+    assert first["results"][0].replay_psnr is not None and np.isnan(first["results"][0].replay_psnr).all()
+    # the port's "video": the imagined episode itself at the simulator's size (what a perfect world model shows)
+    start = read_starts([("open_top_drawer", 0)], asset_root=sim_assets)[0].frame
+    imagined = replay_episodes(WorldModel.from_pretrained(eval_ckpt, steps=1),
+                               read_starts([("open_top_drawer", 0)], asset_root=sim_assets),
+                               [np.asarray(record["actions"], np.float32)], progress=False).frames[0]
+    fy, fx = start.shape[0] // h, start.shape[1] // w
+    big = np.stack([start] + [f.repeat(fy, 0).repeat(fx, 1) for f in imagined[1:]])
+    video = tmp_path / "port_video.mp4"
+    imageio.mimwrite(video, big, fps=5, macro_block_size=16)
+    with open(port / "episodes.jsonl", "w") as f:
+        append_record(f, {**record, "video": str(video)})
+    out = imagine_eval(ImagineEvalConfig(**cfg, output_dir=str(tmp_path / "b")))
+    wm_db, copy_db = out["results"][0].replay_psnr
+    assert wm_db > 28 and wm_db > copy_db + 3
+    line = json.loads((tmp_path / "b" / "episodes.jsonl").read_text())
+    assert line["replay_psnr_db"] == pytest.approx(wm_db, abs=1e-3) and line["port_success"] is True
+    assert "Replay of the port's actions" in out["paths"]["table"].read_text()
+    with pytest.raises(ConfigError, match="give port="):
+        ImagineEvalConfig(**{**cfg, "port": []})
+    with open(port / "episodes.jsonl", "w") as f:        # a sweep from before actions were recorded
+        append_record(f, {k: v for k, v in record.items() if k != "actions"})
+    with pytest.raises(UserError, match="no port record with actions for 1 of 1"):
+        imagine_eval(ImagineEvalConfig(**cfg, output_dir=str(tmp_path / "c")))

@@ -10,6 +10,12 @@ frame (`judge.py`). A policy that takes the robot's state (the demo's default) g
 off the newest imagined frame, so the judge must have been trained on sweeps that record it. With `port=`
 folders holding the same checkpoints' `selfflow-robot eval` outcomes, the report sets both side by side
 (`ranking.py`) and writes videos of imagined episodes beside the port's.
+
+`replay=true` takes the policy out of the loop: the world model is fed, open loop, the actions each checkpoint
+executed in the port sweep from the same start, and the imagined frames are scored against the port's video
+(PSNR, beside copying the start frame) as well as judged. What it measures is the world model and the judge
+alone, on this policy's own actions, so a closed-loop gap can be told apart from a world model that does not
+draw what those actions do.
 Writes `episodes.jsonl` (one line per imagined episode), `ranking.{json,md,png}` and `videos/`.
 """
 from __future__ import annotations
@@ -27,8 +33,9 @@ from omegaconf import DictConfig
 
 from selfflow_robot.config import check_choice, structured
 from selfflow_robot.data.transforms import resize_like_training
+from selfflow_robot.data.video_metrics import psnr
 from selfflow_robot.envs.tasks import TASKS
-from selfflow_robot.errors import UserError
+from selfflow_robot.errors import ConfigError, UserError
 from selfflow_robot.evaluation.config import EvalConfig
 from selfflow_robot.evaluation.evaluate import EPISODES_FILE
 from selfflow_robot.evaluation.imagination.judge import SuccessJudge, successes
@@ -38,7 +45,13 @@ from selfflow_robot.evaluation.imagination.ranking import (
     port_records,
     write_ranking_report,
 )
-from selfflow_robot.evaluation.imagination.rollout import ImaginedEpisodes, Start, imagine_episodes, read_starts
+from selfflow_robot.evaluation.imagination.rollout import (
+    ImaginedEpisodes,
+    Start,
+    imagine_episodes,
+    read_starts,
+    replay_episodes,
+)
 from selfflow_robot.evaluation.suites import plan_jobs
 from selfflow_robot.files import atomic_write_bytes, check_writable_dir
 from selfflow_robot.policies.config import PolicyConfig
@@ -61,6 +74,8 @@ class ImagineEvalConfig:
         wm_steps: the world model's denoising steps per chunk (1 = its conditional mean).
         wm_decode: how imagined latents become frames, `residual` or `direct` (`world_model/rollout.py`).
         policy_options: `SelfFlowPolicy` options (null = the policy's default), as in `eval`.
+        replay: feed the world model the actions each checkpoint executed in the port (open loop, from `port=`
+            sweeps that record them) instead of running the policy on imagined frames.
         videos: imagined episodes per policy written as mp4, beside the port's video of the same start when known.
         output_dir: where the episodes, the report and the videos go.
         asset_root: the simulator assets (for the start frames).
@@ -79,6 +94,7 @@ class ImagineEvalConfig:
     wm_steps: int = 1
     wm_decode: str = "residual"
     policy_options: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(f.name for f in fields(PolicyConfig)))
+    replay: bool = False
     videos: int = 2
     output_dir: str = "runs/imagine_eval"
     asset_root: str | None = None
@@ -86,6 +102,8 @@ class ImagineEvalConfig:
 
     def __post_init__(self) -> None:
         check_choice("wm_decode", self.wm_decode, list(DECODINGS))
+        if self.replay and not self.port:
+            raise ConfigError("replay=true replays the actions recorded in the port: give port=[EVAL_DIR,...]")
 
 
 def _side_by_side(imagined: np.ndarray, port_video: str | None) -> np.ndarray:
@@ -98,12 +116,51 @@ def _side_by_side(imagined: np.ndarray, port_video: str | None) -> np.ndarray:
     return compose_panels(pad, ["imagined", "port"])
 
 
+def _recorded_actions(records: list[dict], starts: list[Start], name: str) -> tuple[list[np.ndarray], list[bool]]:
+    """Each start's executed actions and whether the policy ended the episode, from the port's records."""
+    by_key = {(r["task"], int(r["episode"])): r for r in records if r.get("actions")}
+    missing = [f"{st.task} {st.episode}" for st in starts if (st.task, st.episode) not in by_key]
+    if missing:
+        raise UserError(f"replay=true: {name} has no port record with actions for {len(missing)} of {len(starts)} "
+                        f"episodes (e.g. {missing[0]}); sweeps record them since actions were added to "
+                        f"episodes.jsonl: rerun `selfflow-robot eval` on this checkpoint, or narrow tasks/episodes")
+    recs = [by_key[(st.task, st.episode)] for st in starts]
+    return [np.asarray(r["actions"], np.float32) for r in recs], [bool(r["terminated_by_policy"]) for r in recs]
+
+
+def replay_psnr(eps: ImaginedEpisodes, starts: list[Start], videos: dict) -> np.ndarray:
+    """Per episode `(imagined, copy-start)` PSNR (dB) against the port's video of the same actions, over the
+    frames after the start (NaN where the video is missing or its length does not match the episode)."""
+    out = np.full((len(starts), 2), np.nan)
+    for i, st in enumerate(starts):
+        video, n = videos.get((st.task, st.episode)), int(eps.steps[i])
+        if video is None or not Path(video).is_file():
+            continue
+        real = resize_like_training(np.stack(imageio.mimread(video, memtest=False)), eps.frames.shape[2:4])
+        if len(real) != n + 1:
+            continue
+        start = np.repeat(eps.frames[i, :1], n, axis=0)
+        out[i] = psnr(eps.frames[i, 1:n + 1], real[1:]).mean(), psnr(start, real[1:]).mean()
+    return out
+
+
+def _mean_psnr(fidelity: np.ndarray) -> tuple[float, float]:
+    """(imagined, copy-start) PSNR averaged over the episodes that have a port video (NaN when none has)."""
+    ok = ~np.isnan(fidelity[:, 0])
+    return tuple(fidelity[ok].mean(axis=0).tolist()) if ok.any() else (float("nan"), float("nan"))
+
+
 def _episode_lines(name: str, path: str, starts: list[Start], eps: ImaginedEpisodes, opening: np.ndarray,
-                   success: np.ndarray, port: dict) -> list[dict]:
-    return [{"checkpoint": name, "checkpoint_path": path, "task": st.task, "episode": st.episode,
-             "instruction": st.instruction, "success": bool(success[i]), "judged_opening": round(float(opening[i]), 4),
-             "steps": int(eps.steps[i]), "terminated_by_policy": bool(eps.terminated[i]),
-             "port_success": port.get((st.task, st.episode))} for i, st in enumerate(starts)]
+                   success: np.ndarray, port: dict, fidelity: np.ndarray | None) -> list[dict]:
+    lines = [{"checkpoint": name, "checkpoint_path": path, "task": st.task, "episode": st.episode,
+              "instruction": st.instruction, "success": bool(success[i]), "judged_opening": round(float(opening[i]), 4),
+              "steps": int(eps.steps[i]), "terminated_by_policy": bool(eps.terminated[i]),
+              "port_success": port.get((st.task, st.episode))} for i, st in enumerate(starts)]
+    if fidelity is not None:
+        for line, (wm, copy) in zip(lines, fidelity):
+            line.update(replay_psnr_db=None if np.isnan(wm) else round(float(wm), 3),
+                        copy_start_psnr_db=None if np.isnan(copy) else round(float(copy), 3))
+    return lines
 
 
 def imagine_eval(cfg: ImagineEvalConfig) -> dict[str, Any]:
@@ -124,26 +181,34 @@ def imagine_eval(cfg: ImagineEvalConfig) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     lines, results = [], []
     for name, path in ckpts.items():
+        records = port_records(cfg.port, path)
+        port, port_cpu = port_outcomes(records)
+        videos = {(r["task"], int(r["episode"])): r["video"] for r in records if r.get("video")}
         t0 = time.process_time()
-        policy = SelfFlowPolicy.from_pretrained(path, **options)
-        eps = imagine_episodes(wm, policy, starts, max_steps=max_steps,
-                               state_reader=judge.state if judge.cfg.state_dim else None)
+        if cfg.replay:
+            actions, ended = _recorded_actions(records, starts, name)
+            eps = replay_episodes(wm, starts, actions, terminated=ended)
+        else:
+            policy = SelfFlowPolicy.from_pretrained(path, **options)
+            eps = imagine_episodes(wm, policy, starts, max_steps=max_steps,
+                                   state_reader=judge.state if judge.cfg.state_dim else None)
         tasks = [st.task for st in starts]
         opening = judge.opening(eps.last_frames(), tasks)
         success = successes(tasks, opening)
         cpu = time.process_time() - t0
-        records = port_records(cfg.port, path)
-        port, port_cpu = port_outcomes(records)
-        lines += _episode_lines(name, path, starts, eps, opening, success, port)
+        fidelity = replay_psnr(eps, starts, videos) if cfg.replay else None
+        lines += _episode_lines(name, path, starts, eps, opening, success, port, fidelity)
         results.append(PolicyResult(name, path, {(st.task, st.episode): bool(s) for st, s in zip(starts, success)},
-                                    port, cpu, port_cpu))
-        videos = {(r["task"], int(r["episode"])): r["video"] for r in records if r.get("video")}
+                                    port, cpu, port_cpu,
+                                    None if fidelity is None else _mean_psnr(fidelity)))
         for j in sorted(set(np.linspace(0, len(starts) - 1, cfg.videos).astype(int).tolist())) if cfg.videos else []:
             st = starts[j]
             clip = _side_by_side(eps.frames[j, :eps.steps[j] + 1], videos.get((st.task, st.episode)))
             tag = "success" if success[j] else "failure"
             write_video(out / "videos" / name / f"{st.task}_ep{st.episode:03d}_imagined_{tag}.mp4", clip, fps=5)
-        print(f"{name}: imagined {int(success.sum())}/{len(success)} successes, {cpu:.0f} CPU s")
+        psnr_note = "" if fidelity is None else (f", replay {results[-1].replay_psnr[0]:.2f} dB against the port's "
+                                                 f"video (copying the start: {results[-1].replay_psnr[1]:.2f} dB)")
+        print(f"{name}: imagined {int(success.sum())}/{len(success)} successes, {cpu:.0f} CPU s{psnr_note}")
     atomic_write_bytes(out / EPISODES_FILE, "".join(json.dumps(x) + "\n" for x in lines).encode())
     paths = write_ranking_report(results, out)
     return {"paths": paths, "results": results, "episodes": lines}

@@ -26,8 +26,9 @@ Key = tuple[str, int]  # (task, grid episode)
 
 @dataclass
 class PolicyResult:
-    """One policy: its imagined outcomes, the port's on the same episodes (empty when none were given), and the
-    CPU seconds each cost."""
+    """One policy: its imagined outcomes, the port's on the same episodes (empty when none were given), the CPU
+    seconds each cost, and for a replay the mean PSNR (dB) of the imagined frames and of copying the start frame
+    against the port's video."""
 
     name: str
     path: str
@@ -35,6 +36,7 @@ class PolicyResult:
     port: dict[Key, bool] = field(default_factory=dict)
     imagined_cpu_s: float = 0.0
     port_cpu_s: float = 0.0
+    replay_psnr: tuple[float, float] | None = None
 
     def scores(self) -> tuple[SuiteScore, SuiteScore | None]:
         """(imagined, port) suite scores over the episodes both have (all imagined ones when no port)."""
@@ -92,7 +94,8 @@ def ranking_summary(results: Sequence[PolicyResult]) -> dict[str, Any]:
                      "port": None if port is None else port.as_dict(),
                      "drawer_imagined": _drawer(sim).rate, "drawer_port": None if port is None else _drawer(port).rate,
                      "episode_agreement": r.agreement(), "imagined_cpu_s": round(r.imagined_cpu_s, 1),
-                     "port_cpu_s": round(r.port_cpu_s, 1)})
+                     "port_cpu_s": round(r.port_cpu_s, 1),
+                     "replay_psnr_db": None if r.replay_psnr is None else [round(v, 3) for v in r.replay_psnr]})
     paired = [x for x in rows if x["drawer_port"] is not None]
     out: dict[str, Any] = {"policies": rows, "compared": len(paired)}
     if len(paired) >= 2:
@@ -122,6 +125,11 @@ def markdown(summary: Mapping[str, Any]) -> str:
                      f"{_fmt(p['imagined'], 'close_drawer')} / {_fmt(p['port'], 'close_drawer')} | "
                      f"{100 * p['drawer_imagined']:.1f}% / {port} | {agree} | "
                      f"{p['imagined_cpu_s']:.0f} / {p['port_cpu_s']:.0f} |")
+    replays = [p for p in summary["policies"] if p.get("replay_psnr_db")]
+    if replays:
+        lines += ["", "Replay of the port's actions, imagined frames against the port's video (mean PSNR): "
+                  + "; ".join(f"{p['name']} {p['replay_psnr_db'][0]:.2f} dB (copying the start frame "
+                              f"{p['replay_psnr_db'][1]:.2f} dB)" for p in replays) + "."]
     if "pearson" in summary:
         lines += ["", f"Across {summary['compared']} policies (drawer column): Pearson r = {summary['pearson']:.3f} "
                   f"(goal >= 0.8), MMRV = {summary['mmrv']:.3f} (goal <= 0.1); CPU time {summary['imagined_cpu_s']:.0f}"

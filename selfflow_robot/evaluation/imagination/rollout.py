@@ -12,6 +12,10 @@ sweeps that record the state): an imagined episode has no simulator to ask.
     starts = read_starts([("open_top_drawer", 0), ...], asset_root=None)
     episodes = imagine_episodes(WorldModel.from_pretrained(wm_dir, steps=1), SelfFlowPolicy.from_pretrained(p),
                                 starts, max_steps=113)
+
+`replay_episodes` is the open-loop counterpart: the world model is fed the actions a policy executed in the port
+from the same start, so what it imagines can be set beside what the simulator showed, with no policy reacting to
+its errors.
 """
 from __future__ import annotations
 
@@ -120,3 +124,28 @@ def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Se
         bar.update(n)
     bar.close()
     return ImaginedEpisodes(frames, np.minimum(steps, t), terminated)
+
+
+def replay_episodes(world_model: WorldModel, starts: Sequence[Start], actions: Sequence[np.ndarray], *,
+                    terminated: Sequence[bool] | None = None, progress: bool = True) -> ImaginedEpisodes:
+    """Imagine each start's recorded actions `(T_i, 7)` open loop, all episodes in one batch.
+
+    `terminated[i]`: the policy ended episode i with its last action (that action carries the terminate flag).
+    Past an episode's end the world model sees what training windows show there: zero motion, terminate."""
+    if len(actions) != len(starts) or any(np.asarray(a).ndim != 2 or len(a) == 0 for a in actions):
+        raise ConfigError("replay_episodes needs one non-empty (T, 7) action array per start")
+    B, T = len(starts), max(len(a) for a in actions)
+    steps = np.array([len(a) for a in actions])
+    acts = np.zeros((B, T, 7), np.float32)
+    term = np.ones((B, T), np.float32)
+    for i, a in enumerate(actions):
+        acts[i, :steps[i]] = a
+        term[i, :steps[i]] = 0.0
+        if terminated is not None and terminated[i]:
+            term[i, steps[i] - 1] = 1.0
+    first = resize_like_training(np.stack([st.frame for st in starts]), world_model.image_size)
+    text = np.stack([world_model.language(st.instruction) for st in starts]) if world_model.language else None
+    pred = world_model.rollout(first[:, None], acts, terminate=term, text=text, progress=progress)
+    frames = np.concatenate([first[:, None], (np.clip(pred, 0, 1) * 255 + 0.5).astype(np.uint8)], axis=1)
+    ended = np.zeros(B, bool) if terminated is None else np.asarray(terminated, bool)
+    return ImaginedEpisodes(frames, steps, ended)
