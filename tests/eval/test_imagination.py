@@ -243,7 +243,7 @@ def test_imagine_eval_replays_the_ports_actions_against_its_video(eval_ckpt, sim
     port.mkdir()
     rng = np.random.default_rng(1)
     record = {"checkpoint_path": str(eval_ckpt), "task": "open_top_drawer", "episode": 0, "success": True,
-              "seconds": 20.0, "terminated_by_policy": False,
+              "seconds": 20.0, "terminated_by_policy": False, "final_drawer_qpos": 0.31,
               "actions": np.round(rng.normal(0, 0.05, (6, 7)), 5).tolist()}
     with open(port / "episodes.jsonl", "w") as f:
         append_record(f, record)
@@ -267,6 +267,7 @@ def test_imagine_eval_replays_the_ports_actions_against_its_video(eval_ckpt, sim
     assert wm_db > 28 and wm_db > copy_db + 3
     line = json.loads((tmp_path / "b" / "episodes.jsonl").read_text())
     assert line["replay_psnr_db"] == pytest.approx(wm_db, abs=1e-3) and line["port_success"] is True
+    assert line["port_opening"] == 0.31           # the port's true opening, beside what the judge read
     assert "Replay of the port's actions" in out["paths"]["table"].read_text()
     with pytest.raises(ConfigError, match="give port="):
         ImagineEvalConfig(**{**cfg, "port": []})

@@ -151,11 +151,14 @@ def _mean_psnr(fidelity: np.ndarray) -> tuple[float, float]:
 
 
 def _episode_lines(name: str, path: str, starts: list[Start], eps: ImaginedEpisodes, opening: np.ndarray,
-                   success: np.ndarray, port: dict, fidelity: np.ndarray | None) -> list[dict]:
+                   success: np.ndarray, records: list[dict], fidelity: np.ndarray | None) -> list[dict]:
+    port = {(r["task"], int(r["episode"])): r for r in records}
     lines = [{"checkpoint": name, "checkpoint_path": path, "task": st.task, "episode": st.episode,
               "instruction": st.instruction, "success": bool(success[i]), "judged_opening": round(float(opening[i]), 4),
               "steps": int(eps.steps[i]), "terminated_by_policy": bool(eps.terminated[i]),
-              "port_success": port.get((st.task, st.episode))} for i, st in enumerate(starts)]
+              "port_success": port[(st.task, st.episode)]["success"] if (st.task, st.episode) in port else None,
+              "port_opening": port.get((st.task, st.episode), {}).get("final_drawer_qpos")}
+             for i, st in enumerate(starts)]
     if fidelity is not None:
         for line, (wm, copy) in zip(lines, fidelity):
             line.update(replay_psnr_db=None if np.isnan(wm) else round(float(wm), 3),
@@ -197,7 +200,7 @@ def imagine_eval(cfg: ImagineEvalConfig) -> dict[str, Any]:
         success = successes(tasks, opening)
         cpu = time.process_time() - t0
         fidelity = replay_psnr(eps, starts, videos) if cfg.replay else None
-        lines += _episode_lines(name, path, starts, eps, opening, success, port, fidelity)
+        lines += _episode_lines(name, path, starts, eps, opening, success, records, fidelity)
         results.append(PolicyResult(name, path, {(st.task, st.episode): bool(s) for st, s in zip(starts, success)},
                                     port, cpu, port_cpu,
                                     None if fidelity is None else _mean_psnr(fidelity)))
