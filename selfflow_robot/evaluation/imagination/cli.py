@@ -75,7 +75,8 @@ class ImagineEvalConfig:
         wm_decode: how imagined latents become frames, `residual` or `direct` (`world_model/rollout.py`).
         policy_options: `SelfFlowPolicy` options (null = the policy's default), as in `eval`.
         replay: feed the world model the actions each checkpoint executed in the port (open loop, from `port=`
-            sweeps that record them) instead of running the policy on imagined frames.
+            sweeps that record them, each episode as many steps as it ran there) instead of running the policy
+            on imagined frames; `max_steps` and `policy_options` are then unused.
         videos: imagined episodes per policy written as mp4, beside the port's video of the same start when known.
         output_dir: where the episodes, the report and the videos go.
         asset_root: the simulator assets (for the start frames).
@@ -122,10 +123,10 @@ def _recorded_actions(records: list[dict], starts: list[Start], name: str) -> tu
     missing = [f"{st.task} {st.episode}" for st in starts if (st.task, st.episode) not in by_key]
     if missing:
         raise UserError(f"replay=true: {name} has no port record with actions for {len(missing)} of {len(starts)} "
-                        f"episodes (e.g. {missing[0]}); sweeps record them since actions were added to "
-                        f"episodes.jsonl: rerun `selfflow-robot eval` on this checkpoint, or narrow tasks/episodes")
+                        f"episodes (e.g. {missing[0]}); sweeps record them since 2026-12-05: rerun "
+                        f"`selfflow-robot eval` on this checkpoint, or narrow tasks/episodes")
     recs = [by_key[(st.task, st.episode)] for st in starts]
-    return [np.asarray(r["actions"], np.float32) for r in recs], [bool(r["terminated_by_policy"]) for r in recs]
+    return [np.asarray(r["actions"], np.float32) for r in recs], [bool(r.get("terminated_by_policy")) for r in recs]
 
 
 def replay_psnr(eps: ImaginedEpisodes, starts: list[Start], videos: dict) -> np.ndarray:
