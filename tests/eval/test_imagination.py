@@ -269,6 +269,7 @@ def test_imagine_eval_replays_the_ports_actions_against_its_video(eval_ckpt, sim
     assert line["replay_psnr_db"] == pytest.approx(wm_db, abs=1e-3) and line["port_success"] is True
     assert line["port_opening"] == 0.31           # the port's true opening, beside what the judge read
     assert "Replay of the port's actions" in out["paths"]["table"].read_text()
+    assert out["paths"]["replay_plot"].stat().st_size > 0       # PSNR per frame, imagined against start held
     with pytest.raises(ConfigError, match="give port="):
         ImagineEvalConfig(**{**cfg, "port": []})
     with open(port / "episodes.jsonl", "w") as f:        # a sweep from before actions were recorded

@@ -16,7 +16,8 @@ executed in the port sweep from the same start, and the imagined frames are scor
 (PSNR, beside copying the start frame) as well as judged. What it measures is the world model and the judge
 alone, on this policy's own actions, so a closed-loop gap can be told apart from a world model that does not
 draw what those actions do.
-Writes `episodes.jsonl` (one line per imagined episode), `ranking.{json,md,png}` and `videos/`.
+Writes `episodes.jsonl` (one line per imagined episode), `ranking.{json,md,png}`, `videos/` and, for a replay,
+`replay_psnr.png` (PSNR against the port's video per frame).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from selfflow_robot.evaluation.imagination.ranking import (
     PolicyResult,
     port_outcomes,
     port_records,
+    replay_plot,
     write_ranking_report,
 )
 from selfflow_robot.evaluation.imagination.rollout import (
@@ -130,9 +132,10 @@ def _recorded_actions(records: list[dict], starts: list[Start], name: str) -> tu
 
 
 def replay_psnr(eps: ImaginedEpisodes, starts: list[Start], videos: dict) -> np.ndarray:
-    """Per episode `(imagined, copy-start)` PSNR (dB) against the port's video of the same actions, over the
-    frames after the start (NaN where the video is missing or its length does not match the episode)."""
-    out = np.full((len(starts), 2), np.nan)
+    """Per episode and frame after the start, `(B, 2, T)`: the imagined frame's and the start frame's PSNR (dB)
+    against the port's video of the same actions; NaN past an episode's end, and for a whole episode whose video
+    is missing or whose length does not match it."""
+    out = np.full((len(starts), 2, eps.frames.shape[1] - 1), np.nan)
     for i, st in enumerate(starts):
         video, n = videos.get((st.task, st.episode)), int(eps.steps[i])
         if video is None or not Path(video).is_file():
@@ -140,15 +143,22 @@ def replay_psnr(eps: ImaginedEpisodes, starts: list[Start], videos: dict) -> np.
         real = resize_like_training(np.stack(imageio.mimread(video, memtest=False)), eps.frames.shape[2:4])
         if len(real) != n + 1:
             continue
-        start = np.repeat(eps.frames[i, :1], n, axis=0)
-        out[i] = psnr(eps.frames[i, 1:n + 1], real[1:]).mean(), psnr(start, real[1:]).mean()
+        out[i, 0, :n] = psnr(eps.frames[i, 1:n + 1], real[1:])
+        out[i, 1, :n] = psnr(np.repeat(eps.frames[i, :1], n, axis=0), real[1:])
     return out
+
+
+def _episode_psnr(fidelity: np.ndarray) -> np.ndarray:
+    """`(B, 2)`: each episode's mean over its frames (NaN for an episode without a video)."""
+    counts = (~np.isnan(fidelity)).sum(-1)
+    return np.where(counts > 0, np.nan_to_num(fidelity).sum(-1) / np.maximum(counts, 1), np.nan)
 
 
 def _mean_psnr(fidelity: np.ndarray) -> tuple[float, float]:
     """(imagined, copy-start) PSNR averaged over the episodes that have a port video (NaN when none has)."""
-    ok = ~np.isnan(fidelity[:, 0])
-    return tuple(fidelity[ok].mean(axis=0).tolist()) if ok.any() else (float("nan"), float("nan"))
+    per_episode = _episode_psnr(fidelity)
+    ok = ~np.isnan(per_episode[:, 0])
+    return tuple(per_episode[ok].mean(axis=0).tolist()) if ok.any() else (float("nan"), float("nan"))
 
 
 def _episode_lines(name: str, path: str, starts: list[Start], eps: ImaginedEpisodes, opening: np.ndarray,
@@ -161,7 +171,7 @@ def _episode_lines(name: str, path: str, starts: list[Start], eps: ImaginedEpiso
               "port_opening": port.get((st.task, st.episode), {}).get("final_drawer_qpos")}
              for i, st in enumerate(starts)]
     if fidelity is not None:
-        for line, (wm, copy) in zip(lines, fidelity):
+        for line, (wm, copy) in zip(lines, _episode_psnr(fidelity)):
             line.update(replay_psnr_db=None if np.isnan(wm) else round(float(wm), 3),
                         copy_start_psnr_db=None if np.isnan(copy) else round(float(copy), 3))
     return lines
@@ -183,7 +193,7 @@ def imagine_eval(cfg: ImagineEvalConfig) -> dict[str, Any]:
     max_steps = cfg.max_steps or max(TASKS[t].max_episode_steps for t, _ in keys)
     options = {k: v for k, v in dict(cfg.policy_options).items() if v is not None}
     out = Path(cfg.output_dir)
-    lines, results = [], []
+    lines, results, curves = [], [], {}
     for name, path in ckpts.items():
         records = port_records(cfg.port, path)
         port, port_cpu = port_outcomes(records)
@@ -201,6 +211,8 @@ def imagine_eval(cfg: ImagineEvalConfig) -> dict[str, Any]:
         success = successes(tasks, opening)
         cpu = time.process_time() - t0
         fidelity = replay_psnr(eps, starts, videos) if cfg.replay else None
+        if fidelity is not None:
+            curves[name] = fidelity
         lines += _episode_lines(name, path, starts, eps, opening, success, records, fidelity)
         results.append(PolicyResult(name, path, {(st.task, st.episode): bool(s) for st, s in zip(starts, success)},
                                     port, cpu, port_cpu,
@@ -215,6 +227,8 @@ def imagine_eval(cfg: ImagineEvalConfig) -> dict[str, Any]:
         print(f"{name}: imagined {int(success.sum())}/{len(success)} successes, {cpu:.0f} CPU s{psnr_note}")
     atomic_write_bytes(out / EPISODES_FILE, "".join(json.dumps(x) + "\n" for x in lines).encode())
     paths = write_ranking_report(results, out)
+    if curves:
+        paths["replay_plot"] = replay_plot(curves, out / "replay_psnr.png")
     return {"paths": paths, "results": results, "episodes": lines}
 
 

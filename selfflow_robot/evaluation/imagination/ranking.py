@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from selfflow_robot.checkpoint import CheckpointError, find_checkpoint
@@ -155,6 +156,26 @@ def scatter_plot(summary: Mapping[str, Any], path: str | Path) -> Path:
            ylabel="success in imagination")
     if "pearson" in summary:
         ax.set_title(f"r = {summary['pearson']:.2f}, MMRV = {summary['mmrv']:.3f}")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def replay_plot(curves: Mapping[str, np.ndarray], path: str | Path) -> Path:
+    """PSNR against the port's video per frame after the start, averaged over episodes: each policy's imagined
+    frames (solid) and its start frame held (dashed). `curves[name]`: `(episodes, 2, frames)`, NaN where none."""
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    for i, (name, c) in enumerate(curves.items()):
+        counts = (~np.isnan(c)).sum(0)
+        mean = np.where(counts > 0, np.nan_to_num(c).sum(0) / np.maximum(counts, 1), np.nan)   # (2, frames)
+        t = np.arange(1, mean.shape[1] + 1)
+        ax.plot(t, mean[0], color=f"C{i}", label=f"{name}: imagined")
+        ax.plot(t, mean[1], color=f"C{i}", ls="--", lw=0.8, label=f"{name}: start frame held")
+    ax.set(xlabel="frame after the start (one per action)", ylabel="PSNR against the port's video (dB)",
+           title="replaying the port's actions in the world model")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
