@@ -23,7 +23,8 @@ TEXT_COLOUR = (235, 235, 235)
 CONTEXT_COLOUR = (90, 160, 255)   # border of frames that are given (context), not predicted
 
 
-def _to_uint8(frames: np.ndarray) -> np.ndarray:
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Frames as uint8: float ones in [0, 1] clipped and rounded, uint8 ones as they are."""
     frames = np.asarray(frames)
     if frames.dtype == np.uint8:
         return frames
@@ -39,7 +40,7 @@ def compose_panels(panels: Sequence[np.ndarray], labels: Sequence[str], *, conte
     """
     if len(panels) != len(labels):
         raise ValueError(f"{len(panels)} panels but {len(labels)} labels")
-    panels = [_to_uint8(p) for p in panels]
+    panels = [to_uint8(p) for p in panels]
     n_frames = panels[0].shape[0]
     for p in panels:
         if p.ndim != 4 or p.shape[-1] != 3 or p.shape[0] != n_frames:
@@ -77,7 +78,7 @@ def _atomic_path(path: Path) -> tuple[int, str]:
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 3.0) -> Path:
     """Write uint8 frames `(T, H, W, 3)` to `path` (`.mp4` or `.gif`), atomically. Returns the path."""
     path = Path(path)
-    frames = _to_uint8(frames)
+    frames = to_uint8(frames)
     suffix = path.suffix.lower()
     if suffix not in (".mp4", ".gif"):
         raise ValueError(f"video path must end in .mp4 or .gif, got {path}")
@@ -115,14 +116,14 @@ def write_comparison(out_stem: str | os.PathLike, prediction: np.ndarray, truth:
     `prediction`/`truth`: `(T, H, W, 3)`; `truth=None` writes the prediction alone. `context`
     frames `(k, H, W, 3)`, if given, are shown first in every panel with a blue border.
     """
-    panels = [_to_uint8(prediction)]
+    panels = [to_uint8(prediction)]
     names = [labels[0]]
     if truth is not None:
-        panels.append(_to_uint8(truth))
+        panels.append(to_uint8(truth))
         names.append(labels[1])
     k = 0
     if context is not None:
-        ctx = _to_uint8(context)
+        ctx = to_uint8(context)
         k = ctx.shape[0]
         panels = [np.concatenate([ctx, p], axis=0) for p in panels]
     frames = compose_panels(panels, names, context_steps=k)

@@ -42,6 +42,7 @@ from selfflow_robot.evaluation.evaluate import EPISODES_FILE
 from selfflow_robot.evaluation.imagination.judge import SuccessJudge, successes
 from selfflow_robot.evaluation.imagination.ranking import (
     PolicyResult,
+    mean_present,
     port_outcomes,
     port_records,
     replay_plot,
@@ -148,17 +149,9 @@ def replay_psnr(eps: ImaginedEpisodes, starts: list[Start], videos: dict) -> np.
     return out
 
 
-def _episode_psnr(fidelity: np.ndarray) -> np.ndarray:
-    """`(B, 2)`: each episode's mean over its frames (NaN for an episode without a video)."""
-    counts = (~np.isnan(fidelity)).sum(-1)
-    return np.where(counts > 0, np.nan_to_num(fidelity).sum(-1) / np.maximum(counts, 1), np.nan)
-
-
 def _mean_psnr(fidelity: np.ndarray) -> tuple[float, float]:
     """(imagined, copy-start) PSNR averaged over the episodes that have a port video (NaN when none has)."""
-    per_episode = _episode_psnr(fidelity)
-    ok = ~np.isnan(per_episode[:, 0])
-    return tuple(per_episode[ok].mean(axis=0).tolist()) if ok.any() else (float("nan"), float("nan"))
+    return tuple(mean_present(mean_present(fidelity, axis=-1), axis=0).tolist())
 
 
 def _episode_lines(name: str, path: str, starts: list[Start], eps: ImaginedEpisodes, opening: np.ndarray,
@@ -171,7 +164,7 @@ def _episode_lines(name: str, path: str, starts: list[Start], eps: ImaginedEpiso
               "port_opening": port.get((st.task, st.episode), {}).get("final_drawer_qpos")}
              for i, st in enumerate(starts)]
     if fidelity is not None:
-        for line, (wm, copy) in zip(lines, _episode_psnr(fidelity)):
+        for line, (wm, copy) in zip(lines, mean_present(fidelity, axis=-1)):
             line.update(replay_psnr_db=None if np.isnan(wm) else round(float(wm), 3),
                         copy_start_psnr_db=None if np.isnan(copy) else round(float(copy), 3))
     return lines

@@ -162,14 +162,19 @@ def scatter_plot(summary: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
+def mean_present(x: np.ndarray, axis: int) -> np.ndarray:
+    """The mean along `axis` over the values that are not NaN; NaN where all are (without numpy's warning)."""
+    counts = (~np.isnan(x)).sum(axis)
+    return np.where(counts > 0, np.nan_to_num(x).sum(axis) / np.maximum(counts, 1), np.nan)
+
+
 def replay_plot(curves: Mapping[str, np.ndarray], path: str | Path) -> Path:
     """PSNR against the port's video per frame after the start, averaged over episodes: each policy's imagined
     frames (solid) and its start frame held (dashed). `curves[name]`: `(episodes, 2, frames)`, NaN where none."""
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     for i, (name, c) in enumerate(curves.items()):
-        counts = (~np.isnan(c)).sum(0)
-        mean = np.where(counts > 0, np.nan_to_num(c).sum(0) / np.maximum(counts, 1), np.nan)   # (2, frames)
+        mean = mean_present(c, axis=0)                                                 # (2, frames)
         t = np.arange(1, mean.shape[1] + 1)
         ax.plot(t, mean[0], color=f"C{i}", label=f"{name}: imagined")
         ax.plot(t, mean[1], color=f"C{i}", ls="--", lw=0.8, label=f"{name}: start frame held")

@@ -31,6 +31,7 @@ from selfflow_robot.envs.tasks import make_env, overhead_rgb
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.policies.policy import SelfFlowPolicy
 from selfflow_robot.world_model.rollout import WorldModel
+from selfflow_robot.world_model.video import to_uint8
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,14 @@ def read_starts(episodes: Sequence[tuple[str, int]], *, asset_root: str | None =
     return starts
 
 
+def _start_batch(world_model: WorldModel, starts: Sequence[Start]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The starts' first frames at the world model's size, uint8 `(B, h, w, 3)`, and their instructions'
+    embeddings `(B, 512)` (None for a world model without a language table)."""
+    first = resize_like_training(np.stack([st.frame for st in starts]), world_model.image_size)
+    text = np.stack([world_model.language(st.instruction) for st in starts]) if world_model.language else None
+    return first, text
+
+
 def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Sequence[Start], *,
                      max_steps: int, progress: bool = True,
                      state_reader: Callable[[np.ndarray], np.ndarray] | None = None) -> ImaginedEpisodes:
@@ -96,10 +105,9 @@ def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Se
     sessions = [policy.new_session() for _ in starts]
     for sess, st in zip(sessions, starts):
         policy.reset_session(sess, st.instruction)
-    first = resize_like_training(np.stack([st.frame for st in starts]), world_model.image_size)
+    first, text = _start_batch(world_model, starts)
     frames = np.zeros((B, max_steps + 1, *first.shape[1:]), np.uint8)
     frames[:, 0] = first
-    text = np.stack([world_model.language(st.instruction) for st in starts]) if world_model.language else None
     steps = np.full(B, max_steps)
     terminated = np.zeros(B, bool)
     t = 0
@@ -116,7 +124,7 @@ def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Se
         n = min(actions.shape[1], max_steps - t)
         context = frames[:, max(0, t + 1 - world_model.k):t + 1]
         pred = world_model.rollout(context, actions[:, :n], terminate=stop[:, :n].astype(np.float32), text=text)
-        frames[:, t + 1:t + 1 + n] = (np.clip(pred, 0, 1) * 255 + 0.5).astype(np.uint8)
+        frames[:, t + 1:t + 1 + n] = to_uint8(pred)
         for b in np.flatnonzero(~terminated & stop[:, :n].any(axis=1)):
             steps[b] = t + 1 + int(np.argmax(stop[b, :n]))
             terminated[b] = True
@@ -143,9 +151,8 @@ def replay_episodes(world_model: WorldModel, starts: Sequence[Start], actions: S
         term[i, :steps[i]] = 0.0
         if terminated is not None and terminated[i]:
             term[i, steps[i] - 1] = 1.0
-    first = resize_like_training(np.stack([st.frame for st in starts]), world_model.image_size)
-    text = np.stack([world_model.language(st.instruction) for st in starts]) if world_model.language else None
+    first, text = _start_batch(world_model, starts)
     pred = world_model.rollout(first[:, None], acts, terminate=term, text=text, progress=progress)
-    frames = np.concatenate([first[:, None], (np.clip(pred, 0, 1) * 255 + 0.5).astype(np.uint8)], axis=1)
+    frames = np.concatenate([first[:, None], to_uint8(pred)], axis=1)
     ended = np.zeros(B, bool) if terminated is None else np.asarray(terminated, bool)
     return ImaginedEpisodes(frames, steps, ended)
