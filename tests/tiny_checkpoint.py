@@ -18,9 +18,9 @@ ACTION_STD = (0.05, 0.05, 0.05, 0.1, 0.1, 0.1, 0.5)
 
 def write_tiny_checkpoint(run_dir: Path, seed: int = 0, data: dict | None = None, *,
                           instructions: Sequence[str] = INSTRUCTIONS, action_std: Sequence[float] = ACTION_STD,
-                          **model_overrides) -> Path:
+                          train: dict | None = None, **model_overrides) -> Path:
     """A `tiny` model with random (non-zero) output layers, statistics of actions drawn with `action_std`
-    and a language table of `instructions`, saved as step 1 of `run_dir`."""
+    and a language table of `instructions`, saved as step 1 of `run_dir` (`train`: the config's train section)."""
     torch.manual_seed(seed)
     cfg = dit_config("tiny", **model_overrides)
     model, _ = build_model(cfg)
@@ -34,6 +34,7 @@ def write_tiny_checkpoint(run_dir: Path, seed: int = 0, data: dict | None = None
     stats = DatasetStatistics(action=action_statistics(acts), num_transitions=500, num_trajectories=20, state=state)
     table = {s: rng.standard_normal(512).astype(np.float32) for s in instructions}
     config = {"model": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
-              "data": {"path": "", "val_fraction": 0.25, "seed": 0, **(data or {})}}
+              "data": {"path": "", "val_fraction": 0.25, "seed": 0, **(data or {})},
+              **({"train": train} if train else {})}
     return save_checkpoint(run_dir, 1, config=config, model_state=model.state_dict(), ema_state=model.state_dict(),
                            statistics=stats.to_dict(), language_table=table, trainer_state={"step": 1}, keep_last=2)

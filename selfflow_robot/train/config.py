@@ -154,6 +154,10 @@ class TrainConfig:
             `model.state_dim > 0`): the policy also learns to act from the image alone, so it keeps reading
             the image for what the state cannot tell (where the drawer is). 0 = always the state.
         state_noise: std of Gaussian noise on the normalised state during training (0 = none).
+        world_model_state: world-model examples get the robot state too (at the last context frame, with the
+            same dropout and noise), so the world model is told where the arm is instead of inferring it from
+            a few blurred tokens. Off (the default): they get the null state. A checkpoint trained with it
+            takes the state in `WorldModel.rollout(states=...)`.
         random_shift: random-shift augmentation (DrQ, Diffusion Policy): each training window, context and
             future frames alike, is translated by up to this many cells of the codec's map per axis (latent cells
             with the autoencoder, one cell = `codec.downsample` px; pixels with pixel patches), edges
@@ -187,6 +191,7 @@ class TrainConfig:
     text_dropout: float = 0.1
     state_dropout: float = 0.0
     state_noise: float = 0.0
+    world_model_state: bool = False
     random_shift: int = 0
     context_noise: float = 0.0
     draws_per_window: int = 1

@@ -53,7 +53,7 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
                      state_target: Callable[[torch.Tensor], torch.Tensor] | None = None,
                      future_delta_scale: float = 0.0,
                      shift: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None,
-                     context_noise: float = 0.0) -> FlowBatch:
+                     context_noise: float = 0.0, world_model_state: bool = False) -> FlowBatch:
     """Turn a collated window batch into the objective's `FlowBatch`.
 
     Args:
@@ -82,6 +82,8 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
             (each example draws its std uniformly from [0, context_noise]; 0 = clean, no draw). Policy examples
             keep a clean context. The future target stays what it was, so the world model learns to imagine from
             a corrupted past, as it must in a long rollout from its own frames (GameNGen's noise augmentation).
+        world_model_state: world-model examples get the state as well (dropout and noise as for the others)
+            instead of the null state.
     """
     ctx = torch.as_tensor(batch[C.CONTEXT_FRAMES]).to(device)
     fut = torch.as_tensor(batch[C.FUTURE_FRAMES]).to(device)
@@ -111,7 +113,7 @@ def build_flow_batch(batch: Mapping[str, Any], encode: Callable[[torch.Tensor], 
         if state_noise > 0:
             state = state + state_noise * torch.randn(state.shape, generator=generator)
         state = state.to(device)
-        state_drop = ~actions_noisy
+        state_drop = torch.zeros_like(actions_noisy) if world_model_state else ~actions_noisy
         if state_dropout > 0:
             state_drop = state_drop | (torch.rand(B, generator=generator) < state_dropout).to(device)
     target = None

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from selfflow_robot import checkpoint as ckpt_io
 from selfflow_robot import constants as C
 from selfflow_robot.config import structured
+from selfflow_robot.errors import ConfigError
 from selfflow_robot.files import check_writable_dir
 from selfflow_robot.model.autoencoder import CONFIG_FILE as AUTOENCODER_CONFIG
 from selfflow_robot.model.autoencoder import WEIGHTS_FILE as AUTOENCODER_WEIGHTS
@@ -67,6 +68,9 @@ class Trainer:
                 and cpu_has_bf16_matmul() is False):
             warnings.warn("train.precision=bf16 on a CPU without AVX512-BF16/AMX: bf16 is emulated there and "
                           "slower than fp32; use train.precision=fp32", stacklevel=2)
+        if self.tcfg.world_model_state and not self.model_cfg.state_dim:
+            raise ConfigError("train.world_model_state=true gives the world model the robot state, but the model "
+                              "takes none: set model.state_dim=8 (and data with a state)")
         if self.tcfg.deterministic:
             torch.use_deterministic_algorithms(True)
         seed_everything(self.tcfg.seed)  # identical initial weights on every rank
@@ -140,7 +144,8 @@ class Trainer:
             fb = build_flow_batch(batch, self.encode, self.data.action_tokens, modes,
                                   self.tcfg.text_dropout, self.device, cpu_gen, self.data.state_input,
                                   self.tcfg.state_dropout, self.tcfg.state_noise, self.data.state_target,
-                                  self.model_cfg.future_delta_scale, self.shift, self.tcfg.context_noise)
+                                  self.model_cfg.future_delta_scale, self.shift, self.tcfg.context_noise,
+                                  self.tcfg.world_model_state)
             sync_ctx = parallel.no_sync(self.student, enabled=micro < accum - 1)
             with sync_ctx:
                 with self._autocast():
@@ -292,7 +297,8 @@ class Trainer:
         result = None
         if self.info.is_main or sharded:
             result = validate(self.ema.module, self.codec, self.data, self.tcfg.validation, self.model_cfg,
-                              device=self.device, seed=self.tcfg.seed, autocast=self._autocast)
+                              device=self.device, seed=self.tcfg.seed, autocast=self._autocast,
+                              world_model_state=self.tcfg.world_model_state)
             if sharded:
                 self.ema.module.reshard()
         if self.info.is_main and result is not None:

@@ -45,14 +45,14 @@ class _Mean:
 @torch.no_grad()
 def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfig, model_cfg: DiTConfig, *,
              device: torch.device, seed: int = 0,
-             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
-             ) -> dict[str, float]:
+             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+             world_model_state: bool = False) -> dict[str, float]:
     """Score `model` (the EMA weights) on `cfg.batches` held-out batches of `data.val`.
 
     `data` provides `val` (an iterable of collated batches), `action_tokens(actions, terminate)`
     -> normalised (B, H, 8), `unnormalize(tokens)` -> raw (B, H, 7), `mean_action` (7,) raw, and
     `state_input` (raw (B, 8) proprioception -> model input, or None): the policy is given the state,
-    the world model the null state (as in training).
+    the world model the null state (as in training), or the state too with `world_model_state`.
     Returns floats: `action_mse_norm`, `action_mse_raw` and their `_mean_baseline`s, and when
     `cfg.world_model`: `psnr`, `ssim`, `psnr_copy_last`, `ssim_copy_last`; plus `windows`.
     For a model with a state head (`data.state_target` not None): `state_aux_mse`, the normalised state read
@@ -112,7 +112,8 @@ def validate(model: torch.nn.Module, codec: Any, data: Any, cfg: ValidationConfi
             # --- world model: future frames from context + recorded actions + text
             if cfg.world_model:
                 fut_tokens = _predict(model, {C.CONTEXT: x_ctx, C.FUTURE: torch.zeros_like(x_fut), C.ACTIONS: tokens},
-                                      C.FUTURE, text, steps=steps, draws=draws, generator=gen, autocast=autocast)
+                                      C.FUTURE, text, steps=steps, draws=draws, generator=gen, autocast=autocast,
+                                      state=state if world_model_state else None)
                 fut_tokens = future_from_model(fut_tokens, x_ctx, x_fut.shape[1] // H, model_cfg.future_delta_scale)
                 frames = codec.decode(fut_tokens, H).clamp(0, 1).cpu()                      # (B, H, h, w, 3)
                 m["psnr" + suffix].add(psnr(frames, target)[valid_f])

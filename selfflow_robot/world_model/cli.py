@@ -23,18 +23,16 @@ from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
-from PIL import Image
 
 from selfflow_robot.checkpoint import load_run_config
 from selfflow_robot.config import check_choice, structured
-from selfflow_robot.constants import RAW_ACTION_DIM
 from selfflow_robot.data.dataset import split_episodes
 from selfflow_robot.data.frames import decode_frames
 from selfflow_robot.data.reader import RLDSReader
-from selfflow_robot.data.transforms import resize_like_training
 from selfflow_robot.data.video_metrics import psnr, ssim
 from selfflow_robot.errors import ConfigError, DataError
 from selfflow_robot.files import check_writable_dir
+from selfflow_robot.world_model.episode import Episode, load_actions_file, read_images
 from selfflow_robot.world_model.rollout import DECODINGS, WorldModel
 from selfflow_robot.world_model.video import write_comparison
 
@@ -90,6 +88,9 @@ class ImagineConfig:
         decode: `residual` (the codec's decoding, with the camera's detail of the last context frame kept where
             the imagined frame has not changed) or `direct` (the codec's decoding alone); `world_model/rollout.py`
             explains both.
+        wm_state: for a world model trained with `train.world_model_state=true`: `recorded` gives it the episode's
+            recorded robot state at each chunk's start (the real start's state for the first H frames; after that
+            the state the episode really reached, which only a replay knows), `none` its learned null state.
         fps: video frame rate (RT-1 runs at 3 Hz).
         action_control: also imagine each episode from its own context with the first actions of the next
             episode of the split that has another instruction (the same noise): `psnr_other_actions` per step. A
@@ -114,6 +115,7 @@ class ImagineConfig:
     device: str = "auto"
     precision: str = "auto"
     decode: str = "residual"
+    wm_state: str = "recorded"
     fps: float = 3.0
     action_control: bool = False
     output_dir: str = "outputs/imagine"
@@ -125,6 +127,7 @@ class ImagineConfig:
         check_choice("sampler", self.sampler, ["ode", "sde"])
         check_choice("precision", self.precision, ["auto", "fp32", "bf16"])
         check_choice("decode", self.decode, list(DECODINGS))
+        check_choice("wm_state", self.wm_state, ["recorded", "none"])
         if self.steps < 1:
             raise ConfigError(f"steps must be >= 1, got {self.steps}")
         if self.start < 0 or self.length < 0:
@@ -138,62 +141,6 @@ class ImagineConfig:
             raise ConfigError("without data.path, pass context=IMAGE[,IMAGE...] and instruction=\"...\" too")
 
 
-@dataclass
-class Episode:
-    """What one rollout needs: context frames, actions, optional ground truth, the task."""
-
-    context: np.ndarray                 # uint8 (k', H, W, 3), oldest first
-    actions: np.ndarray                 # float32 (T, 7)
-    terminate: np.ndarray               # float32 (T,)
-    truth: np.ndarray | None         # uint8 (T, H, W, 3) or None
-    instruction: str
-    text: np.ndarray | None          # (512,) the episode's own embedding, if known
-    label: str
-
-
-def load_actions_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read `(actions (T, 7), terminate (T,))` from `.npy` or `.json`; raises `DataError` naming the problem."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"action file {p} not found")
-    try:
-        if p.suffix == ".npy":
-            raw: Any = np.load(p, allow_pickle=False)
-        elif p.suffix == ".json":
-            raw = json.loads(p.read_text())
-        else:
-            raise DataError(f"action file {p} must end in .npy or .json")
-    except (ValueError, OSError) as e:
-        raise DataError(f"action file {p} could not be read: {e}") from e
-    term = None
-    if isinstance(raw, dict):
-        if "actions" not in raw:
-            raise DataError(f"action file {p}: a JSON object needs an 'actions' list (and optional 'terminate')")
-        term = raw.get("terminate")
-        raw = raw["actions"]
-    a = np.asarray(raw, np.float32)
-    if a.ndim != 2 or a.shape[1] not in (RAW_ACTION_DIM, RAW_ACTION_DIM + 1) or len(a) == 0:
-        raise DataError(f"action file {p}: expected a (T, 7) or (T, 8) array, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise DataError(f"action file {p}: contains NaN or inf")
-    if a.shape[1] == RAW_ACTION_DIM + 1:
-        term = a[:, RAW_ACTION_DIM]
-        a = a[:, :RAW_ACTION_DIM]
-    t = np.zeros(len(a), np.float32) if term is None else (np.asarray(term, np.float32).reshape(-1) > 0.5)
-    if len(t) != len(a):
-        raise DataError(f"action file {p}: {len(a)} actions but {len(t)} terminate flags")
-    return a, t.astype(np.float32)
-
-
-def _read_images(spec: str, size: tuple[int, int]) -> np.ndarray:
-    frames = []
-    for item in [s.strip() for s in spec.split(",") if s.strip()]:
-        if not Path(item).is_file():
-            raise DataError(f"context image {item} not found")
-        frames.append(np.asarray(Image.open(item).convert("RGB")))
-    return np.concatenate([resize_like_training(f[None], size) for f in frames])
-
-
 def _split_args(cfg: ImagineConfig, ckpt_config: DictConfig) -> tuple[float, int]:
     """(val_fraction, seed) of the split: the config's, else the checkpoint's training run's."""
     data_cfg = ckpt_config.get("data") or {}
@@ -203,9 +150,11 @@ def _split_args(cfg: ImagineConfig, ckpt_config: DictConfig) -> tuple[float, int
     return val_fraction, seed
 
 
-def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[int, int], k: int) -> Episode:
-    """Assemble context, actions and ground truth from the config (dataset split and/or files)."""
-    ep = None
+def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[int, int], k: int,
+                 wants_state: bool = False) -> Episode:
+    """Assemble context, actions and ground truth from the config (dataset split and/or files), and with
+    `wants_state` the episode's recorded robot states (none when files replace its actions or context)."""
+    ep, states = None, None
     if cfg.data.path:
         val_fraction, seed = _split_args(cfg, ckpt_config)
         reader = RLDSReader(cfg.data.path)
@@ -229,7 +178,9 @@ def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[
         truth: np.ndarray | None = frames[cfg.start + 1:cfg.start + 1 + length]
         instruction, text = ep.instruction, ep.language_embedding.astype(np.float32)
         label = f"episode{ep.episode_id}_start{cfg.start}"
+        states = ep.state()[cfg.start:cfg.start + length + 1] if wants_state else None
     if cfg.actions:
+        states = None
         actions, terminate = load_actions_file(cfg.actions)
         if cfg.length:
             actions, terminate = actions[:cfg.length], terminate[:cfg.length]
@@ -240,13 +191,13 @@ def load_episode(cfg: ImagineConfig, ckpt_config: DictConfig, image_size: tuple[
         if ep is None:
             label = Path(cfg.actions).stem
     if cfg.context:
-        context = _read_images(cfg.context, image_size)
-        truth = None  # the recorded frames followed the episode's own context, not these images
+        context = read_images(cfg.context, image_size)
+        truth = states = None  # the recorded frames followed the episode's own context, not these images
     if cfg.instruction:
         instruction, text = cfg.instruction, None
     return Episode(context=context, actions=np.asarray(actions, np.float32),
                    terminate=np.asarray(terminate, np.float32),
-                   truth=truth, instruction=instruction, text=text, label=label)
+                   truth=truth, instruction=instruction, text=text, label=label, states=states)
 
 
 def horizon_metrics(pred: np.ndarray, truth: np.ndarray, last_context: np.ndarray) -> dict[str, list[float]]:
@@ -281,10 +232,10 @@ def other_actions_metrics(wm: WorldModel, cfg: ImagineConfig, ckpt_config: DictC
     pick = next_other_task(ids.index(splits[cfg.data.split][cfg.data.episode]), len(ids),
                            lambda i: reader.read(ids[i]).instruction)
     nxt = replace(cfg, data=replace(cfg.data, split=split, episode=pick), start=0, length=0)
-    other = load_episode(nxt, ckpt_config, wm.image_size, wm.k)
+    other = load_episode(nxt, ckpt_config, wm.image_size, wm.k, wants_state=ep.states is not None)
     n = min(len(ep.actions), len(other.actions))
     pred = wm.rollout(ep.context, other.actions[:n], terminate=other.terminate[:n], instruction=ep.instruction,
-                      text=ep.text, progress=False)
+                      text=ep.text, progress=False, states=None if ep.states is None else other.states[:n + 1])
     truth = ep.truth[:n].astype(np.float32) / 255.0
     return {"psnr_other_actions": psnr(pred, truth).tolist(), "ssim_other_actions": ssim(pred, truth).tolist()}
 
@@ -353,11 +304,14 @@ def imagine(cfg: ImagineConfig) -> dict[str, Any]:
     results = []
     for index in indices:
         one = replace(cfg, data=replace(cfg.data, episode=index))
-        ep = load_episode(one, ckpt_config, wm.image_size, wm.k)
+        ep = load_episode(one, ckpt_config, wm.image_size, wm.k, wants_state=wm.takes_state and cfg.wm_state != "none")
+        if wm.takes_state and cfg.wm_state == "recorded" and ep.states is None:
+            raise ConfigError("this world model takes the robot state and wm_state=recorded, but action or context "
+                              "files replace the episode's: pass wm_state=none")
         print(f"imagine: {len(ep.actions)} steps ({-(-len(ep.actions) // wm.horizon)} chunks of H={wm.horizon}, "
               f"k={wm.k}) for {ep.label!r}, instruction {ep.instruction!r}, checkpoint {wm.source}")
         pred = wm.rollout(ep.context, ep.actions, terminate=ep.terminate, instruction=ep.instruction,
-                          text=ep.text, progress=True)
+                          text=ep.text, states=ep.states, progress=True)
         name = (f"{cfg.name}_{ep.label}" if len(indices) > 1 else cfg.name) if cfg.name else ep.label
         paths = write_comparison(out_dir / name, pred, ep.truth, context=ep.context, fps=cfg.fps)
         result: dict[str, Any] = {"checkpoint": str(wm.source), "label": ep.label, "instruction": ep.instruction,

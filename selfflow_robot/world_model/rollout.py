@@ -15,6 +15,12 @@ belongs to content that has moved. A model that imagines no change then shows th
 codec-blurred copy of it. Only the shown frames differ: the model, its latents and the next chunk's context
 (re-encoded from the shown frames) follow the same rule either way.
 
+The robot's state: a checkpoint trained with `train.world_model_state=true` also takes the robot state (tool
+pose, gripper) at each chunk's last context frame, so it is told where the arm is rather than inferring it from a
+few blurred tokens. `rollout(states=...)` gives the recorded states (e.g. a replay of a real episode),
+`rollout(state_reader=...)` reads them off the newest frame of each chunk's context (the real last frame first,
+then imagined ones), and with neither the model gets its learned null state.
+
     wm = WorldModel.from_pretrained("runs/demo")
     frames = wm.rollout(context_frames, actions, instruction="open top drawer")   # (T, H, W, 3) in [0, 1]
 """
@@ -36,12 +42,14 @@ from selfflow_robot.data.transforms import resize_like_training
 from selfflow_robot.model.device import precision_autocast
 from selfflow_robot.model.future import future_from_model
 from selfflow_robot.objective import sample
+from selfflow_robot.world_model.video import to_uint8
 
 DECODINGS = ("residual", "direct")
 # a change (in [0, 1] pixel units, largest over RGB) at which residual decoding stops adding the last frame's codec
 # error; chosen on the two default demo seeds' held-out rollouts, where 0.05 to 0.2 scored within 0.1 dB
 RESIDUAL_GATE = 0.1
 ActionTokens = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+StateReader = Callable[[np.ndarray], np.ndarray]   # uint8 frames (B, h, w, 3) -> raw robot states (B, 8)
 
 
 def residual_weight(frames: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -64,13 +72,15 @@ class WorldModel:
         precision: `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
         decode: `residual` (the codec's decoding, with the camera's detail kept where nothing changed) or
             `direct` (the codec's decoding alone); see the module docstring.
+        state_input: raw robot state (B, 8) -> the model's normalised state, for a checkpoint trained with
+            `train.world_model_state=true` (None: the model imagines from frames and actions alone).
     """
 
     def __init__(self, model: torch.nn.Module, codec: Any, action_tokens: ActionTokens, *,
                  language: Callable[[str], np.ndarray] | None = None, steps: int = 10, method: str = "ode",
                  cfg_scale: float = 1.0, seed: int = 0, device: str | torch.device = "cpu", precision: str = "auto",
                  resize_fn: Callable[[np.ndarray, tuple[int, int]], np.ndarray] | None = None,
-                 decode: str = "residual") -> None:
+                 decode: str = "residual", state_input: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         if decode not in DECODINGS:
             raise ValueError(f"decode must be one of {DECODINGS}, got {decode!r}")
         self.decode = decode
@@ -85,6 +95,12 @@ class WorldModel:
         self.horizon = int(model.cfg.horizon)
         self.image_size = tuple(model.cfg.image_size)
         self.resize_fn = resize_fn
+        self.state_input = state_input
+
+    @property
+    def takes_state(self) -> bool:
+        """Whether this world model was trained to take the robot's state (`train.world_model_state=true`)."""
+        return self.state_input is not None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, use_ema: bool = True, device: str = "auto", steps: int = 10,
@@ -93,9 +109,11 @@ class WorldModel:
         """Load a checkpoint (step dir or run dir): weights, codec, action statistics, language table.
         `device="auto"` picks CUDA when available."""
         pre = load_pretrained(path, use_ema=use_ema, device=device)
+        takes_state = pre.state is not None and bool(pre.config.get("train", {}).get("world_model_state", False))
         wm = cls(pre.model, pre.codec, pre.actions.normalize, language=InstructionEmbedder(pre.language_table),
                  steps=steps, method=method, cfg_scale=cfg_scale, seed=seed, device=pre.device,
-                 precision=precision, resize_fn=resize_like_training, decode=decode)
+                 precision=precision, resize_fn=resize_like_training, decode=decode,
+                 state_input=pre.state.normalize if takes_state else None)
         wm.source = pre.path
         return wm
 
@@ -121,6 +139,7 @@ class WorldModel:
     @torch.inference_mode()
     def rollout(self, context: np.ndarray, actions: np.ndarray, *, terminate: np.ndarray | None = None,
                 instruction: str | None = None, text: np.ndarray | None = None,
+                states: np.ndarray | None = None, state_reader: StateReader | None = None,
                 progress: bool = False) -> np.ndarray:
         """Predict one frame per action.
 
@@ -130,6 +149,10 @@ class WorldModel:
             actions: `(T, 7)` or `(B, T, 7)` raw RT-1 actions; action t takes frame t to frame t+1.
             terminate: `(T,)` / `(B, T)` flags (default 0).
             instruction / text: the task, as a string (looked up in the language table) or `(512,)`.
+            states: raw robot states `(T', 8)` / `(B, T', 8)` aligned with the frames: index 0 with the last
+                context frame, index t with the frame after action t; chunk i is given index i*H, so T' must
+                exceed the last chunk's start (T + 1 always does). Only for a world model that `takes_state`.
+            state_reader: instead of `states`, reads the state off each chunk's newest context frame.
             progress: show a tqdm bar over chunks.
         Returns:
             float32 `(T, H, W, 3)` (or `(B, T, H, W, 3)`) in [0, 1]: the predicted frames.
@@ -154,6 +177,7 @@ class WorldModel:
 
         H = self.horizon
         n_chunks = math.ceil(T / H)
+        state_at = self._state_source(states, state_reader, B, (n_chunks - 1) * H + 1, single)
         pad = n_chunks * H - T  # training windows past the episode end: zero motion, gripper hold, terminate
         acts_t = torch.as_tensor(np.concatenate([acts, np.zeros((B, pad, RAW_ACTION_DIM), np.float32)], 1))
         term_t = torch.as_tensor(np.concatenate([term, np.ones((B, pad), np.float32)], 1))
@@ -176,7 +200,7 @@ class WorldModel:
                  ACTIONS: tokens[:, i * H:(i + 1) * H]}                            # (B, H, 8)
             with precision_autocast(self.device, self.precision):
                 res = sample(self.model, x, [FUTURE], txt, steps=self.steps, method=self.method,
-                             cfg_scale=self.cfg_scale, generator=gen)
+                             cfg_scale=self.cfg_scale, generator=gen, robot_state=state_at(i * H, history))
             fut = future_from_model(res[FUTURE], x_ctx, per_frame, self.model.cfg.future_delta_scale)
             frames = self.codec.decode(fut, H).float()                             # (B, H, H_img, W_img, 3)
             if anchor is not None:
@@ -186,3 +210,28 @@ class WorldModel:
             history = torch.cat([history, frames], dim=1)[:, -self.k:]
         pred = torch.cat(out, dim=1)[:, :T].cpu().numpy().astype(np.float32)
         return pred[0] if single else pred
+
+    def _state_source(self, states: np.ndarray | None, reader: StateReader | None, batch: int, needed: int,
+                      single: bool) -> Callable[[int, torch.Tensor], torch.Tensor | None]:
+        """`(frame index, history (B, k, H, W, 3) in [0, 1]) -> the model's state input (B, S)`, or None (the
+        learned null state) when neither `states` nor `reader` is given."""
+        if states is None and reader is None:
+            return lambda t, history: None
+        if not self.takes_state:
+            raise ValueError("this world model was trained without the robot state (train.world_model_state=false): "
+                             "call rollout without states / state_reader")
+        if states is not None and reader is not None:
+            raise ValueError("give rollout either states or state_reader, not both")
+
+        def as_input(raw: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(self.state_input(np.asarray(raw, np.float32)), np.float32),
+                                   device=self.device)
+
+        if reader is not None:
+            return lambda t, history: as_input(reader(to_uint8(history[:, -1].cpu().numpy())))
+        st = np.asarray(states, np.float32)
+        st = st[None] if single else st
+        if st.ndim != 3 or st.shape[0] != batch or st.shape[1] < needed:
+            raise ValueError(f"states must be (T', S) or (B, T', S) with B = {batch} and T' >= {needed} (one per "
+                             f"frame up to the last chunk's start), got {np.asarray(states).shape}")
+        return lambda t, history: as_input(st[:, t])

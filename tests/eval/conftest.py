@@ -11,9 +11,9 @@ EVAL_INSTRUCTIONS = [f"{verb} {d} drawer" for verb in ("open", "close") for d in
     "place apple into top drawer"]
 
 
-def write_eval_checkpoint(run_dir: Path, seed: int = 0, **model_overrides) -> Path:
+def write_eval_checkpoint(run_dir: Path, seed: int = 0, train: dict | None = None, **model_overrides) -> Path:
     """A `tiny` checkpoint that knows every drawer/apple instruction (small action statistics)."""
-    return write_tiny_checkpoint(run_dir, seed, instructions=EVAL_INSTRUCTIONS,
+    return write_tiny_checkpoint(run_dir, seed, instructions=EVAL_INSTRUCTIONS, train=train,
                                  action_std=(0.02, 0.02, 0.02, 0.05, 0.05, 0.05, 0.5), **model_overrides)
 
 
@@ -27,6 +27,13 @@ def eval_ckpt(tmp_path_factory) -> Path:
 def eval_state_ckpt(tmp_path_factory) -> Path:
     """The same, for a model that also takes the robot's proprioception (`model.state_dim=8`)."""
     return write_eval_checkpoint(tmp_path_factory.mktemp("eval_state_run") / "staterun", state_dim=8)
+
+
+@pytest.fixture(scope="session")
+def eval_wm_state_ckpt(tmp_path_factory) -> Path:
+    """A state-conditioned checkpoint whose world model takes the state too (`train.world_model_state=true`)."""
+    return write_eval_checkpoint(tmp_path_factory.mktemp("eval_wm_state_run") / "wmstaterun", state_dim=8,
+                                 train={"world_model_state": True})
 
 
 @pytest.fixture(scope="session")

@@ -276,3 +276,62 @@ def test_imagine_eval_replays_the_ports_actions_against_its_video(eval_ckpt, sim
         append_record(f, {k: v for k, v in record.items() if k != "actions"})
     with pytest.raises(UserError, match="no port record with actions for 1 of 1"):
         imagine_eval(ImagineEvalConfig(**cfg, output_dir=str(tmp_path / "c")))
+
+
+STATE = [0.45, -0.2, 0.9, -0.6, 0.78, -0.03, 0.16, 0.0]
+
+
+@pytest.mark.sim
+def test_a_world_model_that_takes_the_state_gets_it_in_closed_loop_and_replay(eval_ckpt, eval_wm_state_ckpt,
+                                                                              sim_assets):
+    starts = read_starts([("open_top_drawer", 0)], asset_root=sim_assets)
+    wm = WorldModel.from_pretrained(eval_wm_state_ckpt, steps=1)
+    policy = SelfFlowPolicy.from_pretrained(eval_ckpt, steps=1)          # image-only: every read is the world model's
+    with pytest.raises(ConfigError, match="world model takes the robot state"):
+        imagine_episodes(wm, policy, starts, max_steps=3)
+    seen = []
+
+    def read_state(frames):
+        seen.append(frames.copy())
+        return np.tile(STATE, (len(frames), 1))
+
+    H = wm.horizon
+    eps = imagine_episodes(wm, policy, starts, max_steps=H + 2, progress=False, state_reader=read_state)
+    assert len(seen) == 1 + int(eps.steps.max() > H)
+    for chunk, frames in enumerate(seen):          # read off the newest frame at each world-model chunk
+        np.testing.assert_array_equal(frames, eps.frames[:, chunk * H])
+    acts = [np.random.default_rng(0).normal(0, 0.02, (6, 7)).astype(np.float32)]
+    recorded = replay_episodes(wm, starts, acts, states=[np.tile(STATE, (7, 1))], progress=False)
+    read = replay_episodes(wm, starts, acts, state_reader=lambda f: np.tile(STATE, (len(f), 1)), progress=False)
+    np.testing.assert_array_equal(recorded.frames, read.frames)
+    assert not np.array_equal(recorded.frames, replay_episodes(wm, starts, acts, progress=False).frames)  # null state
+    with pytest.raises(ConfigError, match="one row per frame"):
+        replay_episodes(wm, starts, acts, states=[np.tile(STATE, (6, 1))])
+
+
+@pytest.mark.sim
+def test_imagine_eval_wm_state_recorded_replays_with_the_ports_states(eval_wm_state_ckpt, sim_assets, tmp_path):
+    h, w = WorldModel.from_pretrained(eval_wm_state_ckpt).image_size
+    train_judge(JudgeTrainConfig(output_dir=str(tmp_path / "judge"), image_size=[h, w], steps=10),
+                _drawer_frames(60, (h, w)))                         # a judge that does not read the state
+    port = tmp_path / "port"
+    port.mkdir()
+    record = {"checkpoint_path": str(eval_wm_state_ckpt), "task": "open_top_drawer", "episode": 0, "success": False,
+              "seconds": 20.0, "actions": np.round(np.random.default_rng(2).normal(0, 0.05, (5, 7)), 5).tolist(),
+              "tool_state": np.tile(STATE, (6, 1)).tolist()}
+    with open(port / "episodes.jsonl", "w") as f:
+        append_record(f, record)
+    cfg = dict(world_model=str(eval_wm_state_ckpt), ckpt=[str(eval_wm_state_ckpt)], judge=str(tmp_path / "judge"),
+               port=[str(port)], tasks=["open_top_drawer"], episodes=[0], videos=0, asset_root=sim_assets,
+               replay=True)
+    runs = {s: imagine_eval(ImagineEvalConfig(**cfg, wm_state=s, output_dir=str(tmp_path / s)))
+            for s in ("recorded", "none")}
+    assert all(len(r["episodes"]) == 1 and r["episodes"][0]["steps"] == 5 for r in runs.values())
+    with pytest.raises(ConfigError, match="judge that reads it"):
+        imagine_eval(ImagineEvalConfig(**cfg, output_dir=str(tmp_path / "read")))       # wm_state=read
+    with pytest.raises(ConfigError, match="only a replay has"):
+        ImagineEvalConfig(**{**cfg, "replay": False, "wm_state": "recorded"})
+    with open(port / "episodes.jsonl", "w") as f:
+        append_record(f, {k: v for k, v in record.items() if k != "tool_state"})
+    with pytest.raises(UserError, match="lack the robot state"):
+        imagine_eval(ImagineEvalConfig(**cfg, wm_state="recorded", output_dir=str(tmp_path / "c")))

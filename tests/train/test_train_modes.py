@@ -67,8 +67,8 @@ def test_mode_sampling_and_text_dropout_follow_probabilities():
 
 
 def test_state_dropout_and_noise():
-    """World-model examples always get the null state; `state_dropout` adds the null state to a share of the
-    policy/joint examples, `state_noise` perturbs the normalised state; both off = the plain state."""
+    """World-model examples get the null state (unless `world_model_state`); `state_dropout` adds the null state to a
+    share of the policy/joint examples, `state_noise` perturbs the normalised state; both off = the plain state."""
     cfg = dit_config("tiny", image_size=(32, 40))
     _, codec = build_model(cfg)
     B = 400
@@ -91,6 +91,12 @@ def test_state_dropout_and_noise():
     noisy = flow_batch(0.0, 0.2)
     assert 0.18 < (noisy.state - plain.state).std() < 0.22 and torch.equal(noisy.state_drop, plain.state_drop)
     assert torch.equal(flow_batch(0.5, 0.2, seed=3).state, flow_batch(0.5, 0.2, seed=3).state)  # seeded
+    # train.world_model_state: the world-model examples get the state too, with the same dropout
+    wm_state = build_flow_batch(batch, codec.encode, _tokens, modes, 0.0, torch.device("cpu"),
+                                torch.Generator().manual_seed(0), state_input=lambda s: s * 2, state_dropout=0.5,
+                                world_model_state=True)
+    assert torch.equal(wm_state.state, plain.state)
+    assert 0.4 < wm_state.state_drop[0::2].float().mean() < 0.6 and 0.4 < wm_state.state_drop[1::2].float().mean() < 0.6
 
 
 def test_state_target_is_the_normalised_state_untouched_by_dropout_and_noise():

@@ -26,6 +26,7 @@ from selfflow_robot.train import parallel
 from selfflow_robot.train.config import TrainRunConfig
 from selfflow_robot.train.logger import read_metrics
 from selfflow_robot.train.trainer import Trainer
+from selfflow_robot.world_model.rollout import WorldModel
 
 
 def test_train_writes_complete_checkpoints_logs_and_loads(train_data, train_cli, tmp_path):
@@ -186,6 +187,23 @@ def test_train_with_proprioception(train_data, train_cli, tmp_path):
         policy.step(frame)
     raw_action, _ = policy.step(frame, state=np.asarray(stats["state"]["mean"], np.float32))
     assert np.isfinite(raw_action["world_vector"]).all()
+
+
+def test_train_the_world_model_with_the_state(train_data, train_cli, tmp_path):
+    """train.world_model_state=true: world-model examples alone train the state embedding (with the null state they
+    cannot), validation gives the world model the state, and the checkpoint's WorldModel takes it."""
+    wm_only = ("train.steps=2", "train.save_every=2", "train.val_every=2", "model.state_dim=8",
+               "train.modes.world_model=1.0", "train.modes.policy=0.0", "train.modes.joint=0.0")
+    embedders = {}
+    for flag in ("true", "false"):
+        run = tmp_path / flag
+        train_cli.ok(train_cli.run(train_data, run, *wm_only, f"train.world_model_state={flag}"))
+        embedders[flag] = ck.load_pretrained(run, use_ema=False).model.state_embedder.mlp[2].weight.abs().sum()
+        assert WorldModel.from_pretrained(run).takes_state == (flag == "true")
+        assert "val/psnr" in [r for r in read_metrics(run) if "val/psnr" in r][-1]
+    assert embedders["true"] > 0 and embedders["false"] == 0
+    proc = train_cli.run(train_data, tmp_path / "no_state", "train.steps=1", "train.world_model_state=true")
+    assert proc.returncode != 0 and "model.state_dim=8" in proc.stderr
 
 
 def test_train_with_a_state_readout_head(train_data, train_cli, tmp_path):

@@ -16,8 +16,10 @@ from selfflow_robot.config import structured
 from selfflow_robot.data.dataset import split_episodes
 from selfflow_robot.data.reader import RLDSReader
 from selfflow_robot.data.video_metrics import psnr
+from selfflow_robot.errors import ConfigError
 from selfflow_robot.world_model.cli import (
     ImagineConfig,
+    imagine,
     load_actions_file,
     load_episode,
     mean_over_episodes,
@@ -134,3 +136,20 @@ def test_the_action_control_takes_the_next_episode_of_another_task():
     assert pick(3, ["open", "open", "close", "open"]) == 2    # wraps around
     assert pick(2, ["open", "open", "close", "open"]) == 3
     assert pick(1, ["open", "open", "open"]) == 2              # one task: simply the next episode
+
+
+def test_imagine_gives_a_world_model_that_takes_the_state_the_episodes_recorded_state(wm_state_ckpt, wm_data,
+                                                                                      tmp_path, capsys):
+    """wm_state=recorded (the default for such a model) reads the episode's state at each chunk's start; the control
+    run pairs the other episode's actions with its own states; files replace the episode: wm_state=none."""
+    runs = {}
+    for s in ("recorded", "none"):
+        assert cli(["imagine", f"ckpt={wm_state_ckpt}", f"data.path={wm_data}", "steps=1", "length=6",
+                    "action_control=true", f"wm_state={s}", f"output_dir={tmp_path / s}"]) == 0
+        runs[s] = json.loads(next((tmp_path / s).glob("*_metrics.json")).read_text())["metrics"]
+    assert runs["recorded"]["psnr"] != runs["none"]["psnr"] and len(runs["recorded"]["psnr_other_actions"]) == 6
+    img = tmp_path / "now.png"
+    Image.fromarray(np.zeros((256, 320, 3), np.uint8)).save(img)
+    with pytest.raises(ConfigError, match="wm_state=none"):
+        imagine(structured(ImagineConfig, {"ckpt": str(wm_state_ckpt), "data": {"path": str(wm_data)},
+                                           "context": str(img), "steps": 1, "output_dir": str(tmp_path / "f")}))

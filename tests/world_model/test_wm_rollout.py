@@ -136,3 +136,45 @@ def test_residual_decoding_adds_the_imagined_change_to_the_real_last_frame(lossy
         np.testing.assert_allclose(frame, np.clip(recon, 0, 1), atol=1e-4)
     with pytest.raises(ValueError, match="decode"):
         WorldModel.from_pretrained(lossy_ckpt, decode="sharp")
+
+
+@pytest.fixture(scope="module")
+def state_wm(tmp_path_factory) -> WorldModel:
+    """A world model trained with the robot's state (`train.world_model_state=true`)."""
+    run = tmp_path_factory.mktemp("wm_state") / "run"
+    return WorldModel.from_pretrained(write_tiny_checkpoint(run, state_dim=8, train={"world_model_state": True}),
+                                      steps=1)
+
+
+def test_a_world_model_trained_with_the_state_is_given_it_at_each_chunks_start(state_wm, wm, tmp_path):
+    assert state_wm.takes_state and not wm.takes_state
+    policy_only = write_tiny_checkpoint(tmp_path / "policy_state", state_dim=8)   # the state went to the policy only
+    assert not WorldModel.from_pretrained(policy_only).takes_state
+    ctx, acts = _inputs(6)                                   # H=4: two chunks, given the states at frames 0 and 4
+    states = np.random.default_rng(3).normal(0, 0.2, (7, 8)).astype(np.float32)
+    a = state_wm.rollout(ctx, acts, states=states)
+    between = states.copy()
+    between[[1, 2, 3, 5, 6]] += 1.0                          # states between the chunks' starts are not read
+    np.testing.assert_array_equal(a, state_wm.rollout(ctx, acts, states=between))
+    moved = states.copy()
+    moved[4] += 1.0                                          # the second chunk's state changes only its frames
+    b = state_wm.rollout(ctx, acts, states=moved)
+    np.testing.assert_array_equal(a[:4], b[:4])
+    assert not np.allclose(a[4:], b[4:], atol=1e-4)
+    assert not np.allclose(a[:4], state_wm.rollout(ctx, acts)[:4], atol=1e-4)   # the learned null state differs
+    seen = []
+
+    def reader(frames):                                      # reads "the state" off each chunk's newest frame
+        seen.append(frames.copy())
+        return np.repeat(states[[0 if len(seen) == 1 else 4]], len(frames), axis=0)
+
+    np.testing.assert_allclose(state_wm.rollout(ctx, acts, state_reader=reader), a, atol=1e-6)
+    assert len(seen) == 2 and seen[0].dtype == np.uint8
+    np.testing.assert_array_equal(seen[0][0], ctx[-1])                              # the real last frame
+    np.testing.assert_array_equal(seen[1][0], (np.clip(a[3], 0, 1) * 255 + 0.5).astype(np.uint8))  # imagined
+    with pytest.raises(ValueError, match="trained without the robot state"):
+        wm.rollout(ctx, acts, states=states)
+    with pytest.raises(ValueError, match=r"T' >= 5"):
+        state_wm.rollout(ctx, acts, states=states[:4])
+    with pytest.raises(ValueError, match="not both"):
+        state_wm.rollout(ctx, acts, states=states, state_reader=reader)

@@ -16,6 +16,11 @@ executed in the port sweep from the same start, and the imagined frames are scor
 (PSNR, beside copying the start frame) as well as judged. What it measures is the world model and the judge
 alone, on this policy's own actions, so a closed-loop gap can be told apart from a world model that does not
 draw what those actions do.
+
+A world model trained with `train.world_model_state=true` also takes the robot's state at each chunk's start
+(`wm_state`): `read` (the default) has the judge read it off the newest frame, as for a state-conditioned policy;
+`recorded` (replay only) gives it the state the port recorded there, an oracle that says how well the world model
+draws an arm whose place it is told; `none` gives it the learned null state.
 Writes `episodes.jsonl` (one line per imagined episode), `ranking.{json,md,png}`, `videos/` and, for a replay,
 `replay_psnr.png` (PSNR against the port's video per frame).
 """
@@ -62,6 +67,8 @@ from selfflow_robot.policies.policy import SelfFlowPolicy
 from selfflow_robot.world_model.rollout import DECODINGS, WorldModel
 from selfflow_robot.world_model.video import compose_panels, write_video
 
+WM_STATES = ("read", "recorded", "none")
+
 
 @dataclass
 class ImagineEvalConfig:
@@ -80,6 +87,8 @@ class ImagineEvalConfig:
         replay: feed the world model the actions each checkpoint executed in the port (open loop, from `port=`
             sweeps that record them, each episode as many steps as it ran there) instead of running the policy
             on imagined frames; `max_steps` and `policy_options` are then unused.
+        wm_state: for a world model that takes the robot's state: `read` (the judge reads it off the newest
+            frame), `recorded` (replay only: the port's recorded state, an oracle) or `none` (the null state).
         videos: imagined episodes per policy written as mp4, beside the port's video of the same start when known.
         output_dir: where the episodes, the report and the videos go.
         asset_root: the simulator assets (for the start frames).
@@ -99,6 +108,7 @@ class ImagineEvalConfig:
     wm_decode: str = "residual"
     policy_options: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(f.name for f in fields(PolicyConfig)))
     replay: bool = False
+    wm_state: str = "read"
     videos: int = 2
     output_dir: str = "runs/imagine_eval"
     asset_root: str | None = None
@@ -106,6 +116,10 @@ class ImagineEvalConfig:
 
     def __post_init__(self) -> None:
         check_choice("wm_decode", self.wm_decode, list(DECODINGS))
+        check_choice("wm_state", self.wm_state, list(WM_STATES))
+        if self.wm_state == "recorded" and not self.replay:
+            raise ConfigError("wm_state=recorded gives the world model the port's recorded states, which only a "
+                              "replay has (replay=true); closed-loop episodes use wm_state=read or none")
         if self.replay and not self.port:
             raise ConfigError("replay=true replays the actions recorded in the port: give port=[EVAL_DIR,...]")
 
@@ -120,8 +134,10 @@ def _side_by_side(imagined: np.ndarray, port_video: str | None) -> np.ndarray:
     return compose_panels(pad, ["imagined", "port"])
 
 
-def _recorded_actions(records: list[dict], starts: list[Start], name: str) -> tuple[list[np.ndarray], list[bool]]:
-    """Each start's executed actions and whether the policy ended the episode, from the port's records."""
+def _recorded_actions(records: list[dict], starts: list[Start], name: str
+                      ) -> tuple[list[np.ndarray], list[bool], list[np.ndarray] | None]:
+    """Each start's executed actions, whether the policy ended the episode, and the robot state recorded with each
+    frame (None when a record lacks it), from the port's records."""
     by_key = {(r["task"], int(r["episode"])): r for r in records if r.get("actions")}
     missing = [f"{st.task} {st.episode}" for st in starts if (st.task, st.episode) not in by_key]
     if missing:
@@ -129,7 +145,26 @@ def _recorded_actions(records: list[dict], starts: list[Start], name: str) -> tu
                         f"episodes (e.g. {missing[0]}); sweeps record them since 2026-12-05: rerun "
                         f"`selfflow-robot eval` on this checkpoint, or narrow tasks/episodes")
     recs = [by_key[(st.task, st.episode)] for st in starts]
-    return [np.asarray(r["actions"], np.float32) for r in recs], [bool(r.get("terminated_by_policy")) for r in recs]
+    states = ([np.asarray(r["tool_state"], np.float32) for r in recs]
+              if all(len(r.get("tool_state") or []) == len(r["actions"]) + 1 for r in recs) else None)
+    return ([np.asarray(r["actions"], np.float32) for r in recs], [bool(r.get("terminated_by_policy")) for r in recs],
+            states)
+
+
+def _replay_state(cfg: ImagineEvalConfig, wm: WorldModel, states: list[np.ndarray] | None,
+                  reader: Any) -> dict[str, Any]:
+    """`replay_episodes`' state keywords for `cfg.wm_state` (none for a world model without a state input)."""
+    if not wm.takes_state:
+        return {}
+    if cfg.wm_state == "recorded":
+        if states is None:
+            raise UserError("wm_state=recorded: the port records lack the robot state per frame (tool_state); "
+                            "rerun `selfflow-robot eval` on this checkpoint")
+        return {"states": states}
+    if reader is None:
+        raise ConfigError("this world model takes the robot state: give a judge that reads it (trained on sweeps "
+                          "that record tool_state), or wm_state=recorded / none")
+    return {"state_reader": reader}
 
 
 def replay_psnr(eps: ImaginedEpisodes, starts: list[Start], videos: dict) -> np.ndarray:
@@ -181,6 +216,9 @@ def imagine_eval(cfg: ImagineEvalConfig) -> dict[str, Any]:
                                        max_episodes=cfg.max_episodes))
     judge = SuccessJudge.load(cfg.judge)
     wm = WorldModel.from_pretrained(cfg.world_model, steps=cfg.wm_steps, decode=cfg.wm_decode)
+    if cfg.wm_state == "none":
+        wm.state_input = None   # the learned null state
+    reader = judge.state if judge.cfg.state_dim else None
     keys = list(dict.fromkeys((j.task, j.episode) for j in jobs))
     starts = read_starts(keys, asset_root=cfg.asset_root)
     max_steps = cfg.max_steps or max(TASKS[t].max_episode_steps for t, _ in keys)
@@ -193,12 +231,11 @@ def imagine_eval(cfg: ImagineEvalConfig) -> dict[str, Any]:
         videos = {(r["task"], int(r["episode"])): r["video"] for r in records if r.get("video")}
         t0 = time.process_time()
         if cfg.replay:
-            actions, ended = _recorded_actions(records, starts, name)
-            eps = replay_episodes(wm, starts, actions, terminated=ended)
+            actions, ended, states = _recorded_actions(records, starts, name)
+            eps = replay_episodes(wm, starts, actions, terminated=ended, **_replay_state(cfg, wm, states, reader))
         else:
             policy = SelfFlowPolicy.from_pretrained(path, **options)
-            eps = imagine_episodes(wm, policy, starts, max_steps=max_steps,
-                                   state_reader=judge.state if judge.cfg.state_dim else None)
+            eps = imagine_episodes(wm, policy, starts, max_steps=max_steps, state_reader=reader)
         tasks = [st.task for st in starts]
         opening = judge.opening(eps.last_frames(), tasks)
         success = successes(tasks, opening)

@@ -13,6 +13,8 @@ sweeps that record the state): an imagined episode has no simulator to ask.
     episodes = imagine_episodes(WorldModel.from_pretrained(wm_dir, steps=1), SelfFlowPolicy.from_pretrained(p),
                                 starts, max_steps=113)
 
+A world model that takes the robot's state (`WorldModel.takes_state`) gets the same reading at each chunk's start.
+
 `replay_episodes` is the open-loop counterpart: the world model is fed the actions a policy executed in the port
 from the same start, so what it imagines can be set beside what the simulator showed, with no policy reacting to
 its errors.
@@ -90,8 +92,12 @@ def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Se
                      state_reader: Callable[[np.ndarray], np.ndarray] | None = None) -> ImaginedEpisodes:
     """Run every start as one closed-loop episode of at most `max_steps` actions, all episodes in one batch.
 
-    `state_reader`: uint8 frames `(B, h, w, 3)` -> the robot states `(B, 8)` they show, for a policy that takes the
-    state (`SuccessJudge.state`); unused by image-only policies."""
+    `state_reader`: uint8 frames `(B, h, w, 3)` -> the robot states `(B, 8)` they show, for a policy or a world model
+    that takes the state (`SuccessJudge.state`); unused by image-only ones."""
+    if world_model.takes_state and state_reader is None:
+        raise ConfigError("this world model takes the robot state (trained with train.world_model_state=true), which "
+                          "an imagined episode has only as pixels: give imagine-eval a judge that reads it "
+                          "(`selfflow-robot judge train` on sweeps that record tool_state)")
     if policy.state_dim and state_reader is None:
         raise ConfigError("this policy conditions on the robot state, which an imagined episode has only as pixels: "
                           "give imagine-eval a judge that reads it (`selfflow-robot judge train` on sweeps that "
@@ -115,15 +121,18 @@ def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Se
     while t < max_steps and not terminated.all():
         history = frames[:, max(0, t + 1 - policy.k):t + 1]
         obs = [{T.IMAGE: history[b]} for b in range(B)]
+        state = (np.asarray(state_reader(frames[:, t]), np.float32)
+                 if policy.state_dim or world_model.takes_state else None)     # (B, 8) read off the newest frame
         if policy.state_dim:
-            for o, s in zip(obs, np.asarray(state_reader(frames[:, t]), np.float32)):
+            for o, s in zip(obs, state):
                 o[T.STATE] = s
         replies = policy.infer_batch(list(zip(sessions, obs)))
         actions = np.stack([r[T.ACTIONS] for r in replies])                  # (B, H, 7) raw RT-1 actions
         stop = np.stack([r[T.TERMINATE_KEY] for r in replies]) >= 0.5       # (B, H)
         n = min(actions.shape[1], max_steps - t)
         context = frames[:, max(0, t + 1 - world_model.k):t + 1]
-        pred = world_model.rollout(context, actions[:, :n], terminate=stop[:, :n].astype(np.float32), text=text)
+        pred = world_model.rollout(context, actions[:, :n], terminate=stop[:, :n].astype(np.float32), text=text,
+                                   states=state[:, None] if world_model.takes_state else None)
         frames[:, t + 1:t + 1 + n] = to_uint8(pred)
         for b in np.flatnonzero(~terminated & stop[:, :n].any(axis=1)):
             steps[b] = t + 1 + int(np.argmax(stop[b, :n]))
@@ -135,11 +144,16 @@ def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Se
 
 
 def replay_episodes(world_model: WorldModel, starts: Sequence[Start], actions: Sequence[np.ndarray], *,
-                    terminated: Sequence[bool] | None = None, progress: bool = True) -> ImaginedEpisodes:
+                    terminated: Sequence[bool] | None = None, states: Sequence[np.ndarray] | None = None,
+                    state_reader: Callable[[np.ndarray], np.ndarray] | None = None,
+                    progress: bool = True) -> ImaginedEpisodes:
     """Imagine each start's recorded actions `(T_i, 7)` open loop, all episodes in one batch.
 
     `terminated[i]`: the policy ended episode i with its last action (that action carries the terminate flag).
-    Past an episode's end the world model sees what training windows show there: zero motion, terminate."""
+    Past an episode's end the world model sees what training windows show there: zero motion, terminate.
+    For a world model that takes the robot's state: `states[i]` `(T_i + 1, 8)`, the state recorded with each
+    frame of episode i (an oracle: where the arm really was), or `state_reader`, which reads it off each chunk's
+    newest frame (the start, then imagined ones); with neither, its learned null state."""
     if len(actions) != len(starts) or any(np.asarray(a).ndim != 2 or len(a) == 0 for a in actions):
         raise ConfigError("replay_episodes needs one non-empty (T, 7) action array per start")
     B, T = len(starts), max(len(a) for a in actions)
@@ -151,8 +165,15 @@ def replay_episodes(world_model: WorldModel, starts: Sequence[Start], actions: S
         term[i, :steps[i]] = 0.0
         if terminated is not None and terminated[i]:
             term[i, steps[i] - 1] = 1.0
+    per_frame = None
+    if states is not None:
+        if len(states) != B or any(len(s) != n + 1 for s, n in zip(states, steps)):
+            raise ConfigError("replay_episodes needs one (T_i + 1, 8) state array per start, one row per frame")
+        arrays = [np.asarray(x, np.float32) for x in states]
+        per_frame = np.stack([np.concatenate([a, np.repeat(a[-1:], T + 1 - len(a), 0)]) for a in arrays])
     first, text = _start_batch(world_model, starts)
-    pred = world_model.rollout(first[:, None], acts, terminate=term, text=text, progress=progress)
+    pred = world_model.rollout(first[:, None], acts, terminate=term, text=text, states=per_frame,
+                               state_reader=state_reader, progress=progress)
     frames = np.concatenate([first[:, None], to_uint8(pred)], axis=1)
     ended = np.zeros(B, bool) if terminated is None else np.asarray(terminated, bool)
     return ImaginedEpisodes(frames, steps, ended)
