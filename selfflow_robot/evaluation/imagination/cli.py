@@ -64,7 +64,7 @@ from selfflow_robot.evaluation.suites import plan_jobs
 from selfflow_robot.files import atomic_write_bytes, check_writable_dir
 from selfflow_robot.policies.config import PolicyConfig
 from selfflow_robot.policies.policy import SelfFlowPolicy
-from selfflow_robot.world_model.rollout import DECODINGS, WorldModel
+from selfflow_robot.world_model.rollout import DECODINGS, StateReader, WorldModel
 from selfflow_robot.world_model.video import compose_panels, write_video
 
 WM_STATES = ("read", "recorded", "none")
@@ -152,7 +152,7 @@ def _recorded_actions(records: list[dict], starts: list[Start], name: str
 
 
 def _replay_state(cfg: ImagineEvalConfig, wm: WorldModel, states: list[np.ndarray] | None,
-                  reader: Any) -> dict[str, Any]:
+                  reader: StateReader | None) -> dict[str, Any]:
     """`replay_episodes`' state keywords for `cfg.wm_state` (none for a world model without a state input)."""
     if not wm.takes_state:
         return {}

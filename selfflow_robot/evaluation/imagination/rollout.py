@@ -21,7 +21,7 @@ its errors.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +32,7 @@ from selfflow_robot.data.transforms import resize_like_training
 from selfflow_robot.envs.tasks import make_env, overhead_rgb
 from selfflow_robot.errors import ConfigError
 from selfflow_robot.policies.policy import SelfFlowPolicy
-from selfflow_robot.world_model.rollout import WorldModel
+from selfflow_robot.world_model.rollout import StateReader, WorldModel
 from selfflow_robot.world_model.video import to_uint8
 
 
@@ -89,7 +89,7 @@ def _start_batch(world_model: WorldModel, starts: Sequence[Start]) -> tuple[np.n
 
 def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Sequence[Start], *,
                      max_steps: int, progress: bool = True,
-                     state_reader: Callable[[np.ndarray], np.ndarray] | None = None) -> ImaginedEpisodes:
+                     state_reader: StateReader | None = None) -> ImaginedEpisodes:
     """Run every start as one closed-loop episode of at most `max_steps` actions, all episodes in one batch.
 
     `state_reader`: uint8 frames `(B, h, w, 3)` -> the robot states `(B, 8)` they show, for a policy or a world model
@@ -145,7 +145,7 @@ def imagine_episodes(world_model: WorldModel, policy: SelfFlowPolicy, starts: Se
 
 def replay_episodes(world_model: WorldModel, starts: Sequence[Start], actions: Sequence[np.ndarray], *,
                     terminated: Sequence[bool] | None = None, states: Sequence[np.ndarray] | None = None,
-                    state_reader: Callable[[np.ndarray], np.ndarray] | None = None,
+                    state_reader: StateReader | None = None,
                     progress: bool = True) -> ImaginedEpisodes:
     """Imagine each start's recorded actions `(T_i, 7)` open loop, all episodes in one batch.
 
