@@ -14,6 +14,7 @@ AdamW, EMA); validation and checkpoints are off in both. Prints one JSON line: s
 (start-up included), and the ratios new / old.
 
     python scripts/bench_demo_training.py --demo runs/demo --seconds 300
+    python scripts/bench_demo_training.py --demo runs/demo --seconds 300 --new-extra train.draws_per_window=8
 
 Needs the demo's `demos/` and (for the new recipe) `demos/codec/` (`selfflow-robot demo 'phases=[collect,codec]'`).
 """
@@ -36,14 +37,19 @@ from selfflow_robot.model.config import SIZES
 from selfflow_robot.train.logger import read_metrics
 
 
-def recipes(demo: Path, work: Path) -> dict[str, list[str]]:
-    """The two recipes' `train` overrides, each writing to its own folder under `work`."""
+def recipes(demo: Path, work: Path, new_extra: list[str] | None = None) -> dict[str, list[str]]:
+    """The two recipes' `train` overrides, each writing to its own folder under `work`.
+
+    `new_extra` is appended to the new recipe only (a variant of the default, e.g. `train.draws_per_window=8`);
+    the old recipe is the default's without it.
+    """
     cfg = structured(DemoConfig, load_config("demo", [f"output_dir={demo}"], schema=DemoConfig))
     new = train_overrides(cfg, demo)
     tiny = SIZES["tiny"]
     old = [*new, "model.codec=pixel", f"model.patch_size={tiny.patch_size}", "model.attention=full",
            "train.draws_per_window=1", "data.latents=off", "train.precision=fp32"]
     common = ["train.val_every=0", "train.save_every=0", "train.log_every=5", "resume=false"]
+    new = [*new, *(new_extra or [])]
     return {name: [*o, *common, f"output_dir={work / name}"] for name, o in (("old", old), ("new", new))}
 
 
@@ -66,6 +72,8 @@ def main() -> int:
     ap.add_argument("--demo", default="runs/demo", help="a demo output dir holding demos/ and demos/codec/")
     ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    ap.add_argument("--new-extra", nargs="*", default=[], metavar="OVERRIDE",
+                    help="extra `train` overrides for the new recipe only, e.g. train.draws_per_window=8")
     args = ap.parse_args()
     demo = Path(args.demo)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
@@ -73,7 +81,7 @@ def main() -> int:
         work = Path(tmp)
         procs = {name: subprocess.Popen([sys.executable, "-m", "selfflow_robot.cli", "train", *o], env=env,
                                         stdout=subprocess.DEVNULL, stderr=open(work / f"{name}.log", "w"))  # noqa: SIM115
-                 for name, o in recipes(demo, work).items()}
+                 for name, o in recipes(demo, work, args.new_extra).items()}
         t0 = time.time()
         while time.time() - t0 < args.seconds and all(p.poll() is None for p in procs.values()):
             time.sleep(2)
@@ -86,8 +94,8 @@ def main() -> int:
             print((work / f"{failed[0]}.log").read_text()[-3000:], file=sys.stderr)
             return 1
         out = {name: measure(read_metrics(work / name), seconds) for name in procs}
-    res = {"seconds": round(seconds, 1), "threads_each": args.threads, **{f"{k}_{n}": v for n, m in out.items()
-                                                                          for k, v in m.items()}}
+    res = {"seconds": round(seconds, 1), "threads_each": args.threads, "new_extra": args.new_extra,
+           **{f"{k}_{n}": v for n, m in out.items() for k, v in m.items()}}
     for k in ("windows_per_s_median", "signals_per_s_median", "signals_per_s_wall"):
         if out["old"].get(k):
             res[f"ratio_{k}"] = out["new"][k] / out["old"][k]
