@@ -41,7 +41,8 @@ def recipes(demo: Path, work: Path, new_extra: list[str] | None = None) -> dict[
     """The two recipes' `train` overrides, each writing to its own folder under `work`.
 
     `new_extra` is appended to the new recipe only (a variant of the default, e.g. `train.draws_per_window=8`);
-    the old recipe is the default's without it.
+    the old recipe is the default's without it. The race's own settings come after it and win: validation and
+    checkpoints stay off in both.
     """
     cfg = structured(DemoConfig, load_config("demo", [f"output_dir={demo}"], schema=DemoConfig))
     new = train_overrides(cfg, demo)
