@@ -9,6 +9,10 @@
 # exit code. Needs a CUDA build of torch and the package (pip install -e ".[dev]"). The xl benches run on random
 # latents, so no SD-VAE download is needed. At most 8 files land in $OUT; the datasets and checkpoints go to $WORK.
 #
+# The training data: $DATA (default runs/demo/demos, the demo's demos), else synthetic episodes. A device machine that
+# takes a limited upload can be given a subset, e.g. the demo's last shard (8 episodes, 15 MB) as a one-shard dataset.
+# `xl` runs at batch $BIG_BATCH (default 4): batch 8 fits a 141 GB H200 but not an 80 GB H100.
+#
 # Dry run on a CPU (same commands, tiny sizes, a minute or two), before spending GPU time:
 #   DEVICE=cpu BIG=tiny SMALL=tiny SMALL_STEPS=20 EPISODES=8 bash scripts/gpu_check.sh
 set -uo pipefail
@@ -17,6 +21,7 @@ OUT="${OUT:-runs/gpu_check}"
 WORK="${WORK:-$(mktemp -d)}"
 DEVICE="${DEVICE:-cuda}"
 BIG="${BIG:-xl}"                 # size of the two benches
+BIG_BATCH="${BIG_BATCH:-4}"      # batch of the training bench
 SMALL="${SMALL:-small}"          # size of the short training
 SMALL_STEPS="${SMALL_STEPS:-200}"
 SMALL_SECONDS="${SMALL_SECONDS:-210}"
@@ -24,6 +29,7 @@ EPISODES="${EPISODES:-64}"       # synthetic episodes when runs/demo/demos is ab
 PY="${PYTHON:-$(command -v python || command -v python3)}"
 CLI="${CLI:-$(command -v selfflow-robot || echo "$PY -m selfflow_robot.cli")}"
 export PYTHONUNBUFFERED=1
+export PYTORCH_CUDA_ALLOC_CONF="${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}"  # less fragmentation near the limit
 mkdir -p "$OUT" "$WORK"
 : >"$OUT/status.txt"
 
@@ -40,7 +46,7 @@ part() {  # part NAME SECONDS CMD...: run CMD under a time limit, record its exi
 torch.cuda.get_device_name() if torch.cuda.is_available() else '')"; } | tee "$OUT/gpu.txt"
 
 part "1_bench_train_$BIG" 150 "$PY" scripts/bench_train.py --compare recipes --draws 4 --model "$BIG" \
-    --device "$DEVICE" --dtype bf16 --batch-size 8 --steps 12 --rounds 3 --warmup 3 --peak-seconds 3 \
+    --device "$DEVICE" --dtype bf16 --batch-size "$BIG_BATCH" --steps 12 --rounds 3 --warmup 3 --peak-seconds 3 \
     > "$OUT/bench_train.json"
 cat "$OUT/bench_train.json"
 
