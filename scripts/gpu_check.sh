@@ -11,7 +11,8 @@
 #
 # The training data: $DATA (default runs/demo/demos, the demo's demos), else synthetic episodes. A device machine that
 # takes a limited upload can be given a subset, e.g. the demo's last shard (8 episodes, 15 MB) as a one-shard dataset.
-# `xl` runs at batch $BIG_BATCH (default 4): batch 8 fits a 141 GB H200 but not an 80 GB H100.
+# The training bench runs at batch $BIG_BATCH (default 4): at batch 8 it holds both recipes' `xl` models, which fit
+# a 141 GB H200 but not an 80 GB H100.
 #
 # Dry run on a CPU (same commands, tiny sizes, a minute or two), before spending GPU time:
 #   DEVICE=cpu BIG=tiny SMALL=tiny SMALL_STEPS=20 EPISODES=8 bash scripts/gpu_check.sh
